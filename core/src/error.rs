@@ -1,0 +1,121 @@
+//! The crate's errors: a parameter that cannot work, and a sampler that left the finite numbers.
+
+use core::fmt;
+
+/// A parameter outside the range where the model or sampler is defined.
+///
+/// Returned by every constructor that validates its input, so that impossible settings are
+/// caught before a sampler runs rather than showing up as NaN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ParamError {
+    /// The parameter's name, as in the constructor's signature.
+    pub parameter: &'static str,
+    /// What the parameter must satisfy, e.g. `"finite and > 0"`.
+    pub requirement: &'static str,
+}
+
+impl ParamError {
+    /// `Ok(())` when `holds`, else the error for `parameter`.
+    pub(crate) fn require(
+        holds: bool,
+        parameter: &'static str,
+        requirement: &'static str,
+    ) -> Result<(), ParamError> {
+        if holds {
+            Ok(())
+        } else {
+            Err(ParamError {
+                parameter,
+                requirement,
+            })
+        }
+    }
+
+    /// `Ok(())` when `value` is finite and strictly positive.
+    pub(crate) fn positive(value: f32, parameter: &'static str) -> Result<(), ParamError> {
+        Self::require(
+            value.is_finite() && value > 0.0,
+            parameter,
+            "finite and > 0",
+        )
+    }
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid `{}`: must be {}",
+            self.parameter, self.requirement
+        )
+    }
+}
+
+impl core::error::Error for ParamError {}
+
+/// Why one solver step failed (the [`Sampler`](crate::Sampler) adds the step number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum StepError {
+    /// The score returned NaN or ±∞.
+    NonFiniteScore,
+    /// The state became NaN or ±∞ (the step diverged).
+    NonFiniteState,
+}
+
+/// A sampler stopped because it left the finite numbers; `step` is the 0-based index of the
+/// step that failed (for a [`Sampler`](crate::Sampler) with `K` steps, index `K` is the final
+/// denoising step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SampleError {
+    /// The score was NaN or ±∞ at this step.
+    NonFiniteScore {
+        /// 0-based step index.
+        step: u32,
+    },
+    /// The state became NaN or ±∞ during this step.
+    NonFiniteState {
+        /// 0-based step index.
+        step: u32,
+    },
+}
+
+impl SampleError {
+    /// Attaches the step index to a step's error.
+    pub(crate) fn at(step: u32, error: StepError) -> Self {
+        match error {
+            StepError::NonFiniteScore => SampleError::NonFiniteScore { step },
+            StepError::NonFiniteState => SampleError::NonFiniteState { step },
+        }
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StepError::NonFiniteScore => "the score is not finite",
+            StepError::NonFiniteState => "the state is not finite (the sampler diverged)",
+        })
+    }
+}
+
+impl fmt::Display for SampleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleError::NonFiniteScore { step } => {
+                write!(f, "step {step}: the score is not finite")
+            }
+            SampleError::NonFiniteState { step } => write!(
+                f,
+                "step {step}: the state is not finite (the sampler diverged; try more steps)"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for StepError {}
+impl core::error::Error for SampleError {}

@@ -1,0 +1,118 @@
+//! Time grids `t₀ = t_start > t₁ > … > t_K = t_end` for the reverse-time samplers.
+//!
+//! - [`Schedule::Uniform`]: equal steps in `t`, `t_i = t_start + i(t_end − t_start)/K`
+//!   (score_sde's grid);
+//! - [`Schedule::Karras`]: the EDM grid of Karras et al. (2022), equal steps in `σ̃^{1/ρ}` where
+//!   `σ̃ = σ/α = e^{−λ}` is the noise-to-signal ratio; small steps near the data;
+//! - [`Schedule::LogSnr`]: equal steps in the log-SNR `λ` (DPM-Solver's grid).
+//!
+//! The last two are mapped back to times with [`LinearSde::time_at_log_snr`]; the grid points
+//! are computed when asked, so a grid costs no memory.
+
+use crate::error::ParamError;
+use crate::math;
+use crate::sde::LinearSde;
+
+/// How the grid points are spaced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Schedule {
+    /// Equal steps in `t`.
+    Uniform,
+    /// Equal steps in `σ̃^{1/ρ}` (EDM; `rho = 7` is the usual choice).
+    Karras {
+        /// The exponent ρ.
+        rho: f32,
+    },
+    /// Equal steps in the log-SNR.
+    LogSnr,
+}
+
+/// `steps + 1` times from `t_start` down to `t_end`, spaced by a [`Schedule`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimeGrid {
+    schedule: Schedule,
+    t_start: f32,
+    t_end: f32,
+    steps: u32,
+}
+
+impl TimeGrid {
+    /// A grid of `steps ≥ 1` steps from `t_start` down to `t_end`, with `0 < t_end < t_start`.
+    pub fn new(
+        schedule: Schedule,
+        t_start: f32,
+        t_end: f32,
+        steps: u32,
+    ) -> Result<Self, ParamError> {
+        ParamError::positive(t_end, "t_end")?;
+        ParamError::require(
+            t_start.is_finite() && t_start > t_end,
+            "t_start",
+            "finite and > t_end",
+        )?;
+        ParamError::require(steps >= 1, "steps", ">= 1")?;
+        if let Schedule::Karras { rho } = schedule {
+            ParamError::positive(rho, "rho")?;
+        }
+        Ok(TimeGrid {
+            schedule,
+            t_start,
+            t_end,
+            steps,
+        })
+    }
+
+    /// A uniform grid.
+    pub fn uniform(t_start: f32, t_end: f32, steps: u32) -> Result<Self, ParamError> {
+        Self::new(Schedule::Uniform, t_start, t_end, steps)
+    }
+
+    /// The number of steps `K`.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// The first time, `t₀`.
+    pub fn t_start(&self) -> f32 {
+        self.t_start
+    }
+
+    /// The last time, `t_K`.
+    pub fn t_end(&self) -> f32 {
+        self.t_end
+    }
+
+    /// The spacing.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// The time `t_i` for `i ∈ 0..=K` (clamped to `K`); `t₀` and `t_K` are exact.
+    pub fn time<D: LinearSde>(&self, sde: &D, i: u32) -> f32 {
+        if i == 0 {
+            return self.t_start;
+        }
+        if i >= self.steps {
+            return self.t_end;
+        }
+        let fraction = i as f32 / self.steps as f32;
+        match self.schedule {
+            Schedule::Uniform => {
+                self.t_start + i as f32 * (self.t_end - self.t_start) / self.steps as f32
+            }
+            Schedule::LogSnr => {
+                let (first, last) = (sde.log_snr(self.t_start), sde.log_snr(self.t_end));
+                sde.time_at_log_snr(first + fraction * (last - first))
+            }
+            Schedule::Karras { rho } => {
+                // σ̃^{1/ρ} = e^{−λ/ρ}
+                let root = |t: f32| math::exp(-sde.log_snr(t) / rho);
+                let (first, last) = (root(self.t_start), root(self.t_end));
+                let sigma_root = first + fraction * (last - first);
+                sde.time_at_log_snr(-rho * math::ln(sigma_root))
+            }
+        }
+    }
+}

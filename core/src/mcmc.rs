@@ -1,0 +1,203 @@
+//! Langevin MCMC for a time-independent target `p ∝ e^{−U}` given its score `s = −∇U`.
+//!
+//! - [`Ula`], the unadjusted Langevin algorithm: Euler–Maruyama on the overdamped Langevin
+//!   equation `dx = s(x) dt + √2 dW`, i.e. `x ← x + εs(x) + √(2ε)·η`. (The variant with
+//!   `ε/2·s` and `√(2ε)` noise, found in some tutorials, samples a law twice as hot: it is
+//!   not this one.) Its stationary law has an O(ε) bias: for a Gaussian target of variance
+//!   `v` the chain's variance is `v/(1 − ε/2v)`.
+//! - [`Underdamped`], kinetic Langevin `dx = v dt`, `m dv = kT·s(x) dt − γv dt + √(2γkT) dW`
+//!   (fluctuation–dissipation: the noise strength `2γkT` makes `e^{−U}·e^{−mv²/2kT}`
+//!   stationary), integrated by the BAOAB splitting of Leimkuhler & Matthews (2013), whose
+//!   O-step is the exact Ornstein–Uhlenbeck flow of the velocity: exact for a free particle.
+
+use crate::error::{ParamError, SampleError, StepError};
+use crate::noise::GaussianStream;
+use crate::observe::Observer;
+use crate::score::Score;
+use crate::solver::checked_score;
+use crate::{math, vector};
+use rand_core::Rng;
+
+/// One Langevin step `x + ε·s + √(2ε)·z`, shared by ULA, the corrector and annealed Langevin.
+#[inline]
+pub(crate) fn langevin_update<const N: usize>(
+    x: &[f32; N],
+    s: &[f32; N],
+    eps: f32,
+    z: &[f32; N],
+) -> [f32; N] {
+    let scale = math::sqrt(2.0 * eps);
+    core::array::from_fn(|d| x[d] + eps * s[d] + scale * z[d])
+}
+
+/// Fails with the step index when `x` is not finite.
+fn check_state<const N: usize>(x: &[f32; N], step: u32) -> Result<(), SampleError> {
+    if vector::all_finite(x) {
+        Ok(())
+    } else {
+        Err(SampleError::NonFiniteState { step })
+    }
+}
+
+/// The unadjusted Langevin algorithm with step `ε`: `x ← x + εs(x) + √(2ε)·η`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ula {
+    step_size: f32,
+}
+
+impl Ula {
+    /// ULA with step size `step_size > 0`.
+    pub fn new(step_size: f32) -> Result<Self, ParamError> {
+        ParamError::positive(step_size, "step_size")?;
+        Ok(Ula { step_size })
+    }
+
+    /// One step.
+    #[inline]
+    pub fn step<S: Score<N>, R: Rng, const N: usize>(
+        &self,
+        score: &S,
+        x: &mut [f32; N],
+        noise: &mut GaussianStream<R>,
+    ) -> Result<(), StepError> {
+        let s = checked_score(score, x, 0.0)?;
+        *x = langevin_update(x, &s, self.step_size, &noise.normal());
+        Ok(())
+    }
+
+    /// `steps` steps; the observer sees the start (step 0, t = 0) and each step `i + 1` at
+    /// `t = (i + 1)ε`.
+    pub fn run<S: Score<N>, R: Rng, O: Observer<N>, const N: usize>(
+        &self,
+        score: &S,
+        x: &mut [f32; N],
+        steps: u32,
+        noise: &mut GaussianStream<R>,
+        observer: &mut O,
+    ) -> Result<(), SampleError> {
+        observer.observe(0, 0.0, x);
+        for i in 0..steps {
+            let mut next = *x;
+            self.step(score, &mut next, noise)
+                .map_err(|e| SampleError::at(i, e))?;
+            check_state(&next, i)?;
+            *x = next;
+            observer.observe(i + 1, (i + 1) as f32 * self.step_size, x);
+        }
+        Ok(())
+    }
+}
+
+/// Position, velocity and the force at the position, carried between BAOAB steps so that each
+/// step costs one score evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KineticState<const N: usize> {
+    /// Position.
+    pub x: [f32; N],
+    /// Velocity.
+    pub v: [f32; N],
+    force: [f32; N],
+}
+
+/// Underdamped (kinetic) Langevin dynamics with mass `m`, friction `γ`, temperature `kT` and
+/// time step `dt`, by BAOAB. The force is `kT·s(x)`, so the position marginal is the target.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Underdamped {
+    mass: f32,
+    kt: f32,
+    dt: f32,
+    /// `e^{−γ dt/m}`, the velocity kept by the O-step.
+    velocity_decay: f32,
+    /// `√(kT/m·(1 − e^{−2γ dt/m}))`, the O-step's noise.
+    velocity_noise: f32,
+}
+
+impl Underdamped {
+    /// Kinetic Langevin with `mass`, `friction`, `kt` and `dt`, all > 0.
+    pub fn new(mass: f32, friction: f32, kt: f32, dt: f32) -> Result<Self, ParamError> {
+        ParamError::positive(mass, "mass")?;
+        ParamError::positive(friction, "friction")?;
+        ParamError::positive(kt, "kt")?;
+        ParamError::positive(dt, "dt")?;
+        let rate = friction * dt / mass;
+        Ok(Underdamped {
+            mass,
+            kt,
+            dt,
+            velocity_decay: math::exp(-rate),
+            velocity_noise: math::sqrt(-kt / mass * math::expm1(-2.0 * rate)),
+        })
+    }
+
+    /// The time step.
+    pub fn dt(&self) -> f32 {
+        self.dt
+    }
+
+    fn force<S: Score<N>, const N: usize>(
+        &self,
+        score: &S,
+        x: &[f32; N],
+    ) -> Result<[f32; N], StepError> {
+        Ok(vector::scale(self.kt, &checked_score(score, x, 0.0)?))
+    }
+
+    /// The state at `x` with velocity `v` (evaluates the force once).
+    pub fn start<S: Score<N>, const N: usize>(
+        &self,
+        score: &S,
+        x: [f32; N],
+        v: [f32; N],
+    ) -> Result<KineticState<N>, StepError> {
+        Ok(KineticState {
+            x,
+            v,
+            force: self.force(score, &x)?,
+        })
+    }
+
+    /// One BAOAB step: half kick, half drift, exact friction and noise, half drift, half kick.
+    pub fn step<S: Score<N>, R: Rng, const N: usize>(
+        &self,
+        score: &S,
+        state: &mut KineticState<N>,
+        noise: &mut GaussianStream<R>,
+    ) -> Result<(), StepError> {
+        let half_dt = 0.5 * self.dt;
+        let kick = half_dt / self.mass;
+        let v = vector::axpy(kick, &state.force, &state.v); // B
+        let x = vector::axpy(half_dt, &v, &state.x); // A
+        let z: [f32; N] = noise.normal();
+        let v: [f32; N] =
+            core::array::from_fn(|d| self.velocity_decay * v[d] + self.velocity_noise * z[d]); // O
+        let x = vector::axpy(half_dt, &v, &x); // A
+        let force = self.force(score, &x)?;
+        let v = vector::axpy(kick, &force, &v); // B
+        *state = KineticState { x, v, force };
+        Ok(())
+    }
+
+    /// `steps` steps; the observer sees the positions (step 0 is the start, t = i·dt).
+    pub fn run<S: Score<N>, R: Rng, O: Observer<N>, const N: usize>(
+        &self,
+        score: &S,
+        state: &mut KineticState<N>,
+        steps: u32,
+        noise: &mut GaussianStream<R>,
+        observer: &mut O,
+    ) -> Result<(), SampleError> {
+        observer.observe(0, 0.0, &state.x);
+        for i in 0..steps {
+            let mut next = *state;
+            self.step(score, &mut next, noise)
+                .map_err(|e| SampleError::at(i, e))?;
+            check_state(&next.x, i)?;
+            check_state(&next.v, i)?;
+            *state = next;
+            observer.observe(i + 1, (i + 1) as f32 * self.dt, &state.x);
+        }
+        Ok(())
+    }
+}
