@@ -7,17 +7,18 @@
 //!
 //! | function | default | with `fast-math` | bound (tested in `tests/math_accuracy.rs`) |
 //! |---|---|---|---|
-//! | [`sqrt`] | `libm::sqrtf` | `libm::sqrtf` | correctly rounded (0.5 ULP) |
-//! | [`exp`] | `libm::expf` | `micromath` | 1 ULP; fast-math: 2·10⁻⁴ relative |
-//! | [`ln`] | `libm::logf` | `micromath` | 1 ULP; fast-math: 10⁻⁴ absolute |
-//! | [`sin`], [`cos`] | `libm::sinf`/`cosf` | `micromath` | 1 ULP; fast-math: 10⁻³ absolute |
-//! | [`expm1`], [`log1p`], [`asinh`] | libm | libm | 1–2 ULP |
-//! | [`sin_cos_turns`] | own f32 kernel | own f32 kernel | 2 ULP of max(\|sin\|, \|cos\|)... see fn |
+//! | [`sqrt`] | `libm::sqrtf` | `libm::sqrtf` | correctly rounded |
+//! | [`exp`] | `libm::expf` | micromath | 0.86 ULP; fast-math: 2.5·10⁻³ relative |
+//! | [`sin`], [`cos`] | `libm::sinf`/`cosf` | micromath | < 1 ULP; fast-math: 1.2·10⁻³ absolute |
+//! | [`ln`], [`expm1`], [`log1p`], [`asinh`] | libm | libm | < 1 ULP (ln 0.71, expm1 0.78) |
+//! | [`sin_cos_turns`] | own f32 kernel | own f32 kernel | 1.5 ULP of max(\|sin\|, \|cos\|) |
 //!
-//! `fast-math` keeps `sqrt`, `expm1`, `log1p`: micromath's versions are far less accurate and
-//! the schedules need them near 0. `libm::sinf`/`cosf` compute in f64 internally (emulated in
-//! software on a Cortex-M4F); the Box–Muller hot path therefore uses [`sin_cos_turns`], a
-//! native-f32 kernel for `sin 2πu`, `cos 2πu` with exact range reduction.
+//! `fast-math` keeps `ln`, `sqrt`, `expm1` and `log1p` on libm: measured against f64,
+//! micromath 2.1's `ln` is wrong by up to 0.118 for some arguments below 1 (e.g. 0.7506),
+//! its `sqrt` is an approximation, and the schedules need `expm1`/`log1p` accurate near 0.
+//! `libm::sinf`/`cosf` compute in f64 internally (emulated in software on a Cortex-M4F); the
+//! Box–Muller hot path therefore uses [`sin_cos_turns`], a native-f32 kernel for `sin 2πu`,
+//! `cos 2πu` with exact range reduction, and `libm::logf`, which is pure f32.
 
 /// Square root, correctly rounded.
 #[inline]
@@ -52,13 +53,10 @@ pub fn exp(x: f32) -> f32 {
     return micromath::F32Ext::exp(x);
 }
 
-/// Natural logarithm.
+/// Natural logarithm (libm with or without `fast-math`: see the table above).
 #[inline]
 pub fn ln(x: f32) -> f32 {
-    #[cfg(not(feature = "fast-math"))]
-    return libm::logf(x);
-    #[cfg(feature = "fast-math")]
-    return micromath::F32Ext::ln(x);
+    libm::logf(x)
 }
 
 /// Sine (radians).
@@ -89,9 +87,9 @@ pub fn powf(x: f32, y: f32) -> f32 {
 ///
 /// The range reduction is exact (integer arithmetic on `m`): the quadrant is the nearest
 /// multiple of 2²², the remainder `r ∈ [−½, ½)` quarter-turns becomes the angle `r·π/2` with
-/// one rounding, and Cephes' minimax polynomials for |θ| ≤ π/4 finish. Measured error over all
-/// 2²⁴ inputs against f64: at most 2 ULP of the larger of |sin|, |cos| (a single absolute
-/// error of 1.2·10⁻⁷). Bits above the 24th of `m` are ignored.
+/// one rounding, and Cephes' minimax polynomials for |θ| ≤ π/4 finish. Measured over all 2²⁴
+/// inputs against f64: at most 1.07 ULP of the larger of |sin|, |cos| (tested bound 1.5 ULP).
+/// Bits above the 24th of `m` are ignored.
 #[inline]
 pub fn sin_cos_turns(m: u32) -> (f32, f32) {
     const QUARTER: u32 = 1 << 22;

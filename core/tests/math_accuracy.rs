@@ -1,0 +1,84 @@
+//! The accuracy bounds stated in `tinyscore::math`, measured against f64 references.
+
+use tinyscore::math;
+
+/// Distance in units in the last place of `reference` (rounded to f32).
+fn ulps(got: f32, reference: f64) -> f64 {
+    let r = reference as f32;
+    let ulp = (f32::from_bits(r.abs().to_bits() + 1) - r.abs()) as f64;
+    (got as f64 - reference).abs() / ulp
+}
+
+/// Worst error of `sin_cos_turns` over all 2²⁴ inputs, in ULPs of max(|sin|, |cos|) (which
+/// is ≥ 1/√2, so this is a relative bound of the vector (cos, sin)).
+#[test]
+fn sin_cos_turns_is_within_one_and_a_half_ulp_over_every_input() {
+    let mut worst = 0.0f64;
+    for m in 0..(1u32 << 24) {
+        let angle = std::f64::consts::TAU * m as f64 / (1u64 << 24) as f64;
+        let (s, c) = math::sin_cos_turns(m);
+        let scale = angle.sin().abs().max(angle.cos().abs());
+        let err = (s as f64 - angle.sin())
+            .abs()
+            .max((c as f64 - angle.cos()).abs());
+        worst = worst.max(err / (scale * f32::EPSILON as f64 / 2.0));
+    }
+    println!("sin_cos_turns: worst {worst:.3} half-ULP units");
+    assert!(worst <= 3.0, "worst error {worst} half-ULPs");
+}
+
+/// A log-spaced sweep of `count` points over [lo, hi].
+fn sweep(lo: f64, hi: f64, count: usize) -> impl Iterator<Item = f32> {
+    (0..count).map(move |i| (lo * (hi / lo).powf(i as f64 / (count - 1) as f64)) as f32)
+}
+
+#[test]
+fn libm_routes_are_within_one_ulp() {
+    let mut worst_exp = 0.0f64;
+    for x in sweep(1e-6, 80.0, 200_000).flat_map(|x| [x, -x]) {
+        worst_exp = worst_exp.max(ulps(libm::expf(x), (x as f64).exp()));
+    }
+    let mut worst_ln = 0.0f64;
+    for x in sweep(1e-30, 1e30, 200_000) {
+        worst_ln = worst_ln.max(ulps(libm::logf(x), (x as f64).ln()));
+    }
+    let mut worst_expm1 = 0.0f64;
+    for x in sweep(1e-8, 80.0, 200_000).flat_map(|x| [x, -x]) {
+        worst_expm1 = worst_expm1.max(ulps(libm::expm1f(x), (x as f64).exp_m1()));
+    }
+    println!("libm: exp {worst_exp:.3}, ln {worst_ln:.3}, expm1 {worst_expm1:.3} ULP");
+    assert!(worst_exp <= 1.0 && worst_ln <= 1.0 && worst_expm1 <= 1.0);
+}
+
+/// micromath's accuracy over the ranges the core routes to it with `fast-math`: exp on
+/// [−40, 10] (softmax offsets, schedules), sin/cos on [−8π, 8π] (Fourier features). Its `ln`
+/// is not routed: it is shown here to be off by more than 0.1 below 1.
+#[test]
+fn micromath_routes_meet_the_stated_bounds() {
+    use micromath::F32Ext;
+    let mut worst_exp = 0.0f64;
+    for x in (0..200_000).map(|i| -40.0 + 50.0 * i as f32 / 200_000.0) {
+        let r = (x as f64).exp();
+        worst_exp = worst_exp.max((F32Ext::exp(x) as f64 - r).abs() / r);
+    }
+    let mut worst_ln = 0.0f64;
+    for x in sweep(1e-6, 1.0, 200_000) {
+        worst_ln = worst_ln.max((F32Ext::ln(x) as f64 - (x as f64).ln()).abs());
+    }
+    let mut worst_trig = 0.0f64;
+    for x in (0..200_000).map(|i| -8.0 * std::f32::consts::PI * (1.0 - i as f32 / 100_000.0)) {
+        let (s, c) = ((x as f64).sin(), (x as f64).cos());
+        worst_trig = worst_trig
+            .max((F32Ext::sin(x) as f64 - s).abs())
+            .max((F32Ext::cos(x) as f64 - c).abs());
+    }
+    println!(
+        "micromath: exp rel {worst_exp:.2e}, ln abs {worst_ln:.2e}, sin/cos abs {worst_trig:.2e}"
+    );
+    assert!(worst_exp <= 2.5e-3, "exp relative error {worst_exp}");
+    assert!(worst_trig <= 1.2e-3, "sin/cos absolute error {worst_trig}");
+    assert!(
+        worst_ln > 0.1,
+        "micromath ln improved ({worst_ln}): reconsider routing ln"
+    );
+}
