@@ -12,12 +12,6 @@ pub(crate) fn scale<const N: usize>(a: f32, x: &[f32; N]) -> [f32; N] {
     x.map(|v| a * v)
 }
 
-/// Euclidean norm.
-#[inline]
-pub(crate) fn norm<const N: usize>(x: &[f32; N]) -> f32 {
-    crate::math::sqrt(x.iter().map(|v| v * v).sum())
-}
-
 /// Whether every element is finite.
 #[inline]
 pub(crate) fn all_finite<const N: usize>(x: &[f32; N]) -> bool {
