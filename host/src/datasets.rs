@@ -1,0 +1,135 @@
+//! The toy datasets of the field, drawn reproducibly from a seed.
+
+use anyhow::{bail, Result};
+use tinyscore::{particle_noise, Component};
+
+/// A set of points of one dimension, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Points {
+    /// The dimension of each point.
+    pub dim: usize,
+    /// `len × dim` coordinates.
+    pub values: Vec<f64>,
+}
+
+impl Points {
+    /// Points from rows of equal length.
+    pub fn from_rows<const N: usize>(rows: &[[f32; N]]) -> Self {
+        Points {
+            dim: N,
+            values: rows.iter().flatten().map(|&v| v as f64).collect(),
+        }
+    }
+    /// The number of points.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.dim).unwrap_or(0)
+    }
+    /// Whether there are no points.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Point `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.dim..(i + 1) * self.dim]
+    }
+    /// All points in order.
+    pub fn rows(&self) -> impl Iterator<Item = &[f64]> {
+        self.values.chunks_exact(self.dim.max(1))
+    }
+}
+
+/// A named toy dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataset {
+    /// 8 Gaussians of std 0.1 at 2·(cos kπ/4, sin kπ/4).
+    EightGaussians,
+    /// scikit-learn's `make_moons(noise=0.05)`, standardized.
+    Moons,
+}
+
+/// Mean and std that standardize `make_moons(noise=0.05)` (the reference model's convention).
+pub const MOONS_MEAN: [f64; 2] = [0.49980527299876004, 0.25006654551606106];
+/// See [`MOONS_MEAN`].
+pub const MOONS_STD: [f64; 2] = [0.8675906202556419, 0.4965160285032869];
+
+impl Dataset {
+    /// The dataset called `name`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "8gaussians" => Dataset::EightGaussians,
+            "moons" => Dataset::Moons,
+            other => bail!("unknown dataset `{other}` (known: 8gaussians, moons)"),
+        })
+    }
+
+    /// Its name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Dataset::EightGaussians => "8gaussians",
+            Dataset::Moons => "moons",
+        }
+    }
+
+    /// The dataset as a Gaussian mixture, where it is one (its exact score is then known).
+    pub fn mixture(&self) -> Option<Vec<Component<2>>> {
+        match self {
+            Dataset::EightGaussians => Some(eight_gaussians().to_vec()),
+            Dataset::Moons => None,
+        }
+    }
+
+    /// `n` points drawn with `seed`.
+    pub fn sample(&self, n: usize, seed: u64) -> Points {
+        // One Gaussian stream per dataset draw; a second for discrete choices.
+        let mut noise = particle_noise(seed, u64::MAX);
+        let rows: Vec<[f32; 2]> = match self {
+            Dataset::EightGaussians => {
+                let components = eight_gaussians();
+                let mut choice = tinyscore::particle_rng(seed, u64::MAX - 1);
+                (0..n)
+                    .map(|_| {
+                        let k = (rand_core::Rng::next_u32(&mut choice) >> 29) as usize;
+                        let m = components[k].mean();
+                        [m[0] + 0.1 * noise.sample(), m[1] + 0.1 * noise.sample()]
+                    })
+                    .collect()
+            }
+            Dataset::Moons => {
+                let outer = n / 2;
+                let inner = n - outer;
+                let arc = |i: usize, count: usize| {
+                    std::f64::consts::PI * i as f64 / (count.max(2) - 1) as f64
+                };
+                let mut rows = Vec::with_capacity(n);
+                for i in 0..outer {
+                    let a = arc(i, outer);
+                    rows.push([a.cos(), a.sin()]);
+                }
+                for i in 0..inner {
+                    let a = arc(i, inner);
+                    rows.push([1.0 - a.cos(), 1.0 - a.sin() - 0.5]);
+                }
+                rows.into_iter()
+                    .map(|[x, y]| {
+                        let x = x + 0.05 * noise.sample() as f64;
+                        let y = y + 0.05 * noise.sample() as f64;
+                        [
+                            ((x - MOONS_MEAN[0]) / MOONS_STD[0]) as f32,
+                            ((y - MOONS_MEAN[1]) / MOONS_STD[1]) as f32,
+                        ]
+                    })
+                    .collect()
+            }
+        };
+        Points::from_rows(&rows)
+    }
+}
+
+/// The 8 components of the 8-Gaussians mixture (means rounded from f64).
+pub fn eight_gaussians() -> [Component<2>; 8] {
+    core::array::from_fn(|k| {
+        let angle = k as f64 * std::f64::consts::FRAC_PI_4;
+        let mean = [(2.0 * angle.cos()) as f32, (2.0 * angle.sin()) as f32];
+        Component::new(1.0, mean, [0.1, 0.1]).expect("8-Gaussians parameters are valid")
+    })
+}

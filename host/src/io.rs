@@ -1,0 +1,99 @@
+//! Files in and out: CSV samples, read with precise errors and written atomically.
+
+use crate::datasets::Points;
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `path` through a temporary file in the same directory, renamed into place only when
+/// `write` succeeded: a failure or an interruption never leaves a partial file.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    {
+        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut buffered)?;
+        buffered.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes points as CSV with a header `x0,x1,…`; f32 values print exactly (shortest
+/// round-trip form), so a file read back gives the same bits.
+pub fn write_csv<const N: usize>(path: &Path, rows: &[[f32; N]]) -> Result<()> {
+    write_atomically(path, |w| {
+        let header: Vec<String> = (0..N).map(|d| format!("x{d}")).collect();
+        writeln!(w, "{}", header.join(","))?;
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+            writeln!(w, "{}", cells.join(","))?;
+        }
+        Ok(())
+    })
+}
+
+/// Reads a CSV of points: a header row of column names, then one point per row, all finite
+/// numbers. Errors name the file, line and column.
+pub fn read_csv(path: &Path) -> Result<Points> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let dim = reader
+        .headers()
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?
+        .len();
+    if dim == 0 {
+        bail!(
+            "{}: line 1: the header row names no columns",
+            path.display()
+        );
+    }
+    let mut values = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record =
+            record.with_context(|| format!("{}: cannot read row {}", path.display(), i + 2))?;
+        let line = record.position().map_or(i as u64 + 2, |p| p.line());
+        if record.len() != dim {
+            bail!(
+                "{}: line {line}: {} fields, the header has {dim}",
+                path.display(),
+                record.len()
+            );
+        }
+        for (column, cell) in record.iter().enumerate() {
+            let value: f64 = cell.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: line {line}, column {}: `{cell}` is not a number",
+                    path.display(),
+                    column + 1
+                )
+            })?;
+            if !value.is_finite() {
+                bail!(
+                    "{}: line {line}, column {}: `{cell}` is not finite",
+                    path.display(),
+                    column + 1
+                );
+            }
+            values.push(value);
+        }
+    }
+    if values.is_empty() {
+        bail!("{}: no data rows", path.display());
+    }
+    Ok(Points { dim, values })
+}

@@ -1,0 +1,10 @@
+//! The desktop side of tinyscore: datasets, metrics, parallel sampling and file I/O behind the
+//! `tinyscore` command.
+
+pub mod bench;
+pub mod datasets;
+pub mod demo;
+pub mod io;
+pub mod metrics;
+pub mod options;
+pub mod sampling;

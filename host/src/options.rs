@@ -1,0 +1,215 @@
+//! The sampler, SDE and grid choices of the command line, and the dispatch from a choice to
+//! the generic core types.
+
+use crate::sampling::sample_particles;
+use anyhow::{bail, Result};
+use clap::ValueEnum;
+use tinyscore::{
+    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, DpmSolverPp2M, EulerMaruyama,
+    GaussianMixture, LangevinCorrector, LinearSde, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector,
+    ReverseDiffusion, Sampler, Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
+};
+
+/// A reverse-time sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// Euler–Maruyama on the reverse SDE.
+    Em,
+    /// Reverse-diffusion predictor.
+    Rd,
+    /// Ancestral sampling (VP: DDPM, VE: SMLD).
+    Ancestral,
+    /// Reverse-diffusion predictor + Langevin corrector.
+    Pc,
+    /// Probability-flow ODE, Euler.
+    OdeEuler,
+    /// Probability-flow ODE, Heun.
+    OdeHeun,
+    /// Probability-flow ODE, RK4.
+    OdeRk4,
+    /// DDIM (deterministic).
+    Ddim,
+    /// DPM-Solver++(2M).
+    Dpm2,
+    /// Annealed Langevin dynamics.
+    Ald,
+}
+
+impl SamplerKind {
+    /// Its command-line name.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// The forward process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SdeKind {
+    /// Variance preserving (β 0.1 → 20).
+    Vp,
+    /// Sub-VP (β 0.1 → 20).
+    Subvp,
+    /// Variance exploding (σ 0.01 → 50).
+    Ve,
+}
+
+/// The spacing of the time grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    /// Equal steps in t.
+    Uniform,
+    /// EDM (Karras) spacing, ρ = 7.
+    Karras,
+    /// Equal steps in log-SNR.
+    Logsnr,
+}
+
+/// Everything that defines a sampling run besides the score.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleOptions {
+    /// The sampler.
+    pub sampler: SamplerKind,
+    /// The forward process.
+    pub sde: SdeKind,
+    /// Steps of the grid.
+    pub steps: u32,
+    /// Grid spacing.
+    pub schedule: ScheduleKind,
+    /// Final denoising step.
+    pub denoise: bool,
+    /// Particles.
+    pub n: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Threads (0: all cores).
+    pub threads: usize,
+    /// Last time of the grid.
+    pub t_end: f32,
+}
+
+/// A score for each forward process: the exact score depends on the SDE, a network's does not.
+pub trait ScoreFor<D: LinearSde> {
+    /// The score under `sde`.
+    type Score<'a>: Score<2> + Sync
+    where
+        Self: 'a;
+    /// Builds it.
+    fn for_sde(&self, sde: D) -> Self::Score<'_>;
+}
+
+/// The exact score of a Gaussian-mixture dataset, diffused by whichever SDE is chosen.
+pub struct ExactMixture(pub Vec<Component<2>>);
+
+impl<D: LinearSde + Sync> ScoreFor<D> for ExactMixture {
+    type Score<'a> = Diffused<D, GaussianMixture<'a, 2>>;
+    fn for_sde(&self, sde: D) -> Self::Score<'_> {
+        // The components were validated when built; an empty list is refused by `new`.
+        Diffused::new(
+            sde,
+            GaussianMixture::new(&self.0).expect("a mixture has components"),
+        )
+    }
+}
+
+/// Runs `options` with the score `make_score` builds for the chosen SDE.
+pub fn sample_2d<F>(options: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
+where
+    F: ScoreFor<VpSde> + ScoreFor<SubVpSde> + ScoreFor<VeSde>,
+{
+    match options.sde {
+        SdeKind::Vp => with_sde(VpSde::default(), options, make_score),
+        SdeKind::Subvp => with_sde(SubVpSde::default(), options, make_score),
+        SdeKind::Ve => with_sde(VeSde::default(), options, make_score),
+    }
+}
+
+fn with_sde<D, F>(sde: D, o: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
+where
+    D: LinearSde + Sync,
+    F: ScoreFor<D>,
+    Ancestral: AncestralFor<D>,
+{
+    let schedule = match o.schedule {
+        ScheduleKind::Uniform => Schedule::Uniform,
+        ScheduleKind::Karras => Schedule::Karras { rho: 7.0 },
+        ScheduleKind::Logsnr => Schedule::LogSnr,
+    };
+    let grid = TimeGrid::new(schedule, sde.t_max(), o.t_end, o.steps)?;
+    let score = make_score.for_sde(sde);
+    macro_rules! run {
+        ($solver:expr) => {
+            sample_particles(
+                &Sampler::new($solver, grid).with_denoise(o.denoise),
+                &sde,
+                &score,
+                o.n,
+                o.seed,
+                o.threads,
+            )
+        };
+    }
+    match o.sampler {
+        SamplerKind::Em => run!(EulerMaruyama),
+        SamplerKind::Rd => run!(ReverseDiffusion),
+        SamplerKind::Ancestral => Ancestral::sample_with(&sde, &score, grid, o),
+        SamplerKind::Pc => run!(PredictorCorrector {
+            predictor: ReverseDiffusion,
+            corrector: LangevinCorrector::default(),
+        }),
+        SamplerKind::OdeEuler => run!(OdeEuler),
+        SamplerKind::OdeHeun => run!(OdeHeun),
+        SamplerKind::OdeRk4 => run!(OdeRk4),
+        SamplerKind::Ddim => run!(Ddim),
+        SamplerKind::Dpm2 => run!(DpmSolverPp2M),
+        SamplerKind::Ald => {
+            let sigma_last = sde.sigma(o.t_end);
+            run!(AnnealedLangevin::new(
+                sigma_last * sigma_last,
+                2,
+                sigma_last
+            )?)
+        }
+    }
+}
+
+/// Ancestral sampling where the SDE has it (VP, VE); sub-VP has none and is refused.
+pub trait AncestralFor<D: LinearSde> {
+    /// Samples with ancestral steps.
+    fn sample_with<S: Score<2> + Sync>(
+        sde: &D,
+        score: &S,
+        grid: TimeGrid,
+        o: &SampleOptions,
+    ) -> Result<Vec<[f32; 2]>>;
+}
+
+macro_rules! ancestral_for {
+    ($sde:ty) => {
+        impl AncestralFor<$sde> for Ancestral {
+            fn sample_with<S: Score<2> + Sync>(
+                sde: &$sde,
+                score: &S,
+                grid: TimeGrid,
+                o: &SampleOptions,
+            ) -> Result<Vec<[f32; 2]>> {
+                let sampler = Sampler::new(Ancestral, grid).with_denoise(o.denoise);
+                sample_particles(&sampler, sde, score, o.n, o.seed, o.threads)
+            }
+        }
+    };
+}
+ancestral_for!(VpSde);
+ancestral_for!(VeSde);
+
+impl AncestralFor<SubVpSde> for Ancestral {
+    fn sample_with<S: Score<2> + Sync>(
+        _: &SubVpSde,
+        _: &S,
+        _: TimeGrid,
+        _: &SampleOptions,
+    ) -> Result<Vec<[f32; 2]>> {
+        bail!("ancestral sampling is defined for the VP and VE SDEs only")
+    }
+}
