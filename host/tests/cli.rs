@@ -1,0 +1,167 @@
+//! The `tinyscore` command end to end: real processes, real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tinyscore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinyscore"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tinyscore-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn sample_output_does_not_depend_on_the_thread_count() {
+    let dir = scratch("threads");
+    let (one, two) = (dir.join("one.csv"), dir.join("two.csv"));
+    for (threads, out) in [("1", &one), ("2", &two)] {
+        let o = tinyscore(&[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--sampler",
+            "pc",
+            "--steps",
+            "50",
+            "-n",
+            "300",
+            "--seed",
+            "7",
+            "--threads",
+            threads,
+            "--out",
+            path_str(out),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (std::fs::read(&one).unwrap(), std::fs::read(&two).unwrap());
+    assert_eq!(a, b);
+    assert_eq!(String::from_utf8(a).unwrap().lines().count(), 301);
+}
+
+#[test]
+fn sample_then_eval_reports_the_metrics_as_json() {
+    let dir = scratch("eval");
+    let out = dir.join("s.csv");
+    let o = tinyscore(&[
+        "sample",
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "ode-heun",
+        "--steps",
+        "100",
+        "-n",
+        "2000",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = tinyscore(&["eval", path_str(&out), "--against", "8gaussians", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["energy", "floor", "mmd2", "sw2"]);
+    // The exact score and 100 Heun steps land within a few floors of the data: sw2 of
+    // 2000-point sets fluctuates by about the floor itself.
+    let (sw2, floor) = (
+        v["sw2"].as_f64().unwrap(),
+        v["floor"]["sw2"].as_f64().unwrap(),
+    );
+    assert!(sw2 < 3.0 * floor, "sw2 {sw2}, floor {floor}");
+    // Against the wrong dataset the metric is far above the floor.
+    let o = tinyscore(&["eval", path_str(&out), "--against", "moons", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["sw2"].as_f64().unwrap() > 10.0 * v["floor"]["sw2"].as_f64().unwrap());
+}
+
+#[test]
+fn bad_csv_is_rejected_with_file_line_and_column() {
+    let dir = scratch("badcsv");
+    let cases = [
+        (
+            "ragged.csv",
+            "x,y\n1,2\n3\n",
+            "line 3: 1 fields, the header has 2",
+        ),
+        (
+            "text.csv",
+            "x,y\n1,2\n3,abc\n",
+            "line 3, column 2: `abc` is not a number",
+        ),
+        (
+            "nan.csv",
+            "x,y\nNaN,1\n",
+            "line 2, column 1: `NaN` is not finite",
+        ),
+        (
+            "inf.csv",
+            "x,y\n1,2\n1,inf\n",
+            "line 3, column 2: `inf` is not finite",
+        ),
+        ("empty.csv", "x,y\n", "no data rows"),
+    ];
+    for (name, text, message) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let o = tinyscore(&["eval", path_str(&path), "--against", "8gaussians"]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name} was accepted");
+        assert!(
+            stderr.contains(name) && stderr.contains(message),
+            "{name}: {stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one-line error: {stderr}");
+    }
+}
+
+#[test]
+fn impossible_parameters_fail_cleanly_and_write_nothing() {
+    let dir = scratch("bad-params");
+    let out = dir.join("never.csv");
+    for args in [
+        vec!["--steps", "0"],
+        vec!["--sde", "subvp", "--sampler", "ancestral"],
+        vec!["--sampler", "nonsense"],
+    ] {
+        let mut all = vec![
+            "sample",
+            "--exact",
+            "8gaussians",
+            "-n",
+            "10",
+            "--out",
+            path_str(&out),
+        ];
+        all.extend(args.iter().copied());
+        let o = tinyscore(&all);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        assert!(!out.exists(), "{args:?} left a file");
+    }
+    let o = tinyscore(&["sample", "--exact", "moons", "--out", path_str(&out)]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no closed-form score"));
+}
+
+#[test]
+fn demo_writes_its_report_and_samples() {
+    let dir = scratch("demo");
+    let o = tinyscore(&["demo", "--out", path_str(&dir), "-n", "500"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("| em | 1000 |") && report.contains("*floor*"),
+        "{report}"
+    );
+    assert!(dir.join("8gaussians-dpm2.csv").exists());
+}
