@@ -8,17 +8,18 @@
 //! | function | default | with `fast-math` | bound (tested in `tests/math_accuracy.rs`) |
 //! |---|---|---|---|
 //! | [`sqrt`] | `libm::sqrtf` | `libm::sqrtf` | correctly rounded |
-//! | [`exp`] | `libm::expf` | micromath | 0.86 ULP; fast-math: 2.5·10⁻³ relative |
+//! | [`exp`] | [`exp_kernel`] | micromath | 1 ULP; fast-math: 2.5·10⁻³ relative |
 //! | [`sin`], [`cos`] | `libm::sinf`/`cosf` | micromath | < 1 ULP; fast-math: 1.2·10⁻³ absolute |
 //! | [`ln`], [`expm1`], [`log1p`], [`asinh`] | libm | libm | < 1 ULP (ln 0.71, expm1 0.78) |
 //! | [`sin_cos_turns`] | own f32 kernel | own f32 kernel | 1.5 ULP of max(\|sin\|, \|cos\|) |
+//! | [`ln_unit`] | libm's algorithm, inlined | same | bit-identical to `libm::logf` on (0, 1] |
 //!
 //! `fast-math` keeps `ln`, `sqrt`, `expm1` and `log1p` on libm: measured against f64,
 //! micromath 2.1's `ln` is wrong by up to 0.118 for some arguments below 1 (e.g. 0.7506),
 //! its `sqrt` is an approximation, and the schedules need `expm1`/`log1p` accurate near 0.
 //! `libm::sinf`/`cosf` compute in f64 internally (emulated in software on a Cortex-M4F); the
 //! Box–Muller hot path therefore uses [`sin_cos_turns`], a native-f32 kernel for `sin 2πu`,
-//! `cos 2πu` with exact range reduction, and `libm::logf`, which is pure f32.
+//! `cos 2πu` with exact range reduction, and [`ln_unit`], libm's pure-f32 `logf` inlined.
 
 /// Square root, correctly rounded.
 #[inline]
@@ -44,19 +45,90 @@ pub fn asinh(x: f32) -> f32 {
     libm::asinhf(x)
 }
 
-/// `eˣ`.
+/// `eˣ`: [`exp_kernel`] by default, micromath with `fast-math`.
 #[inline]
 pub fn exp(x: f32) -> f32 {
     #[cfg(not(feature = "fast-math"))]
-    return libm::expf(x);
+    return exp_kernel(x);
     #[cfg(feature = "fast-math")]
     return micromath::F32Ext::exp(x);
+}
+
+/// `eˣ` in f32 arithmetic only, inlined and free of library calls (`libm::expf` costs 11 ns
+/// per call on the host, this 2 ns; the softmax of a mixture score calls it once per
+/// component).
+///
+/// `x = k·ln 2 + r` with `k` rounded to nearest by the 1.5·2²³ trick and `r` reduced with a
+/// two-part ln 2 (Cody–Waite; `k·LN2_HI` is exact), then Cephes' degree-7 polynomial for
+/// `eʳ` on |r| ≤ ln2/2 and the scale `2ᵏ` built from its bits. Measured error ≤ 1 ULP (see
+/// `tests/math_accuracy.rs`). Results below 2⁻¹²⁵ (x < −86.64) flush to 0; x > 88.72 gives
+/// +∞; NaN stays NaN.
+#[inline]
+pub fn exp_kernel(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: 16 significant bits, k·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
+                                     // Clamp first and select the edge values last: no branch, so loops over it vectorise.
+    let clamped = if x < -86.643 {
+        -86.643
+    } else if x > 88.722_84 {
+        88.722_84
+    } else {
+        x
+    };
+    let k = (clamped * LOG2E + ROUND) - ROUND; // in [−125, 128]; NaN stays NaN
+    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let e_r = p * r * r + r + 1.0;
+    // 2^(k−1)·2 keeps the exponent field in [1, 254] for every k in range.
+    let half_scale = f32::from_bits((((k as i32) + 126) as u32) << 23);
+    let value = e_r * half_scale * 2.0;
+    if x < -86.643 {
+        0.0
+    } else if x > 88.722_84 {
+        f32::INFINITY
+    } else {
+        value
+    }
 }
 
 /// Natural logarithm (libm with or without `fast-math`: see the table above).
 #[inline]
 pub fn ln(x: f32) -> f32 {
     libm::logf(x)
+}
+
+/// `ln u` for a normal `u ∈ (0, 1]`: FreeBSD's `logf` (libm's) without its branches for zero,
+/// negative, subnormal, infinite and NaN inputs, so it inlines into Box–Muller. Over all
+/// `u = m·2⁻²⁴`, m = 1..=2²⁴, it gives the same bits as `libm::logf` (tested).
+#[inline]
+pub fn ln_unit(u: f32) -> f32 {
+    const LN2_HI: f32 = 6.931_381_2e-1; // 0x3f317180
+    const LN2_LO: f32 = 9.058_001e-6; // 0x3717f7d1
+    const LG1: f32 = 0.666_666_6; // 0xaaaaaa.0p-24
+    const LG2: f32 = 0.400_009_72; // 0xccce13.0p-25
+    const LG3: f32 = 0.284_987_87; // 0x91e9ee.0p-25
+    const LG4: f32 = 0.242_790_79; // 0xf89e26.0p-26
+                                   // Reduce u to m·2^k with m in [√2/2, √2).
+    let bits = u.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = ((bits >> 23) as i32) - 0x7f;
+    let m = f32::from_bits((bits & 0x007f_ffff) + 0x3f35_04f3);
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let w = z * z;
+    let t1 = w * (LG2 + w * LG4);
+    let t2 = z * (LG1 + w * LG3);
+    let r = t2 + t1;
+    let hfsq = 0.5 * f * f;
+    let dk = k as f32;
+    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
 /// Sine (radians).

@@ -20,7 +20,7 @@ pub type DefaultRng = rand_pcg::Pcg32;
 pub fn box_muller(word1: u32, word2: u32) -> (f32, f32) {
     const TWO_POW_M24: f32 = 1.0 / (1u32 << 24) as f32;
     let u1 = ((word1 >> 8) + 1) as f32 * TWO_POW_M24; // (0, 1]: ln never sees 0
-    let radius = math::sqrt(-2.0 * math::ln(u1));
+    let radius = math::sqrt(-2.0 * math::ln_unit(u1));
     let (sin, cos) = math::sin_cos_turns(word2 >> 8);
     (radius * cos, radius * sin)
 }

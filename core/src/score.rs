@@ -107,50 +107,70 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
     }
 }
 
+/// Components handled per pass of the softmax: their logits and differences live on the
+/// stack (8·(N + 1) floats).
+const CHUNK: usize = 8;
+
+impl<const N: usize> GaussianMixture<'_, N> {
+    /// `1/v` per dimension for component `c`, and `−½ Σ ln v` (0 when the std is shared).
+    #[inline]
+    fn inverse_variance(&self, c: &Component<N>, a2: f32, s2: f32) -> ([f32; N], f32) {
+        let inv_var: [f32; N] = core::array::from_fn(|d| 1.0 / (a2 * c.std[d] * c.std[d] + s2));
+        let log_det = if self.shared_std {
+            0.0
+        } else {
+            0.5 * inv_var.iter().map(|&iv| math::ln(iv)).sum::<f32>()
+        };
+        (inv_var, log_det)
+    }
+}
+
 impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
-    /// `Σ_k r_k(x)·(αμ_k − x)/v_k` with responsibilities `r_k` from a single-pass (online)
-    /// log-sum-exp, so no per-component buffer is needed and nothing overflows.
+    /// `Σ_k r_k(x)·(αμ_k − x)/v_k` with responsibilities `r_k` from a log-sum-exp over chunks
+    /// of 8 components: the logits of a chunk are computed first, then one exponential per
+    /// component against the running maximum (rescaled when a later chunk exceeds it), so
+    /// nothing overflows and no buffer grows with the number of components.
     fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
         let (a2, s2) = (alpha * alpha, sigma * sigma);
+        let shared = self.inverse_variance(&self.components[0], a2, s2);
         let mut max_logit = f32::NEG_INFINITY;
         let mut denominator = 0.0f32;
         let mut numerator = [0.0f32; N];
-        let shared_inv_var: [f32; N] = core::array::from_fn(|d| {
-            let s = self.components[0].std[d];
-            1.0 / (a2 * s * s + s2)
-        });
-        for c in self.components {
-            let mut logit = c.log_weight;
-            let mut pull = [0.0f32; N];
-            for d in 0..N {
-                let inv_var = if self.shared_std {
-                    shared_inv_var[d]
+        for chunk in self.components.chunks(CHUNK) {
+            let mut logits = [f32::NEG_INFINITY; CHUNK];
+            let mut pulls = [[0.0f32; N]; CHUNK];
+            let mut chunk_max = f32::NEG_INFINITY;
+            for ((logit, pull), c) in logits.iter_mut().zip(&mut pulls).zip(chunk) {
+                let (inv_var, log_det) = if self.shared_std {
+                    shared
                 } else {
-                    let inv_var = 1.0 / (a2 * c.std[d] * c.std[d] + s2);
-                    logit += 0.5 * math::ln(inv_var);
-                    inv_var
+                    self.inverse_variance(c, a2, s2)
                 };
-                let diff = alpha * c.mean[d] - x[d];
-                pull[d] = diff * inv_var;
-                logit -= 0.5 * diff * pull[d];
+                *logit = c.log_weight + log_det;
+                for d in 0..N {
+                    let diff = alpha * c.mean[d] - x[d];
+                    pull[d] = diff * inv_var[d];
+                    *logit -= 0.5 * diff * pull[d];
+                }
+                if *logit > chunk_max {
+                    chunk_max = *logit;
+                }
             }
-            if logit > max_logit {
-                // Rescale what was accumulated against the new maximum.
-                let rescale = math::exp(max_logit - logit);
+            if chunk_max > max_logit {
+                let rescale = math::exp(max_logit - chunk_max);
                 denominator *= rescale;
                 numerator.iter_mut().for_each(|n| *n *= rescale);
-                max_logit = logit;
+                max_logit = chunk_max;
             }
-            // Below e^{−40} relative to the largest term a component cannot move an f32 sum.
-            let offset = logit - max_logit;
-            if offset > -40.0 {
-                let weight = math::exp(offset);
+            for (logit, pull) in logits.iter().zip(&pulls).take(chunk.len()) {
+                let weight = math::exp(logit - max_logit);
                 denominator += weight;
                 for d in 0..N {
                     numerator[d] += weight * pull[d];
                 }
             }
         }
+        // A NaN in x makes every logit NaN: the maximum stays −∞ and 0/0 returns NaN.
         numerator.map(|n| n / denominator)
     }
 }

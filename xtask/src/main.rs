@@ -1,1 +1,231 @@
-fn main() {}
+//! `cargo xtask <command>`: set-up and orchestration for tinyscore.
+//!
+//! - `setup`: installs what the build needs (rustup targets and components);
+//! - `test`: setup, then every check CI makes, with a summary (`.ci/run` calls this);
+//! - `demo`: setup, then `tinyscore demo`;
+//! - `bench`: `tinyscore bench`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// The embedded targets `core` must build for.
+const CORE_TARGETS: [&str; 3] = [
+    "thumbv6m-none-eabi",
+    "thumbv7em-none-eabihf",
+    "riscv32imc-unknown-none-elf",
+];
+/// Feature sets `core` must build with, each on its own.
+const CORE_FEATURES: [&str; 3] = ["", "defmt", "fast-math"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    let ok = match command {
+        "setup" => setup(),
+        "test" => test(),
+        "demo" => {
+            setup()
+                && cargo(
+                    &[
+                        &[
+                            "run",
+                            "--release",
+                            "-q",
+                            "-p",
+                            "tinyscore-host",
+                            "--",
+                            "demo",
+                        ],
+                        &strs(rest)[..],
+                    ]
+                    .concat(),
+                )
+        }
+        "bench" => cargo(
+            &[
+                &[
+                    "run",
+                    "--release",
+                    "-q",
+                    "-p",
+                    "tinyscore-host",
+                    "--",
+                    "bench",
+                ],
+                &strs(rest)[..],
+            ]
+            .concat(),
+        ),
+        _ => {
+            eprintln!("usage: cargo xtask <setup | test | demo [args] | bench [args]>");
+            command == "help"
+        }
+    };
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn run(program: &str, args: &[&str]) -> bool {
+    eprintln!("$ {program} {}", args.join(" "));
+    match Command::new(program).args(args).status() {
+        Ok(status) => status.success(),
+        Err(e) => {
+            eprintln!("cannot run {program}: {e}");
+            false
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> bool {
+    run("cargo", args)
+}
+
+/// Installs the rustup targets and components; says what to install by hand if rustup is
+/// missing.
+fn setup() -> bool {
+    if Command::new("rustup").arg("--version").output().is_err() {
+        eprintln!(
+            "rustup is not installed: install it from the Rust project (rustup.rs) and rerun"
+        );
+        return false;
+    }
+    run("rustup", &[&["target", "add"], &CORE_TARGETS[..]].concat())
+        && run("rustup", &["component", "add", "clippy", "rustfmt"])
+}
+
+/// Runs `cargo test` and adds up its `test result:` lines.
+fn cargo_test(args: &[&str], passed: &mut u64, failed: &mut u64) -> bool {
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = match Command::new("cargo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot run cargo: {e}");
+            return false;
+        }
+    };
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| {
+                    rest.split(';')
+                        .find_map(|part| {
+                            part.trim()
+                                .strip_suffix(word)?
+                                .trim()
+                                .rsplit(' ')
+                                .next()?
+                                .parse::<u64>()
+                                .ok()
+                        })
+                        .unwrap_or(0)
+                };
+                *passed += count(" passed");
+                *failed += count(" failed");
+            }
+        }
+    }
+    child.wait().map(|s| s.success()).unwrap_or(false)
+}
+
+fn test() -> bool {
+    let start = Instant::now();
+    let mut steps: Vec<(String, bool)> = Vec::new();
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut step = |name: String, ok: bool| {
+        eprintln!("{} {name}", if ok { "ok  " } else { "FAIL" });
+        steps.push((name, ok));
+    };
+    step("setup (rustup targets, clippy, rustfmt)".into(), setup());
+    step(
+        "cargo fmt --check".into(),
+        cargo(&["fmt", "--all", "--", "--check"]),
+    );
+    step(
+        "clippy -D warnings (workspace, all targets)".into(),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--release",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    for target in &CORE_TARGETS[..2] {
+        step(
+            format!("clippy -D warnings (core, {target}, all features)"),
+            cargo(&[
+                "clippy",
+                "-p",
+                "tinyscore",
+                "--target",
+                target,
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        );
+    }
+    for target in CORE_TARGETS {
+        for features in CORE_FEATURES {
+            let mut args = vec![
+                "build",
+                "-q",
+                "-p",
+                "tinyscore",
+                "--release",
+                "--target",
+                target,
+                "--no-default-features",
+            ];
+            if !features.is_empty() {
+                args.extend(["--features", features]);
+            }
+            let label = if features.is_empty() {
+                "no features"
+            } else {
+                features
+            };
+            step(format!("core builds for {target} ({label})"), cargo(&args));
+        }
+    }
+    let tests_ok = cargo_test(
+        &["test", "--workspace", "--release"],
+        &mut passed,
+        &mut failed,
+    );
+    step(
+        format!("cargo test --workspace --release ({passed} passed, {failed} failed)"),
+        tests_ok,
+    );
+
+    println!("\n== summary ({:.0} s) ==", start.elapsed().as_secs_f64());
+    for (name, ok) in &steps {
+        println!("{} {name}", if *ok { "ok  " } else { "FAIL" });
+    }
+    let all_ok = steps.iter().all(|(_, ok)| *ok);
+    let failed_steps = steps.iter().filter(|(_, ok)| !ok).count() as u64;
+    println!(
+        "checks: {} passed, {} failed",
+        steps.len() as u64 - failed_steps,
+        failed_steps
+    );
+    println!("tests: {passed} passed, {failed} failed");
+    all_ok
+}
