@@ -64,19 +64,15 @@ pub fn exp(x: f32) -> f32 {
 /// `tests/math_accuracy.rs`). Results below 2⁻¹²⁵ (x < −86.64) flush to 0; x > 88.72 gives
 /// +∞; NaN stays NaN.
 #[inline]
+#[allow(clippy::excessive_precision)] // coefficients as published (Cephes expf)
 pub fn exp_kernel(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: 16 significant bits, k·LN2_HI is exact
     const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
-                                     // Clamp first and select the edge values last: no branch, so loops over it vectorise.
-    let clamped = if x < -86.643 {
-        -86.643
-    } else if x > 88.722_84 {
-        88.722_84
-    } else {
-        x
-    };
+
+    // Clamp first and select the edge values last: no branch, so loops over it vectorise.
+    let clamped = x.clamp(-86.643, 88.722_84); // NaN stays NaN
     let k = (clamped * LOG2E + ROUND) - ROUND; // in [−125, 128]; NaN stays NaN
     let r = (clamped - k * LN2_HI) - k * LN2_LO;
     let mut p = 1.987_569_1e-4;
@@ -108,6 +104,7 @@ pub fn ln(x: f32) -> f32 {
 /// negative, subnormal, infinite and NaN inputs, so it inlines into Box–Muller. Over all
 /// `u = m·2⁻²⁴`, m = 1..=2²⁴, it gives the same bits as `libm::logf` (tested).
 #[inline]
+#[allow(clippy::excessive_precision)] // constants as in FreeBSD's e_logf.c
 pub fn ln_unit(u: f32) -> f32 {
     const LN2_HI: f32 = 6.931_381_2e-1; // 0x3f317180
     const LN2_LO: f32 = 9.058_001e-6; // 0x3717f7d1
@@ -163,6 +160,7 @@ pub fn powf(x: f32, y: f32) -> f32 {
 /// inputs against f64: at most 1.07 ULP of the larger of |sin|, |cos| (tested bound 1.5 ULP).
 /// Bits above the 24th of `m` are ignored.
 #[inline]
+#[allow(clippy::excessive_precision)] // coefficients as published (Cephes sinf/cosf)
 pub fn sin_cos_turns(m: u32) -> (f32, f32) {
     const QUARTER: u32 = 1 << 22;
     let m = m & 0x00FF_FFFF;
