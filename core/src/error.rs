@@ -54,15 +54,16 @@ impl fmt::Display for ParamError {
 
 impl core::error::Error for ParamError {}
 
-/// Why one solver step failed (the [`Sampler`](crate::Sampler) adds the step number).
+/// Why one solver step failed (the driver adds the step number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum StepError {
-    /// The score returned NaN or ±∞.
-    NonFiniteScore,
-    /// The state became NaN or ±∞ (the step diverged).
-    NonFiniteState,
+    /// The score of this particle of the batch (0 when there is one) was NaN or ±∞.
+    NonFiniteScore {
+        /// Index within the batch the step was given.
+        particle: usize,
+    },
 }
 
 /// A sampler stopped because it left the finite numbers; `step` is the 0-based index of the
@@ -88,18 +89,47 @@ impl SampleError {
     /// Attaches the step index to a step's error.
     pub(crate) fn at(step: u32, error: StepError) -> Self {
         match error {
-            StepError::NonFiniteScore => SampleError::NonFiniteScore { step },
-            StepError::NonFiniteState => SampleError::NonFiniteState { step },
+            StepError::NonFiniteScore { .. } => SampleError::NonFiniteScore { step },
         }
     }
 }
 
+/// A [`SampleError`] of one particle of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ParticleError {
+    /// The particle's index in the batch.
+    pub particle: usize,
+    /// What went wrong, and at which step.
+    pub error: SampleError,
+}
+
+impl ParticleError {
+    /// Attaches the step index to a step's error.
+    pub(crate) fn at(step: u32, error: StepError) -> Self {
+        let StepError::NonFiniteScore { particle } = error;
+        ParticleError {
+            particle,
+            error: SampleError::at(step, error),
+        }
+    }
+}
+
+impl fmt::Display for ParticleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "particle {}: {}", self.particle, self.error)
+    }
+}
+
+impl core::error::Error for ParticleError {}
+
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StepError::NonFiniteScore => "the score is not finite",
-            StepError::NonFiniteState => "the state is not finite (the sampler diverged)",
-        })
+        match self {
+            StepError::NonFiniteScore { particle } => {
+                write!(f, "the score of particle {particle} is not finite")
+            }
+        }
     }
 }
 

@@ -57,7 +57,7 @@ mod sde;
 mod solver;
 mod vector;
 
-pub use error::{ParamError, SampleError, StepError};
+pub use error::{ParamError, ParticleError, SampleError, StepError};
 pub use grid::{Schedule, TimeGrid};
 pub use mcmc::{KineticState, Ula, Underdamped};
 pub use noise::{box_muller, particle_noise, particle_rng, DefaultRng, GaussianStream};

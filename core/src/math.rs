@@ -62,7 +62,7 @@ pub fn exp(x: f32) -> f32 {
 /// two-part ln 2 (Cody–Waite; `k·LN2_HI` is exact), then Cephes' degree-7 polynomial for
 /// `eʳ` on |r| ≤ ln2/2 and the scale `2ᵏ` built from its bits. Measured error ≤ 1 ULP (see
 /// `tests/math_accuracy.rs`). Results below 2⁻¹²⁵ (x < −86.64) flush to 0; x > 88.72 gives
-/// +∞; NaN stays NaN.
+/// +∞; NaN stays NaN. Branch-free, so loops of it vectorise.
 #[inline]
 #[allow(clippy::excessive_precision)] // coefficients as published (Cephes expf)
 pub fn exp_kernel(x: f32) -> f32 {
@@ -71,9 +71,12 @@ pub fn exp_kernel(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
 
-    // Clamp first and select the edge values last: no branch, so loops over it vectorise.
-    let clamped = x.clamp(-86.643, 88.722_84); // NaN stays NaN
-    let k = (clamped * LOG2E + ROUND) - ROUND; // in [−125, 128]; NaN stays NaN
+    const LOWEST: f32 = -86.643; // below: 2ᵏ would need a subnormal scale; the result is 0
+                                 // No branch anywhere, so loops over it vectorise: the clamp's top, 89, is just past
+                                 // overflow, where 2¹²⁸·eʳ rounds to +∞ by itself; underflow is masked to 0 at the end.
+    let clamped = x.clamp(LOWEST, 89.0); // NaN stays NaN
+    let shifted = clamped * LOG2E + ROUND; // ROUND + k, k an integer in [−125, 128]
+    let k = shifted - ROUND;
     let r = (clamped - k * LN2_HI) - k * LN2_LO;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -82,16 +85,13 @@ pub fn exp_kernel(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let e_r = p * r * r + r + 1.0;
-    // 2^(k−1)·2 keeps the exponent field in [1, 254] for every k in range.
-    let half_scale = f32::from_bits((((k as i32) + 126) as u32) << 23);
+    // k sits in the low mantissa bits of `shifted`: 2^(k−1) from integer operations only (no
+    // float-to-int conversion, so loops vectorise); the exponent field k + 126 is in [1, 254].
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let half_scale = f32::from_bits(k_bits.wrapping_add(126) << 23);
     let value = e_r * half_scale * 2.0;
-    if x < -86.643 {
-        0.0
-    } else if x > 88.722_84 {
-        f32::INFINITY
-    } else {
-        value
-    }
+    let keep = ((x < LOWEST) as u32).wrapping_sub(1); // all ones unless x < LOWEST; NaN keeps
+    f32::from_bits(value.to_bits() & keep)
 }
 
 /// Natural logarithm (libm with or without `fast-math`: see the table above).

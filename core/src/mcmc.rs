@@ -14,7 +14,7 @@ use crate::error::{ParamError, SampleError, StepError};
 use crate::noise::GaussianStream;
 use crate::observe::Observer;
 use crate::score::Score;
-use crate::solver::checked_score;
+use crate::solver::checked_scores;
 use crate::{math, vector};
 use rand_core::Rng;
 
@@ -28,6 +28,16 @@ pub(crate) fn langevin_update<const N: usize>(
 ) -> [f32; N] {
     let scale = math::sqrt(2.0 * eps);
     core::array::from_fn(|d| x[d] + eps * s[d] + scale * z[d])
+}
+
+/// The score at `x` (time-independent), or an error when it is not finite.
+#[inline]
+fn checked_score<S: Score<N>, const N: usize>(
+    score: &S,
+    x: &[f32; N],
+) -> Result<[f32; N], StepError> {
+    let mut buffer = [[0.0f32; N]; 1];
+    checked_scores(score, core::slice::from_ref(x), 0.0, &mut buffer).map(|s| s[0])
 }
 
 /// Fails with the step index when `x` is not finite.
@@ -61,7 +71,7 @@ impl Ula {
         x: &mut [f32; N],
         noise: &mut GaussianStream<R>,
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, 0.0)?;
+        let s = checked_score(score, x)?;
         *x = langevin_update(x, &s, self.step_size, &noise.normal());
         Ok(())
     }
@@ -141,7 +151,7 @@ impl Underdamped {
         score: &S,
         x: &[f32; N],
     ) -> Result<[f32; N], StepError> {
-        Ok(vector::scale(self.kt, &checked_score(score, x, 0.0)?))
+        Ok(vector::scale(self.kt, &checked_score(score, x)?))
     }
 
     /// The state at `x` with velocity `v` (evaluates the force once).

@@ -17,6 +17,16 @@ use crate::sde::LinearSde;
 pub trait Score<const N: usize> {
     /// The score at `x` and time `t`.
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N];
+
+    /// The scores of all of `xs` at one time `t`, into `out[..xs.len()]`. Implementations
+    /// override it to share the work that depends only on `t` and to vectorise across points,
+    /// but must give the same bits as [`score`](Self::score) on each point.
+    #[inline]
+    fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        for (x, s) in xs.iter().zip(out) {
+            *s = self.score(x, t);
+        }
+    }
 }
 
 impl<S: Score<N> + ?Sized, const N: usize> Score<N> for &S {
@@ -24,12 +34,25 @@ impl<S: Score<N> + ?Sized, const N: usize> Score<N> for &S {
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
         (**self).score(x, t)
     }
+    #[inline]
+    fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        (**self).score_batch(xs, t, out)
+    }
 }
 
 /// A distribution whose image under `x ↦ αx + σz` (z standard normal) has a closed-form score.
 pub trait GaussianData<const N: usize> {
     /// The score of the law of `α·X + σ·Z` at `x`, for `α > 0`, `σ ≥ 0`.
     fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N];
+
+    /// [`perturbed_score`](Self::perturbed_score) of every point of `xs` into
+    /// `out[..xs.len()]`, with the same bits.
+    #[inline]
+    fn perturbed_score_batch(&self, xs: &[[f32; N]], alpha: f32, sigma: f32, out: &mut [[f32; N]]) {
+        for (x, s) in xs.iter().zip(out) {
+            *s = self.perturbed_score(x, alpha, sigma);
+        }
+    }
 }
 
 /// One component of a diagonal Gaussian mixture: weight, mean and per-dimension std.
@@ -107,9 +130,10 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
     }
 }
 
-/// Components handled per pass of the softmax: their logits and differences live on the
-/// stack (8·(N + 1) floats).
+/// Components handled per pass of the softmax: their logits live on the stack.
 const CHUNK: usize = 8;
+/// Points scored together: the loops over them are the innermost, so they vectorise.
+const LANES: usize = 16;
 
 impl<const N: usize> GaussianMixture<'_, N> {
     /// `1/v` per dimension for component `c`, and `−½ Σ ln v` (0 when the std is shared).
@@ -123,61 +147,130 @@ impl<const N: usize> GaussianMixture<'_, N> {
         };
         (inv_var, log_det)
     }
-}
 
-impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
-    /// `Σ_k r_k(x)·(αμ_k − x)/v_k` with responsibilities `r_k` from a log-sum-exp over chunks
-    /// of 8 components: the logits of a chunk are computed first, then one exponential per
-    /// component against the running maximum (rescaled when a later chunk exceeds it), so
-    /// nothing overflows and no buffer grows with the number of components.
-    fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
+    /// The scores of up to `L` points (1 for a single point, [`LANES`] in batches): `Σ_k r_k(x)·(αμ_k − x)/v_k` with the
+    /// responsibilities `r_k` from a log-sum-exp over chunks of 8 components — a chunk's
+    /// logits first, then one exponential per component against the running maximum
+    /// (rescaled when a later chunk exceeds it) — so nothing overflows and no buffer grows
+    /// with the number of components. Each point's arithmetic is the same whatever the
+    /// other points are.
+    fn score_lanes<const L: usize>(
+        &self,
+        xs: &[[f32; N]],
+        alpha: f32,
+        sigma: f32,
+        out: &mut [[f32; N]],
+    ) {
+        let lanes = xs.len().min(out.len()).min(L);
+        // Dimension-major copies with fixed trip counts: the loops over lanes vectorise.
+        let mut x_t = [[0.0f32; L]; N];
+        for (p, x) in xs.iter().enumerate().take(lanes) {
+            for d in 0..N {
+                x_t[d][p] = x[d];
+            }
+        }
         let (a2, s2) = (alpha * alpha, sigma * sigma);
         let shared = self.inverse_variance(&self.components[0], a2, s2);
-        let mut max_logit = f32::NEG_INFINITY;
-        let mut denominator = 0.0f32;
-        let mut numerator = [0.0f32; N];
+        let mut max_logit = [f32::NEG_INFINITY; L];
+        let mut denominator = [0.0f32; L];
+        let mut numerator = [[0.0f32; L]; N];
         for chunk in self.components.chunks(CHUNK) {
-            let mut logits = [f32::NEG_INFINITY; CHUNK];
-            let mut pulls = [[0.0f32; N]; CHUNK];
-            let mut chunk_max = f32::NEG_INFINITY;
-            for ((logit, pull), c) in logits.iter_mut().zip(&mut pulls).zip(chunk) {
+            let mut logits = [[f32::NEG_INFINITY; L]; CHUNK];
+            let mut chunk_max = [f32::NEG_INFINITY; L];
+            for (row, c) in logits.iter_mut().zip(chunk) {
                 let (inv_var, log_det) = if self.shared_std {
                     shared
                 } else {
                     self.inverse_variance(c, a2, s2)
                 };
-                *logit = c.log_weight + log_det;
+                *row = [c.log_weight + log_det; L];
                 for d in 0..N {
-                    let diff = alpha * c.mean[d] - x[d];
-                    pull[d] = diff * inv_var[d];
-                    *logit -= 0.5 * diff * pull[d];
+                    let centre = alpha * c.mean[d];
+                    for p in 0..L {
+                        let diff = centre - x_t[d][p];
+                        row[p] -= 0.5 * diff * (diff * inv_var[d]);
+                    }
                 }
-                if *logit > chunk_max {
-                    chunk_max = *logit;
+                for p in 0..L {
+                    chunk_max[p] = if row[p] > chunk_max[p] {
+                        row[p]
+                    } else {
+                        chunk_max[p]
+                    };
                 }
             }
-            if chunk_max > max_logit {
-                let rescale = math::exp(max_logit - chunk_max);
-                denominator *= rescale;
-                numerator.iter_mut().for_each(|n| *n *= rescale);
-                max_logit = chunk_max;
+            // Rescale what was accumulated against the new maximum; the factor is exactly 1
+            // where the maximum did not move (e⁰ = 1), so no branch is needed.
+            let new_max: [f32; L] = core::array::from_fn(|p| {
+                if chunk_max[p] > max_logit[p] {
+                    chunk_max[p]
+                } else {
+                    max_logit[p]
+                }
+            });
+            let rescale: [f32; L] = core::array::from_fn(|p| math::exp(max_logit[p] - new_max[p]));
+            for p in 0..L {
+                denominator[p] *= rescale[p];
             }
-            for (logit, pull) in logits.iter().zip(&pulls).take(chunk.len()) {
-                let weight = math::exp(logit - max_logit);
-                denominator += weight;
+            for n in numerator.iter_mut() {
+                for p in 0..L {
+                    n[p] *= rescale[p];
+                }
+            }
+            max_logit = new_max;
+            for (row, c) in logits.iter().zip(chunk) {
+                let inv_var = if self.shared_std {
+                    shared.0
+                } else {
+                    self.inverse_variance(c, a2, s2).0
+                };
+                let weights: [f32; L] = core::array::from_fn(|p| math::exp(row[p] - max_logit[p]));
+                for p in 0..L {
+                    denominator[p] += weights[p];
+                }
                 for d in 0..N {
-                    numerator[d] += weight * pull[d];
+                    let centre = alpha * c.mean[d];
+                    for p in 0..L {
+                        numerator[d][p] += weights[p] * ((centre - x_t[d][p]) * inv_var[d]);
+                    }
                 }
             }
         }
-        // A NaN in x makes every logit NaN: the maximum stays −∞ and 0/0 returns NaN.
-        numerator.map(|n| n / denominator)
+        // A NaN in x makes every logit NaN: the maximum stays −∞ and the weights NaN.
+        for (p, o) in out.iter_mut().enumerate().take(lanes) {
+            *o = core::array::from_fn(|d| numerator[d][p] / denominator[p]);
+        }
+    }
+}
+
+impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
+    fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
+        let mut out = [[0.0f32; N]; 1];
+        self.score_lanes::<1>(core::slice::from_ref(x), alpha, sigma, &mut out);
+        out[0]
+    }
+
+    fn perturbed_score_batch(&self, xs: &[[f32; N]], alpha: f32, sigma: f32, out: &mut [[f32; N]]) {
+        for (xs, out) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            if xs.len() == LANES {
+                self.score_lanes::<LANES>(xs, alpha, sigma, out);
+            } else {
+                // A partial chunk (or a single point on a chip): one lane at a time does no
+                // work for empty lanes, and each point's bits are the same either way.
+                for (x, o) in xs.iter().zip(out) {
+                    *o = self.perturbed_score(x, alpha, sigma);
+                }
+            }
+        }
     }
 }
 
 impl<const N: usize> Score<N> for GaussianMixture<'_, N> {
     fn score(&self, x: &[f32; N], _t: f32) -> [f32; N] {
         self.perturbed_score(x, 1.0, 0.0)
+    }
+    fn score_batch(&self, xs: &[[f32; N]], _t: f32, out: &mut [[f32; N]]) {
+        self.perturbed_score_batch(xs, 1.0, 0.0, out)
     }
 }
 
@@ -203,6 +296,11 @@ impl<D: LinearSde, P: GaussianData<N>, const N: usize> Score<N> for Diffused<D, 
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
         self.data
             .perturbed_score(x, self.sde.alpha(t), self.sde.sigma(t))
+    }
+    #[inline]
+    fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        self.data
+            .perturbed_score_batch(xs, self.sde.alpha(t), self.sde.sigma(t), out)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Throughput figures of `tinyscore bench`, each measured on one thread.
 
 use crate::datasets::eight_gaussians;
+use crate::sampling::BATCH;
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::Instant;
 use tinyscore::{
-    particle_noise, Diffused, EulerMaruyama, GaussianMixture, NullObserver, Sampler, TimeGrid,
-    VpSde,
+    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Sampler, TimeGrid, VpSde,
 };
 
 /// The figures, as `tinyscore bench --json` prints them.
@@ -29,7 +29,8 @@ fn rate(min_seconds: f64, mut work: impl FnMut() -> u64) -> f64 {
     units as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Particle-steps per second of Euler–Maruyama, 1000 steps, 8-Gaussians exact score.
+/// Particle-steps per second of Euler–Maruyama, 1000 steps, 8-Gaussians exact score, in
+/// the host's batches of [`BATCH`] particles.
 pub fn em_particle_steps_per_s(min_seconds: f64) -> f64 {
     let components = eight_gaussians();
     let sde = VpSde::default();
@@ -38,19 +39,20 @@ pub fn em_particle_steps_per_s(min_seconds: f64) -> f64 {
         GaussianMixture::new(&components).expect("valid mixture"),
     );
     let steps = 1000;
-    let sampler = Sampler::new(
-        EulerMaruyama,
-        TimeGrid::uniform(1.0, 1e-3, steps).expect("valid grid"),
-    );
-    let mut particle = 0u64;
+    let grid = TimeGrid::uniform(1.0, 1e-3, steps).expect("valid grid");
+    let sampler = Sampler::new(EulerMaruyama, grid);
+    let mut first = 0u64;
     rate(min_seconds, || {
-        let mut noise = particle_noise(1, particle);
-        particle += 1;
-        let x: [f32; 2] = sampler
-            .sample(&sde, &score, &mut noise, &mut NullObserver)
+        let mut noises: Vec<_> = (first..first + BATCH as u64)
+            .map(|i| particle_noise(1, i))
+            .collect();
+        first += BATCH as u64;
+        let mut xs = [[0.0f32; 2]; BATCH];
+        sampler
+            .sample_batch::<_, _, _, 2, BATCH>(&sde, &score, &mut noises, &mut xs)
             .expect("the exact score is finite");
-        black_box(x);
-        steps as u64
+        black_box(xs);
+        (steps as usize * BATCH) as u64
     })
 }
 

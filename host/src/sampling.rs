@@ -3,7 +3,11 @@
 
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
-use tinyscore::{particle_noise, LinearSde, NullObserver, Sampler, Score, Solver};
+use tinyscore::{particle_noise, LinearSde, Sampler, Score, Solver};
+
+/// Particles advanced in lockstep by one task: enough for the score to vectorise, few enough
+/// that the solvers' stack scratch stays small.
+pub const BATCH: usize = 64;
 
 /// A rayon pool of `threads` threads (0: one per core).
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
@@ -26,15 +30,19 @@ where
     D: LinearSde + Sync,
     S: Score<N> + Sync,
 {
+    let mut out = vec![[0.0f32; N]; n];
     thread_pool(threads)?.install(|| {
-        (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let mut noise = particle_noise(seed, i as u64);
+        out.par_chunks_mut(BATCH)
+            .enumerate()
+            .try_for_each(|(chunk, xs)| {
+                let first = chunk * BATCH;
+                let mut noises: Vec<_> = (first..first + xs.len())
+                    .map(|i| particle_noise(seed, i as u64))
+                    .collect();
                 sampler
-                    .sample(sde, score, &mut noise, &mut NullObserver)
-                    .map_err(|e| anyhow!("particle {i}: {e}"))
+                    .sample_batch::<D, S, _, N, BATCH>(sde, score, &mut noises, xs)
+                    .map_err(|e| anyhow!("particle {}: {}", first + e.particle, e.error))
             })
-            .collect()
-    })
+    })?;
+    Ok(out)
 }

@@ -1,5 +1,11 @@
 //! Reverse-time samplers: one [`Solver`] step at a time, driven over a grid by [`Sampler`].
 //!
+//! A step advances up to `B` particles in lockstep (`B` is a const parameter of the driver):
+//! the score is evaluated for all of them at once ([`Score::score_batch`]), which lets a
+//! score share its per-time work and vectorise. Every particle keeps its own noise stream, and
+//! single-particle sampling is the same code with `B = 1`, so a particle's bits never depend
+//! on the batch it was computed in — on a host thread pool or on a chip.
+//!
 //! | solver | integrates | score evals/step | order |
 //! |---|---|---|---|
 //! | [`EulerMaruyama`] | reverse SDE | 1 | weak 1 (strong 1 for additive noise) |
@@ -22,7 +28,7 @@ pub use stochastic::{
     ReverseDiffusion,
 };
 
-use crate::error::{SampleError, StepError};
+use crate::error::{ParticleError, SampleError, StepError};
 use crate::grid::TimeGrid;
 use crate::noise::GaussianStream;
 use crate::observe::Observer;
@@ -31,39 +37,45 @@ use crate::sde::LinearSde;
 use crate::vector;
 use rand_core::Rng;
 
-/// One step of a reverse-time sampler, from `t` down to `t_next < t`.
+/// One step of a reverse-time sampler, from `t` down to `t_next < t`, for a batch of
+/// particles advanced in lockstep.
 pub trait Solver<D: LinearSde, const N: usize> {
-    /// What the solver carries between steps (multistep methods); `()` for one-step ones.
-    type State: Default;
+    /// What the solver carries between steps per particle (multistep methods); `()` else.
+    type State: Default + Copy;
     /// The order of convergence in the step size: of the global error for the ODE solvers,
     /// the weak order (error in expectations) for the stochastic ones.
     const ORDER: u32;
-    /// Advances `x` from `t` to `t_next`.
+    /// Advances each particle `xs[i]` (with its state `states[i]` and noise `noises[i]`) from
+    /// `t` to `t_next`. The three slices have one length, at most `B`: the step's scratch
+    /// space is a few `[[f32; N]; B]` on the stack, and particles beyond `B` are left as they
+    /// are. [`Sampler`] passes chunks of `B`.
     #[allow(clippy::too_many_arguments)]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        state: &mut Self::State,
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        states: &mut [Self::State],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError>;
 }
 
-/// The score at `(x, t)`, or an error when it is not finite.
+/// The scores of `xs` at `t` into the first `xs.len()` entries of `out`, or an error naming
+/// the first particle whose score is not finite.
 #[inline]
-pub(crate) fn checked_score<S: Score<N>, const N: usize>(
+pub(crate) fn checked_scores<'o, S: Score<N>, const N: usize, const B: usize>(
     score: &S,
-    x: &[f32; N],
+    xs: &[[f32; N]],
     t: f32,
-) -> Result<[f32; N], StepError> {
-    let s = score.score(x, t);
-    if vector::all_finite(&s) {
-        Ok(s)
-    } else {
-        Err(StepError::NonFiniteScore)
+    out: &'o mut [[f32; N]; B],
+) -> Result<&'o [[f32; N]], StepError> {
+    let out = &mut out[..xs.len().min(B)];
+    score.score_batch(&xs[..out.len()], t, out);
+    match out.iter().position(|s| !vector::all_finite(s)) {
+        None => Ok(out),
+        Some(particle) => Err(StepError::NonFiniteScore { particle }),
     }
 }
 
@@ -134,33 +146,107 @@ impl<P> Sampler<P> {
         R: Rng,
         O: Observer<N>,
     {
-        let steps = self.grid.steps();
-        let mut state = P::State::default();
-        let mut t = self.grid.time(sde, 0);
-        observer.observe(0, t, x);
-        for i in 0..steps {
-            let t_next = self.grid.time(sde, i + 1);
-            let mut next = *x;
-            self.solver
-                .step(sde, score, t, t_next, &mut next, &mut state, noise)
-                .map_err(|e| SampleError::at(i, e))?;
-            if !vector::all_finite(&next) {
-                return Err(SampleError::NonFiniteState { step: i });
-            }
-            *x = next;
-            t = t_next;
-            observer.observe(i + 1, t, x);
+        let xs = core::slice::from_mut(x);
+        let noises = core::slice::from_mut(noise);
+        self.run_chunk::<D, S, R, _, N, 1>(sde, score, xs, noises, |step, t, xs| {
+            observer.observe(step, t, &xs[0])
+        })
+        .map_err(|e| e.error)
+    }
+
+    /// Draws `out.len()` particles from the prior and carries them to the end of the grid,
+    /// `B` at a time in lockstep; particle `i` uses `noises[i]` (the slices have one length).
+    /// Each particle gets the same bits as [`sample`](Self::sample) with its stream.
+    pub fn sample_batch<D, S, R, const N: usize, const B: usize>(
+        &self,
+        sde: &D,
+        score: &S,
+        noises: &mut [GaussianStream<R>],
+        out: &mut [[f32; N]],
+    ) -> Result<(), ParticleError>
+    where
+        D: LinearSde,
+        P: Solver<D, N>,
+        S: Score<N>,
+        R: Rng,
+    {
+        for (x, noise) in out.iter_mut().zip(noises.iter_mut()) {
+            *x = sde.sample_prior(noise);
         }
-        if self.denoise {
-            let s = checked_score(score, x, t).map_err(|e| SampleError::at(steps, e))?;
-            let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
-            let denoised = vector::scale(1.0 / alpha, &vector::axpy(sigma * sigma, &s, x));
-            if !vector::all_finite(&denoised) {
-                return Err(SampleError::NonFiniteState { step: steps });
-            }
-            *x = denoised;
-            observer.observe(steps + 1, 0.0, x);
+        let chunk = B.max(1);
+        let mut first = 0;
+        for (xs, noises) in out.chunks_mut(chunk).zip(noises.chunks_mut(chunk)) {
+            self.run_chunk::<D, S, R, _, N, B>(sde, score, xs, noises, |_, _, _| ())
+                .map_err(|e| ParticleError {
+                    particle: first + e.particle,
+                    error: e.error,
+                })?;
+            first += chunk;
         }
         Ok(())
+    }
+
+    /// Runs one chunk of at most `B` particles through every step.
+    fn run_chunk<D, S, R, F, const N: usize, const B: usize>(
+        &self,
+        sde: &D,
+        score: &S,
+        xs: &mut [[f32; N]],
+        noises: &mut [GaussianStream<R>],
+        mut on_step: F,
+    ) -> Result<(), ParticleError>
+    where
+        D: LinearSde,
+        P: Solver<D, N>,
+        S: Score<N>,
+        R: Rng,
+        F: FnMut(u32, f32, &[[f32; N]]),
+    {
+        let len = xs.len().min(noises.len()).min(B);
+        let (xs, noises) = (&mut xs[..len], &mut noises[..len]);
+        let steps = self.grid.steps();
+        let mut states = [P::State::default(); B];
+        let states = &mut states[..len];
+        let mut t = self.grid.time(sde, 0);
+        on_step(0, t, xs);
+        for i in 0..steps {
+            let t_next = self.grid.time(sde, i + 1);
+            let mut next = [[0.0f32; N]; B];
+            let next = &mut next[..len];
+            next.copy_from_slice(xs);
+            self.solver
+                .step::<S, R, B>(sde, score, t, t_next, next, states, noises)
+                .map_err(|e| ParticleError::at(i, e))?;
+            check_states(next, i)?;
+            xs.copy_from_slice(next);
+            t = t_next;
+            on_step(i + 1, t, xs);
+        }
+        if self.denoise {
+            let mut scores = [[0.0f32; N]; B];
+            let scores = checked_scores(score, xs, t, &mut scores)
+                .map_err(|e| ParticleError::at(steps, e))?;
+            let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+            let mut denoised = [[0.0f32; N]; B];
+            let denoised = &mut denoised[..len];
+            for ((d, x), s) in denoised.iter_mut().zip(xs.iter()).zip(scores) {
+                *d = vector::scale(1.0 / alpha, &vector::axpy(sigma * sigma, s, x));
+            }
+            check_states(denoised, steps)?;
+            xs.copy_from_slice(denoised);
+            on_step(steps + 1, 0.0, xs);
+        }
+        Ok(())
+    }
+}
+
+/// Fails at `step` with the first particle whose state is not finite.
+fn check_states<const N: usize>(xs: &[[f32; N]], step: u32) -> Result<(), ParticleError> {
+    match xs.iter().position(|x| !vector::all_finite(x)) {
+        None => Ok(()),
+        Some(particle) => Err(ParticleError {
+            particle,
+            error: SampleError::NonFiniteState { step },
+        }),
     }
 }

@@ -5,42 +5,70 @@
 //! data prediction `x̂₀ = (x + σ_t²s)/α_t` and integrate the linear part exactly in the
 //! log-SNR `λ = ln(α/σ)` (Lu et al., DPM-Solver and DPM-Solver++, 2022).
 
-use super::{checked_score, Solver};
+use super::{checked_scores, Solver};
 use crate::error::StepError;
 use crate::math;
 use crate::noise::GaussianStream;
 use crate::score::Score;
-use crate::sde::{LinearSde, Sde};
+use crate::sde::LinearSde;
 use crate::vector;
 use rand_core::Rng;
 
-/// The probability-flow velocity `f(x, t) − ½g(t)²s(x, t)`.
+/// The probability-flow velocities `f(x, t) − ½g(t)²s(x, t)` of `xs`, into `out`.
 #[inline]
-fn velocity<D: LinearSde, S: Score<N>, const N: usize>(
+fn velocities<'o, D, S, const N: usize, const B: usize>(
     sde: &D,
     score: &S,
-    x: &[f32; N],
+    xs: &[[f32; N]],
     t: f32,
-) -> Result<[f32; N], StepError> {
-    let s = checked_score(score, x, t)?;
-    let g = sde.diffusion_coeff(t);
-    Ok(vector::axpy(-0.5 * g * g, &s, &sde.drift(x, t)))
+    out: &'o mut [[f32; N]; B],
+) -> Result<&'o [[f32; N]], StepError>
+where
+    D: LinearSde,
+    S: Score<N>,
+{
+    let len = checked_scores(score, xs, t, out)?.len();
+    let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
+    for (v, x) in out[..len].iter_mut().zip(xs) {
+        *v = vector::axpy(-0.5 * g * g, v, &vector::scale(a, x));
+    }
+    Ok(&out[..len])
 }
 
-/// The data prediction `x̂₀ = (x + σ_t²·s(x, t))/α_t` (Tweedie's formula).
+/// `x + h·k` for every particle, into `out`.
 #[inline]
-fn denoised<D: LinearSde, S: Score<N>, const N: usize>(
+fn stage<'o, const N: usize, const B: usize>(
+    xs: &[[f32; N]],
+    h: f32,
+    ks: &[[f32; N]],
+    out: &'o mut [[f32; N]; B],
+) -> &'o [[f32; N]] {
+    let len = xs.len().min(ks.len()).min(B);
+    for ((o, x), k) in out.iter_mut().zip(xs).zip(ks) {
+        *o = vector::axpy(h, k, x);
+    }
+    &out[..len]
+}
+
+/// The data predictions `x̂₀ = (x + σ_t²·s(x, t))/α_t` (Tweedie's formula) of `xs`, into `out`.
+#[inline]
+fn denoised<'o, D, S, const N: usize, const B: usize>(
     sde: &D,
     score: &S,
-    x: &[f32; N],
+    xs: &[[f32; N]],
     t: f32,
-) -> Result<[f32; N], StepError> {
-    let s = checked_score(score, x, t)?;
-    let sigma = sde.sigma(t);
-    Ok(vector::scale(
-        1.0 / sde.alpha(t),
-        &vector::axpy(sigma * sigma, &s, x),
-    ))
+    out: &'o mut [[f32; N]; B],
+) -> Result<&'o [[f32; N]], StepError>
+where
+    D: LinearSde,
+    S: Score<N>,
+{
+    let len = checked_scores(score, xs, t, out)?.len();
+    let (sigma, alpha) = (sde.sigma(t), sde.alpha(t));
+    for (o, x) in out[..len].iter_mut().zip(xs) {
+        *o = vector::scale(1.0 / alpha, &vector::axpy(sigma * sigma, o, x));
+    }
+    Ok(&out[..len])
 }
 
 /// Euler's method on the probability-flow ODE. Order 1.
@@ -52,18 +80,21 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeEuler {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        _noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let v = velocity(sde, score, x, t)?;
-        *x = vector::axpy(t_next - t, &v, x);
+        let mut k = [[0.0f32; N]; B];
+        let k = velocities(sde, score, xs, t, &mut k)?;
+        for (x, v) in xs.iter_mut().zip(k) {
+            *x = vector::axpy(t_next - t, v, x);
+        }
         Ok(())
     }
 }
@@ -78,20 +109,23 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeHeun {
     type State = ();
     const ORDER: u32 = 2;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        _noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
         let h = t_next - t;
-        let k1 = velocity(sde, score, x, t)?;
-        let k2 = velocity(sde, score, &vector::axpy(h, &k1, x), t_next)?;
-        *x = core::array::from_fn(|d| x[d] + 0.5 * h * (k1[d] + k2[d]));
+        let (mut k1, mut k2, mut tmp) = ([[0.0f32; N]; B], [[0.0f32; N]; B], [[0.0f32; N]; B]);
+        let k1 = velocities(sde, score, xs, t, &mut k1)?;
+        let k2 = velocities(sde, score, stage(xs, h, k1, &mut tmp), t_next, &mut k2)?;
+        for ((x, a), b) in xs.iter_mut().zip(k1).zip(k2) {
+            *x = core::array::from_fn(|d| x[d] + 0.5 * h * (a[d] + b[d]));
+        }
         Ok(())
     }
 }
@@ -106,23 +140,28 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeRk4 {
     type State = ();
     const ORDER: u32 = 4;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        _noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
         let h = t_next - t;
         let t_mid = t + 0.5 * h;
-        let k1 = velocity(sde, score, x, t)?;
-        let k2 = velocity(sde, score, &vector::axpy(0.5 * h, &k1, x), t_mid)?;
-        let k3 = velocity(sde, score, &vector::axpy(0.5 * h, &k2, x), t_mid)?;
-        let k4 = velocity(sde, score, &vector::axpy(h, &k3, x), t_next)?;
-        *x = core::array::from_fn(|d| x[d] + h / 6.0 * (k1[d] + 2.0 * k2[d] + 2.0 * k3[d] + k4[d]));
+        let zero = [[0.0f32; N]; B];
+        let (mut k1, mut k2, mut k3, mut k4, mut tmp) = (zero, zero, zero, zero, zero);
+        let k1 = velocities(sde, score, xs, t, &mut k1)?;
+        let k2 = velocities(sde, score, stage(xs, 0.5 * h, k1, &mut tmp), t_mid, &mut k2)?;
+        let k3 = velocities(sde, score, stage(xs, 0.5 * h, k2, &mut tmp), t_mid, &mut k3)?;
+        let k4 = velocities(sde, score, stage(xs, h, k3, &mut tmp), t_next, &mut k4)?;
+        for (i, x) in xs.iter_mut().enumerate().take(k4.len()) {
+            let (a, b, c, e) = (k1[i], k2[i], k3[i], k4[i]);
+            *x = core::array::from_fn(|d| x[d] + h / 6.0 * (a[d] + 2.0 * b[d] + 2.0 * c[d] + e[d]));
+        }
         Ok(())
     }
 }
@@ -138,25 +177,25 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for Ddim {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        _noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, t)?;
-        let sigma = sde.sigma(t);
-        let eps_hat = vector::scale(-sigma, &s);
-        let x0 = vector::scale(1.0 / sde.alpha(t), &vector::axpy(-sigma, &eps_hat, x));
-        *x = vector::axpy(
-            sde.sigma(t_next),
-            &eps_hat,
-            &vector::scale(sde.alpha(t_next), &x0),
-        );
+        let mut buffer = [[0.0f32; N]; B];
+        let scores = checked_scores(score, xs, t, &mut buffer)?;
+        let (sigma, alpha) = (sde.sigma(t), sde.alpha(t));
+        let (sigma_next, alpha_next) = (sde.sigma(t_next), sde.alpha(t_next));
+        for (x, s) in xs.iter_mut().zip(scores) {
+            let eps_hat = vector::scale(-sigma, s);
+            let x0 = vector::scale(1.0 / alpha, &vector::axpy(-sigma, &eps_hat, x));
+            *x = vector::axpy(sigma_next, &eps_hat, &vector::scale(alpha_next, &x0));
+        }
         Ok(())
     }
 }
@@ -178,29 +217,34 @@ pub struct MultistepHistory<const N: usize> {
 impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp2M {
     type State = MultistepHistory<N>;
     const ORDER: u32 = 2;
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        history: &mut MultistepHistory<N>,
-        _noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        histories: &mut [MultistepHistory<N>],
+        _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let x0 = denoised(sde, score, x, t)?;
+        let mut buffer = [[0.0f32; N]; B];
+        let predictions = denoised(sde, score, xs, t, &mut buffer)?;
         let h = sde.log_snr(t_next) - sde.log_snr(t);
-        let data = match history.previous {
-            None => x0,
-            Some((x0_previous, h_previous)) => {
-                let half_inv_r = 0.5 * h / h_previous;
-                core::array::from_fn(|d| (1.0 + half_inv_r) * x0[d] - half_inv_r * x0_previous[d])
-            }
-        };
         let carry = sde.sigma(t_next) / sde.sigma(t);
         let pull = -sde.alpha(t_next) * math::expm1(-h);
-        *x = core::array::from_fn(|d| carry * x[d] + pull * data[d]);
-        history.previous = Some((x0, h));
+        for ((x, x0), history) in xs.iter_mut().zip(predictions).zip(histories.iter_mut()) {
+            let data = match history.previous {
+                None => *x0,
+                Some((x0_previous, h_previous)) => {
+                    let half_inv_r = 0.5 * h / h_previous;
+                    core::array::from_fn(|d| {
+                        (1.0 + half_inv_r) * x0[d] - half_inv_r * x0_previous[d]
+                    })
+                }
+            };
+            *x = core::array::from_fn(|d| carry * x[d] + pull * data[d]);
+            history.previous = Some((*x0, h));
+        }
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Stochastic reverse-time solvers: they integrate the reverse SDE or run Langevin dynamics.
 
-use super::{checked_score, Solver};
+use super::{checked_scores, Solver};
 use crate::error::{ParamError, StepError};
 use crate::mcmc::langevin_update;
 use crate::noise::GaussianStream;
@@ -33,6 +33,28 @@ fn forward_transition<D: LinearSde>(sde: &D, t: f32, t_next: f32) -> (f32, f32) 
     (a, g2)
 }
 
+/// Applies `update(x, s, noise)` to every particle with its score `s` at `t`: the shape of
+/// every one-evaluation stochastic step.
+#[inline]
+fn for_each_scored<S, R, const N: usize, const B: usize>(
+    score: &S,
+    t: f32,
+    xs: &mut [[f32; N]],
+    noises: &mut [GaussianStream<R>],
+    mut update: impl FnMut(&[f32; N], &[f32; N], &mut GaussianStream<R>) -> [f32; N],
+) -> Result<(), StepError>
+where
+    S: Score<N>,
+    R: Rng,
+{
+    let mut buffer = [[0.0f32; N]; B];
+    let scores = checked_scores(score, xs, t, &mut buffer)?;
+    for ((x, s), noise) in xs.iter_mut().zip(scores).zip(noises.iter_mut()) {
+        *x = update(x, s, noise);
+    }
+    Ok(())
+}
+
 /// Euler–Maruyama: `x ← x + [f − g²s]·Δt + g·√|Δt|·z` on the reverse SDE (Δt < 0).
 ///
 /// Weak order 1; strong order ½ in general and 1 when the noise is additive, as for every
@@ -61,22 +83,22 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for EulerMaruyama {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, t)?;
-        let g = sde.diffusion_coeff(t);
-        let drift = vector::axpy(-g * g, &s, &sde.drift(x, t));
+        let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
         let dt = t_next - t;
-        *x = euler_maruyama_update(x, &drift, dt, g, &noise.brownian_increment(dt));
-        Ok(())
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+            let drift = vector::axpy(-g * g, s, &vector::scale(a, x));
+            euler_maruyama_update(x, &drift, dt, g, &noise.brownian_increment(dt))
+        })
     }
 }
 
@@ -90,22 +112,22 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for ReverseDiffusion {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, t)?;
         let (a, g2) = forward_transition(sde, t, t_next);
         let g = math::sqrt(g2);
-        let z: [f32; N] = noise.normal();
-        *x = core::array::from_fn(|d| (2.0 - a) * x[d] + g2 * s[d] + g * z[d]);
-        Ok(())
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+            let z: [f32; N] = noise.normal();
+            core::array::from_fn(|d| (2.0 - a) * x[d] + g2 * s[d] + g * z[d])
+        })
     }
 }
 
@@ -120,22 +142,22 @@ impl<const N: usize> Solver<VpSde, N> for Ancestral {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &VpSde,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, t)?;
         let (a, beta) = forward_transition(sde, t, t_next); // VP: G² = 1 − a²
         let g = math::sqrt(beta);
-        let z: [f32; N] = noise.normal();
-        *x = core::array::from_fn(|d| (x[d] + beta * s[d]) / a + g * z[d]);
-        Ok(())
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+            let z: [f32; N] = noise.normal();
+            core::array::from_fn(|d| (x[d] + beta * s[d]) / a + g * z[d])
+        })
     }
 }
 
@@ -143,36 +165,37 @@ impl<const N: usize> Solver<VeSde, N> for Ancestral {
     type State = ();
     const ORDER: u32 = 1;
     #[inline]
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &VeSde,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        let s = checked_score(score, x, t)?;
         let (_, variance_step) = forward_transition(sde, t, t_next); // VE: σ_t² − σ_n²
         let g = math::sqrt(variance_step) * sde.sigma(t_next) / sde.sigma(t);
-        let z: [f32; N] = noise.normal();
-        *x = core::array::from_fn(|d| x[d] + variance_step * s[d] + g * z[d]);
-        Ok(())
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+            let z: [f32; N] = noise.normal();
+            core::array::from_fn(|d| x[d] + variance_step * s[d] + g * z[d])
+        })
     }
 }
 
-/// A corrector: Langevin MCMC steps at a fixed time that pull `x` towards `p_t`.
+/// A corrector: Langevin MCMC steps at a fixed time that pull particles towards `p_t`.
 pub trait Corrector<D: LinearSde, const N: usize> {
-    /// Corrects `x` at time `t`; `t_next` is where the predictor goes next.
-    fn correct<S: Score<N>, R: Rng>(
+    /// Corrects each particle at time `t` (at most `B` of them, as for
+    /// [`Solver::step`]); `t_next` is where the predictor goes next.
+    fn correct<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError>;
 }
 
@@ -214,21 +237,22 @@ impl Default for LangevinCorrector {
 }
 
 impl<D: LinearSde, const N: usize> Corrector<D, N> for LangevinCorrector {
-    fn correct<S: Score<N>, R: Rng>(
+    fn correct<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
         let ratio = sde.alpha(t) / sde.alpha(t_next);
         let signal_to_noise = self.snr * sde.sigma(t);
         let eps = 2.0 * ratio * ratio * signal_to_noise * signal_to_noise;
         for _ in 0..self.steps {
-            let s = checked_score(score, x, t)?;
-            *x = langevin_update(x, &s, eps, &noise.normal());
+            for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+                langevin_update(x, s, eps, &noise.normal())
+            })?;
         }
         Ok(())
     }
@@ -253,18 +277,20 @@ where
 {
     type State = P::State;
     const ORDER: u32 = P::ORDER;
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        state: &mut P::State,
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        states: &mut [P::State],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
-        self.corrector.correct(sde, score, t, t_next, x, noise)?;
-        self.predictor.step(sde, score, t, t_next, x, state, noise)
+        self.corrector
+            .correct::<S, R, B>(sde, score, t, t_next, xs, noises)?;
+        self.predictor
+            .step::<S, R, B>(sde, score, t, t_next, xs, states, noises)
     }
 }
 
@@ -298,21 +324,22 @@ impl AnnealedLangevin {
 impl<D: LinearSde, const N: usize> Solver<D, N> for AnnealedLangevin {
     type State = ();
     const ORDER: u32 = 1;
-    fn step<S: Score<N>, R: Rng>(
+    fn step<S: Score<N>, R: Rng, const B: usize>(
         &self,
         sde: &D,
         score: &S,
         _t: f32,
         t_next: f32,
-        x: &mut [f32; N],
-        _state: &mut (),
-        noise: &mut GaussianStream<R>,
+        xs: &mut [[f32; N]],
+        _states: &mut [()],
+        noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
         let level = sde.sigma(t_next) / self.sigma_last;
         let eps = self.step_size * level * level;
         for _ in 0..self.steps_per_level {
-            let s = checked_score(score, x, t_next)?;
-            *x = langevin_update(x, &s, eps, &noise.normal());
+            for_each_scored::<S, R, N, B>(score, t_next, xs, noises, |x, s, noise| {
+                langevin_update(x, s, eps, &noise.normal())
+            })?;
         }
         Ok(())
     }
