@@ -12,6 +12,7 @@
 //! | [`sin`], [`cos`] | `libm::sinf`/`cosf` | micromath | < 1 ULP; fast-math: 1.2·10⁻³ absolute |
 //! | [`ln`], [`expm1`], [`log1p`], [`asinh`] | libm | libm | < 1 ULP (ln 0.71, expm1 0.78) |
 //! | [`sin_cos_turns`] | own f32 kernel | own f32 kernel | 1.5 ULP of max(\|sin\|, \|cos\|) |
+//! | [`sin_cos`] | own f32 kernel (\|x\| ≤ 8192) | same | 1.5·10⁻⁷ absolute |
 //! | [`ln_unit`] | libm's algorithm, inlined | same | bit-identical to `libm::logf` on (0, 1] |
 //!
 //! `fast-math` keeps `ln`, `sqrt`, `expm1` and `log1p` on libm: measured against f64,
@@ -152,21 +153,36 @@ pub fn powf(x: f32, y: f32) -> f32 {
     exp(y * ln(x))
 }
 
-/// The angle 2π·m/2²⁴ for a 24-bit turn fraction `m` as `(sin, cos)`, in f32 arithmetic only.
-///
-/// The range reduction is exact (integer arithmetic on `m`): the quadrant is the nearest
-/// multiple of 2²², the remainder `r ∈ [−½, ½)` quarter-turns becomes the angle `r·π/2` with
-/// one rounding, and Cephes' minimax polynomials for |θ| ≤ π/4 finish. Measured over all 2²⁴
-/// inputs against f64: at most 1.07 ULP of the larger of |sin|, |cos| (tested bound 1.5 ULP).
-/// Bits above the 24th of `m` are ignored.
+/// `(sin x, cos x)` in f32 arithmetic only, for |x| ≤ 8192 (beyond, and for NaN, through
+/// libm). Cephes' reduction by a three-part π/4 (its first part has 8 significant bits, so the
+/// products with the octant index are exact) and the polynomials of [`sin_cos_turns`].
+/// Measured error over |x| ≤ 8192 against f64: 7.7·10⁻⁸ absolute, tested bound 1.5·10⁻⁷ (see
+/// `tests/math_accuracy.rs`). The network's Fourier features use it, as PyTorch's `sin`, on
+/// the f32 angle `t·W·2·π`, so no f64 is needed on a chip.
+#[inline]
+#[allow(clippy::excessive_precision)] // constants as published (Cephes sinf)
+pub fn sin_cos(x: f32) -> (f32, f32) {
+    const FOUR_OVER_PI: f32 = 1.273_239_5;
+    const DP1: f32 = 0.785_156_25;
+    const DP2: f32 = 2.418_756_5e-4;
+    const DP3: f32 = 3.774_895e-8;
+    let magnitude = x.abs();
+    if magnitude.is_nan() || magnitude > 8192.0 {
+        return (libm::sinf(x), libm::cosf(x));
+    }
+    // The nearest even multiple j of π/4, i.e. j/2 quarter turns; r = |x| − jπ/4 in [−π/4, π/4].
+    let j = (((magnitude * FOUR_OVER_PI) as u32) + 1) & !1;
+    let y = j as f32;
+    let r = ((magnitude - y * DP1) - y * DP2) - y * DP3;
+    let (sin, cos) = rotate(r, j >> 1);
+    (if x < 0.0 { -sin } else { sin }, cos)
+}
+
+/// `(sin, cos)` of `θ + quadrant·π/2` for |θ| ≤ π/4: Cephes' minimax polynomials, then the
+/// exact quarter-turn rotation.
 #[inline]
 #[allow(clippy::excessive_precision)] // coefficients as published (Cephes sinf/cosf)
-pub fn sin_cos_turns(m: u32) -> (f32, f32) {
-    const QUARTER: u32 = 1 << 22;
-    let m = m & 0x00FF_FFFF;
-    let quadrant = (m + QUARTER / 2) >> 22; // 0..=4, nearest quarter turn
-    let remainder = m as i32 - (quadrant * QUARTER) as i32; // exactly, in [−2²¹, 2²¹)
-    let theta = remainder as f32 * (core::f32::consts::FRAC_PI_2 / QUARTER as f32);
+fn rotate(theta: f32, quadrant: u32) -> (f32, f32) {
     let z = theta * theta;
     let sin = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * theta + theta;
     let cos = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
@@ -176,4 +192,23 @@ pub fn sin_cos_turns(m: u32) -> (f32, f32) {
         2 => (-sin, -cos),
         _ => (-cos, sin),
     }
+}
+
+/// The angle 2π·m/2²⁴ for a 24-bit turn fraction `m` as `(sin, cos)`, in f32 arithmetic only.
+///
+/// The range reduction is exact (integer arithmetic on `m`): the quadrant is the nearest
+/// multiple of 2²², the remainder `r ∈ [−½, ½)` quarter-turns becomes the angle `r·π/2` with
+/// one rounding, and Cephes' minimax polynomials for |θ| ≤ π/4 finish. Measured over all 2²⁴
+/// inputs against f64: at most 1.07 ULP of the larger of |sin|, |cos| (tested bound 1.5 ULP).
+/// Bits above the 24th of `m` are ignored.
+#[inline]
+pub fn sin_cos_turns(m: u32) -> (f32, f32) {
+    const QUARTER: u32 = 1 << 22;
+    let m = m & 0x00FF_FFFF;
+    let quadrant = (m + QUARTER / 2) >> 22; // 0..=4, nearest quarter turn
+    let remainder = m as i32 - (quadrant * QUARTER) as i32; // exactly, in [−2²¹, 2²¹)
+    rotate(
+        remainder as f32 * (core::f32::consts::FRAC_PI_2 / QUARTER as f32),
+        quadrant,
+    )
 }

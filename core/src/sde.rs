@@ -220,6 +220,17 @@ impl SubVpSde {
     }
 }
 
+impl SubVpSde {
+    /// `β_min`.
+    pub fn beta_min(&self) -> f32 {
+        self.beta.beta_min
+    }
+    /// `β_max`.
+    pub fn beta_max(&self) -> f32 {
+        self.beta.beta_max
+    }
+}
+
 impl Default for SubVpSde {
     /// β_min = 0.1, β_max = 20.
     fn default() -> Self {

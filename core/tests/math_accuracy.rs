@@ -27,6 +27,31 @@ fn sin_cos_turns_is_within_one_and_a_half_ulp_over_every_input() {
     assert!(worst <= 3.0, "worst error {worst} half-ULPs");
 }
 
+#[test]
+fn sin_cos_is_within_1_5e7_absolute_up_to_8192() {
+    let mut worst = 0.0f64;
+    for i in 0..2_000_000 {
+        let x = -8192.0 + 16384.0 * (i as f64 / 2_000_000.0) + 1e-4 * (i % 7) as f64;
+        let x = x as f32;
+        let (s, c) = math::sin_cos(x);
+        let err = (s as f64 - (x as f64).sin())
+            .abs()
+            .max((c as f64 - (x as f64).cos()).abs());
+        worst = worst.max(err);
+    }
+    for x in [0.0f32, 1e-30, -1e-30, 0.785, 1.5707964, 3.1415927, 100.0] {
+        let (s, c) = math::sin_cos(x);
+        worst = worst
+            .max((s as f64 - (x as f64).sin()).abs())
+            .max((c as f64 - (x as f64).cos()).abs());
+    }
+    println!("sin_cos: worst absolute error {worst:.2e}");
+    assert!(worst <= 1.5e-7, "sin_cos error {worst}");
+    let (s, c) = math::sin_cos(f32::NAN);
+    assert!(s.is_nan() && c.is_nan());
+    assert_eq!(math::sin_cos(1e6), (libm::sinf(1e6), libm::cosf(1e6)));
+}
+
 /// A log-spaced sweep of `count` points over [lo, hi].
 fn sweep(lo: f64, hi: f64, count: usize) -> impl Iterator<Item = f32> {
     (0..count).map(move |i| (lo * (hi / lo).powf(i as f64 / (count - 1) as f64)) as f32)

@@ -6,5 +6,6 @@ pub mod datasets;
 pub mod demo;
 pub mod io;
 pub mod metrics;
+pub mod model_file;
 pub mod options;
 pub mod sampling;

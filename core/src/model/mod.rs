@@ -1,0 +1,553 @@
+//! The model file (`.tsm`) and the tiny score network it carries.
+//!
+//! The byte layout is documented in `docs/FORMAT.md`; in short, a 40-byte header (magic
+//! `TSMF`, version, precision, activation, dimensions N, F, H, L, the SDE and its parameters,
+//! the sampling end time, the payload length), the payload (normalisation, Fourier frequencies,
+//! layers), and a CRC-32 trailer. All numbers are little-endian.
+//!
+//! [`Model::parse`] checks everything before returning — length, magic, version, checksum,
+//! codes, dimensions, section sizes, that every float is finite — so evaluation never meets a
+//! surprise, and no input panics the parser. The weights are not copied: the model borrows the
+//! file's bytes (from flash on a chip) and reads each little-endian float in place, so the
+//! bytes need no alignment.
+//!
+//! The network is an MLP that predicts the noise: `h₀ = [x, sin(2πtW), cos(2πtW)]`, `L` hidden
+//! layers of width `H` with SiLU, a linear output of size `N`; [`NeuralScore`] turns it into
+//! the score `−ε̂/σ(t)` of the model's SDE, so every sampler takes it unchanged.
+
+mod crc32;
+mod error;
+
+pub use crc32::crc32;
+pub use error::ModelError;
+
+use crate::error::ParamError;
+use crate::math;
+use crate::noise::GaussianStream;
+use crate::score::Score;
+use crate::sde::{LinearSde, SubVpSde, VeSde, VpSde};
+use rand_core::Rng;
+
+/// The first four bytes of every model file.
+pub const MAGIC: [u8; 4] = *b"TSMF";
+/// The format version this build reads and writes.
+pub const VERSION: u16 = 1;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 40;
+/// Bytes of the CRC-32 trailer.
+pub const CHECKSUM_LEN: usize = 4;
+/// Largest data dimension N.
+pub const MAX_DIM: u32 = 64;
+/// Largest number of Fourier frequencies F.
+pub const MAX_FOURIER: u32 = 64;
+/// Largest hidden width H.
+pub const MAX_HIDDEN: u32 = 256;
+/// Largest number of hidden layers L.
+pub const MAX_LAYERS: u32 = 8;
+/// The widest activation vector: max(N + 2F, H) within the limits above. The evaluators'
+/// scratch space is two vectors of this width, fixed at compile time.
+pub const MAX_WIDTH: usize = 256;
+
+/// How the weights are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Precision {
+    /// 32-bit floats.
+    F32,
+}
+
+/// The forward process a model was trained with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ModelSde {
+    /// Variance preserving.
+    Vp(VpSde),
+    /// Sub-VP.
+    SubVp(SubVpSde),
+    /// Variance exploding.
+    Ve(VeSde),
+}
+
+impl ModelSde {
+    /// Its code in the header.
+    pub fn code(&self) -> u8 {
+        match self {
+            ModelSde::Vp(_) => 0,
+            ModelSde::SubVp(_) => 1,
+            ModelSde::Ve(_) => 2,
+        }
+    }
+    /// Its two parameters as stored: (β_min, β_max) or (σ_min, σ_max).
+    pub fn parameters(&self) -> (f32, f32) {
+        match self {
+            ModelSde::Vp(s) => (s.beta_min(), s.beta_max()),
+            ModelSde::SubVp(s) => (s.beta_min(), s.beta_max()),
+            ModelSde::Ve(s) => (s.sigma_min(), s.sigma_max()),
+        }
+    }
+    /// The SDE of `code` with parameters `(a, b)`.
+    pub fn from_code(code: u8, a: f32, b: f32) -> Result<Self, ModelError> {
+        Ok(match code {
+            0 => ModelSde::Vp(VpSde::new(a, b)?),
+            1 => ModelSde::SubVp(SubVpSde::new(a, b)?),
+            2 => ModelSde::Ve(VeSde::new(a, b)?),
+            value => {
+                return Err(ModelError::UnknownCode {
+                    field: "sde",
+                    value,
+                })
+            }
+        })
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            ModelSde::Vp($s) => $e,
+            ModelSde::SubVp($s) => $e,
+            ModelSde::Ve($s) => $e,
+        }
+    };
+}
+
+impl LinearSde for ModelSde {
+    fn t_max(&self) -> f32 {
+        dispatch!(self, s => s.t_max())
+    }
+    fn drift_coeff(&self, t: f32) -> f32 {
+        dispatch!(self, s => s.drift_coeff(t))
+    }
+    fn diffusion_coeff(&self, t: f32) -> f32 {
+        dispatch!(self, s => s.diffusion_coeff(t))
+    }
+    fn alpha(&self, t: f32) -> f32 {
+        dispatch!(self, s => s.alpha(t))
+    }
+    fn sigma(&self, t: f32) -> f32 {
+        dispatch!(self, s => s.sigma(t))
+    }
+    fn log_snr(&self, t: f32) -> f32 {
+        dispatch!(self, s => s.log_snr(t))
+    }
+    fn time_at_log_snr(&self, lambda: f32) -> f32 {
+        dispatch!(self, s => s.time_at_log_snr(lambda))
+    }
+    fn prior_std(&self) -> f32 {
+        dispatch!(self, s => s.prior_std())
+    }
+    fn sample_prior<R: Rng, const N: usize>(&self, noise: &mut GaussianStream<R>) -> [f32; N] {
+        dispatch!(self, s => s.sample_prior(noise))
+    }
+}
+
+/// The dimensions of a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Dims {
+    /// Data dimension N (input and output).
+    pub dim: u32,
+    /// Fourier frequencies F (the time embedding has 2F features).
+    pub fourier: u32,
+    /// Hidden width H.
+    pub hidden: u32,
+    /// Hidden layers L.
+    pub layers: u32,
+}
+
+impl Dims {
+    /// Checks every dimension against the format's limits.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for (field, value, max) in [
+            ("dim", self.dim, MAX_DIM),
+            ("fourier", self.fourier, MAX_FOURIER),
+            ("hidden", self.hidden, MAX_HIDDEN),
+            ("layers", self.layers, MAX_LAYERS),
+        ] {
+            if value == 0 || value > max {
+                return Err(ModelError::DimensionOutOfRange { field, value, max });
+            }
+        }
+        Ok(())
+    }
+    /// The width of the input layer, N + 2F.
+    pub fn input_width(&self) -> usize {
+        (self.dim + 2 * self.fourier) as usize
+    }
+    /// `(inputs, outputs)` of dense layer `i` in `0..=L` (the last is the output layer).
+    pub fn layer_shape(&self, i: u32) -> (usize, usize) {
+        let inputs = if i == 0 {
+            self.input_width()
+        } else {
+            self.hidden as usize
+        };
+        let outputs = if i == self.layers {
+            self.dim as usize
+        } else {
+            self.hidden as usize
+        };
+        (inputs, outputs)
+    }
+    /// Bytes of the f32 payload: normalisation, frequencies, then each layer's weights and
+    /// biases.
+    pub fn f32_payload_len(&self) -> usize {
+        let layers: usize = (0..=self.layers)
+            .map(|i| {
+                let (inputs, outputs) = self.layer_shape(i);
+                outputs * inputs + outputs
+            })
+            .sum();
+        4 * (2 * self.dim as usize + self.fourier as usize + layers)
+    }
+}
+
+/// Everything in the header.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Header {
+    /// Weight storage.
+    pub precision: Precision,
+    /// Network dimensions.
+    pub dims: Dims,
+    /// The forward process.
+    pub sde: ModelSde,
+    /// Where sampling should stop (the smallest training time), in (0, T).
+    pub t_end: f32,
+}
+
+/// One dense layer's bytes, borrowed from the file.
+#[derive(Clone, Copy, Debug, Default)]
+struct DenseF32<'a> {
+    inputs: usize,
+    weights: &'a [u8],
+    bias: &'a [u8],
+}
+
+/// The little-endian f32 in a 4-byte chunk (any other length reads as 0, which the parser
+/// makes impossible).
+#[inline]
+fn f32_at(bytes: &[u8]) -> f32 {
+    f32::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+/// A parsed model: the header and its sections, borrowing the file's bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    header: Header,
+    mean: &'a [u8],
+    std: &'a [u8],
+    fourier: &'a [u8],
+    layers: [DenseF32<'a>; MAX_LAYERS as usize + 1],
+}
+
+/// Reads consecutive sections of a byte slice, failing instead of panicking.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], ModelError> {
+        let end = self.position.saturating_add(len);
+        let section = self
+            .bytes
+            .get(self.position..end)
+            .ok_or(ModelError::Truncated {
+                needed: end,
+                available: self.bytes.len(),
+            })?;
+        self.position = end;
+        Ok(section)
+    }
+    fn u8(&mut self) -> Result<u8, ModelError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ModelError> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn f32(&mut self) -> Result<f32, ModelError> {
+        Ok(f32_at(self.take(4)?))
+    }
+    /// `count` floats, all of which must be finite.
+    fn finite_f32s(&mut self, count: usize) -> Result<&'a [u8], ModelError> {
+        let start = self.position;
+        let section = self.take(count.saturating_mul(4))?;
+        match section.chunks_exact(4).position(|c| !f32_at(c).is_finite()) {
+            None => Ok(section),
+            Some(i) => Err(ModelError::NonFinite {
+                offset: start + 4 * i,
+            }),
+        }
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Parses and checks a model file.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ModelError> {
+        let minimum = HEADER_LEN + CHECKSUM_LEN;
+        if bytes.len() < minimum {
+            return Err(ModelError::Truncated {
+                needed: minimum,
+                available: bytes.len(),
+            });
+        }
+        let mut header = Cursor { bytes, position: 0 };
+        if header.take(4)? != MAGIC {
+            return Err(ModelError::BadMagic);
+        }
+        let version = header.u16()?;
+        if version != VERSION {
+            return Err(ModelError::UnsupportedVersion { version });
+        }
+        let precision_code = header.u8()?;
+        let activation = header.u8()?;
+        let dims = Dims {
+            dim: header.u16()? as u32,
+            fourier: header.u16()? as u32,
+            hidden: header.u16()? as u32,
+            layers: header.u16()? as u32,
+        };
+        let sde_code = header.u8()?;
+        header.take(3)?; // reserved
+        let (p0, p1, t_end) = (header.f32()?, header.f32()?, header.f32()?);
+        let payload_len = header.u32()? as usize;
+        header.take(4)?; // reserved
+
+        // Length and checksum first: nothing else is trusted before them.
+        let needed = HEADER_LEN
+            .saturating_add(payload_len)
+            .saturating_add(CHECKSUM_LEN);
+        if bytes.len() < needed {
+            return Err(ModelError::Truncated {
+                needed,
+                available: bytes.len(),
+            });
+        }
+        if bytes.len() > needed {
+            return Err(ModelError::InconsistentSize {
+                expected: needed,
+                found: bytes.len(),
+            });
+        }
+        let (contents, trailer) = bytes.split_at(needed - CHECKSUM_LEN);
+        let stored = u32::from_le_bytes(trailer.try_into().unwrap_or_default());
+        let computed = crc32(contents);
+        if stored != computed {
+            return Err(ModelError::ChecksumMismatch { stored, computed });
+        }
+
+        let precision = match precision_code {
+            0 => Precision::F32,
+            value => {
+                return Err(ModelError::UnknownCode {
+                    field: "precision",
+                    value,
+                })
+            }
+        };
+        if activation != 0 {
+            return Err(ModelError::UnknownCode {
+                field: "activation",
+                value: activation,
+            });
+        }
+        dims.validate()?;
+        let sde = ModelSde::from_code(sde_code, p0, p1)?;
+        ParamError::require(
+            t_end.is_finite() && t_end > 0.0 && t_end < sde.t_max(),
+            "t_end",
+            "finite and in (0, T)",
+        )?;
+        let expected = dims.f32_payload_len();
+        if payload_len != expected {
+            return Err(ModelError::InconsistentSize {
+                expected,
+                found: payload_len,
+            });
+        }
+
+        let mut payload = Cursor {
+            bytes: contents,
+            position: HEADER_LEN,
+        };
+        let n = dims.dim as usize;
+        let mean = payload.finite_f32s(n)?;
+        let std = payload.finite_f32s(n)?;
+        ParamError::require(
+            std.chunks_exact(4).all(|c| f32_at(c) > 0.0),
+            "std",
+            "> 0 in every dimension",
+        )?;
+        let fourier = payload.finite_f32s(dims.fourier as usize)?;
+        let mut layers = [DenseF32::default(); MAX_LAYERS as usize + 1];
+        for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
+            let (inputs, outputs) = dims.layer_shape(i as u32);
+            *layer = DenseF32 {
+                inputs,
+                weights: payload.finite_f32s(outputs * inputs)?,
+                bias: payload.finite_f32s(outputs)?,
+            };
+        }
+        Ok(Model {
+            header: Header {
+                precision,
+                dims,
+                sde,
+                t_end,
+            },
+            mean,
+            std,
+            fourier,
+            layers,
+        })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The data normalisation of dimension `d`: `(mean, std)`; samples in data units are
+    /// `mean + std·x` for the model's `x`.
+    pub fn normalization(&self, d: usize) -> (f32, f32) {
+        let read = |s: &[u8]| s.chunks_exact(4).nth(d).map_or(0.0, f32_at);
+        (read(self.mean), read(self.std).max(f32::MIN_POSITIVE))
+    }
+
+    /// The Fourier frequencies W.
+    pub fn frequencies(&self) -> impl Iterator<Item = f32> + 'a {
+        self.fourier.chunks_exact(4).map(f32_at)
+    }
+
+    /// Layer `i`'s weights (row-major, outputs × inputs) and biases; empty beyond the last.
+    pub fn layer(
+        &self,
+        i: u32,
+    ) -> (
+        impl Iterator<Item = f32> + 'a,
+        impl Iterator<Item = f32> + 'a,
+    ) {
+        let layer = self.layers.get(i as usize).copied().unwrap_or_default();
+        (
+            layer.weights.chunks_exact(4).map(f32_at),
+            layer.bias.chunks_exact(4).map(f32_at),
+        )
+    }
+
+    /// `x` mapped back to data units.
+    pub fn denormalize<const N: usize>(&self, x: &[f32; N]) -> [f32; N] {
+        core::array::from_fn(|d| {
+            let (mean, std) = self.normalization(d);
+            mean + std * x[d]
+        })
+    }
+
+    /// The network's noise prediction ε̂(x, t) for `x` and `out` of the model's dimension
+    /// (other lengths are refused).
+    pub fn predict_noise(&self, x: &[f32], t: f32, out: &mut [f32]) -> Result<(), ModelError> {
+        let n = self.header.dims.dim as usize;
+        for len in [x.len(), out.len()] {
+            if len != n {
+                return Err(ModelError::DimensionMismatch {
+                    model: n as u32,
+                    expected: len as u32,
+                });
+            }
+        }
+        let mut a = [0.0f32; MAX_WIDTH];
+        let mut b = [0.0f32; MAX_WIDTH];
+        self.embed(x, t, &mut a);
+        let last = self.header.dims.layers as usize;
+        for (i, layer) in self.layers.iter().enumerate().take(last + 1) {
+            dense(layer, &a, &mut b, i < last);
+            core::mem::swap(&mut a, &mut b);
+        }
+        out.copy_from_slice(&a[..n]);
+        Ok(())
+    }
+
+    /// `h₀ = [x, sin(2πtW), cos(2πtW)]` into the front of `h`.
+    fn embed(&self, x: &[f32], t: f32, h: &mut [f32; MAX_WIDTH]) {
+        let n = x.len().min(MAX_WIDTH);
+        h[..n].copy_from_slice(&x[..n]);
+        let f = (self.header.dims.fourier as usize).min((MAX_WIDTH - n) / 2);
+        let (sines, cosines) = h[n..].split_at_mut(f);
+        for ((w, s), c) in self.fourier.chunks_exact(4).zip(sines).zip(cosines) {
+            // PyTorch's order of operations, so the features match a PyTorch-trained model's.
+            (*s, *c) = math::sin_cos(t * f32_at(w) * 2.0 * core::f32::consts::PI);
+        }
+    }
+}
+
+/// `out = act(W·input + b)` for one layer, reading the weights in place. Each output is the
+/// sum over inputs in order, then the bias: the same arithmetic on every target.
+#[inline]
+fn dense(layer: &DenseF32<'_>, input: &[f32; MAX_WIDTH], out: &mut [f32; MAX_WIDTH], silu: bool) {
+    let row_bytes = 4 * layer.inputs;
+    if row_bytes == 0 {
+        return;
+    }
+    for ((row, bias), o) in layer
+        .weights
+        .chunks_exact(row_bytes)
+        .zip(layer.bias.chunks_exact(4))
+        .zip(out.iter_mut())
+    {
+        let mut acc = 0.0f32;
+        for (w, a) in row.chunks_exact(4).zip(input.iter()) {
+            acc += f32_at(w) * a;
+        }
+        let v = acc + f32_at(bias);
+        *o = if silu { v / (1.0 + math::exp(-v)) } else { v };
+    }
+}
+
+/// A model as a [`Score`] on `[f32; N]`: `s(x, t) = −ε̂(x, t)/σ(t)` with σ from the model's
+/// SDE (in the model's normalised coordinates).
+#[derive(Clone, Copy, Debug)]
+pub struct NeuralScore<'a, const N: usize> {
+    model: Model<'a>,
+}
+
+impl<'a, const N: usize> NeuralScore<'a, N> {
+    /// The score of `model`, whose data dimension must be `N`.
+    pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
+        let dim = model.header.dims.dim;
+        if dim as usize != N {
+            return Err(ModelError::DimensionMismatch {
+                model: dim,
+                expected: N as u32,
+            });
+        }
+        Ok(NeuralScore { model })
+    }
+    /// The model.
+    pub fn model(&self) -> &Model<'a> {
+        &self.model
+    }
+    /// The model's SDE.
+    pub fn sde(&self) -> ModelSde {
+        self.model.header.sde
+    }
+    /// The noise prediction ε̂(x, t).
+    pub fn predict_noise(&self, x: &[f32; N], t: f32) -> [f32; N] {
+        let mut out = [0.0f32; N];
+        // Cannot fail: N was checked against the model in `new`.
+        let _ = self.model.predict_noise(x, t, &mut out);
+        out
+    }
+}
+
+impl<const N: usize> Score<N> for NeuralScore<'_, N> {
+    fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
+        let sigma = self.model.header.sde.sigma(t);
+        self.predict_noise(x, t).map(|e| -e / sigma)
+    }
+}

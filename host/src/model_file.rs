@@ -1,0 +1,286 @@
+//! Writing `.tsm` model files, and importing PyTorch models from safetensors.
+//!
+//! The reader is the core's [`tinyscore::Model::parse`]; the writer here produces exactly the
+//! layout it checks (`docs/FORMAT.md`).
+
+use crate::io::write_atomically;
+use anyhow::{bail, ensure, Context, Result};
+use safetensors::SafeTensors;
+use std::path::Path;
+use tinyscore::model::{crc32, Dims, MAGIC, VERSION};
+use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
+
+/// A float network held in memory, ready to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    /// Dimensions.
+    pub dims: Dims,
+    /// The forward process it was trained with.
+    pub sde: ModelSde,
+    /// Where sampling stops.
+    pub t_end: f32,
+    /// Data mean per dimension.
+    pub mean: Vec<f32>,
+    /// Data std per dimension.
+    pub std: Vec<f32>,
+    /// Fourier frequencies W.
+    pub fourier: Vec<f32>,
+    /// `(weights (outputs × inputs, row-major), biases)` per layer, the output layer last.
+    pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Network {
+    /// The `.tsm` bytes (f32 precision).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.dims.validate()?;
+        let n = self.dims.dim as usize;
+        ensure!(
+            self.mean.len() == n && self.std.len() == n,
+            "normalisation must have {n} entries"
+        );
+        ensure!(
+            self.fourier.len() == self.dims.fourier as usize,
+            "expected {} Fourier frequencies",
+            self.dims.fourier
+        );
+        ensure!(
+            self.layers.len() == self.dims.layers as usize + 1,
+            "expected {} layers",
+            self.dims.layers + 1
+        );
+        let mut payload = Vec::with_capacity(self.dims.f32_payload_len());
+        let mut put = |values: &[f32]| {
+            values
+                .iter()
+                .for_each(|v| payload.extend_from_slice(&v.to_le_bytes()))
+        };
+        put(&self.mean);
+        put(&self.std);
+        put(&self.fourier);
+        for (i, (weights, bias)) in self.layers.iter().enumerate() {
+            let (inputs, outputs) = self.dims.layer_shape(i as u32);
+            ensure!(
+                weights.len() == inputs * outputs && bias.len() == outputs,
+                "layer {i} should be {outputs}×{inputs}"
+            );
+            put(weights);
+            put(bias);
+        }
+        let (p0, p1) = self.sde.parameters();
+        let mut bytes = Vec::with_capacity(40 + payload.len() + 4);
+        bytes.extend_from_slice(&MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.push(0); // precision: f32
+        bytes.push(0); // activation: SiLU
+        for d in [
+            self.dims.dim,
+            self.dims.fourier,
+            self.dims.hidden,
+            self.dims.layers,
+        ] {
+            bytes.extend_from_slice(&(d as u16).to_le_bytes());
+        }
+        bytes.push(self.sde.code());
+        bytes.extend_from_slice(&[0; 3]);
+        for v in [p0, p1, self.t_end] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&payload);
+        let checksum = crc32(&bytes);
+        bytes.extend_from_slice(&checksum.to_le_bytes());
+        Model::parse(&bytes).context("the written model does not parse back")?;
+        Ok(bytes)
+    }
+
+    /// Writes the model atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        write_atomically(path, |w| Ok(w.write_all(&bytes)?))
+    }
+
+    /// The network of a parsed model.
+    pub fn from_model(model: &Model<'_>) -> Network {
+        let header = model.header();
+        let dims = header.dims;
+        let (mean, std) = (0..dims.dim as usize)
+            .map(|d| model.normalization(d))
+            .unzip();
+        Network {
+            dims,
+            sde: header.sde,
+            t_end: header.t_end,
+            mean,
+            std,
+            fourier: model.frequencies().collect(),
+            layers: (0..=dims.layers)
+                .map(|i| {
+                    let (w, b) = model.layer(i);
+                    (w.collect(), b.collect())
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The numbers after `key=` in `text`: a bracketed list `[a, b]` or a single number.
+fn numbers_after(text: &str, key: &str) -> Option<Vec<f64>> {
+    let start = text.find(&format!("{key}="))? + key.len() + 1;
+    let rest = &text[start..];
+    let body = if let Some(list) = rest.strip_prefix('[') {
+        &list[..list.find(']')?]
+    } else {
+        rest.split(|c: char| c.is_whitespace() || c == ',').next()?
+    };
+    body.split(',').map(|v| v.trim().parse().ok()).collect()
+}
+
+/// The SDE named in a metadata text such as `VP beta_min=0.1 beta_max=20 …`.
+pub fn sde_from_text(text: &str) -> Result<ModelSde> {
+    let first = |key: &str| {
+        numbers_after(text, key)
+            .and_then(|v| v.first().copied())
+            .map(|v| v as f32)
+    };
+    let kind = text
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    Ok(match kind.as_str() {
+        "vp" | "subvp" | "sub-vp" => {
+            let (lo, hi) = (
+                first("beta_min").context("no beta_min")?,
+                first("beta_max").context("no beta_max")?,
+            );
+            if kind == "vp" {
+                ModelSde::Vp(VpSde::new(lo, hi)?)
+            } else {
+                ModelSde::SubVp(SubVpSde::new(lo, hi)?)
+            }
+        }
+        "ve" => ModelSde::Ve(VeSde::new(
+            first("sigma_min").context("no sigma_min")?,
+            first("sigma_max").context("no sigma_max")?,
+        )?),
+        other => bail!("unknown SDE `{other}` in the metadata (expected VP, subVP or VE)"),
+    })
+}
+
+/// Reads a PyTorch model in the layout of `moons_ref.safetensors`: `embed.W` (F), `l1.weight`
+/// (H, N + 2F), `l1.bias`, …, `l{L+1}.weight` (N, H), `l{L+1}.bias`, float32; `__metadata__`
+/// with `sde` (e.g. `VP beta_min=0.1 beta_max=20`) and `data` (`… mean=[…] std=[…]`). `sde`
+/// and `normalization` override the metadata when given.
+pub fn import_safetensors(
+    bytes: &[u8],
+    sde: Option<ModelSde>,
+    normalization: Option<(Vec<f32>, Vec<f32>)>,
+    t_end: f32,
+) -> Result<Network> {
+    let (_, metadata) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
+    let metadata = metadata.metadata().clone().unwrap_or_default();
+    let tensors = SafeTensors::deserialize(bytes).context("not a safetensors file")?;
+    let tensor = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let view = tensors
+            .tensor(name)
+            .with_context(|| format!("missing tensor `{name}`"))?;
+        ensure!(
+            view.dtype() == safetensors::Dtype::F32,
+            "tensor `{name}` is {:?}, expected F32",
+            view.dtype()
+        );
+        ensure!(
+            view.shape() == shape,
+            "tensor `{name}` has shape {:?}, expected {shape:?}",
+            view.shape()
+        );
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect())
+    };
+    let fourier_len = tensors
+        .tensor("embed.W")
+        .context("missing tensor `embed.W`")?
+        .shape()
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let first = tensors
+        .tensor("l1.weight")
+        .context("missing tensor `l1.weight`")?
+        .shape()
+        .to_vec();
+    ensure!(first.len() == 2, "`l1.weight` must be 2-D");
+    let hidden = first[0];
+    let mut count = 1;
+    while tensors.tensor(&format!("l{}.weight", count + 1)).is_ok() {
+        count += 1;
+    }
+    let last = tensors
+        .tensor(&format!("l{count}.weight"))?
+        .shape()
+        .to_vec();
+    ensure!(
+        count >= 2 && last.len() == 2,
+        "expected at least two layers l1, l2, …"
+    );
+    let dims = Dims {
+        dim: last[0] as u32,
+        fourier: fourier_len as u32,
+        hidden: hidden as u32,
+        layers: count as u32 - 1,
+    };
+    dims.validate()?;
+    let fourier = tensor("embed.W", &[fourier_len])?;
+    let layers = (0..count)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i as u32);
+            Ok((
+                tensor(&format!("l{}.weight", i + 1), &[outputs, inputs])?,
+                tensor(&format!("l{}.bias", i + 1), &[outputs])?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sde = match sde {
+        Some(sde) => sde,
+        None => sde_from_text(
+            metadata
+                .get("sde")
+                .context("no `sde` in the metadata: pass the SDE explicitly")?,
+        )?,
+    };
+    let (mean, std) = match normalization {
+        Some(n) => n,
+        None => {
+            let data = metadata
+                .get("data")
+                .context("no `data` in the metadata: pass the normalisation explicitly")?;
+            let read = |key| {
+                numbers_after(data, key)
+                    .with_context(|| format!("no `{key}=[…]` in the metadata's data"))
+            };
+            let as_f32 = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+            (as_f32(read("mean")?), as_f32(read("std")?))
+        }
+    };
+    let network = Network {
+        dims,
+        sde,
+        t_end,
+        mean,
+        std,
+        fourier,
+        layers,
+    };
+    network.to_bytes()?; // validates everything the reader will check
+    Ok(network)
+}
+
+/// Imports `path` (safetensors) with the metadata's SDE and normalisation.
+pub fn import_safetensors_file(path: &Path, t_end: f32) -> Result<Network> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    import_safetensors(&bytes, None, None, t_end).with_context(|| format!("{}", path.display()))
+}

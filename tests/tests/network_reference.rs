@@ -1,0 +1,191 @@
+//! The imported PyTorch reference model against `moons_ref_crosscheck.json`, and the model
+//! file's round trip and corruption behaviour.
+
+use tinyscore::model::{crc32, Model, ModelError, HEADER_LEN};
+use tinyscore::{LinearSde, NeuralScore, Score};
+use tinyscore_host::model_file::{import_safetensors_file, Network};
+use tinyscore_tests::{pairs, reference_file, reference_json};
+
+fn reference_model_bytes() -> Vec<u8> {
+    import_safetensors_file(&reference_file("moons_ref.safetensors"), 1e-3)
+        .unwrap()
+        .to_bytes()
+        .unwrap()
+}
+
+#[test]
+fn imported_reference_model_reproduces_pytorch_to_1e5_relative() {
+    let bytes = reference_model_bytes();
+    let model = Model::parse(&bytes).unwrap();
+    let score = NeuralScore::<2>::new(model).unwrap();
+    let reference = reference_json("moons_ref_crosscheck.json");
+    let points = pairs(&reference["x"]);
+    let mut worst = 0.0f64;
+    for t in ["0.001", "0.1", "0.5", "1.0"] {
+        let eps = pairs(&reference[format!("eps_hat_t={t}")]);
+        let scores = pairs(&reference[format!("score_t={t}")]);
+        let t: f32 = t.parse().unwrap();
+        for ((x, e), s) in points.iter().zip(&eps).zip(&scores) {
+            let x = [x[0] as f32, x[1] as f32];
+            for (got, expected) in [(score.predict_noise(&x, t), e), (score.score(&x, t), s)] {
+                let norm = (expected[0].powi(2) + expected[1].powi(2)).sqrt();
+                for d in 0..2 {
+                    // 1e-5 relative to the vector's norm: PyTorch computes the same f32
+                    // network with another summation order and sin/cos.
+                    let rel = (got[d] as f64 - expected[d]).abs() / norm;
+                    worst = worst.max(rel);
+                    assert!(
+                        rel < 1e-5,
+                        "t {t} x {x:?}: {got:?} vs {expected:?} (rel {rel:.2e})"
+                    );
+                }
+            }
+        }
+    }
+    println!("worst relative error against PyTorch: {worst:.2e}");
+    // The score is −ε̂/σ(t) with the model's VP-SDE.
+    let sde = score.sde();
+    assert!((sde.sigma(1.0) - 0.999_978_4).abs() < 1e-6);
+}
+
+#[test]
+fn write_then_parse_is_lossless() {
+    let bytes = reference_model_bytes();
+    let network = Network::from_model(&Model::parse(&bytes).unwrap());
+    assert_eq!(network.to_bytes().unwrap(), bytes);
+    let reimported =
+        import_safetensors_file(&reference_file("moons_ref.safetensors"), 1e-3).unwrap();
+    assert_eq!(network, reimported);
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = reference_model_bytes();
+    for len in 0..bytes.len() {
+        let err = Model::parse(&bytes[..len]).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Truncated { .. } | ModelError::BadMagic),
+            "length {len}: {err:?}"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        Model::parse(&longer),
+        Err(ModelError::InconsistentSize { .. })
+    ));
+}
+
+#[test]
+fn every_single_byte_corruption_is_an_error() {
+    let mut bytes = reference_model_bytes();
+    for i in 0..bytes.len() {
+        let original = bytes[i];
+        for flip in [0x01u8, 0x80, 0xFF] {
+            bytes[i] = original ^ flip;
+            assert!(
+                Model::parse(&bytes).is_err(),
+                "byte {i} ^ {flip:#x} was accepted"
+            );
+        }
+        bytes[i] = original;
+    }
+}
+
+/// Rewrites the header field at `offset` and fixes the checksum, so that only the parser's
+/// own checks stand between the corruption and a wrong model.
+fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[offset..offset + value.len()].copy_from_slice(value);
+    let end = b.len() - 4;
+    let checksum = crc32(&b[..end]);
+    b[end..].copy_from_slice(&checksum.to_le_bytes());
+    b
+}
+
+#[test]
+fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum() {
+    let bytes = reference_model_bytes();
+    let payload = (bytes.len() - HEADER_LEN - 4) as u32;
+    for len in [
+        0,
+        1,
+        payload - 4,
+        payload - 1,
+        payload + 1,
+        payload + 4,
+        u32::MAX,
+    ] {
+        let err = Model::parse(&with_field(&bytes, 32, &len.to_le_bytes())).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::Truncated { .. }
+                    | ModelError::InconsistentSize { .. }
+                    | ModelError::ChecksumMismatch { .. }
+            ),
+            "payload length {len}: {err:?}"
+        );
+    }
+    // Dimensions N, F, H, L at offsets 8, 10, 12, 14.
+    for (offset, values) in [
+        (8, [0u16, 1, 3, 65, u16::MAX]),
+        (10, [0, 1, 15, 17, 65]),
+        (12, [0, 63, 65, 257, 1000]),
+        (14, [0, 1, 3, 9, 100]),
+    ] {
+        for v in values {
+            let err = Model::parse(&with_field(&bytes, offset, &v.to_le_bytes())).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ModelError::DimensionOutOfRange { .. } | ModelError::InconsistentSize { .. }
+                ),
+                "field at {offset} = {v}: {err:?}"
+            );
+        }
+    }
+    for (offset, value, what) in [
+        (4, 2u8, "version"),
+        (6, 7, "precision"),
+        (7, 1, "activation"),
+        (16, 9, "sde"),
+    ] {
+        let err = Model::parse(&with_field(&bytes, offset, &[value])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::UnsupportedVersion { .. } | ModelError::UnknownCode { .. }
+            ),
+            "{what}: {err:?}"
+        );
+    }
+    // A NaN weight and a zero std are refused with their place.
+    let nan = with_field(&bytes, HEADER_LEN + 4 * 20, &f32::NAN.to_le_bytes());
+    assert_eq!(
+        Model::parse(&nan).unwrap_err(),
+        ModelError::NonFinite {
+            offset: HEADER_LEN + 80
+        }
+    );
+    let zero_std = with_field(&bytes, HEADER_LEN + 8, &0f32.to_le_bytes());
+    assert!(matches!(
+        Model::parse(&zero_std),
+        Err(ModelError::InvalidParameter(_))
+    ));
+}
+
+#[test]
+fn a_model_of_another_dimension_is_refused_by_the_score() {
+    let bytes = reference_model_bytes();
+    let model = Model::parse(&bytes).unwrap();
+    assert_eq!(
+        NeuralScore::<3>::new(model).unwrap_err(),
+        ModelError::DimensionMismatch {
+            model: 2,
+            expected: 3
+        }
+    );
+    let mut out = [0.0f32; 3];
+    assert!(model.predict_noise(&[0.0; 3], 0.5, &mut out).is_err());
+}
