@@ -189,3 +189,33 @@ fn a_model_of_another_dimension_is_refused_by_the_score() {
     let mut out = [0.0f32; 3];
     assert!(model.predict_noise(&[0.0; 3], 0.5, &mut out).is_err());
 }
+
+#[test]
+fn batched_network_scores_give_the_bits_of_single_evaluations() {
+    use tinyscore::{particle_noise, EulerMaruyama, NullObserver, Sampler, TimeGrid};
+    let bytes = reference_model_bytes();
+    let score = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
+    let sde = score.sde();
+    let sampler = Sampler::new(EulerMaruyama, TimeGrid::uniform(1.0, 1e-3, 40).unwrap());
+    let n = 21; // two full 8-lane blocks and a partial one
+    let mut noises: Vec<_> = (0..n).map(|i| particle_noise(5, i)).collect();
+    let mut batch = vec![[0.0f32; 2]; n as usize];
+    sampler
+        .sample_batch::<_, _, _, 2, 64>(&sde, &score, &mut noises, &mut batch)
+        .unwrap();
+    for (i, got) in batch.iter().enumerate() {
+        let single = sampler
+            .sample(
+                &sde,
+                &score,
+                &mut particle_noise(5, i as u64),
+                &mut NullObserver,
+            )
+            .unwrap();
+        assert_eq!(
+            got.map(f32::to_bits),
+            single.map(f32::to_bits),
+            "particle {i}"
+        );
+    }
+}

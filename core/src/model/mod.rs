@@ -461,35 +461,61 @@ impl<'a> Model<'a> {
                 });
             }
         }
-        let mut a = [0.0f32; MAX_WIDTH];
-        let mut b = [0.0f32; MAX_WIDTH];
-        self.embed(x, t, &mut a);
-        let last = self.header.dims.layers as usize;
-        for (i, layer) in self.layers.iter().enumerate().take(last + 1) {
-            dense(layer, &a, &mut b, i < last);
-            core::mem::swap(&mut a, &mut b);
+        let mut a = [[0.0f32; 1]; MAX_WIDTH];
+        for (slot, v) in a.iter_mut().zip(x) {
+            slot[0] = *v;
         }
-        out.copy_from_slice(&a[..n]);
+        let h = self.forward::<1>(&mut a, t);
+        for (o, row) in out.iter_mut().zip(h) {
+            *o = row[0];
+        }
         Ok(())
     }
 
-    /// `h₀ = [x, sin(2πtW), cos(2πtW)]` into the front of `h`.
-    fn embed(&self, x: &[f32], t: f32, h: &mut [f32; MAX_WIDTH]) {
-        let n = x.len().min(MAX_WIDTH);
-        h[..n].copy_from_slice(&x[..n]);
+    /// Runs the network on `L` points at once (one time `t`): `a[d][p]` holds coordinate `d`
+    /// of point `p` on entry; returns the output rows. Each weight is read once for all lanes
+    /// and the loops over lanes are innermost, so they vectorise; every lane's arithmetic is
+    /// the same as with `L = 1`.
+    fn forward<'s, const L: usize>(
+        &self,
+        a: &'s mut [[f32; L]; MAX_WIDTH],
+        t: f32,
+    ) -> &'s [[f32; L]] {
+        let n = self.header.dims.dim as usize;
         let f = (self.header.dims.fourier as usize).min((MAX_WIDTH - n) / 2);
-        let (sines, cosines) = h[n..].split_at_mut(f);
-        for ((w, s), c) in self.fourier.chunks_exact(4).zip(sines).zip(cosines) {
+        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
             // PyTorch's order of operations, so the features match a PyTorch-trained model's.
-            (*s, *c) = math::sin_cos(t * f32_at(w) * 2.0 * core::f32::consts::PI);
+            let (sin, cos) = math::sin_cos(t * f32_at(w) * 2.0 * core::f32::consts::PI);
+            a[n + j] = [sin; L];
+            a[n + f + j] = [cos; L];
         }
+        let mut b = [[0.0f32; L]; MAX_WIDTH];
+        let last = self.header.dims.layers as usize;
+        for (i, layer) in self.layers.iter().enumerate().take(last + 1) {
+            if i % 2 == 0 {
+                dense::<L>(layer, a, &mut b, i < last);
+            } else {
+                dense::<L>(layer, &b, a, i < last);
+            }
+        }
+        // L + 1 layers: the result is in `b` after an odd count of layers, in `a` otherwise.
+        if last % 2 == 0 {
+            a.copy_from_slice(&b);
+        }
+        &a[..n]
     }
 }
 
-/// `out = act(W·input + b)` for one layer, reading the weights in place. Each output is the
-/// sum over inputs in order, then the bias: the same arithmetic on every target.
+/// `out = act(W·input + b)` for one layer on `L` lanes, reading the weights in place. Each
+/// output is the sum over inputs in order, then the bias: the same arithmetic on every target
+/// and for every lane count.
 #[inline]
-fn dense(layer: &DenseF32<'_>, input: &[f32; MAX_WIDTH], out: &mut [f32; MAX_WIDTH], silu: bool) {
+fn dense<const L: usize>(
+    layer: &DenseF32<'_>,
+    input: &[[f32; L]; MAX_WIDTH],
+    out: &mut [[f32; L]; MAX_WIDTH],
+    silu: bool,
+) {
     let row_bytes = 4 * layer.inputs;
     if row_bytes == 0 {
         return;
@@ -500,14 +526,23 @@ fn dense(layer: &DenseF32<'_>, input: &[f32; MAX_WIDTH], out: &mut [f32; MAX_WID
         .zip(layer.bias.chunks_exact(4))
         .zip(out.iter_mut())
     {
-        let mut acc = 0.0f32;
+        let mut acc = [0.0f32; L];
         for (w, a) in row.chunks_exact(4).zip(input.iter()) {
-            acc += f32_at(w) * a;
+            let w = f32_at(w);
+            for p in 0..L {
+                acc[p] += w * a[p];
+            }
         }
-        let v = acc + f32_at(bias);
-        *o = if silu { v / (1.0 + math::exp(-v)) } else { v };
+        let bias = f32_at(bias);
+        for p in 0..L {
+            let v = acc[p] + bias;
+            o[p] = if silu { v / (1.0 + math::exp(-v)) } else { v };
+        }
     }
 }
+
+/// Points the network evaluates together in a batch.
+const LANES: usize = 8;
 
 /// A model as a [`Score`] on `[f32; N]`: `s(x, t) = −ε̂(x, t)/σ(t)` with σ from the model's
 /// SDE (in the model's normalised coordinates).
@@ -545,9 +580,41 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
     }
 }
 
+impl<const N: usize> NeuralScore<'_, N> {
+    /// `−ε̂/σ(t)` for up to `L` points.
+    fn score_lanes<const L: usize>(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        let mut a = [[0.0f32; L]; MAX_WIDTH];
+        for (p, x) in xs.iter().enumerate().take(L) {
+            for (d, v) in x.iter().enumerate() {
+                a[d][p] = *v;
+            }
+        }
+        let sigma = self.model.header.sde.sigma(t);
+        let eps = self.model.forward::<L>(&mut a, t);
+        for (p, o) in out.iter_mut().enumerate().take(xs.len().min(L)) {
+            for (d, v) in o.iter_mut().enumerate() {
+                *v = -eps.get(d).map_or(0.0, |row| row[p]) / sigma;
+            }
+        }
+    }
+}
+
 impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
-        let sigma = self.model.header.sde.sigma(t);
-        self.predict_noise(x, t).map(|e| -e / sigma)
+        let mut out = [[0.0f32; N]; 1];
+        self.score_lanes::<1>(core::slice::from_ref(x), t, &mut out);
+        out[0]
+    }
+
+    fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        for (xs, out) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            if xs.len() == LANES {
+                self.score_lanes::<LANES>(xs, t, out);
+            } else {
+                for (x, o) in xs.iter().zip(out) {
+                    *o = self.score(x, t);
+                }
+            }
+        }
     }
 }
