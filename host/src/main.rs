@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use tinyscore_host::datasets::Dataset;
 use tinyscore_host::io::{read_csv, write_csv};
 use tinyscore_host::metrics::compare;
+use tinyscore_host::model_file::{
+    import_safetensors_file, write_rust_include, write_safetensors, ExportFormat, Network,
+};
 use tinyscore_host::options::{
-    sample_2d, ExactMixture, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
+    sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
 use tinyscore_host::{bench, demo};
 
@@ -26,11 +29,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Draw samples by integrating the reverse-time dynamics.
+    #[command(group(clap::ArgGroup::new("score").required(true).args(["exact", "model"])))]
     Sample {
         /// Use the closed-form score of a Gaussian-mixture dataset (8gaussians).
         #[arg(long, value_name = "DATASET")]
-        exact: String,
-        /// The forward process.
+        exact: Option<String>,
+        /// Use a model file's network (its SDE and end time come from the file).
+        #[arg(long, value_name = "MODEL.tsm")]
+        model: Option<PathBuf>,
+        /// With --model: write the model's normalised coordinates instead of data units.
+        #[arg(long, requires = "model")]
+        normalized: bool,
+        /// The forward process (with --exact).
         #[arg(long, value_enum, default_value = "vp")]
         sde: SdeKind,
         /// The sampler.
@@ -55,6 +65,28 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
         /// Output CSV.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Convert a PyTorch model (safetensors, the layout of moons_ref.safetensors) to .tsm.
+    Import {
+        /// The safetensors file.
+        input: PathBuf,
+        /// Where sampling stops (the smallest training time).
+        #[arg(long, default_value_t = 1e-3)]
+        t_end: f32,
+        /// Output model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a model for the firmware (a Rust include) or for PyTorch (safetensors).
+    Export {
+        /// The model file.
+        input: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Output file.
         #[arg(long)]
         out: PathBuf,
     },
@@ -112,6 +144,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sample {
             exact,
+            model,
+            normalized,
             sde,
             sampler,
             steps,
@@ -122,11 +156,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             out,
         } => {
-            let dataset = Dataset::from_name(&exact)?;
-            let mixture = dataset.mixture().with_context(|| {
-                format!("`{exact}` has no closed-form score (not a Gaussian mixture)")
-            })?;
-            let options = SampleOptions {
+            let mut options = SampleOptions {
                 sampler,
                 sde,
                 steps,
@@ -137,9 +167,48 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 t_end: 1e-3,
             };
-            let samples = sample_2d(&options, &ExactMixture(mixture))?;
+            let samples = match (exact, model) {
+                (Some(exact), _) => {
+                    let dataset = Dataset::from_name(&exact)?;
+                    let mixture = dataset.mixture().with_context(|| {
+                        format!("`{exact}` has no closed-form score (not a Gaussian mixture)")
+                    })?;
+                    sample_2d(&options, &ExactMixture(mixture))?
+                }
+                (None, Some(path)) => {
+                    let (network, model_sde) = NetworkScore::load(&path)?;
+                    options.t_end = tinyscore::Model::parse(&network.0)?.header().t_end;
+                    network.sample(model_sde, &options, !normalized)?
+                }
+                (None, None) => anyhow::bail!("give --exact DATASET or --model MODEL.tsm"),
+            };
             write_csv(&out, &samples)?;
             eprintln!("wrote {} samples to {}", samples.len(), out.display());
+        }
+        Command::Import { input, t_end, out } => {
+            let network = import_safetensors_file(&input, t_end)?;
+            network.write(&out)?;
+            let d = network.dims;
+            eprintln!(
+                "wrote {} ({}→{}×{}→{} network, {:?})",
+                out.display(),
+                d.input_width(),
+                d.hidden,
+                d.layers,
+                d.dim,
+                network.sde
+            );
+        }
+        Command::Export { input, format, out } => {
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let model =
+                tinyscore::Model::parse(&bytes).with_context(|| format!("{}", input.display()))?;
+            match format {
+                ExportFormat::Rust => write_rust_include(&out, &bytes)?,
+                ExportFormat::Safetensors => write_safetensors(&out, &Network::from_model(&model))?,
+            }
+            eprintln!("wrote {}", out.display());
         }
         Command::Eval {
             samples,

@@ -284,3 +284,92 @@ pub fn import_safetensors_file(path: &Path, t_end: f32) -> Result<Network> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     import_safetensors(&bytes, None, None, t_end).with_context(|| format!("{}", path.display()))
 }
+
+/// What `tinyscore export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A Rust file with the `.tsm` bytes, for the firmware to include at build time.
+    Rust,
+    /// safetensors in the layout `import` reads, for PyTorch.
+    Safetensors,
+}
+
+/// Writes `bytes` as a Rust include: `pub static MODEL: [u8; LEN] = [...];`.
+pub fn write_rust_include(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |w| {
+        writeln!(
+            w,
+            "// A tinyscore model (.tsm), written by `tinyscore export`. Do not edit."
+        )?;
+        writeln!(
+            w,
+            "/// The model file's bytes, checked by `tinyscore::Model::parse` at start-up."
+        )?;
+        writeln!(w, "pub static MODEL: [u8; {}] = [", bytes.len())?;
+        for line in bytes.chunks(16) {
+            let cells: Vec<String> = line.iter().map(|b| format!("0x{b:02x}")).collect();
+            writeln!(w, "    {},", cells.join(", "))?;
+        }
+        writeln!(w, "];")?;
+        Ok(())
+    })
+}
+
+/// Writes the network as safetensors, with the metadata `import` reads back.
+pub fn write_safetensors(path: &Path, network: &Network) -> Result<()> {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+    let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = vec![(
+        "embed.W".into(),
+        vec![network.fourier.len()],
+        to_bytes(&network.fourier),
+    )];
+    for (i, (weights, bias)) in network.layers.iter().enumerate() {
+        let (inputs, outputs) = network.dims.layer_shape(i as u32);
+        tensors.push((
+            format!("l{}.weight", i + 1),
+            vec![outputs, inputs],
+            to_bytes(weights),
+        ));
+        tensors.push((format!("l{}.bias", i + 1), vec![outputs], to_bytes(bias)));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (p0, p1) = network.sde.parameters();
+    let sde = match network.sde {
+        ModelSde::Vp(_) => format!("VP beta_min={p0} beta_max={p1}"),
+        ModelSde::SubVp(_) => format!("subVP beta_min={p0} beta_max={p1}"),
+        ModelSde::Ve(_) => format!("VE sigma_min={p0} sigma_max={p1}"),
+    };
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let metadata = std::collections::HashMap::from([
+        ("sde".to_string(), sde),
+        (
+            "data".to_string(),
+            format!(
+                "mean=[{}] std=[{}]",
+                list(&network.mean),
+                list(&network.std)
+            ),
+        ),
+        (
+            "model".to_string(),
+            "eps-prediction MLP, tinyscore .tsm layout".to_string(),
+        ),
+    ]);
+    let bytes = safetensors::serialize(views, Some(metadata))?;
+    write_atomically(path, |w| Ok(w.write_all(&bytes)?))
+}

@@ -2,12 +2,13 @@
 //! the generic core types.
 
 use crate::sampling::sample_particles;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use tinyscore::{
     Ancestral, AnnealedLangevin, Component, Ddim, Diffused, DpmSolverPp2M, EulerMaruyama,
-    GaussianMixture, LangevinCorrector, LinearSde, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector,
-    ReverseDiffusion, Sampler, Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
+    GaussianMixture, LangevinCorrector, LinearSde, Model, ModelSde, NeuralScore, OdeEuler, OdeHeun,
+    OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler, Schedule, Score, SubVpSde, TimeGrid,
+    VeSde, VpSde,
 };
 
 /// A reverse-time sampler.
@@ -119,13 +120,54 @@ where
     F: ScoreFor<VpSde> + ScoreFor<SubVpSde> + ScoreFor<VeSde>,
 {
     match options.sde {
-        SdeKind::Vp => with_sde(VpSde::default(), options, make_score),
-        SdeKind::Subvp => with_sde(SubVpSde::default(), options, make_score),
-        SdeKind::Ve => with_sde(VeSde::default(), options, make_score),
+        SdeKind::Vp => sample_with_sde(VpSde::default(), options, make_score),
+        SdeKind::Subvp => sample_with_sde(SubVpSde::default(), options, make_score),
+        SdeKind::Ve => sample_with_sde(VeSde::default(), options, make_score),
     }
 }
 
-fn with_sde<D, F>(sde: D, o: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
+/// A model file's network, whose SDE is fixed by the file.
+pub struct NetworkScore(pub Vec<u8>);
+
+impl ScoreFor<ModelSde> for NetworkScore {
+    type Score<'a> = NeuralScore<'a, 2>;
+    fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
+        // Checked when the file was loaded (see `NetworkScore::load`).
+        NeuralScore::new(Model::parse(&self.0).expect("a checked model")).expect("a 2-D model")
+    }
+}
+
+impl NetworkScore {
+    /// Reads and checks a 2-D model file; returns it with its SDE.
+    pub fn load(path: &std::path::Path) -> Result<(Self, ModelSde)> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let model = Model::parse(&bytes).with_context(|| format!("{}", path.display()))?;
+        let sde = NeuralScore::<2>::new(model)
+            .with_context(|| format!("{}: only 2-D models can be sampled for now", path.display()))?
+            .sde();
+        Ok((NetworkScore(bytes), sde))
+    }
+
+    /// Samples in the model's coordinates, mapped back to data units when `data_units`.
+    pub fn sample(
+        &self,
+        sde: ModelSde,
+        options: &SampleOptions,
+        data_units: bool,
+    ) -> Result<Vec<[f32; 2]>> {
+        let model = Model::parse(&self.0)?;
+        let samples = sample_with_sde(sde, options, self)?;
+        Ok(if data_units {
+            samples.iter().map(|x| model.denormalize(x)).collect()
+        } else {
+            samples
+        })
+    }
+}
+
+/// Runs `o` under `sde` with the score `make_score` builds for it.
+pub fn sample_with_sde<D, F>(sde: D, o: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
 where
     D: LinearSde + Sync,
     F: ScoreFor<D>,
@@ -202,6 +244,23 @@ macro_rules! ancestral_for {
 }
 ancestral_for!(VpSde);
 ancestral_for!(VeSde);
+
+impl AncestralFor<ModelSde> for Ancestral {
+    fn sample_with<S: Score<2> + Sync>(
+        sde: &ModelSde,
+        score: &S,
+        grid: TimeGrid,
+        o: &SampleOptions,
+    ) -> Result<Vec<[f32; 2]>> {
+        match sde {
+            ModelSde::Vp(vp) => Ancestral::sample_with(vp, score, grid, o),
+            ModelSde::Ve(ve) => Ancestral::sample_with(ve, score, grid, o),
+            ModelSde::SubVp(_) => {
+                bail!("ancestral sampling is defined for the VP and VE SDEs only")
+            }
+        }
+    }
+}
 
 impl AncestralFor<SubVpSde> for Ancestral {
     fn sample_with<S: Score<2> + Sync>(
