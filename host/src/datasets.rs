@@ -125,6 +125,18 @@ impl Dataset {
     }
 }
 
+/// The points of `spec`: `n` draws (with `seed`) of a named dataset, or every row of a CSV
+/// file (a path).
+pub fn load(spec: &str, n: usize, seed: u64) -> Result<Points> {
+    match Dataset::from_name(spec) {
+        Ok(dataset) => Ok(dataset.sample(n, seed)),
+        Err(unknown) if !std::path::Path::new(spec).exists() => {
+            Err(unknown.context(format!("`{spec}` is neither a dataset nor a file")))
+        }
+        Err(_) => crate::io::read_csv(std::path::Path::new(spec)),
+    }
+}
+
 /// The 8 components of the 8-Gaussians mixture (means rounded from f64).
 pub fn eight_gaussians() -> [Component<2>; 8] {
     core::array::from_fn(|k| {

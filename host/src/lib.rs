@@ -8,4 +8,5 @@ pub mod io;
 pub mod metrics;
 pub mod model_file;
 pub mod options;
+pub mod quantize;
 pub mod sampling;

@@ -13,7 +13,7 @@ use tinyscore_host::model_file::{
 use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
-use tinyscore_host::{bench, demo};
+use tinyscore_host::{bench, datasets, demo, quantize};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,26 @@ enum Command {
         /// Where sampling stops (the smallest training time).
         #[arg(long, default_value_t = 1e-3)]
         t_end: f32,
+        /// Output model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Quantize a float model to integer-only int8, calibrated on diffused data.
+    Quantize {
+        /// The f32 model file.
+        input: PathBuf,
+        /// Calibration data: a dataset name or a CSV file, in the model's data units.
+        #[arg(long, value_name = "DATASET")]
+        calib: String,
+        /// Calibration points (data diffused to times spread over [t_end, T]).
+        #[arg(long, default_value_t = 16384)]
+        calib_points: usize,
+        /// Fresh points on which the error of ε̂ is reported.
+        #[arg(long, default_value_t = 10_000)]
+        eval_points: usize,
+        /// Seed of the data draws and the diffusion noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         /// Output model.
         #[arg(long)]
         out: PathBuf,
@@ -198,6 +218,20 @@ fn run(cli: Cli) -> Result<()> {
                 d.dim,
                 network.sde
             );
+        }
+        Command::Quantize {
+            input,
+            calib,
+            calib_points,
+            eval_points,
+            seed,
+            out,
+        } => {
+            let data = datasets::load(&calib, calib_points.max(eval_points), seed)?;
+            let report =
+                quantize::quantize_file(&input, &data, calib_points, eval_points, seed, &out)?;
+            print!("{report}");
+            eprintln!("wrote {}", out.display());
         }
         Command::Export { input, format, out } => {
             let bytes = std::fs::read(&input)

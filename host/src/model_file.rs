@@ -7,7 +7,7 @@ use crate::io::write_atomically;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
-use tinyscore::model::{crc32, Dims, MAGIC, VERSION};
+use tinyscore::model::{crc32, Dims, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, VERSION};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
 
 /// A float network held in memory, ready to write.
@@ -66,32 +66,7 @@ impl Network {
             put(weights);
             put(bias);
         }
-        let (p0, p1) = self.sde.parameters();
-        let mut bytes = Vec::with_capacity(40 + payload.len() + 4);
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.push(0); // precision: f32
-        bytes.push(0); // activation: SiLU
-        for d in [
-            self.dims.dim,
-            self.dims.fourier,
-            self.dims.hidden,
-            self.dims.layers,
-        ] {
-            bytes.extend_from_slice(&(d as u16).to_le_bytes());
-        }
-        bytes.push(self.sde.code());
-        bytes.extend_from_slice(&[0; 3]);
-        for v in [p0, p1, self.t_end] {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&[0; 4]);
-        bytes.extend_from_slice(&payload);
-        let checksum = crc32(&bytes);
-        bytes.extend_from_slice(&checksum.to_le_bytes());
-        Model::parse(&bytes).context("the written model does not parse back")?;
-        Ok(bytes)
+        encode_file(Precision::F32, &self.dims, self.sde, self.t_end, &payload)
     }
 
     /// Writes the model atomically.
@@ -100,10 +75,29 @@ impl Network {
         write_atomically(path, |w| Ok(w.write_all(&bytes)?))
     }
 
-    /// The network of a parsed model.
+    /// The network of a parsed model (an int8 model's weights dequantized).
     pub fn from_model(model: &Model<'_>) -> Network {
         let header = model.header();
         let dims = header.dims;
+        let layer = |i: u32| match model.int8_layer(i) {
+            None => {
+                let (w, b) = model.layer(i);
+                (w.collect(), b.collect())
+            }
+            Some(layer) => {
+                let (inputs, outputs) = (layer.inputs(), layer.outputs());
+                let s_in = layer.input().scale;
+                let weights = (0..outputs)
+                    .flat_map(|o| {
+                        (0..inputs).map(move |j| layer.weight(o, j) as f32 * layer.weight_scale(o))
+                    })
+                    .collect();
+                let bias = (0..outputs)
+                    .map(|o| layer.bias(o) as f32 * s_in * layer.weight_scale(o))
+                    .collect();
+                (weights, bias)
+            }
+        };
         let (mean, std) = (0..dims.dim as usize)
             .map(|d| model.normalization(d))
             .unzip();
@@ -114,14 +108,41 @@ impl Network {
             mean,
             std,
             fourier: model.frequencies().collect(),
-            layers: (0..=dims.layers)
-                .map(|i| {
-                    let (w, b) = model.layer(i);
-                    (w.collect(), b.collect())
-                })
-                .collect(),
+            layers: (0..=dims.layers).map(layer).collect(),
         }
     }
+}
+
+/// A complete `.tsm` file: header, `payload`, CRC-32; parsed back before it is returned, so
+/// nothing the reader would refuse is ever written.
+pub fn encode_file(
+    precision: Precision,
+    dims: &Dims,
+    sde: ModelSde,
+    t_end: f32,
+    payload: &[u8],
+) -> Result<Vec<u8>> {
+    let (p0, p1) = sde.parameters();
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len() + CHECKSUM_LEN);
+    bytes.extend_from_slice(&MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.push(precision.code());
+    bytes.push(0); // activation: SiLU
+    for d in [dims.dim, dims.fourier, dims.hidden, dims.layers] {
+        bytes.extend_from_slice(&(d as u16).to_le_bytes());
+    }
+    bytes.push(sde.code());
+    bytes.extend_from_slice(&[0; 3]);
+    for v in [p0, p1, t_end] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(payload);
+    let checksum = crc32(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+    Model::parse(&bytes).context("the written model does not parse back")?;
+    Ok(bytes)
 }
 
 /// The numbers after `key=` in `text`: a bracketed list `[a, b]` or a single number.

@@ -1,6 +1,9 @@
 //! Helpers shared by the cross-crate tests.
 
 use std::path::PathBuf;
+use tinyscore_host::datasets::{Dataset, Points, MOONS_MEAN, MOONS_STD};
+use tinyscore_host::model_file::{import_safetensors_file, Network};
+use tinyscore_host::quantize::{diffused_inputs, quantize, QuantizedNetwork};
 
 /// The shared reference vectors, `../shared/reference/` beside the checkout.
 pub fn reference_file(name: &str) -> PathBuf {
@@ -33,4 +36,50 @@ pub fn pairs(value: &serde_json::Value) -> Vec<[f64; 2]> {
             ]
         })
         .collect()
+}
+
+/// The PyTorch reference model (`moons_ref.safetensors`) as a `.tsm` (f32), sampling to
+/// t = 1e-3.
+pub fn reference_model_bytes() -> Vec<u8> {
+    reference_network()
+        .to_bytes()
+        .expect("the reference model writes")
+}
+
+/// The PyTorch reference model as a float network.
+pub fn reference_network() -> Network {
+    import_safetensors_file(&reference_file("moons_ref.safetensors"), 1e-3)
+        .expect("the reference model imports")
+}
+
+/// `n` two-moons points in the reference model's data units (its metadata's mean and std
+/// undo the standardisation of the `moons` dataset).
+pub fn raw_moons(n: usize, seed: u64) -> Points {
+    let mut points = Dataset::Moons.sample(n, seed);
+    for row in points.values.chunks_exact_mut(2) {
+        for d in 0..2 {
+            row[d] = MOONS_MEAN[d] + MOONS_STD[d] * row[d];
+        }
+    }
+    points
+}
+
+/// Calibration points used to quantize the reference model (the `quantize` command's
+/// default).
+pub const CALIBRATION_POINTS: usize = 16384;
+
+/// The reference model quantized to int8 with [`CALIBRATION_POINTS`] diffused two-moons
+/// points (seed 0), and its bytes.
+pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
+    let network = reference_network();
+    let calibration = diffused_inputs(
+        &network,
+        &raw_moons(CALIBRATION_POINTS, 0),
+        CALIBRATION_POINTS,
+        0,
+    )
+    .expect("calibration inputs");
+    let (quantized, _) = quantize(&network, &calibration).expect("the reference model quantizes");
+    let bytes = quantized.to_bytes().expect("the int8 model writes");
+    (quantized, bytes)
 }

@@ -4,13 +4,13 @@
 use tinyscore::model::{crc32, Model, ModelError, HEADER_LEN};
 use tinyscore::{LinearSde, NeuralScore, Score};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
-use tinyscore_tests::{pairs, reference_file, reference_json};
+use tinyscore_tests::{
+    pairs, reference_file, reference_int8, reference_json, reference_model_bytes,
+};
 
-fn reference_model_bytes() -> Vec<u8> {
-    import_safetensors_file(&reference_file("moons_ref.safetensors"), 1e-3)
-        .unwrap()
-        .to_bytes()
-        .unwrap()
+/// The f32 and the int8 reference models: the corruption tests run on both layouts.
+fn both_precisions() -> [Vec<u8>; 2] {
+    [reference_model_bytes(), reference_int8().1]
 }
 
 #[test]
@@ -60,7 +60,12 @@ fn write_then_parse_is_lossless() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    let bytes = reference_model_bytes();
+    for bytes in both_precisions() {
+        every_truncation_of(&bytes);
+    }
+}
+
+fn every_truncation_of(bytes: &[u8]) {
     for len in 0..bytes.len() {
         let err = Model::parse(&bytes[..len]).unwrap_err();
         assert!(
@@ -68,7 +73,7 @@ fn every_truncation_is_an_error() {
             "length {len}: {err:?}"
         );
     }
-    let mut longer = bytes.clone();
+    let mut longer = bytes.to_vec();
     longer.push(0);
     assert!(matches!(
         Model::parse(&longer),
@@ -78,17 +83,18 @@ fn every_truncation_is_an_error() {
 
 #[test]
 fn every_single_byte_corruption_is_an_error() {
-    let mut bytes = reference_model_bytes();
-    for i in 0..bytes.len() {
-        let original = bytes[i];
-        for flip in [0x01u8, 0x80, 0xFF] {
-            bytes[i] = original ^ flip;
-            assert!(
-                Model::parse(&bytes).is_err(),
-                "byte {i} ^ {flip:#x} was accepted"
-            );
+    for mut bytes in both_precisions() {
+        for i in 0..bytes.len() {
+            let original = bytes[i];
+            for flip in [0x01u8, 0x80, 0xFF] {
+                bytes[i] = original ^ flip;
+                assert!(
+                    Model::parse(&bytes).is_err(),
+                    "byte {i} ^ {flip:#x} was accepted"
+                );
+            }
+            bytes[i] = original;
         }
-        bytes[i] = original;
     }
 }
 
@@ -105,7 +111,12 @@ fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
 
 #[test]
 fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum() {
-    let bytes = reference_model_bytes();
+    for bytes in both_precisions() {
+        corrupted_fields_of(&bytes);
+    }
+}
+
+fn corrupted_fields_of(bytes: &[u8]) {
     let payload = (bytes.len() - HEADER_LEN - 4) as u32;
     for len in [
         0,
@@ -116,7 +127,7 @@ fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum()
         payload + 4,
         u32::MAX,
     ] {
-        let err = Model::parse(&with_field(&bytes, 32, &len.to_le_bytes())).unwrap_err();
+        let err = Model::parse(&with_field(bytes, 32, &len.to_le_bytes())).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -135,7 +146,7 @@ fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum()
         (14, [0, 1, 3, 9, 100]),
     ] {
         for v in values {
-            let err = Model::parse(&with_field(&bytes, offset, &v.to_le_bytes())).unwrap_err();
+            let err = Model::parse(&with_field(bytes, offset, &v.to_le_bytes())).unwrap_err();
             assert!(
                 matches!(
                     err,
@@ -151,7 +162,7 @@ fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum()
         (7, 1, "activation"),
         (16, 9, "sde"),
     ] {
-        let err = Model::parse(&with_field(&bytes, offset, &[value])).unwrap_err();
+        let err = Model::parse(&with_field(bytes, offset, &[value])).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -161,14 +172,14 @@ fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum()
         );
     }
     // A NaN weight and a zero std are refused with their place.
-    let nan = with_field(&bytes, HEADER_LEN + 4 * 20, &f32::NAN.to_le_bytes());
+    let nan = with_field(bytes, HEADER_LEN + 4 * 20, &f32::NAN.to_le_bytes());
     assert_eq!(
         Model::parse(&nan).unwrap_err(),
         ModelError::NonFinite {
             offset: HEADER_LEN + 80
         }
     );
-    let zero_std = with_field(&bytes, HEADER_LEN + 8, &0f32.to_le_bytes());
+    let zero_std = with_field(bytes, HEADER_LEN + 8, &0f32.to_le_bytes());
     assert!(matches!(
         Model::parse(&zero_std),
         Err(ModelError::InvalidParameter(_))

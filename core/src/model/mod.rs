@@ -17,15 +17,18 @@
 
 mod crc32;
 mod error;
+pub mod quant;
 
 pub use crc32::crc32;
 pub use error::ModelError;
+pub use quant::QuantParams;
 
 use crate::error::ParamError;
 use crate::math;
 use crate::noise::GaussianStream;
 use crate::score::Score;
 use crate::sde::{LinearSde, SubVpSde, VeSde, VpSde};
+use quant::{requantize, time_feature};
 use rand_core::Rng;
 
 /// The first four bytes of every model file.
@@ -52,8 +55,21 @@ pub const MAX_WIDTH: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Precision {
-    /// 32-bit floats.
+    /// 32-bit floats (code 0).
     F32,
+    /// Integer-only int8 (code 1): weights symmetric per output channel, int32 biases,
+    /// activations asymmetric per tensor, Q31 requantization, SiLU by table.
+    Int8,
+}
+
+impl Precision {
+    /// The header code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Precision::F32 => 0,
+            Precision::Int8 => 1,
+        }
+    }
 }
 
 /// The forward process a model was trained with.
@@ -199,6 +215,26 @@ impl Dims {
             .sum();
         4 * (2 * self.dim as usize + self.fourier as usize + layers)
     }
+    /// Bytes of the int8 payload: normalisation, frequencies, the input quantization, then
+    /// each layer (see `docs/FORMAT.md`).
+    pub fn int8_payload_len(&self) -> usize {
+        let layers: usize = (0..=self.layers)
+            .map(|i| {
+                let (inputs, outputs) = self.layer_shape(i);
+                let dense = outputs * inputs + 8 * outputs;
+                let activation = 5 * outputs + 8 + 256 + 8;
+                dense + if i < self.layers { activation } else { 0 }
+            })
+            .sum();
+        4 * (2 * self.dim as usize + self.fourier as usize) + 8 + layers
+    }
+    /// Bytes of the payload at `precision`.
+    pub fn payload_len(&self, precision: Precision) -> usize {
+        match precision {
+            Precision::F32 => self.f32_payload_len(),
+            Precision::Int8 => self.int8_payload_len(),
+        }
+    }
 }
 
 /// Everything in the header.
@@ -223,11 +259,92 @@ struct DenseF32<'a> {
     bias: &'a [u8],
 }
 
+/// One int8 layer's sections, borrowed from the file. Hidden layers requantize the int32
+/// accumulator to the pre-activation tensor and map it through the SiLU table; the output
+/// layer is dequantized from the accumulator.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Int8Layer<'a> {
+    inputs: usize,
+    input: QuantParams,
+    weights: &'a [u8],
+    bias: &'a [u8],
+    weight_scale: &'a [u8],
+    multiplier: &'a [u8],
+    shift: &'a [u8],
+    pre: QuantParams,
+    lut: &'a [u8],
+    post: QuantParams,
+}
+
+impl Int8Layer<'_> {
+    /// Inputs of the layer.
+    pub fn inputs(&self) -> usize {
+        self.inputs
+    }
+    /// Outputs of the layer.
+    pub fn outputs(&self) -> usize {
+        self.bias.len() / 4
+    }
+    /// The quantization of the layer's input tensor.
+    pub fn input(&self) -> QuantParams {
+        self.input
+    }
+    /// Weight `[o][j]` (int8, zero point 0).
+    pub fn weight(&self, o: usize, j: usize) -> i8 {
+        let index = o.saturating_mul(self.inputs).saturating_add(j);
+        self.weights.get(index).map_or(0, |&b| b as i8)
+    }
+    /// Bias `o` at scale `input.scale · weight_scale(o)`.
+    pub fn bias(&self, o: usize) -> i32 {
+        i32_at(self.bias, o)
+    }
+    /// The scale of output channel `o`'s weights.
+    pub fn weight_scale(&self, o: usize) -> f32 {
+        self.weight_scale.chunks_exact(4).nth(o).map_or(0.0, f32_at)
+    }
+    /// Channel `o`'s Q31 requantization multiplier and shift (hidden layers; `None` for the
+    /// output layer, which is dequantized instead).
+    pub fn requantization(&self, o: usize) -> Option<(i32, i32)> {
+        let shift = *self.shift.get(o)? as i8 as i32;
+        Some((i32_at(self.multiplier, o), shift))
+    }
+    /// The pre-activation (requantized accumulator) and post-activation quantizations (hidden
+    /// layers only).
+    pub fn activation(&self) -> Option<(QuantParams, QuantParams)> {
+        (self.lut.len() == 256).then_some((self.pre, self.post))
+    }
+    /// The SiLU table entry for pre-activation level `q` (hidden layers; 0 otherwise).
+    pub fn silu(&self, q: i8) -> i8 {
+        self.lut
+            .get((q as i32 + 128) as usize)
+            .map_or(0, |&b| b as i8)
+    }
+}
+
 /// The little-endian f32 in a 4-byte chunk (any other length reads as 0, which the parser
 /// makes impossible).
 #[inline]
 fn f32_at(bytes: &[u8]) -> f32 {
     f32::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
+/// Entry `i` of a little-endian i32 array (0 beyond its end).
+#[inline]
+fn i32_at(bytes: &[u8], i: usize) -> i32 {
+    bytes
+        .chunks_exact(4)
+        .nth(i)
+        .map_or(0, |c| i32::from_le_bytes(c.try_into().unwrap_or_default()))
+}
+
+/// The network's layers at the file's precision. Both variants are fixed arrays of borrowed
+/// sections, built once per parse and then only borrowed, so their size difference costs
+/// nothing at evaluation.
+#[derive(Clone, Copy, Debug)]
+#[allow(clippy::large_enum_variant)]
+enum Layers<'a> {
+    F32([DenseF32<'a>; MAX_LAYERS as usize + 1]),
+    Int8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
 }
 
 /// A parsed model: the header and its sections, borrowing the file's bytes.
@@ -237,7 +354,7 @@ pub struct Model<'a> {
     mean: &'a [u8],
     std: &'a [u8],
     fourier: &'a [u8],
-    layers: [DenseF32<'a>; MAX_LAYERS as usize + 1],
+    layers: Layers<'a>,
 }
 
 /// Reads consecutive sections of a byte slice, failing instead of panicking.
@@ -274,6 +391,36 @@ impl<'a> Cursor<'a> {
     }
     fn f32(&mut self) -> Result<f32, ModelError> {
         Ok(f32_at(self.take(4)?))
+    }
+    fn i32(&mut self) -> Result<i32, ModelError> {
+        Ok(self.u32()? as i32)
+    }
+    /// An int8 tensor's scale (finite, > 0) and zero point (in −128..=127).
+    fn quant_params(&mut self) -> Result<QuantParams, ModelError> {
+        let scale = f32_at(self.finite_f32s(1)?);
+        let zero_point = self.i32()?;
+        ParamError::require(scale > 0.0, "int8 scale", "> 0")?;
+        ParamError::require(
+            (-128..=127).contains(&zero_point),
+            "int8 zero point",
+            "in -128..=127",
+        )?;
+        Ok(QuantParams { scale, zero_point })
+    }
+    /// `count` little-endian i32s, each in `range`.
+    fn i32s_in(
+        &mut self,
+        count: usize,
+        range: core::ops::RangeInclusive<i32>,
+        parameter: &'static str,
+        requirement: &'static str,
+    ) -> Result<&'a [u8], ModelError> {
+        let section = self.take(count.saturating_mul(4))?;
+        let in_range = section
+            .chunks_exact(4)
+            .all(|c| range.contains(&i32::from_le_bytes(c.try_into().unwrap_or_default())));
+        ParamError::require(in_range, parameter, requirement)?;
+        Ok(section)
     }
     /// `count` floats, all of which must be finite.
     fn finite_f32s(&mut self, count: usize) -> Result<&'a [u8], ModelError> {
@@ -345,6 +492,7 @@ impl<'a> Model<'a> {
 
         let precision = match precision_code {
             0 => Precision::F32,
+            1 => Precision::Int8,
             value => {
                 return Err(ModelError::UnknownCode {
                     field: "precision",
@@ -365,7 +513,7 @@ impl<'a> Model<'a> {
             "t_end",
             "finite and in (0, T)",
         )?;
-        let expected = dims.f32_payload_len();
+        let expected = dims.payload_len(precision);
         if payload_len != expected {
             return Err(ModelError::InconsistentSize {
                 expected,
@@ -386,15 +534,10 @@ impl<'a> Model<'a> {
             "> 0 in every dimension",
         )?;
         let fourier = payload.finite_f32s(dims.fourier as usize)?;
-        let mut layers = [DenseF32::default(); MAX_LAYERS as usize + 1];
-        for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
-            let (inputs, outputs) = dims.layer_shape(i as u32);
-            *layer = DenseF32 {
-                inputs,
-                weights: payload.finite_f32s(outputs * inputs)?,
-                bias: payload.finite_f32s(outputs)?,
-            };
-        }
+        let layers = match precision {
+            Precision::F32 => Layers::F32(parse_f32_layers(&mut payload, &dims)?),
+            Precision::Int8 => Layers::Int8(parse_int8_layers(&mut payload, &dims)?),
+        };
         Ok(Model {
             header: Header {
                 precision,
@@ -426,7 +569,8 @@ impl<'a> Model<'a> {
         self.fourier.chunks_exact(4).map(f32_at)
     }
 
-    /// Layer `i`'s weights (row-major, outputs × inputs) and biases; empty beyond the last.
+    /// Layer `i`'s f32 weights (row-major, outputs × inputs) and biases; empty beyond the
+    /// last layer and for int8 models (see [`Model::int8_layer`]).
     pub fn layer(
         &self,
         i: u32,
@@ -434,11 +578,22 @@ impl<'a> Model<'a> {
         impl Iterator<Item = f32> + 'a,
         impl Iterator<Item = f32> + 'a,
     ) {
-        let layer = self.layers.get(i as usize).copied().unwrap_or_default();
+        let layer = match &self.layers {
+            Layers::F32(layers) => layers.get(i as usize).copied().unwrap_or_default(),
+            Layers::Int8(_) => DenseF32::default(),
+        };
         (
             layer.weights.chunks_exact(4).map(f32_at),
             layer.bias.chunks_exact(4).map(f32_at),
         )
+    }
+
+    /// Layer `i` of an int8 model; `None` for f32 models and beyond the last layer.
+    pub fn int8_layer(&self, i: u32) -> Option<Int8Layer<'a>> {
+        match &self.layers {
+            Layers::Int8(layers) if i <= self.header.dims.layers => layers.get(i as usize).copied(),
+            _ => None,
+        }
     }
 
     /// `x` mapped back to data units.
@@ -481,17 +636,35 @@ impl<'a> Model<'a> {
         a: &'s mut [[f32; L]; MAX_WIDTH],
         t: f32,
     ) -> &'s [[f32; L]] {
+        match &self.layers {
+            Layers::F32(layers) => self.forward_f32(layers, a, t),
+            Layers::Int8(layers) => self.forward_int8(layers, a, t),
+        }
+    }
+
+    /// The number of Fourier frequencies that fit the scratch space (all of them in a parsed
+    /// model; the bound only keeps indexing provably in range).
+    fn fourier_count(&self) -> usize {
         let n = self.header.dims.dim as usize;
-        let f = (self.header.dims.fourier as usize).min((MAX_WIDTH - n) / 2);
+        (self.header.dims.fourier as usize).min((MAX_WIDTH - n) / 2)
+    }
+
+    fn forward_f32<'s, const L: usize>(
+        &self,
+        layers: &[DenseF32<'_>],
+        a: &'s mut [[f32; L]; MAX_WIDTH],
+        t: f32,
+    ) -> &'s [[f32; L]] {
+        let n = self.header.dims.dim as usize;
+        let f = self.fourier_count();
         for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
-            // PyTorch's order of operations, so the features match a PyTorch-trained model's.
-            let (sin, cos) = math::sin_cos(t * f32_at(w) * 2.0 * core::f32::consts::PI);
+            let (sin, cos) = time_feature(t, f32_at(w));
             a[n + j] = [sin; L];
             a[n + f + j] = [cos; L];
         }
         let mut b = [[0.0f32; L]; MAX_WIDTH];
         let last = self.header.dims.layers as usize;
-        for (i, layer) in self.layers.iter().enumerate().take(last + 1) {
+        for (i, layer) in layers.iter().enumerate().take(last + 1) {
             if i % 2 == 0 {
                 dense::<L>(layer, a, &mut b, i < last);
             } else {
@@ -504,6 +677,128 @@ impl<'a> Model<'a> {
         }
         &a[..n]
     }
+
+    /// The int8 network on `L` lanes, integer-only between the input quantization and the
+    /// dequantization of ε̂ (written over the first N rows of `a`). The activations are held as
+    /// offsets `q − zero_point` (in −255..=255, so i16), which is the TFLite formula
+    /// `Σ w·(q + input_offset)` with the offset applied once per input.
+    fn forward_int8<'s, const L: usize>(
+        &self,
+        layers: &[Int8Layer<'_>],
+        a: &'s mut [[f32; L]; MAX_WIDTH],
+        t: f32,
+    ) -> &'s [[f32; L]] {
+        let n = self.header.dims.dim as usize;
+        let f = self.fourier_count();
+        let input = layers.first().map(|l| l.input).unwrap_or_default();
+        let offset = |v: f32| (input.quantize(v) as i32 - input.zero_point) as i16;
+        let mut x = [[0i16; L]; MAX_WIDTH];
+        for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
+            for p in 0..L {
+                xd[p] = offset(ad[p]);
+            }
+        }
+        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
+            let (sin, cos) = time_feature(t, f32_at(w));
+            x[n + j] = [offset(sin); L];
+            x[n + f + j] = [offset(cos); L];
+        }
+        let mut y = [[0i16; L]; MAX_WIDTH];
+        let last = self.header.dims.layers as usize;
+        for (i, layer) in layers.iter().enumerate().take(last) {
+            if i % 2 == 0 {
+                dense_int8_silu::<L>(layer, &x, &mut y);
+            } else {
+                dense_int8_silu::<L>(layer, &y, &mut x);
+            }
+        }
+        let hidden = if last % 2 == 0 { &x } else { &y };
+        if let Some(output) = layers.get(last) {
+            dense_int8_dequantize::<L>(output, hidden, a);
+        }
+        &a[..n]
+    }
+}
+
+/// Reads the f32 layers.
+fn parse_f32_layers<'a>(
+    payload: &mut Cursor<'a>,
+    dims: &Dims,
+) -> Result<[DenseF32<'a>; MAX_LAYERS as usize + 1], ModelError> {
+    let mut layers = [DenseF32::default(); MAX_LAYERS as usize + 1];
+    for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
+        let (inputs, outputs) = dims.layer_shape(i as u32);
+        *layer = DenseF32 {
+            inputs,
+            weights: payload.finite_f32s(outputs * inputs)?,
+            bias: payload.finite_f32s(outputs)?,
+        };
+    }
+    Ok(layers)
+}
+
+/// Largest |bias| of an int8 layer: with it, no accumulator can overflow i32 (the weighted sum
+/// is at most 256·128·255 < 2²³ in magnitude).
+const MAX_INT8_BIAS: i32 = 1 << 30;
+
+/// Reads the int8 input quantization and layers.
+fn parse_int8_layers<'a>(
+    payload: &mut Cursor<'a>,
+    dims: &Dims,
+) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
+    let mut input = payload.quant_params()?;
+    let mut layers = [Int8Layer::default(); MAX_LAYERS as usize + 1];
+    for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
+        let (inputs, outputs) = dims.layer_shape(i as u32);
+        let weights = payload.take(outputs * inputs)?;
+        let bias = payload.i32s_in(
+            outputs,
+            -MAX_INT8_BIAS..=MAX_INT8_BIAS,
+            "int8 bias",
+            "|bias| <= 2^30",
+        )?;
+        let weight_scale = payload.finite_f32s(outputs)?;
+        ParamError::require(
+            weight_scale.chunks_exact(4).all(|c| f32_at(c) > 0.0),
+            "int8 weight scale",
+            "> 0",
+        )?;
+        *layer = Int8Layer {
+            inputs,
+            input,
+            weights,
+            bias,
+            weight_scale,
+            ..Int8Layer::default()
+        };
+        if i < dims.layers as usize {
+            layer.multiplier = payload.i32s_in(
+                outputs,
+                0..=i32::MAX,
+                "int8 multiplier",
+                "0 or in 2^30..2^31",
+            )?;
+            ParamError::require(
+                (0..outputs).all(|o| {
+                    let m = i32_at(layer.multiplier, o);
+                    m == 0 || m >= 1 << 30
+                }),
+                "int8 multiplier",
+                "0 or in 2^30..2^31",
+            )?;
+            layer.shift = payload.take(outputs)?;
+            ParamError::require(
+                layer.shift.iter().all(|&s| (-31..=30).contains(&(s as i8))),
+                "int8 shift",
+                "in -31..=30",
+            )?;
+            layer.pre = payload.quant_params()?;
+            layer.lut = payload.take(256)?;
+            layer.post = payload.quant_params()?;
+            input = layer.post;
+        }
+    }
+    Ok(layers)
 }
 
 /// `out = act(W·input + b)` for one layer on `L` lanes, reading the weights in place. Each
@@ -537,6 +832,71 @@ fn dense<const L: usize>(
         for p in 0..L {
             let v = acc[p] + bias;
             o[p] = if silu { v / (1.0 + math::exp(-v)) } else { v };
+        }
+    }
+}
+
+/// The accumulators `bias + Σ_j w[j]·a[j]` of one int8 weight row on `L` lanes. Exact in i32:
+/// the parser bounds the bias so no sum overflows.
+#[inline]
+fn accumulate_int8<const L: usize>(row: &[u8], bias: i32, input: &[[i16; L]]) -> [i32; L] {
+    let mut acc = [bias; L];
+    for (&w, a) in row.iter().zip(input) {
+        let w = w as i8 as i32;
+        for p in 0..L {
+            acc[p] += w * a[p] as i32;
+        }
+    }
+    acc
+}
+
+/// A hidden int8 layer: accumulate, requantize to the pre-activation tensor, SiLU by table,
+/// store as offsets from the post-activation zero point.
+#[inline]
+fn dense_int8_silu<const L: usize>(
+    layer: &Int8Layer<'_>,
+    input: &[[i16; L]; MAX_WIDTH],
+    out: &mut [[i16; L]; MAX_WIDTH],
+) {
+    if layer.inputs == 0 {
+        return;
+    }
+    let (pre, post) = (layer.pre.zero_point, layer.post.zero_point);
+    for (o, (row, out)) in layer
+        .weights
+        .chunks_exact(layer.inputs)
+        .zip(out.iter_mut())
+        .enumerate()
+    {
+        let acc = accumulate_int8::<L>(row, layer.bias(o), input);
+        let (multiplier, shift) = layer.requantization(o).unwrap_or_default();
+        for p in 0..L {
+            let level = (requantize(acc[p], multiplier, shift) + pre).clamp(-128, 127);
+            out[p] = (layer.silu(level as i8) as i32 - post) as i16;
+        }
+    }
+}
+
+/// The int8 output layer, dequantized from the accumulator: `ε̂ = acc·(s_in·s_w)`.
+#[inline]
+fn dense_int8_dequantize<const L: usize>(
+    layer: &Int8Layer<'_>,
+    input: &[[i16; L]; MAX_WIDTH],
+    out: &mut [[f32; L]; MAX_WIDTH],
+) {
+    if layer.inputs == 0 {
+        return;
+    }
+    for (o, (row, out)) in layer
+        .weights
+        .chunks_exact(layer.inputs)
+        .zip(out.iter_mut())
+        .enumerate()
+    {
+        let acc = accumulate_int8::<L>(row, layer.bias(o), input);
+        let scale = layer.input.scale * layer.weight_scale(o);
+        for p in 0..L {
+            out[p] = acc[p] as f32 * scale;
         }
     }
 }

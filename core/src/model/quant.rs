@@ -1,0 +1,149 @@
+//! Integer-only arithmetic of the int8 network, in the TFLite-Micro / CMSIS-NN conventions.
+//!
+//! A real value `r` is held as an int8 `q` with a scale `s` and a zero point `z`:
+//! `r ≈ s·(q − z)` (asymmetric, per tensor, for activations; `z = 0`, per output channel, for
+//! weights). A dense layer accumulates `Σ w·(q − z)` plus an int32 bias at scale `s_in·s_w` in
+//! 32 bits, and rescales the sum to the next tensor's scale with [`requantize`]: a Q31
+//! multiplier `M ∈ [2³⁰, 2³¹)` and a power-of-two shift, `real ≈ M·2^(shift − 31)`.
+//!
+//! # Accuracy (stated as bounds, checked by `tests/tests/int8_network.rs`)
+//! - [`requantize`]`(acc, M, shift)` is within **1 unit** of the exact `acc·M·2^(shift−31)`:
+//!   two roundings to nearest (half a unit each). It differs from the exactly rounded value in
+//!   at most one unit and only near ties. [`quantize_multiplier`] rounds the real multiplier
+//!   to 31 bits, a relative error ≤ 2⁻³¹, which adds ≤ |acc·real|·2⁻³¹ (≪ 1 unit, since the
+//!   accumulators of this format stay below 2³¹).
+//! - The SiLU table ([`silu_lut`]) is exact rounding of SiLU at each of the 256 input levels:
+//!   the error against SiLU of the *quantized* input is ≤ s_out/2 (unless clamped to the int8
+//!   range, which calibration avoids); against SiLU of the real input it adds at most
+//!   max|SiLU'|·s_in/2 ≈ 1.1·s_in/2 (max |SiLU'| = 1.0998).
+
+use crate::math;
+
+/// Scale and zero point of an asymmetric int8 tensor: `real = scale·(q − zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QuantParams {
+    /// The real value of one int8 step, > 0.
+    pub scale: f32,
+    /// The int8 level of the real value 0, in −128..=127.
+    pub zero_point: i32,
+}
+
+impl Default for QuantParams {
+    fn default() -> Self {
+        QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        }
+    }
+}
+
+impl QuantParams {
+    /// The affine quantization of the range `[lo, hi]` widened to contain 0 (so 0 is exact, as
+    /// TFLite requires): 255 steps from `lo` to `hi`.
+    pub fn covering(lo: f32, hi: f32) -> QuantParams {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let range = hi - lo;
+        if !(range.is_finite() && range > 0.0) {
+            return QuantParams::default();
+        }
+        let scale = range / 255.0;
+        let zero_point = libm::roundf(-128.0 - lo / scale).clamp(-128.0, 127.0) as i32;
+        QuantParams { scale, zero_point }
+    }
+
+    /// `clamp(round(r / scale) + zero_point)` to the int8 range, rounding half away from zero
+    /// (TFLite's `Quantize`). NaN maps to the zero point.
+    pub fn quantize(&self, real: f32) -> i8 {
+        let level = libm::roundf(real / self.scale);
+        let level = if level.is_nan() { 0.0 } else { level };
+        (level.clamp(-256.0, 256.0) as i32 + self.zero_point).clamp(-128, 127) as i8
+    }
+
+    /// `scale·(q − zero_point)`.
+    pub fn dequantize(&self, q: i8) -> f32 {
+        self.scale * (q as i32 - self.zero_point) as f32
+    }
+}
+
+/// `round(a·b / 2³¹)` with ties rounded up, saturating the one overflowing case
+/// (gemmlowp's `SaturatingRoundingDoublingHighMul`, which TFLite-Micro and CMSIS-NN use).
+#[inline]
+pub fn rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // Division truncates toward zero, as in C: with the nudge, that rounds to nearest.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// `x / 2^exponent` rounded to nearest, ties away from zero (gemmlowp's
+/// `RoundingDivideByPOT`); `exponent` is taken in 0..=31.
+#[inline]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let exponent = exponent.clamp(0, 31) as u32;
+    let mask = ((1u32 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + (x < 0) as i32;
+    (x >> exponent) + (remainder > threshold) as i32
+}
+
+/// `acc·multiplier·2^(shift − 31)` in integers (TFLite's `MultiplyByQuantizedMultiplier`):
+/// a left shift for positive `shift` (saturating), the doubling high multiply, then a
+/// rounding right shift for negative `shift`. `shift` is taken in −31..=30.
+#[inline]
+pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let shift = shift.clamp(-31, 30);
+    let left = shift.max(0);
+    let right = (-shift).max(0);
+    let shifted = acc.saturating_mul(1 << left);
+    rounding_divide_by_pot(rounding_doubling_high_mul(shifted, multiplier), right)
+}
+
+/// The Q31 multiplier and shift for a positive real multiplier (TFLite's
+/// `QuantizeMultiplier`): `real ≈ multiplier·2^(shift − 31)` with `multiplier ∈ [2³⁰, 2³¹)`.
+/// Multipliers too small for the shift range, zero, or not finite give `(0, 0)`; too large
+/// ones saturate at the largest shift.
+pub fn quantize_multiplier(real: f64) -> (i32, i32) {
+    if !(real.is_finite() && real > 0.0) {
+        return (0, 0);
+    }
+    let (mantissa, mut shift) = libm::frexp(real); // real = mantissa·2^shift, mantissa ∈ [0.5, 1)
+    let mut fixed = libm::round(mantissa * (1u64 << 31) as f64) as i64;
+    if fixed == 1 << 31 {
+        fixed /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        return (0, 0);
+    }
+    if shift > 30 {
+        return (i32::MAX, 30);
+    }
+    (fixed as i32, shift)
+}
+
+/// The 256-entry int8 SiLU table from the `input` to the `output` quantization, entry
+/// `q + 128` for input level `q`: each entry is SiLU of the dequantized level, computed in f64
+/// and quantized with rounding half away from zero (TFLite's `LUTPopulate`, in double
+/// precision so the table does not depend on a float `exp`).
+pub fn silu_lut(input: QuantParams, output: QuantParams) -> [i8; 256] {
+    core::array::from_fn(|i| {
+        let x = input.scale as f64 * (i as i32 - 128 - input.zero_point) as f64;
+        let silu = x / (1.0 + libm::exp(-x));
+        let level = libm::round(silu / output.scale as f64);
+        (level.clamp(-512.0, 512.0) as i32 + output.zero_point).clamp(-128, 127) as i8
+    })
+}
+
+/// Largest |SiLU'(x)| over the reals (at x ≈ 2.40), used in the accuracy bound above.
+pub const SILU_MAX_SLOPE: f32 = 1.0998;
+
+/// The Fourier time features of the network input, shared by both evaluators:
+/// `(sin, cos)` of `2π·t·w`, with the angle computed in PyTorch's order.
+#[inline]
+pub(crate) fn time_feature(t: f32, w: f32) -> (f32, f32) {
+    math::sin_cos(t * w * 2.0 * core::f32::consts::PI)
+}

@@ -1,0 +1,508 @@
+//! Post-training int8 quantization of a float network, calibrated on diffused data.
+//!
+//! The calibration set is the data perturbed by the model's forward SDE, `x_t = α(t)·x₀ +
+//! σ(t)·z`, at times evenly spread over `[t_end, T]` — the inputs the network meets while
+//! sampling. The float network runs over it and records the range of every activation tensor:
+//! the input `[x, sin, cos]`, and each hidden layer before and after SiLU. Then, in the
+//! TFLite conventions the core's evaluator follows (`tinyscore::model::quant`):
+//! - weights: symmetric int8 per output channel, `s_w = max|w|/127`;
+//! - biases: int32 at scale `s_in·s_w`;
+//! - activations: asymmetric int8 per tensor over the calibrated range (widened to hold 0);
+//! - requantization: a Q31 multiplier and shift for `s_in·s_w/s_pre` per channel;
+//! - SiLU: a 256-entry table from the pre- to the post-activation quantization;
+//! - the output layer is dequantized from its accumulator, so ε̂ loses no extra bits.
+
+use crate::datasets::Points;
+use crate::model_file::{encode_file, Network};
+use anyhow::{ensure, Result};
+use std::fmt;
+use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
+use tinyscore::model::Precision;
+use tinyscore::{math, particle_noise, LinearSde, Model};
+
+/// One int8 layer, ready to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedLayer {
+    /// Weights, outputs × inputs, row-major.
+    pub weights: Vec<i8>,
+    /// Biases at scale `s_in·weight_scale[o]`.
+    pub bias: Vec<i32>,
+    /// Per-output-channel weight scale.
+    pub weight_scale: Vec<f32>,
+    /// Hidden layers: the requantization and SiLU; `None` for the output layer.
+    pub activation: Option<QuantizedActivation>,
+}
+
+/// The requantization and SiLU table of a hidden layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedActivation {
+    /// Q31 multiplier per channel.
+    pub multiplier: Vec<i32>,
+    /// Shift per channel.
+    pub shift: Vec<i8>,
+    /// The pre-activation tensor's quantization.
+    pub pre: QuantParams,
+    /// SiLU table, entry `q + 128` for pre-activation level `q`.
+    pub lut: [i8; 256],
+    /// The post-activation tensor's quantization (the next layer's input).
+    pub post: QuantParams,
+}
+
+/// An int8 network, ready to write.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedNetwork {
+    /// The float network it came from (dimensions, SDE, normalisation, frequencies).
+    pub float: Network,
+    /// The input tensor's quantization.
+    pub input: QuantParams,
+    /// The layers, the output layer last.
+    pub layers: Vec<QuantizedLayer>,
+}
+
+impl QuantizedNetwork {
+    /// The `.tsm` bytes (int8 precision; layout in `docs/FORMAT.md`).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let f = &self.float;
+        let mut payload = Vec::with_capacity(f.dims.int8_payload_len());
+        let put_f32 = |payload: &mut Vec<u8>, values: &[f32]| {
+            values
+                .iter()
+                .for_each(|v| payload.extend_from_slice(&v.to_le_bytes()))
+        };
+        put_f32(&mut payload, &f.mean);
+        put_f32(&mut payload, &f.std);
+        put_f32(&mut payload, &f.fourier);
+        let put_params = |payload: &mut Vec<u8>, q: QuantParams| {
+            payload.extend_from_slice(&q.scale.to_le_bytes());
+            payload.extend_from_slice(&q.zero_point.to_le_bytes());
+        };
+        put_params(&mut payload, self.input);
+        for layer in &self.layers {
+            payload.extend(layer.weights.iter().map(|&w| w as u8));
+            layer
+                .bias
+                .iter()
+                .for_each(|b| payload.extend_from_slice(&b.to_le_bytes()));
+            put_f32(&mut payload, &layer.weight_scale);
+            if let Some(a) = &layer.activation {
+                a.multiplier
+                    .iter()
+                    .for_each(|m| payload.extend_from_slice(&m.to_le_bytes()));
+                payload.extend(a.shift.iter().map(|&s| s as u8));
+                put_params(&mut payload, a.pre);
+                payload.extend(a.lut.iter().map(|&v| v as u8));
+                put_params(&mut payload, a.post);
+            }
+        }
+        ensure!(
+            payload.len() == f.dims.int8_payload_len(),
+            "int8 payload is {} bytes, the dimensions imply {}",
+            payload.len(),
+            f.dims.int8_payload_len()
+        );
+        encode_file(Precision::Int8, &f.dims, f.sde, f.t_end, &payload)
+    }
+}
+
+/// The range of one activation tensor over the calibration set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    /// Smallest value seen.
+    pub min: f32,
+    /// Largest value seen.
+    pub max: f32,
+}
+
+/// One activation tensor: what calibration saw and how it is quantized.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorReport {
+    /// Its name, e.g. `layer 1 pre`.
+    pub name: String,
+    /// Smallest and largest values over the calibration set.
+    pub observed: Range,
+    /// The fractions of calibration values clipped at the low and high ends (see [`LOW_TAILS`]).
+    pub clipped: (f64, f64),
+    /// Its int8 quantization.
+    pub quant: QuantParams,
+}
+
+/// What quantization did: the calibrated ranges and the error of ε̂ against the float model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizationReport {
+    /// Calibration inputs.
+    pub calibration_points: usize,
+    /// The input tensor, then each hidden layer's pre- and post-activation tensors.
+    pub tensors: Vec<TensorReport>,
+    /// Evaluation inputs (fresh draws, not the calibration set).
+    pub eval_points: usize,
+    /// `‖ε̂_int8 − ε̂_f32‖ / ‖ε̂_f32‖` over the evaluation inputs (root mean squares).
+    pub relative_rms_error: f64,
+    /// Largest |ε̂_int8 − ε̂_f32| over all evaluation coordinates.
+    pub max_abs_error: f64,
+}
+
+impl fmt::Display for QuantizationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "calibration: {} diffused data points, t spread over [t_end, T]",
+            self.calibration_points,
+        )?;
+        writeln!(
+            f,
+            "  {:<14} {:>20}  {:>15}  {:>20}  {:>9}  {:>4}",
+            "tensor", "observed", "clipped", "int8 covers", "scale", "zero"
+        )?;
+        for t in &self.tensors {
+            let q = t.quant;
+            let (lo, hi) = (q.dequantize(-128), q.dequantize(127));
+            writeln!(
+                f,
+                "  {:<14} [{:>8.4}, {:>8.4}]  {:>6.3}%,{:>6.3}%  [{:>8.4}, {:>8.4}]  {:>9.6}  {:>4}",
+                t.name,
+                t.observed.min,
+                t.observed.max,
+                100.0 * t.clipped.0,
+                100.0 * t.clipped.1,
+                lo,
+                hi,
+                q.scale,
+                q.zero_point
+            )?;
+        }
+        writeln!(
+            f,
+            "ε̂ int8 vs f32 over {} fresh points: relative RMS error {:.3}%, max abs error {:.4}",
+            self.eval_points,
+            100.0 * self.relative_rms_error,
+            self.max_abs_error
+        )
+    }
+}
+
+/// Network inputs `(x_t, t)` drawn as in sampling: the data normalised with the model's
+/// statistics, diffused by its SDE to `n` times evenly spread over `[t_end, T]` (the midpoints
+/// of `n` equal cells), with noise from `seed`; the data rows are used in turn.
+pub fn diffused_inputs(
+    network: &Network,
+    data: &Points,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<(Vec<f32>, f32)>> {
+    let dim = network.dims.dim as usize;
+    ensure!(!data.is_empty(), "the calibration data is empty");
+    ensure!(
+        data.row(0).len() == dim,
+        "the calibration data has {} columns, the model {dim}",
+        data.row(0).len()
+    );
+    let sde = network.sde;
+    let (t0, t1) = (network.t_end, sde.t_max());
+    Ok((0..n)
+        .map(|k| {
+            let mut noise = particle_noise(seed, k as u64);
+            let t = t0 + (t1 - t0) * ((k as f32 + 0.5) / n as f32);
+            let row = data.row(k % data.len());
+            let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+            let x = (0..dim)
+                .map(|d| {
+                    let x0 = (row[d] as f32 - network.mean[d]) / network.std[d];
+                    alpha * x0 + sigma * noise.sample()
+                })
+                .collect();
+            (x, t)
+        })
+        .collect())
+}
+
+/// The float network's activations on one input: the input tensor, then per hidden layer the
+/// pre-activation and post-activation vectors.
+fn activations(network: &Network, x: &[f32], t: f32) -> (Vec<f32>, Vec<[Vec<f32>; 2]>) {
+    let mut input = x.to_vec();
+    let (sin, cos): (Vec<f32>, Vec<f32>) = network
+        .fourier
+        .iter()
+        .map(|&w| math::sin_cos(t * w * 2.0 * std::f32::consts::PI))
+        .unzip();
+    input.extend(sin);
+    input.extend(cos);
+    let mut hidden = Vec::new();
+    let mut h = input.clone();
+    for (weights, bias) in &network.layers[..network.layers.len() - 1] {
+        let pre: Vec<f32> = bias
+            .iter()
+            .zip(weights.chunks_exact(h.len()))
+            .map(|(b, row)| row.iter().zip(&h).map(|(w, a)| w * a).sum::<f32>() + b)
+            .collect();
+        let post: Vec<f32> = pre.iter().map(|&v| v / (1.0 + (-v).exp())).collect();
+        h = post.clone();
+        hidden.push([pre, post]);
+    }
+    (input, hidden)
+}
+
+/// The activation values of every tensor over the calibration set, each sorted: the input,
+/// then each hidden layer's pre- and post-activation tensors.
+struct Calibration {
+    tensors: Vec<Vec<f32>>,
+}
+
+impl Calibration {
+    fn new(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Calibration {
+        let mut tensors = vec![Vec::new(); 1 + 2 * network.dims.layers as usize];
+        for (x, t) in inputs {
+            let (input, layers) = activations(network, x, *t);
+            tensors[0].extend(input);
+            for (i, [pre, post]) in layers.into_iter().enumerate() {
+                tensors[1 + 2 * i].extend(pre);
+                tensors[2 + 2 * i].extend(post);
+            }
+        }
+        tensors.iter_mut().for_each(|v| v.sort_by(f32::total_cmp));
+        Calibration { tensors }
+    }
+
+    /// Tensor `k`'s range without the fractions `tails = (low, high)` of its values at
+    /// either end.
+    fn range(&self, k: usize, (low, high): (f64, f64)) -> Range {
+        let sorted = &self.tensors[k];
+        let last = sorted.len().saturating_sub(1);
+        let index = |fraction: f64| ((fraction * last as f64).round() as usize).min(last);
+        Range {
+            min: sorted.get(index(low)).copied().unwrap_or(0.0),
+            max: sorted.get(last - index(high)).copied().unwrap_or(0.0),
+        }
+    }
+
+    fn ranges(&self, tails: &[(f64, f64)]) -> Vec<Range> {
+        tails
+            .iter()
+            .enumerate()
+            .map(|(k, t)| self.range(k, *t))
+            .collect()
+    }
+}
+
+/// The fractions of a pre-activation tensor's lowest calibration values that may fall below
+/// its int8 range. SiLU maps a long negative tail to within a step of 0, so clipping it buys
+/// resolution for every other value at almost no cost.
+pub const LOW_TAILS: [f64; 12] = [
+    0.0, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.2, 0.3,
+];
+
+/// Values per tensor the clipping search looks at (an even subsample of the sorted values).
+const SEARCH_VALUES: usize = 1 << 16;
+
+/// Quantizes `network` with the calibration `inputs`. Every activation range is the
+/// calibration min/max (the input and the high ends are never clipped: an input clipped at
+/// small noise levels moves ε̂ by ~|Δx|/σ(t), and an end-to-end search over clippings was
+/// found to fit the calibration set's outliers rather than the data), except the low end of
+/// each pre-activation tensor: of [`LOW_TAILS`], the clipping with the least
+/// `E[(SiLU(v) − SiLU(Q(v)))²]` over its calibration values. Returns the int8 network and
+/// the tails clipped per tensor (input, then each hidden layer's pre- and post-activation).
+pub fn quantize(
+    network: &Network,
+    inputs: &[(Vec<f32>, f32)],
+) -> Result<(QuantizedNetwork, Vec<(f64, f64)>)> {
+    ensure!(!inputs.is_empty(), "no calibration inputs");
+    let calibration = Calibration::new(network, inputs);
+    let silu = |v: f32| v / (1.0 + (-v).exp());
+    let silu_error = |k: usize, low_tail: f64| -> f64 {
+        let sorted = &calibration.tensors[k];
+        let r = calibration.range(k, (low_tail, 0.0));
+        let q = QuantParams::covering(r.min, r.max);
+        let step = (sorted.len() / SEARCH_VALUES).max(1);
+        sorted
+            .iter()
+            .step_by(step)
+            .map(|&v| (silu(v) - silu(q.dequantize(q.quantize(v)))) as f64)
+            .map(|d| d * d)
+            .sum()
+    };
+    let tails: Vec<(f64, f64)> = (0..calibration.tensors.len())
+        .map(|k| {
+            let is_pre_activation = k % 2 == 1;
+            let low = LOW_TAILS
+                .iter()
+                .copied()
+                .filter(|_| is_pre_activation)
+                .min_by(|a, b| silu_error(k, *a).total_cmp(&silu_error(k, *b)))
+                .unwrap_or(0.0);
+            (low, 0.0)
+        })
+        .collect();
+    let quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
+    Ok((quantized, tails))
+}
+
+/// `(relative RMS, max abs)` error of the second model's ε̂ against the first's on `inputs`,
+/// both evaluated by the core as a sampler would.
+fn noise_error(reference: &[u8], other: &[u8], inputs: &[(Vec<f32>, f32)]) -> Result<(f64, f64)> {
+    let (reference, other) = (Model::parse(reference)?, Model::parse(other)?);
+    let dim = reference.header().dims.dim as usize;
+    let (mut diff2, mut ref2, mut max_abs) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut a, mut b) = (vec![0.0f32; dim], vec![0.0f32; dim]);
+    for (x, t) in inputs {
+        reference.predict_noise(x, *t, &mut a)?;
+        other.predict_noise(x, *t, &mut b)?;
+        for (u, v) in a.iter().zip(&b) {
+            let d = (*u as f64) - (*v as f64);
+            diff2 += d * d;
+            ref2 += (*u as f64) * (*u as f64);
+            max_abs = max_abs.max(d.abs());
+        }
+    }
+    Ok(((diff2 / ref2.max(f64::MIN_POSITIVE)).sqrt(), max_abs))
+}
+
+/// The int8 network for the given activation ranges.
+/// `ranges` lists the input tensor, then each hidden layer's pre- and post-activation tensors.
+fn quantize_to_ranges(network: &Network, ranges: &[Range]) -> Result<QuantizedNetwork> {
+    let covering = |k: usize| {
+        let r = ranges.get(k).copied().unwrap_or(Range {
+            min: -1.0,
+            max: 1.0,
+        });
+        QuantParams::covering(r.min, r.max)
+    };
+    let input = covering(0);
+    let mut s_in = input.scale;
+    let last = network.layers.len() - 1;
+    let mut layers = Vec::with_capacity(network.layers.len());
+    for (i, (weights, bias)) in network.layers.iter().enumerate() {
+        let (inputs, _) = network.dims.layer_shape(i as u32);
+        let weight_scale: Vec<f32> = weights
+            .chunks_exact(inputs)
+            .map(|row| {
+                let largest = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+                if largest > 0.0 {
+                    largest / 127.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let q_weights = weights
+            .chunks_exact(inputs)
+            .zip(&weight_scale)
+            .flat_map(|(row, s)| {
+                row.iter()
+                    .map(move |w| (w / s).round().clamp(-127.0, 127.0) as i8)
+            })
+            .collect();
+        let q_bias = bias
+            .iter()
+            .zip(&weight_scale)
+            .map(|(b, s)| {
+                let level = (*b as f64 / (s_in as f64 * *s as f64)).round();
+                ensure!(
+                    level.abs() <= (1 << 30) as f64,
+                    "layer {}: a bias does not fit the int8 format's range",
+                    i + 1
+                );
+                Ok(level as i32)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let activation = (i < last).then(|| {
+            let (pre, post) = (covering(1 + 2 * i), covering(2 + 2 * i));
+            let (multiplier, shift) = weight_scale
+                .iter()
+                .map(|s| {
+                    let (m, shift) =
+                        quantize_multiplier(s_in as f64 * *s as f64 / pre.scale as f64);
+                    (m, shift as i8)
+                })
+                .unzip();
+            QuantizedActivation {
+                multiplier,
+                shift,
+                pre,
+                lut: silu_lut(pre, post),
+                post,
+            }
+        });
+        if let Some(a) = &activation {
+            s_in = a.post.scale;
+        }
+        layers.push(QuantizedLayer {
+            weights: q_weights,
+            bias: q_bias,
+            weight_scale,
+            activation,
+        });
+    }
+    Ok(QuantizedNetwork {
+        float: network.clone(),
+        input,
+        layers,
+    })
+}
+
+/// Compares the int8 model with the float one on `eval` inputs and lists each activation
+/// tensor's calibrated range and quantization.
+pub fn report(
+    float: &[u8],
+    quantized: &QuantizedNetwork,
+    tails: &[(f64, f64)],
+    calibration: &[(Vec<f32>, f32)],
+    eval: &[(Vec<f32>, f32)],
+) -> Result<QuantizationReport> {
+    let (relative_rms_error, max_abs_error) = noise_error(float, &quantized.to_bytes()?, eval)?;
+    let calibrated = Calibration::new(&quantized.float, calibration);
+    let mut tensors = vec![TensorReport {
+        name: "input".into(),
+        observed: calibrated.range(0, (0.0, 0.0)),
+        clipped: tails.first().copied().unwrap_or_default(),
+        quant: quantized.input,
+    }];
+    let activations = quantized
+        .layers
+        .iter()
+        .filter_map(|l| l.activation.as_ref());
+    for (i, a) in activations.enumerate() {
+        for (k, stage, quant) in [(1 + 2 * i, "pre", a.pre), (2 + 2 * i, "silu", a.post)] {
+            tensors.push(TensorReport {
+                name: format!("layer {} {stage}", i + 1),
+                observed: calibrated.range(k, (0.0, 0.0)),
+                clipped: tails.get(k).copied().unwrap_or_default(),
+                quant,
+            });
+        }
+    }
+    Ok(QuantizationReport {
+        calibration_points: calibration.len(),
+        tensors,
+        eval_points: eval.len(),
+        relative_rms_error,
+        max_abs_error,
+    })
+}
+
+/// Quantizes the float model at `input` with `calibration_points` diffused points of `data`,
+/// writes the int8 model to `out` (atomically) and reports the error over `eval_points`
+/// fresh diffused points.
+pub fn quantize_file(
+    input: &std::path::Path,
+    data: &Points,
+    calibration_points: usize,
+    eval_points: usize,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<QuantizationReport> {
+    use anyhow::Context;
+    let float = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    let model = Model::parse(&float).with_context(|| format!("{}", input.display()))?;
+    ensure!(
+        model.header().precision == Precision::F32,
+        "{} is already quantized",
+        input.display()
+    );
+    let network = Network::from_model(&model);
+    let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
+    let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
+    let (quantized, tails) = quantize(&network, &calibration)?;
+    let int8 = quantized.to_bytes()?;
+    let report = report(&float, &quantized, &tails, &calibration, &eval)?;
+    crate::io::write_atomically(out, |w| Ok(w.write_all(&int8)?))?;
+    Ok(report)
+}

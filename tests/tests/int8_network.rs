@@ -1,0 +1,361 @@
+//! The integer-only int8 network against an independent, straightforward implementation of
+//! the TFLite-Micro formulas, the accuracy bounds of its approximations, and its error
+//! against the float model.
+
+use tinyscore::model::quant::{
+    quantize_multiplier, requantize, silu_lut, QuantParams, SILU_MAX_SLOPE,
+};
+use tinyscore::model::{crc32, Int8Layer, Model, ModelError, Precision, HEADER_LEN};
+use tinyscore::{math, particle_rng, NeuralScore, Score};
+use tinyscore_host::quantize::{diffused_inputs, report};
+use tinyscore_tests::{raw_moons, reference_int8, reference_model_bytes, reference_network};
+
+/// TFLite's `MultiplyByQuantizedMultiplier`, written from its definition with 128-bit
+/// integers: `x·2^left` (saturated to i32), then `SaturatingRoundingDoublingHighMul` =
+/// round-to-nearest of `x·M / 2³¹` with ties toward +∞ (its nudge of 2³⁰ or 1 − 2³⁰ and C's
+/// truncating division), then `RoundingDivideByPOT` = round-to-nearest of `y / 2^right`
+/// with ties away from zero.
+fn reference_requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = shift.max(0) as u32;
+    let right = (-shift).max(0) as u32;
+    let x = (acc as i128 * (1i128 << left)).clamp(i32::MIN as i128, i32::MAX as i128);
+    let product = x * multiplier as i128;
+    // floor(p / 2³¹ + 1/2) = floor((2p + 2³¹) / 2³²)
+    let high = (2 * product + (1i128 << 31)).div_euclid(1i128 << 32);
+    let high = high.clamp(i32::MIN as i128, i32::MAX as i128);
+    if right == 0 {
+        return high as i32;
+    }
+    let magnitude = (high.abs() + (1i128 << (right - 1))) >> right;
+    (high.signum() * magnitude) as i32
+}
+
+#[test]
+fn requantization_is_bit_exact_with_the_tflite_formula() {
+    let mut rng = particle_rng(7, 0);
+    let mut next = || rand_core::Rng::next_u32(&mut rng);
+    let mut checked = 0u64;
+    // Edge cases: zero, ±1, the i32 extremes, exact ties of both roundings.
+    let edges = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        -3,
+        i32::MAX,
+        i32::MIN,
+        1 << 30,
+        -(1 << 30),
+    ];
+    for acc in edges {
+        for multiplier in [0, 1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250] {
+            for shift in -31..=30 {
+                assert_eq!(
+                    requantize(acc, multiplier, shift),
+                    reference_requantize(acc, multiplier, shift),
+                    "acc {acc} M {multiplier} shift {shift}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // 10⁶ random accumulators of every magnitude with normalised multipliers.
+    for _ in 0..1_000_000 {
+        let acc = (next() as i32) >> (next() % 32);
+        let multiplier = ((1u32 << 30) | (next() >> 2)) as i32;
+        let shift = (next() % 40) as i32 - 31;
+        assert_eq!(
+            requantize(acc, multiplier, shift),
+            reference_requantize(acc, multiplier, shift),
+            "acc {acc} M {multiplier} shift {shift}"
+        );
+        checked += 1;
+    }
+    println!("{checked} requantizations bit-exact");
+}
+
+#[test]
+fn requantization_is_within_one_unit_of_the_exact_product() {
+    // Stated bound (core/src/model/quant.rs): two roundings to nearest, so |q − exact| ≤ 1.
+    // It must also be attained only near ties: the mean error of an unbiased rounding pair
+    // stays below a tenth of a unit over 10⁵ draws.
+    let mut rng = particle_rng(8, 0);
+    let mut next = || rand_core::Rng::next_u32(&mut rng);
+    let (mut worst, mut sum) = (0.0f64, 0.0f64);
+    let draws = 100_000;
+    for _ in 0..draws {
+        let acc = (next() as i32) >> 8;
+        let real = 1e-4 + (next() as f64 / u32::MAX as f64) * 0.5;
+        let (multiplier, shift) = quantize_multiplier(real);
+        let exact = acc as f64 * multiplier as f64 * 2f64.powi(shift - 31);
+        let error = requantize(acc, multiplier, shift) as f64 - exact;
+        worst = worst.max(error.abs());
+        sum += error;
+        // The Q31 multiplier itself is within 2⁻³¹ relative of the real one.
+        let represented = multiplier as f64 * 2f64.powi(shift - 31);
+        assert!((represented / real - 1.0).abs() <= 2f64.powi(-31));
+    }
+    assert!(worst <= 1.0, "worst requantization error {worst}");
+    assert!(
+        (sum / draws as f64).abs() < 0.1,
+        "biased: {}",
+        sum / draws as f64
+    );
+    println!("worst requantization error {worst:.3} units");
+}
+
+/// The SiLU table from TFLite's `LUTPopulate` written out directly (dequantize, SiLU in f64,
+/// divide by the output scale, round half away from zero, add the zero point, clamp).
+fn reference_lut(input: QuantParams, output: QuantParams) -> Vec<i8> {
+    (-128i32..=127)
+        .map(|q| {
+            let x = input.scale as f64 * (q - input.zero_point) as f64;
+            let y = x / (1.0 + (-x).exp());
+            let level = (y / output.scale as f64).round() as i64 + output.zero_point as i64;
+            level.clamp(-128, 127) as i8
+        })
+        .collect()
+}
+
+fn hidden_layers<'a>(model: &Model<'a>) -> Vec<Int8Layer<'a>> {
+    (0..model.header().dims.layers)
+        .map(|i| model.int8_layer(i).expect("an int8 layer"))
+        .collect()
+}
+
+#[test]
+fn silu_tables_are_bit_exact_and_within_half_a_step() {
+    let (_, bytes) = reference_int8();
+    let model = Model::parse(&bytes).unwrap();
+    assert_eq!(model.header().precision, Precision::Int8);
+    for (i, layer) in hidden_layers(&model).iter().enumerate() {
+        let (pre, post) = layer.activation().expect("hidden layers have a table");
+        let stored: Vec<i8> = (-128..=127).map(|q| layer.silu(q as i8)).collect();
+        assert_eq!(stored, reference_lut(pre, post), "layer {i}");
+        assert_eq!(stored, silu_lut(pre, post).to_vec(), "layer {i}");
+        // Stated bound: against SiLU of the quantized input, half an output step unless the
+        // value lies outside the output's int8 range (then clamped to it).
+        for q in -128i32..=127 {
+            let x = pre.dequantize(q as i8) as f64;
+            let exact = x / (1.0 + (-x).exp());
+            let (lo, hi) = (post.dequantize(-128) as f64, post.dequantize(127) as f64);
+            let got = post.dequantize(layer.silu(q as i8)) as f64;
+            let bound = post.scale as f64 / 2.0 + 1e-6;
+            assert!(
+                (got - exact.clamp(lo, hi)).abs() <= bound,
+                "layer {i} level {q}: {got} vs {exact}"
+            );
+        }
+    }
+    // And against SiLU of the real input, the input's rounding adds max|SiLU'|·s_in/2:
+    // checked on a fine grid inside the first layer's pre-activation range.
+    let layer = hidden_layers(&model)[0];
+    let (pre, post) = layer.activation().unwrap();
+    let (lo, hi) = (pre.dequantize(-128), pre.dequantize(127));
+    let bound = post.scale / 2.0 + SILU_MAX_SLOPE * pre.scale / 2.0 + 1e-5;
+    for k in 0..=10_000 {
+        let x = lo + (hi - lo) * k as f32 / 10_000.0;
+        let exact = x / (1.0 + (-x).exp());
+        let got = post.dequantize(layer.silu(pre.quantize(x)));
+        assert!(
+            (got - exact).abs() <= bound,
+            "x {x}: {got} vs {exact} (bound {bound})"
+        );
+    }
+}
+
+/// The int8 network computed independently from the file's quantities: i64 accumulators of
+/// `w·(q − z)`, the reference requantization and table, the dequantized output.
+fn reference_forward(model: &Model<'_>, x: &[f32], t: f32) -> Vec<f32> {
+    let dims = model.header().dims;
+    let first = model.int8_layer(0).unwrap();
+    let input = first.input();
+    let quantize = |v: f32| {
+        let level = (v / input.scale).round() as i64 + input.zero_point as i64;
+        level.clamp(-128, 127)
+    };
+    let mut features: Vec<f32> = x.to_vec();
+    let angles: Vec<f32> = model
+        .frequencies()
+        .map(|w| t * w * 2.0 * std::f32::consts::PI)
+        .collect();
+    features.extend(angles.iter().map(|&a| math::sin_cos(a).0));
+    features.extend(angles.iter().map(|&a| math::sin_cos(a).1));
+    let mut levels: Vec<i64> = features.iter().map(|&v| quantize(v)).collect();
+    let mut zero = input.zero_point as i64;
+    for i in 0..dims.layers {
+        let layer = model.int8_layer(i).unwrap();
+        let (pre, post) = layer.activation().unwrap();
+        levels = (0..layer.outputs())
+            .map(|o| {
+                let acc: i64 = layer.bias(o) as i64
+                    + (0..layer.inputs())
+                        .map(|j| layer.weight(o, j) as i64 * (levels[j] - zero))
+                        .sum::<i64>();
+                let (m, shift) = layer.requantization(o).unwrap();
+                let q = reference_requantize(acc as i32, m, shift) as i64 + pre.zero_point as i64;
+                let q = q.clamp(-128, 127);
+                reference_lut(pre, post)[(q + 128) as usize] as i64
+            })
+            .collect();
+        zero = post.zero_point as i64;
+    }
+    let output = model.int8_layer(dims.layers).unwrap();
+    (0..output.outputs())
+        .map(|o| {
+            let acc: i64 = output.bias(o) as i64
+                + (0..output.inputs())
+                    .map(|j| output.weight(o, j) as i64 * (levels[j] - zero))
+                    .sum::<i64>();
+            acc as f32 * (output.input().scale * output.weight_scale(o))
+        })
+        .collect()
+}
+
+#[test]
+fn int8_network_is_bit_exact_with_the_independent_implementation() {
+    let (_, bytes) = reference_int8();
+    let model = Model::parse(&bytes).unwrap();
+    let network = reference_network();
+    let inputs = diffused_inputs(&network, &raw_moons(2000, 3), 2000, 3).unwrap();
+    let score = NeuralScore::<2>::new(model).unwrap();
+    let mut batch_in = Vec::new();
+    for (x, t) in &inputs {
+        let expected = reference_forward(&model, x, *t);
+        let x = [x[0], x[1]];
+        let got = score.predict_noise(&x, *t);
+        assert_eq!(
+            got.map(f32::to_bits).to_vec(),
+            expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "x {x:?} t {t}"
+        );
+        batch_in.push((x, *t));
+    }
+    // The 8-lane batched path gives the same bits (one t per batch, as in sampling).
+    let t = 0.37;
+    let xs: Vec<[f32; 2]> = batch_in.iter().map(|(x, _)| *x).take(203).collect();
+    let mut batch = vec![[0.0f32; 2]; xs.len()];
+    score.score_batch(&xs, t, &mut batch);
+    for (x, got) in xs.iter().zip(&batch) {
+        assert_eq!(got.map(f32::to_bits), score.score(x, t).map(f32::to_bits));
+    }
+}
+
+#[test]
+fn int8_noise_prediction_is_within_3_percent_rms_of_f32() {
+    let (quantized, _) = reference_int8();
+    let network = reference_network();
+    let float = reference_model_bytes();
+    // 10⁴ fresh calibration-like inputs (other data, other noise than the calibration).
+    let calibration = diffused_inputs(&network, &raw_moons(4096, 0), 4096, 0).unwrap();
+    let eval = diffused_inputs(&network, &raw_moons(10_000, 11), 10_000, 11).unwrap();
+    let report = report(&float, &quantized, &[], &calibration, &eval).unwrap();
+    println!("{report}");
+    assert!(
+        report.relative_rms_error <= 0.03,
+        "int8 ε̂ is {:.2}% RMS from f32",
+        100.0 * report.relative_rms_error
+    );
+}
+
+#[test]
+fn int8_write_then_parse_is_lossless() {
+    let (quantized, bytes) = reference_int8();
+    let model = Model::parse(&bytes).unwrap();
+    let first = model.int8_layer(0).unwrap();
+    assert_eq!(first.input(), quantized.input);
+    for (i, layer) in quantized.layers.iter().enumerate() {
+        let parsed = model.int8_layer(i as u32).unwrap();
+        let (inputs, outputs) = (parsed.inputs(), parsed.outputs());
+        assert_eq!(layer.weights.len(), inputs * outputs);
+        for o in 0..outputs {
+            for j in 0..inputs {
+                assert_eq!(parsed.weight(o, j), layer.weights[o * inputs + j]);
+            }
+            assert_eq!(parsed.bias(o), layer.bias[o]);
+            assert_eq!(
+                parsed.weight_scale(o).to_bits(),
+                layer.weight_scale[o].to_bits()
+            );
+        }
+        match &layer.activation {
+            Some(a) => {
+                assert_eq!(parsed.activation(), Some((a.pre, a.post)));
+                for o in 0..outputs {
+                    assert_eq!(
+                        parsed.requantization(o),
+                        Some((a.multiplier[o], a.shift[o] as i32))
+                    );
+                }
+            }
+            None => assert_eq!(parsed.activation(), None),
+        }
+    }
+    assert_eq!(quantized.to_bytes().unwrap(), bytes);
+}
+
+/// Rewrites bytes at `offset` and fixes the checksum.
+fn patched(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[offset..offset + value.len()].copy_from_slice(value);
+    let end = b.len() - 4;
+    let checksum = crc32(&b[..end]);
+    b[end..].copy_from_slice(&checksum.to_le_bytes());
+    b
+}
+
+#[test]
+fn out_of_range_int8_quantities_are_refused_even_with_a_valid_checksum() {
+    let (_, bytes) = reference_int8();
+    let model = Model::parse(&bytes).unwrap();
+    let dims = model.header().dims;
+    let n = dims.dim as usize;
+    let input_params = HEADER_LEN + 4 * (2 * n + dims.fourier as usize);
+    let (inputs, outputs) = dims.layer_shape(0);
+    let bias = input_params + 8 + inputs * outputs;
+    let multiplier = bias + 8 * outputs;
+    let shift = multiplier + 4 * outputs;
+    let pre = shift + outputs;
+    for (offset, value, what) in [
+        (input_params, 0f32.to_le_bytes(), "zero input scale"),
+        (input_params, (-1f32).to_le_bytes(), "negative input scale"),
+        (
+            input_params + 4,
+            128i32.to_le_bytes(),
+            "input zero point 128",
+        ),
+        (
+            input_params + 4,
+            (-129i32).to_le_bytes(),
+            "input zero point -129",
+        ),
+        (bias, ((1 << 30) + 1i32).to_le_bytes(), "bias above 2^30"),
+        (multiplier, 5i32.to_le_bytes(), "unnormalised multiplier"),
+        (
+            multiplier,
+            (-(1i32 << 30)).to_le_bytes(),
+            "negative multiplier",
+        ),
+        (pre + 4, 300i32.to_le_bytes(), "pre-activation zero point"),
+    ] {
+        let err = Model::parse(&patched(&bytes, offset, &value)).unwrap_err();
+        assert!(
+            matches!(err, ModelError::InvalidParameter(_)),
+            "{what}: {err:?}"
+        );
+    }
+    for s in [31i8, 100, -32, -128] {
+        let err = Model::parse(&patched(&bytes, shift, &[s as u8])).unwrap_err();
+        assert!(
+            matches!(err, ModelError::InvalidParameter(_)),
+            "shift {s}: {err:?}"
+        );
+    }
+    let nan_scale = patched(&bytes, multiplier - 4, &f32::NAN.to_le_bytes());
+    assert!(matches!(
+        Model::parse(&nan_scale),
+        Err(ModelError::NonFinite { .. })
+    ));
+}
