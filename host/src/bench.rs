@@ -1,12 +1,16 @@
 //! Throughput figures of `tinyscore bench`, each measured on one thread.
 
-use crate::datasets::eight_gaussians;
+use crate::datasets::{eight_gaussians, Dataset};
+use crate::model_file::Network;
+use crate::quantize::{diffused_inputs, quantize};
 use crate::sampling::BATCH;
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::Instant;
+use tinyscore::model::Dims;
 use tinyscore::{
-    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Sampler, TimeGrid, VpSde,
+    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Model, ModelSde, NeuralScore,
+    Sampler, Score, TimeGrid, VpSde,
 };
 
 /// The figures, as `tinyscore bench --json` prints them.
@@ -16,6 +20,66 @@ pub struct BenchReport {
     pub em_particle_steps_per_s: f64,
     /// Standard normal f32 draws per second (Box–Muller over PCG32).
     pub gaussians_per_s: f64,
+    /// Score evaluations per second of the f32 34→64→64→2 network, batch 5000.
+    pub score_evals_per_s: f64,
+    /// The same for its int8 quantization.
+    pub int8_score_evals_per_s: f64,
+}
+
+/// A 34→64→64→2 network (N = 2, F = 16, H = 64, L = 2) with PyTorch's default initialisation
+/// (uniform in ±1/√fan_in) and frequencies of scale 16 — the reference model's shape — and its
+/// int8 quantization calibrated on 8-Gaussians data. The weights do not change the speed.
+pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
+    let dims = Dims {
+        dim: 2,
+        fourier: 16,
+        hidden: 64,
+        layers: 2,
+    };
+    let mut noise = particle_noise(3, 0);
+    let mut uniform = |bound: f32| bound * (2.0 * noise.sample().abs().fract() - 1.0);
+    let layers = (0..=dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i);
+            let bound = 1.0 / (inputs as f32).sqrt();
+            let weights = (0..inputs * outputs).map(|_| uniform(bound)).collect();
+            let bias = (0..outputs).map(|_| uniform(bound)).collect();
+            (weights, bias)
+        })
+        .collect();
+    let mut noise = particle_noise(4, 0);
+    let network = Network {
+        dims,
+        sde: ModelSde::Vp(VpSde::default()),
+        t_end: 1e-3,
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        fourier: (0..16).map(|_| 16.0 * noise.sample()).collect(),
+        layers,
+    };
+    let data = Dataset::EightGaussians.sample(1024, 5);
+    let calibration = diffused_inputs(&network, &data, 1024, 5).expect("calibration inputs");
+    let (int8, _) = quantize(&network, &calibration).expect("the network quantizes");
+    (
+        network.to_bytes().expect("the network writes"),
+        int8.to_bytes().expect("the int8 network writes"),
+    )
+}
+
+/// Score evaluations per second of the model in `bytes`, batch 5000, one thread.
+pub fn score_evals_per_s(bytes: &[u8], min_seconds: f64) -> f64 {
+    let model = Model::parse(bytes).expect("a valid model");
+    let score = NeuralScore::<2>::new(model).expect("a 2-D model");
+    let mut noise = particle_noise(6, 0);
+    let xs: Vec<[f32; 2]> = (0..5000).map(|_| noise.normal()).collect();
+    let mut out = vec![[0.0f32; 2]; xs.len()];
+    let mut t = 0.5f32;
+    rate(min_seconds, || {
+        score.score_batch(&xs, t, &mut out);
+        t = 1.0 - 0.999 * t; // a new time per batch, as in sampling
+        black_box(&out);
+        xs.len() as u64
+    })
 }
 
 /// Runs `work` until at least `min_seconds` have passed; returns units of work per second.
@@ -71,8 +135,11 @@ pub fn gaussians_per_s(min_seconds: f64) -> f64 {
 
 /// Every figure, each measured for about `min_seconds`.
 pub fn run(min_seconds: f64) -> BenchReport {
+    let (float, int8) = benchmark_models();
     BenchReport {
         em_particle_steps_per_s: em_particle_steps_per_s(min_seconds),
         gaussians_per_s: gaussians_per_s(min_seconds),
+        score_evals_per_s: score_evals_per_s(&float, min_seconds),
+        int8_score_evals_per_s: score_evals_per_s(&int8, min_seconds),
     }
 }

@@ -281,6 +281,14 @@ fn run(cli: Cli) -> Result<()> {
                     "Box–Muller Gaussians:                    {:.3e} /s",
                     report.gaussians_per_s
                 );
+                println!(
+                    "score network 34→64→64→2, f32, batch 5000: {:.3e} evaluations/s",
+                    report.score_evals_per_s
+                );
+                println!(
+                    "score network 34→64→64→2, int8, batch 5000: {:.3e} evaluations/s",
+                    report.int8_score_evals_per_s
+                );
             }
         }
         Command::Demo { out, n, seed } => {

@@ -801,9 +801,13 @@ fn parse_int8_layers<'a>(
     Ok(layers)
 }
 
+/// Weight rows accumulated together: independent sums that hide the latency of the adds
+/// (each row's sum keeps its own order, so the bits do not depend on it).
+const ROW_BLOCK: usize = 4;
+
 /// `out = act(W·input + b)` for one layer on `L` lanes, reading the weights in place. Each
-/// output is the sum over inputs in order, then the bias: the same arithmetic on every target
-/// and for every lane count.
+/// output is the sum over inputs in order, then the bias: the same arithmetic on every target,
+/// for every lane count and row blocking.
 #[inline]
 fn dense<const L: usize>(
     layer: &DenseF32<'_>,
@@ -815,39 +819,110 @@ fn dense<const L: usize>(
     if row_bytes == 0 {
         return;
     }
-    for ((row, bias), o) in layer
-        .weights
-        .chunks_exact(row_bytes)
-        .zip(layer.bias.chunks_exact(4))
-        .zip(out.iter_mut())
-    {
-        let mut acc = [0.0f32; L];
-        for (w, a) in row.chunks_exact(4).zip(input.iter()) {
-            let w = f32_at(w);
-            for p in 0..L {
-                acc[p] += w * a[p];
-            }
-        }
+    let input = &input[..layer.inputs.min(MAX_WIDTH)];
+    let finish = |acc: &[f32; L], bias: &[u8], o: &mut [f32; L]| {
         let bias = f32_at(bias);
         for p in 0..L {
             let v = acc[p] + bias;
             o[p] = if silu { v / (1.0 + math::exp(-v)) } else { v };
         }
+    };
+    let blocks = layer.weights.chunks_exact(ROW_BLOCK * row_bytes);
+    let rest = blocks.remainder();
+    let mut biases = layer.bias.chunks_exact(4);
+    let mut outs = out.iter_mut();
+    for block in blocks {
+        let rows: [&[u8]; ROW_BLOCK] =
+            core::array::from_fn(|r| &block[r * row_bytes..(r + 1) * row_bytes]);
+        let acc = accumulate_f32::<L, ROW_BLOCK>(rows, input);
+        for acc in &acc {
+            if let (Some(bias), Some(o)) = (biases.next(), outs.next()) {
+                finish(acc, bias, o);
+            }
+        }
+    }
+    for row in rest.chunks_exact(row_bytes) {
+        let [acc] = accumulate_f32::<L, 1>([row], input);
+        if let (Some(bias), Some(o)) = (biases.next(), outs.next()) {
+            finish(&acc, bias, o);
+        }
     }
 }
 
-/// The accumulators `bias + Σ_j w[j]·a[j]` of one int8 weight row on `L` lanes. Exact in i32:
-/// the parser bounds the bias so no sum overflows.
-#[inline]
-fn accumulate_int8<const L: usize>(row: &[u8], bias: i32, input: &[[i16; L]]) -> [i32; L] {
-    let mut acc = [bias; L];
-    for (&w, a) in row.iter().zip(input) {
-        let w = w as i8 as i32;
-        for p in 0..L {
-            acc[p] += w * a[p] as i32;
+/// `Σ_j w_r[j]·input[j]` for `R` weight rows (little-endian f32 bytes, one per input) on `L`
+/// lanes, each sum in input order.
+#[inline(always)]
+fn accumulate_f32<const L: usize, const R: usize>(
+    rows: [&[u8]; R],
+    input: &[[f32; L]],
+) -> [[f32; L]; R] {
+    let mut acc = [[0.0f32; L]; R];
+    let n = input
+        .len()
+        .min(rows.iter().map(|r| r.len() / 4).min().unwrap_or(0));
+    for (j, a) in input.iter().enumerate().take(n) {
+        for r in 0..R {
+            let w = f32_at(&rows[r][4 * j..4 * j + 4]);
+            for p in 0..L {
+                acc[r][p] += w * a[p];
+            }
         }
     }
     acc
+}
+
+/// The accumulators `bias_r + Σ_j w_r[j]·input[j]` of `R` int8 weight rows on `L` lanes.
+/// Exact in i32: the parser bounds the bias so no sum overflows.
+#[inline(always)]
+fn accumulate_int8<const L: usize, const R: usize>(
+    rows: [&[u8]; R],
+    bias: [i32; R],
+    input: &[[i16; L]],
+) -> [[i32; L]; R] {
+    let mut acc = bias.map(|b| [b; L]);
+    let n = input
+        .len()
+        .min(rows.iter().map(|r| r.len()).min().unwrap_or(0));
+    for (j, a) in input.iter().enumerate().take(n) {
+        for r in 0..R {
+            let w = rows[r][j] as i8 as i32;
+            for p in 0..L {
+                acc[r][p] += w * a[p] as i32;
+            }
+        }
+    }
+    acc
+}
+
+/// Runs `finish(o, accumulators)` for every output row of an int8 layer, `ROW_BLOCK` rows at
+/// a time.
+#[inline(always)]
+fn for_each_int8_row<const L: usize>(
+    layer: &Int8Layer<'_>,
+    input: &[[i16; L]; MAX_WIDTH],
+    mut finish: impl FnMut(usize, &[i32; L]),
+) {
+    let width = layer.inputs;
+    if width == 0 {
+        return;
+    }
+    let input = &input[..width.min(MAX_WIDTH)];
+    let blocks = layer.weights.chunks_exact(ROW_BLOCK * width);
+    let rest = blocks.remainder();
+    let mut o = 0;
+    for block in blocks {
+        let rows: [&[u8]; ROW_BLOCK] = core::array::from_fn(|r| &block[r * width..(r + 1) * width]);
+        let bias = core::array::from_fn(|r| layer.bias(o + r));
+        for acc in &accumulate_int8::<L, ROW_BLOCK>(rows, bias, input) {
+            finish(o, acc);
+            o += 1;
+        }
+    }
+    for row in rest.chunks_exact(width) {
+        let [acc] = accumulate_int8::<L, 1>([row], [layer.bias(o)], input);
+        finish(o, &acc);
+        o += 1;
+    }
 }
 
 /// A hidden int8 layer: accumulate, requantize to the pre-activation tensor, SiLU by table,
@@ -858,23 +933,16 @@ fn dense_int8_silu<const L: usize>(
     input: &[[i16; L]; MAX_WIDTH],
     out: &mut [[i16; L]; MAX_WIDTH],
 ) {
-    if layer.inputs == 0 {
-        return;
-    }
     let (pre, post) = (layer.pre.zero_point, layer.post.zero_point);
-    for (o, (row, out)) in layer
-        .weights
-        .chunks_exact(layer.inputs)
-        .zip(out.iter_mut())
-        .enumerate()
-    {
-        let acc = accumulate_int8::<L>(row, layer.bias(o), input);
+    for_each_int8_row::<L>(layer, input, |o, acc| {
         let (multiplier, shift) = layer.requantization(o).unwrap_or_default();
-        for p in 0..L {
-            let level = (requantize(acc[p], multiplier, shift) + pre).clamp(-128, 127);
-            out[p] = (layer.silu(level as i8) as i32 - post) as i16;
+        if let Some(out) = out.get_mut(o) {
+            for p in 0..L {
+                let level = (requantize(acc[p], multiplier, shift) + pre).clamp(-128, 127);
+                out[p] = (layer.silu(level as i8) as i32 - post) as i16;
+            }
         }
-    }
+    });
 }
 
 /// The int8 output layer, dequantized from the accumulator: `ε̂ = acc·(s_in·s_w)`.
@@ -884,25 +952,18 @@ fn dense_int8_dequantize<const L: usize>(
     input: &[[i16; L]; MAX_WIDTH],
     out: &mut [[f32; L]; MAX_WIDTH],
 ) {
-    if layer.inputs == 0 {
-        return;
-    }
-    for (o, (row, out)) in layer
-        .weights
-        .chunks_exact(layer.inputs)
-        .zip(out.iter_mut())
-        .enumerate()
-    {
-        let acc = accumulate_int8::<L>(row, layer.bias(o), input);
+    for_each_int8_row::<L>(layer, input, |o, acc| {
         let scale = layer.input.scale * layer.weight_scale(o);
-        for p in 0..L {
-            out[p] = acc[p] as f32 * scale;
+        if let Some(out) = out.get_mut(o) {
+            for p in 0..L {
+                out[p] = acc[p] as f32 * scale;
+            }
         }
-    }
+    });
 }
 
 /// Points the network evaluates together in a batch.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 /// A model as a [`Score`] on `[f32; N]`: `s(x, t) = −ε̂(x, t)/σ(t)` with σ from the model's
 /// SDE (in the model's normalised coordinates).
