@@ -3,7 +3,9 @@
 //! - `setup`: installs what the build needs (rustup targets and components);
 //! - `test`: setup, then every check CI makes, with a summary (`.ci/run` calls this);
 //! - `demo`: setup, then `tinyscore demo`;
-//! - `bench`: `tinyscore bench`.
+//! - `bench`: `tinyscore bench`;
+//! - `fuzz [RUNS]`: installs cargo-fuzz if missing and fuzzes the model parser for RUNS
+//!   executions (default 10⁷) from the committed corpus, adding what it finds to it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
@@ -58,8 +60,11 @@ fn main() -> ExitCode {
             ]
             .concat(),
         ),
+        "fuzz" => fuzz(rest.first().map_or("10000000", String::as_str)),
         _ => {
-            eprintln!("usage: cargo xtask <setup | test | demo [args] | bench [args]>");
+            eprintln!(
+                "usage: cargo xtask <setup | test | demo [args] | bench [args] | fuzz [runs]>"
+            );
             command == "help"
         }
     };
@@ -68,6 +73,38 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Fuzzes the model parser for `runs` executions. libFuzzer needs no nightly with the
+/// sanitizer off; inputs are capped at 4 KiB so the run explores structure, not length.
+fn fuzz(runs: &str) -> bool {
+    let installed = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed && !cargo(&["install", "--locked", "cargo-fuzz"]) {
+        eprintln!("could not install cargo-fuzz: run `cargo install cargo-fuzz`");
+        return false;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let fuzz_dir = format!("{root}/../fuzz");
+    let status = Command::new("cargo")
+        .current_dir(&fuzz_dir)
+        .args([
+            "fuzz",
+            "run",
+            "--sanitizer",
+            "none",
+            "parse_model",
+            "corpus/parse_model",
+            "--",
+            &format!("-runs={runs}"),
+            "-max_len=4096",
+        ])
+        .status();
+    status.is_ok_and(|s| s.success())
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
