@@ -107,6 +107,16 @@ fn fuzz(runs: &str) -> bool {
     status.is_ok_and(|s| s.success())
 }
 
+/// `cargo args` in the directory `dir` (the firmware lives outside the workspace).
+fn cargo_in(dir: &str, args: &[&str]) -> bool {
+    eprintln!("$ (cd {dir}) cargo {}", args.join(" "));
+    Command::new("cargo")
+        .current_dir(dir)
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -137,6 +147,49 @@ fn setup() -> bool {
     }
     run("rustup", &[&["target", "add"], &CORE_TARGETS[..]].concat())
         && run("rustup", &["component", "add", "clippy", "rustfmt"])
+        && install_qemu()
+}
+
+/// QEMU runs the firmware in the tests. Installed from apt when missing (as root, or with
+/// sudo where it needs no password); otherwise the message says what to install.
+fn install_qemu() -> bool {
+    let present = || {
+        Command::new("qemu-system-arm")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present() {
+        return true;
+    }
+    eprintln!("installing qemu-system-arm (apt-get) for the firmware tests");
+    let as_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        if as_root {
+            run("apt-get", args)
+        } else {
+            run("sudo", &[&["-n", "apt-get"], args].concat())
+        }
+    };
+    let installed = apt(&["update", "-qq"])
+        && apt(&[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "qemu-system-arm",
+        ]);
+    if !(installed && present()) {
+        eprintln!(
+            "could not install QEMU: install the `qemu-system-arm` package (Debian/Ubuntu: \
+             apt-get install qemu-system-arm) and rerun"
+        );
+        return false;
+    }
+    true
 }
 
 /// Runs `cargo test` and adds up its `test result:` lines.
@@ -241,6 +294,28 @@ fn test() -> bool {
             };
             step(format!("core builds for {target} ({label})"), cargo(&args));
         }
+    }
+    let firmware = format!("{}/../firmware", env!("CARGO_MANIFEST_DIR"));
+    step(
+        "firmware: cargo fmt --check".into(),
+        cargo_in(&firmware, &["fmt", "--", "--check"]),
+    );
+    for target in &CORE_TARGETS[..2] {
+        step(
+            format!("firmware: clippy -D warnings ({target})"),
+            cargo_in(
+                &firmware,
+                &[
+                    "clippy",
+                    "--release",
+                    "--target",
+                    target,
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+            ),
+        );
     }
     let tests_ok = cargo_test(
         &["test", "--workspace", "--release"],

@@ -1,0 +1,53 @@
+//! Puts `memory.x` on the linker path and bakes the model and the sampling configuration in:
+//! `TINYSCORE_MODEL` (a `.tsm`, default `models/default.tsm`), `TINYSCORE_SAMPLER`
+//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn setting(name: &str, default: &str) -> String {
+    println!("cargo:rerun-if-env-changed={name}");
+    env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let model = PathBuf::from(setting("TINYSCORE_MODEL", "models/default.tsm"));
+    let model = if model.is_absolute() {
+        model
+    } else {
+        manifest.join(model)
+    };
+    println!("cargo:rerun-if-changed={}", model.display());
+    fs::copy(&model, out.join("model.tsm"))
+        .unwrap_or_else(|e| panic!("cannot read the model {}: {e}", model.display()));
+
+    let sampler = match setting("TINYSCORE_SAMPLER", "em").as_str() {
+        "em" => "Kind::Em",
+        "pc" => "Kind::Pc",
+        "ode-heun" => "Kind::OdeHeun",
+        "ald" => "Kind::Ald",
+        other => panic!("TINYSCORE_SAMPLER={other}: expected em, pc, ode-heun or ald"),
+    };
+    let number = |name: &str, default: &str| -> u64 {
+        let v = setting(name, default);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+    };
+    let config = format!(
+        "/// The sampler.\npub const SAMPLER: Kind = {sampler};\n\
+         /// Steps of the uniform time grid.\npub const STEPS: u32 = {};\n\
+         /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
+         /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n",
+        number("TINYSCORE_STEPS", "100"),
+        number("TINYSCORE_PARTICLES", "8"),
+        number("TINYSCORE_SEED", "0"),
+    );
+    fs::write(out.join("config.rs"), config).expect("OUT_DIR is writable");
+}
