@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod datasets;
 pub mod demo;
+pub mod firmware;
 pub mod io;
 pub mod metrics;
 pub mod model_file;

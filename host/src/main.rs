@@ -13,7 +13,7 @@ use tinyscore_host::model_file::{
 use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
-use tinyscore_host::{bench, datasets, demo, quantize};
+use tinyscore_host::{bench, datasets, demo, firmware, quantize};
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +110,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Build the firmware for a model and run it in QEMU.
+    #[command(subcommand)]
+    Firmware(FirmwareCommand),
     /// Compare samples with fresh draws of a dataset: sw2, energy, mmd2 and their floor.
     Eval {
         /// Samples (CSV with a header row).
@@ -147,6 +150,37 @@ enum Command {
         /// Seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirmwareCommand {
+    /// Sample on the board in QEMU and write the samples as CSV.
+    Run {
+        /// The board.
+        #[arg(long, value_enum)]
+        board: firmware::Board,
+        /// The model file baked into the firmware.
+        #[arg(long, value_name = "MODEL.tsm")]
+        model: PathBuf,
+        /// The sampler (em, pc, ode-heun or ald on the chip).
+        #[arg(long, value_enum, default_value = "em")]
+        sampler: SamplerKind,
+        /// Steps of the uniform time grid.
+        #[arg(long, default_value_t = 100)]
+        steps: u32,
+        /// Number of samples.
+        #[arg(short, default_value_t = 16)]
+        n: usize,
+        /// Seed (particle i uses stream i of this seed, as on the host).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Write the model's normalised coordinates instead of data units.
+        #[arg(long)]
+        normalized: bool,
+        /// Output CSV.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -243,6 +277,38 @@ fn run(cli: Cli) -> Result<()> {
                 ExportFormat::Safetensors => write_safetensors(&out, &Network::from_model(&model))?,
             }
             eprintln!("wrote {}", out.display());
+        }
+        Command::Firmware(FirmwareCommand::Run {
+            board,
+            model,
+            sampler,
+            steps,
+            n,
+            seed,
+            normalized,
+            out,
+        }) => {
+            let run = firmware::FirmwareRun {
+                model: model.clone(),
+                sampler,
+                steps,
+                particles: n,
+                seed,
+            };
+            let samples = firmware::run(board, &run)?;
+            let bytes = std::fs::read(&model)?;
+            let parsed = tinyscore::Model::parse(&bytes)?;
+            let samples: Vec<[f32; 2]> = if normalized {
+                samples
+            } else {
+                samples.iter().map(|x| parsed.denormalize(x)).collect()
+            };
+            write_csv(&out, &samples)?;
+            eprintln!(
+                "wrote {} samples from {board:?} to {}",
+                samples.len(),
+                out.display()
+            );
         }
         Command::Eval {
             samples,
