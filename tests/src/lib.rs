@@ -83,3 +83,14 @@ pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
     let bytes = quantized.to_bytes().expect("the int8 model writes");
     (quantized, bytes)
 }
+
+/// `bytes` with `value` written at `offset` and the CRC-32 trailer recomputed, so that only
+/// the parser's own checks stand between a corruption and a wrong model.
+pub fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[offset..offset + value.len()].copy_from_slice(value);
+    let end = b.len() - 4;
+    let checksum = tinyscore::model::crc32(&b[..end]);
+    b[end..].copy_from_slice(&checksum.to_le_bytes());
+    b
+}

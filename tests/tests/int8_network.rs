@@ -5,10 +5,12 @@
 use tinyscore::model::quant::{
     quantize_multiplier, requantize, silu_lut, QuantParams, SILU_MAX_SLOPE,
 };
-use tinyscore::model::{crc32, Int8Layer, Model, ModelError, Precision, HEADER_LEN};
+use tinyscore::model::{Int8Layer, Model, ModelError, Precision, HEADER_LEN};
 use tinyscore::{math, particle_rng, NeuralScore, Score};
 use tinyscore_host::quantize::{diffused_inputs, report};
-use tinyscore_tests::{raw_moons, reference_int8, reference_model_bytes, reference_network};
+use tinyscore_tests::{
+    raw_moons, reference_int8, reference_model_bytes, reference_network, with_field,
+};
 
 /// TFLite's `MultiplyByQuantizedMultiplier`, written from its definition with 128-bit
 /// integers: `x·2^left` (saturated to i32), then `SaturatingRoundingDoublingHighMul` =
@@ -296,16 +298,6 @@ fn int8_write_then_parse_is_lossless() {
     assert_eq!(quantized.to_bytes().unwrap(), bytes);
 }
 
-/// Rewrites bytes at `offset` and fixes the checksum.
-fn patched(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    b[offset..offset + value.len()].copy_from_slice(value);
-    let end = b.len() - 4;
-    let checksum = crc32(&b[..end]);
-    b[end..].copy_from_slice(&checksum.to_le_bytes());
-    b
-}
-
 #[test]
 fn out_of_range_int8_quantities_are_refused_even_with_a_valid_checksum() {
     let (_, bytes) = reference_int8();
@@ -340,20 +332,20 @@ fn out_of_range_int8_quantities_are_refused_even_with_a_valid_checksum() {
         ),
         (pre + 4, 300i32.to_le_bytes(), "pre-activation zero point"),
     ] {
-        let err = Model::parse(&patched(&bytes, offset, &value)).unwrap_err();
+        let err = Model::parse(&with_field(&bytes, offset, &value)).unwrap_err();
         assert!(
             matches!(err, ModelError::InvalidParameter(_)),
             "{what}: {err:?}"
         );
     }
     for s in [31i8, 100, -32, -128] {
-        let err = Model::parse(&patched(&bytes, shift, &[s as u8])).unwrap_err();
+        let err = Model::parse(&with_field(&bytes, shift, &[s as u8])).unwrap_err();
         assert!(
             matches!(err, ModelError::InvalidParameter(_)),
             "shift {s}: {err:?}"
         );
     }
-    let nan_scale = patched(&bytes, multiplier - 4, &f32::NAN.to_le_bytes());
+    let nan_scale = with_field(&bytes, multiplier - 4, &f32::NAN.to_le_bytes());
     assert!(matches!(
         Model::parse(&nan_scale),
         Err(ModelError::NonFinite { .. })

@@ -1,11 +1,11 @@
 //! The imported PyTorch reference model against `moons_ref_crosscheck.json`, and the model
 //! file's round trip and corruption behaviour.
 
-use tinyscore::model::{crc32, Model, ModelError, HEADER_LEN};
+use tinyscore::model::{Model, ModelError, HEADER_LEN};
 use tinyscore::{LinearSde, NeuralScore, Score};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
 use tinyscore_tests::{
-    pairs, reference_file, reference_int8, reference_json, reference_model_bytes,
+    pairs, reference_file, reference_int8, reference_json, reference_model_bytes, with_field,
 };
 
 /// The f32 and the int8 reference models: the corruption tests run on both layouts.
@@ -96,17 +96,6 @@ fn every_single_byte_corruption_is_an_error() {
             bytes[i] = original;
         }
     }
-}
-
-/// Rewrites the header field at `offset` and fixes the checksum, so that only the parser's
-/// own checks stand between the corruption and a wrong model.
-fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    b[offset..offset + value.len()].copy_from_slice(value);
-    let end = b.len() - 4;
-    let checksum = crc32(&b[..end]);
-    b[end..].copy_from_slice(&checksum.to_le_bytes());
-    b
 }
 
 #[test]
