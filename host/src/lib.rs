@@ -11,3 +11,4 @@ pub mod model_file;
 pub mod options;
 pub mod quantize;
 pub mod sampling;
+pub mod train;

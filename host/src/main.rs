@@ -13,7 +13,7 @@ use tinyscore_host::model_file::{
 use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
-use tinyscore_host::{bench, datasets, demo, firmware, quantize};
+use tinyscore_host::{bench, datasets, demo, firmware, quantize, train};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,54 @@ enum Command {
         /// Where sampling stops (the smallest training time).
         #[arg(long, default_value_t = 1e-3)]
         t_end: f32,
+        /// Output model.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Train a score network by denoising score matching.
+    Train {
+        /// Training data: a dataset name or a CSV file.
+        #[arg(long, value_name = "DATASET")]
+        data: String,
+        /// The forward process.
+        #[arg(long, value_enum, default_value = "vp")]
+        sde: SdeKind,
+        /// Optimiser steps.
+        #[arg(long, default_value_t = 10_000)]
+        steps: u64,
+        /// Batch size.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Peak learning rate (linear warm-up, cosine decay).
+        #[arg(long, default_value_t = 1e-2)]
+        lr: f32,
+        /// Hidden width.
+        #[arg(long, default_value_t = 64)]
+        hidden: u32,
+        /// Hidden layers.
+        #[arg(long, default_value_t = 2)]
+        layers: u32,
+        /// Fourier frequencies of the time embedding.
+        #[arg(long, default_value_t = 16)]
+        fourier: u32,
+        /// EMA decay of the saved weights.
+        #[arg(long, default_value_t = 0.999)]
+        ema: f32,
+        /// Standard deviation of the Gaussian Fourier frequencies.
+        #[arg(long, default_value_t = 16.0)]
+        fourier_scale: f32,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Threads (0: one per core); a run is deterministic for a fixed seed and thread count.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Write a checkpoint (`OUT.ckpt`) every this many steps (0: never).
+        #[arg(long, default_value_t = 1000)]
+        checkpoint_every: u64,
+        /// Continue from `OUT.ckpt`.
+        #[arg(long)]
+        resume: bool,
         /// Output model.
         #[arg(long)]
         out: PathBuf,
@@ -184,6 +232,84 @@ enum FirmwareCommand {
     },
 }
 
+/// `tinyscore train`: a progress bar, checkpoints, Ctrl-C that keeps the last checkpoint.
+fn train_command(
+    config: train::TrainConfig,
+    data: &str,
+    checkpoint_every: u64,
+    resume: bool,
+    out: &std::path::Path,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let points = datasets::load(data, 1 << 16, config.seed)?;
+    let checkpoint_path = out.with_extension("ckpt");
+    let mut state = if resume {
+        let state = train::TrainState::load(&checkpoint_path)?;
+        anyhow::ensure!(
+            state.config == config,
+            "{} was started with other settings: {:?}",
+            checkpoint_path.display(),
+            state.config
+        );
+        eprintln!("resuming at step {}", state.step);
+        state
+    } else {
+        train::TrainState::new(config.clone(), &points)?
+    };
+    let normalized = train::normalized_data(&state, &points)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = Arc::clone(&stop);
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    let bar = indicatif::ProgressBar::new(config.steps);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar.set_position(state.step);
+    let started = std::time::Instant::now();
+    let first_step = state.step;
+    train::train(
+        &mut state,
+        &normalized,
+        points.dim,
+        checkpoint_every,
+        &stop,
+        |step, loss| {
+            bar.set_position(step);
+            if step % 50 == 0 {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+        },
+        |state| state.save(&checkpoint_path),
+    )?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if stop.load(Ordering::Relaxed) {
+        state.save(&checkpoint_path)?;
+        anyhow::bail!(
+            "interrupted at step {}: checkpoint {} written; rerun with --resume",
+            state.step,
+            checkpoint_path.display()
+        );
+    }
+    state.network()?.write(out)?;
+    if checkpoint_every > 0 {
+        state.save(&checkpoint_path)?;
+    }
+    eprintln!(
+        "trained {} steps in {seconds:.1} s ({:.0} steps/s), last loss {:.4}; wrote {}",
+        state.step - first_step,
+        (state.step - first_step) as f64 / seconds.max(1e-9),
+        state.last_loss,
+        out.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +378,42 @@ fn run(cli: Cli) -> Result<()> {
                 d.dim,
                 network.sde
             );
+        }
+        Command::Train {
+            data,
+            sde,
+            steps,
+            batch,
+            lr,
+            hidden,
+            layers,
+            fourier,
+            ema,
+            fourier_scale,
+            seed,
+            threads,
+            checkpoint_every,
+            resume,
+            out,
+        } => {
+            let sde = sde.model_sde();
+            let (p0, p1) = sde.parameters();
+            let config = train::TrainConfig {
+                hidden,
+                layers,
+                fourier,
+                fourier_scale,
+                sde: (sde.code(), p0, p1),
+                t_end: 1e-3,
+                steps,
+                batch,
+                lr,
+                warmup: 200.min(steps / 10),
+                ema_decay: ema,
+                seed,
+                threads,
+            };
+            train_command(config, &data, checkpoint_every, resume, &out)?;
         }
         Command::Quantize {
             input,

@@ -56,6 +56,17 @@ pub enum SdeKind {
     Ve,
 }
 
+impl SdeKind {
+    /// The SDE with its default parameters, as a model file carries it.
+    pub fn model_sde(self) -> ModelSde {
+        match self {
+            SdeKind::Vp => ModelSde::Vp(VpSde::default()),
+            SdeKind::Subvp => ModelSde::SubVp(SubVpSde::default()),
+            SdeKind::Ve => ModelSde::Ve(VeSde::default()),
+        }
+    }
+}
+
 /// The spacing of the time grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleKind {

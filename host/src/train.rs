@@ -1,0 +1,570 @@
+//! Training the score network by denoising score matching (ε-prediction), as score_sde does.
+//!
+//! Each step draws a batch of data points `x₀`, times `t ~ U(t_end, T)` and noise `z`, forms
+//! `x_t = α(t)·x₀ + σ(t)·z`, and minimises the mean over the batch and the dimensions of
+//! `(ε̂(x_t, t) − z)²` (score_sde's `reduce_mean` loss) with Adam: linear warm-up, cosine decay,
+//! gradient clipping at global norm 1, and an exponential moving average of the weights, which
+//! is what is saved. The products run on matrixmultiply's GEMM; the batch is split into one
+//! chunk per thread and the chunks' gradients are summed in order, so a run is deterministic
+//! for a fixed seed and thread count. Every step's randomness comes from its own stream of the
+//! seed, so a resumed run continues exactly as an uninterrupted one.
+
+use crate::datasets::Points;
+use crate::io::write_atomically;
+use crate::model_file::Network;
+use anyhow::{bail, ensure, Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tinyscore::model::Dims;
+use tinyscore::{particle_noise, LinearSde, ModelSde};
+
+/// What to train and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Hidden width H.
+    pub hidden: u32,
+    /// Hidden layers L.
+    pub layers: u32,
+    /// Fourier frequencies F.
+    pub fourier: u32,
+    /// Scale of the Gaussian Fourier frequencies.
+    pub fourier_scale: f32,
+    /// The forward process (`[code, p0, p1]` as in the model file).
+    pub sde: (u8, f32, f32),
+    /// Smallest training time (and where sampling stops).
+    pub t_end: f32,
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Batch size.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// Steps of linear warm-up.
+    pub warmup: u64,
+    /// EMA decay of the saved weights.
+    pub ema_decay: f32,
+    /// Seed.
+    pub seed: u64,
+    /// Threads (0: one per core); the result depends on it.
+    pub threads: usize,
+}
+
+impl TrainConfig {
+    /// The SDE.
+    pub fn model_sde(&self) -> Result<ModelSde> {
+        Ok(ModelSde::from_code(self.sde.0, self.sde.1, self.sde.2)?)
+    }
+    fn dims(&self, dim: usize) -> Dims {
+        Dims {
+            dim: dim as u32,
+            fourier: self.fourier,
+            hidden: self.hidden,
+            layers: self.layers,
+        }
+    }
+    fn check(&self) -> Result<()> {
+        ensure!(self.steps > 0, "--steps must be at least 1");
+        ensure!(self.batch > 0, "--batch must be at least 1");
+        ensure!(
+            self.lr.is_finite() && self.lr > 0.0,
+            "--lr must be a positive number"
+        );
+        ensure!(
+            (0.0..1.0).contains(&self.ema_decay),
+            "the EMA decay must be in [0, 1)"
+        );
+        ensure!(
+            self.fourier_scale.is_finite() && self.fourier_scale > 0.0,
+            "the Fourier scale must be positive"
+        );
+        self.model_sde()?;
+        Ok(())
+    }
+}
+
+/// Where each layer's weights and biases sit in the flat parameter vector.
+#[derive(Clone, Debug)]
+struct Layout {
+    /// `(inputs, outputs, weight offset, bias offset)` per layer.
+    layers: Vec<(usize, usize, usize, usize)>,
+    len: usize,
+}
+
+impl Layout {
+    fn new(dims: &Dims) -> Layout {
+        let mut len = 0;
+        let layers = (0..=dims.layers)
+            .map(|i| {
+                let (inputs, outputs) = dims.layer_shape(i);
+                let w = len;
+                let b = w + inputs * outputs;
+                len = b + outputs;
+                (inputs, outputs, w, b)
+            })
+            .collect();
+        Layout { layers, len }
+    }
+}
+
+/// The state of a run: everything a checkpoint holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The configuration it was started with.
+    pub config: TrainConfig,
+    /// Steps done.
+    pub step: u64,
+    /// Data mean per dimension (the model's normalisation).
+    pub mean: Vec<f32>,
+    /// Data std per dimension.
+    pub std: Vec<f32>,
+    /// Fourier frequencies.
+    pub fourier: Vec<f32>,
+    /// Weights and biases, layer by layer.
+    pub params: Vec<f32>,
+    /// Adam's first moments.
+    pub m: Vec<f32>,
+    /// Adam's second moments.
+    pub v: Vec<f32>,
+    /// The moving average of the weights (what is saved).
+    pub ema: Vec<f32>,
+    /// Loss of the last step.
+    pub last_loss: f32,
+}
+
+impl TrainState {
+    /// A fresh run on `data`: normalisation from the data, PyTorch's `Linear` initialisation
+    /// (uniform in ±1/√fan_in), Gaussian Fourier frequencies.
+    pub fn new(config: TrainConfig, data: &Points) -> Result<TrainState> {
+        config.check()?;
+        ensure!(!data.is_empty(), "the training data is empty");
+        let dim = data.dim;
+        let dims = config.dims(dim);
+        dims.validate()?;
+        let count = data.len() as f64;
+        let mean: Vec<f64> = (0..dim)
+            .map(|d| data.rows().map(|r| r[d]).sum::<f64>() / count)
+            .collect();
+        let std: Vec<f64> = (0..dim)
+            .map(|d| {
+                let var = data.rows().map(|r| (r[d] - mean[d]).powi(2)).sum::<f64>() / count;
+                var.sqrt()
+            })
+            .collect();
+        ensure!(
+            std.iter().all(|s| *s > 0.0 && s.is_finite()),
+            "a data column is constant: it cannot be normalised"
+        );
+        let layout = Layout::new(&dims);
+        let mut rng = particle_noise(config.seed, u64::MAX);
+        let mut params = vec![0.0f32; layout.len];
+        for &(inputs, outputs, w, b) in &layout.layers {
+            let bound = 1.0 / (inputs as f32).sqrt();
+            for p in &mut params[w..b + outputs] {
+                let u = (rand_core::Rng::next_u32(rng.rng_mut()) >> 8) as f32 / (1 << 24) as f32;
+                *p = bound * (2.0 * u - 1.0);
+            }
+        }
+        let fourier = (0..config.fourier)
+            .map(|_| config.fourier_scale * rng.sample())
+            .collect();
+        Ok(TrainState {
+            step: 0,
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std: std.iter().map(|&s| s as f32).collect(),
+            fourier,
+            m: vec![0.0; layout.len],
+            v: vec![0.0; layout.len],
+            ema: params.clone(),
+            params,
+            last_loss: f32::NAN,
+            config,
+        })
+    }
+
+    /// The saved model: the EMA weights.
+    pub fn network(&self) -> Result<Network> {
+        let dims = self.config.dims(self.mean.len());
+        let layout = Layout::new(&dims);
+        Ok(Network {
+            dims,
+            sde: self.config.model_sde()?,
+            t_end: self.config.t_end,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            fourier: self.fourier.clone(),
+            layers: layout
+                .layers
+                .iter()
+                .map(|&(_, outputs, w, b)| {
+                    (self.ema[w..b].to_vec(), self.ema[b..b + outputs].to_vec())
+                })
+                .collect(),
+        })
+    }
+
+    /// Writes the checkpoint atomically (JSON; floats round-trip exactly).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomically(path, |w| Ok(serde_json::to_writer(w, self)?))
+    }
+
+    /// Reads a checkpoint.
+    pub fn load(path: &Path) -> Result<TrainState> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .with_context(|| format!("{} is not a tinyscore checkpoint", path.display()))
+    }
+}
+
+/// Rows of a batch: inputs `[x_t, sin, cos]` row-major and the noise targets.
+struct Batch {
+    inputs: Vec<f32>,
+    targets: Vec<f32>,
+    rows: usize,
+}
+
+/// Rows `rows` of the batch of step `step`. Each row draws its data point, time and noise
+/// from its own stream of the seed, so chunks of a batch can be drawn in parallel and a
+/// resumed run draws what an uninterrupted one would.
+fn draw_rows(
+    state: &TrainState,
+    sde: &ModelSde,
+    data: &[f32],
+    dim: usize,
+    step: u64,
+    rows: std::ops::Range<usize>,
+) -> Batch {
+    let config = &state.config;
+    let f = state.fourier.len();
+    let width = dim + 2 * f;
+    let count = rows.len();
+    let mut inputs = vec![0.0f32; count * width];
+    let mut targets = vec![0.0f32; count * dim];
+    let points = (data.len() / dim) as u64;
+    let (t0, t1) = (config.t_end, sde.t_max());
+    for (r, row_index) in rows.enumerate() {
+        let mut noise = particle_noise(config.seed, step * config.batch as u64 + row_index as u64);
+        let k = (rand_core::Rng::next_u64(noise.rng_mut()) % points) as usize;
+        let u = (rand_core::Rng::next_u32(noise.rng_mut()) >> 8) as f32 / (1 << 24) as f32;
+        let t = t0 + (t1 - t0) * u;
+        let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+        let row = &mut inputs[r * width..(r + 1) * width];
+        for d in 0..dim {
+            let z = noise.sample();
+            row[d] = alpha * data[k * dim + d] + sigma * z;
+            targets[r * dim + d] = z;
+        }
+        for (j, w) in state.fourier.iter().enumerate() {
+            let (sin, cos) = tinyscore::math::sin_cos(t * w * 2.0 * std::f32::consts::PI);
+            row[dim + j] = sin;
+            row[dim + f + j] = cos;
+        }
+    }
+    Batch {
+        inputs,
+        targets,
+        rows: count,
+    }
+}
+
+/// `c = a·bᵀ` for row-major `a` (m×k) and `b` (n×k): a layer's forward product.
+fn matmul_abt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm(m, k, n, a, (k, 1), b, (1, k), c, (n, 1), 0.0);
+}
+
+/// `c (+)= alpha·A·B` with arbitrary strides, checked bounds.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    (rsc, csc): (usize, usize),
+    beta: f32,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+        (rows.saturating_sub(1)) * rs + (cols.saturating_sub(1)) * cs
+    };
+    assert!(k == 0 || last(m, k, rsa, csa) < a.len());
+    assert!(k == 0 || last(k, n, rsb, csb) < b.len());
+    assert!(last(m, n, rsc, csc) < c.len());
+    // matrixmultiply only offers a raw-pointer interface; the asserts above keep every access
+    // inside the slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            csc as isize,
+        );
+    }
+}
+
+/// The logistic function, with the core's branch-free `exp` (it vectorises).
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + tinyscore::math::exp(-z))
+}
+
+/// Loss and gradient of the batch rows `rows` (a chunk), with the loss normalised by the
+/// whole batch (`total_rows`), so the chunks' gradients add up to the batch's.
+fn loss_and_gradient(
+    layout: &Layout,
+    params: &[f32],
+    inputs: &[f32],
+    targets: &[f32],
+    rows: usize,
+    total_rows: usize,
+    grad: &mut [f32],
+) -> f32 {
+    let last = layout.layers.len() - 1;
+    // Forward, keeping each layer's input activation, and SiLU's derivative at each hidden
+    // pre-activation z: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
+    let mut acts: Vec<Vec<f32>> = vec![inputs.to_vec()];
+    let mut slopes: Vec<Vec<f32>> = Vec::with_capacity(last);
+    for (i, &(inputs, outputs, w, b)) in layout.layers.iter().enumerate() {
+        let mut z = vec![0.0f32; rows * outputs];
+        matmul_abt(rows, inputs, outputs, &acts[i], &params[w..b], &mut z);
+        let bias = &params[b..b + outputs];
+        for row in z.chunks_exact_mut(outputs) {
+            for (v, bias) in row.iter_mut().zip(bias) {
+                *v += bias;
+            }
+        }
+        if i < last {
+            let mut slope = vec![0.0f32; z.len()];
+            for (v, d) in z.iter_mut().zip(slope.iter_mut()) {
+                let s = sigmoid(*v);
+                *d = s * (1.0 + *v * (1.0 - s));
+                *v *= s;
+            }
+            slopes.push(slope);
+            acts.push(z);
+        } else {
+            acts.push(z);
+        }
+    }
+    let out = &acts[last + 1];
+    let dim = layout.layers[last].1;
+    let scale = 1.0 / (total_rows * dim) as f32;
+    let mut loss = 0.0f32;
+    let mut g: Vec<f32> = out
+        .iter()
+        .zip(targets)
+        .map(|(o, t)| {
+            let d = o - t;
+            loss += d * d;
+            2.0 * d * scale
+        })
+        .collect();
+    // Backward.
+    for i in (0..=last).rev() {
+        let (inputs, outputs, w, b) = layout.layers[i];
+        // dW = gᵀ·a (outputs × inputs)
+        gemm(
+            outputs,
+            rows,
+            inputs,
+            &g,
+            (1, outputs),
+            &acts[i],
+            (inputs, 1),
+            &mut grad[w..b],
+            (inputs, 1),
+            0.0,
+        );
+        let db = &mut grad[b..b + outputs];
+        db.fill(0.0);
+        for row in g.chunks_exact(outputs) {
+            for (d, v) in db.iter_mut().zip(row) {
+                *d += v;
+            }
+        }
+        if i > 0 {
+            // dA = g·W (rows × inputs), then through SiLU: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
+            let mut da = vec![0.0f32; rows * inputs];
+            gemm(
+                rows,
+                outputs,
+                inputs,
+                &g,
+                (outputs, 1),
+                &params[w..b],
+                (inputs, 1),
+                &mut da,
+                (inputs, 1),
+                0.0,
+            );
+            for (d, slope) in da.iter_mut().zip(&slopes[i - 1]) {
+                *d *= slope;
+            }
+            g = da;
+        }
+    }
+    loss * scale
+}
+
+/// Loss and gradient of step `step`'s batch, drawn and computed in `chunks` chunks (in
+/// parallel) whose gradients are summed in order.
+fn batch_gradient(
+    state: &TrainState,
+    layout: &Layout,
+    params: &[f32],
+    data: &[f32],
+    dim: usize,
+    step: u64,
+    chunks: usize,
+    grad: &mut [f32],
+) -> Result<f32> {
+    let sde = state.config.model_sde()?;
+    let total = state.config.batch;
+    let per = total.div_ceil(chunks.max(1));
+    let parts: Vec<(f32, Vec<f32>)> = (0..total.div_ceil(per))
+        .into_par_iter()
+        .map(|c| {
+            let rows = c * per..(c * per + per).min(total);
+            let batch = draw_rows(state, &sde, data, dim, step, rows);
+            let mut g = vec![0.0f32; layout.len];
+            let loss = loss_and_gradient(
+                layout,
+                params,
+                &batch.inputs,
+                &batch.targets,
+                batch.rows,
+                total,
+                &mut g,
+            );
+            (loss, g)
+        })
+        .collect();
+    grad.fill(0.0);
+    let mut loss = 0.0;
+    for (l, g) in parts {
+        loss += l;
+        for (a, b) in grad.iter_mut().zip(&g) {
+            *a += b;
+        }
+    }
+    Ok(loss)
+}
+
+/// The learning rate at `step`: linear warm-up, then cosine decay to 0 at the last step.
+pub fn learning_rate(config: &TrainConfig, step: u64) -> f32 {
+    let warm = ((step + 1) as f32 / config.warmup.max(1) as f32).min(1.0);
+    let progress = step as f32 / config.steps as f32;
+    config.lr * warm * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+}
+
+/// Largest global gradient norm an update uses (score_sde's `grad_clip`).
+const GRAD_CLIP: f32 = 1.0;
+
+/// Runs `state` to its configured number of steps on the normalised `data` (row-major,
+/// `dim` columns), calling `progress(step, loss)` after each step and `checkpoint(state)`
+/// every `checkpoint_every` steps. Stops early, with the state intact, when `stop` is set.
+pub fn train(
+    state: &mut TrainState,
+    data: &[f32],
+    dim: usize,
+    checkpoint_every: u64,
+    stop: &AtomicBool,
+    mut progress: impl FnMut(u64, f32),
+    mut checkpoint: impl FnMut(&TrainState) -> Result<()>,
+) -> Result<()> {
+    let config = state.config.clone();
+    let layout = Layout::new(&config.dims(dim));
+    ensure!(
+        state.params.len() == layout.len,
+        "the state does not fit the network"
+    );
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
+    let pool = crate::sampling::thread_pool(threads)?;
+    let mut grad = vec![0.0f32; layout.len];
+    let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    while state.step < config.steps {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let step = state.step;
+        let loss = pool.install(|| {
+            batch_gradient(state, &layout, &state.params, data, dim, step, threads, &mut grad)
+        })?;
+        if !loss.is_finite() {
+            bail!("the loss diverged at step {step} (try a smaller --lr)");
+        }
+        let norm = grad.iter().map(|g| g * g).sum::<f32>().sqrt();
+        let clip = if norm > GRAD_CLIP { GRAD_CLIP / norm } else { 1.0 };
+        let lr = learning_rate(&config, step);
+        let t = (step + 1) as i32;
+        let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+        let decay = config.ema_decay.min((1 + step) as f32 / (10 + step) as f32);
+        for i in 0..layout.len {
+            let g = grad[i] * clip;
+            state.m[i] = beta1 * state.m[i] + (1.0 - beta1) * g;
+            state.v[i] = beta2 * state.v[i] + (1.0 - beta2) * g * g;
+            let update = (state.m[i] / c1) / ((state.v[i] / c2).sqrt() + eps);
+            state.params[i] -= lr * update;
+            state.ema[i] = decay * state.ema[i] + (1.0 - decay) * state.params[i];
+        }
+        state.step += 1;
+        state.last_loss = loss;
+        progress(state.step, loss);
+        if checkpoint_every > 0 && state.step % checkpoint_every == 0 {
+            checkpoint(state)?;
+        }
+    }
+    Ok(())
+}
+
+/// The data normalised with `state`'s statistics, row-major f32.
+pub fn normalized_data(state: &TrainState, data: &Points) -> Result<Vec<f32>> {
+    ensure!(
+        data.dim == state.mean.len(),
+        "the data has {} columns, the run {}",
+        data.dim,
+        state.mean.len()
+    );
+    Ok(data
+        .rows()
+        .flat_map(|r| {
+            r.iter()
+                .zip(state.mean.iter().zip(&state.std))
+                .map(|(v, (m, s))| ((*v as f32) - m) / s)
+        })
+        .collect())
+}
+
+/// The mean loss and the analytic gradient of one batch, for the gradient check.
+pub fn batch_loss_and_gradient(
+    state: &TrainState,
+    data: &[f32],
+    dim: usize,
+    step: u64,
+    params: &[f32],
+) -> Result<(f32, Vec<f32>)> {
+    let layout = Layout::new(&state.config.dims(dim));
+    let mut grad = vec![0.0f32; layout.len];
+    let loss = batch_gradient(state, &layout, params, data, dim, step, 1, &mut grad)?;
+    Ok((loss, grad))
+}
