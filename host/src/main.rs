@@ -108,6 +108,10 @@ enum Command {
         /// EMA decay of the saved weights.
         #[arg(long, default_value_t = 0.999)]
         ema: f32,
+        /// Decoupled weight decay (AdamW), per unit of learning rate. It keeps activations in
+        /// ranges int8 resolves well.
+        #[arg(long, default_value_t = 0.02)]
+        weight_decay: f32,
         /// Standard deviation of the Gaussian Fourier frequencies.
         #[arg(long, default_value_t = 16.0)]
         fourier_scale: f32,
@@ -310,6 +314,19 @@ fn train_command(
     Ok(())
 }
 
+/// Writes to stdout; a reader that has gone (`tinyscore eval … | head -1`) is not an error.
+fn emit(text: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { emit(format_args!("{}\n", format_args!($($arg)*)))? };
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -389,6 +406,7 @@ fn run(cli: Cli) -> Result<()> {
             layers,
             fourier,
             ema,
+            weight_decay,
             fourier_scale,
             seed,
             threads,
@@ -410,6 +428,7 @@ fn run(cli: Cli) -> Result<()> {
                 lr,
                 warmup: 200.min(steps / 10),
                 ema_decay: ema,
+                weight_decay,
                 seed,
                 threads,
             };
@@ -426,7 +445,7 @@ fn run(cli: Cli) -> Result<()> {
             let data = datasets::load(&calib, calib_points.max(eval_points), seed)?;
             let report =
                 quantize::quantize_file(&input, &data, calib_points, eval_points, seed, &out)?;
-            print!("{report}");
+            emit(format_args!("{report}"))?;
             eprintln!("wrote {}", out.display());
         }
         Command::Export { input, format, out } => {
@@ -489,31 +508,31 @@ fn run(cli: Cli) -> Result<()> {
                 let value = serde_json::json!({
                     "sw2": metrics.sw2, "energy": metrics.energy, "mmd2": metrics.mmd2, "floor": floor,
                 });
-                println!("{value}");
+                outln!("{value}");
             } else {
-                println!("sw2     {:.5}   (floor {:.5})", metrics.sw2, floor.sw2);
-                println!("energy  {:.6}  (floor {:.6})", metrics.energy, floor.energy);
-                println!("mmd2    {:.7} (floor {:.7})", metrics.mmd2, floor.mmd2);
+                outln!("sw2     {:.5}   (floor {:.5})", metrics.sw2, floor.sw2);
+                outln!("energy  {:.6}  (floor {:.6})", metrics.energy, floor.energy);
+                outln!("mmd2    {:.7} (floor {:.7})", metrics.mmd2, floor.mmd2);
             }
         }
         Command::Bench { json, seconds } => {
             let report = bench::run(seconds);
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                outln!("{}", serde_json::to_string(&report)?);
             } else {
-                println!(
+                outln!(
                     "Euler–Maruyama, exact 8-Gaussians score: {:.3e} particle-steps/s",
                     report.em_particle_steps_per_s
                 );
-                println!(
+                outln!(
                     "Box–Muller Gaussians:                    {:.3e} /s",
                     report.gaussians_per_s
                 );
-                println!(
+                outln!(
                     "score network 34→64→64→2, f32, batch 5000: {:.3e} evaluations/s",
                     report.score_evals_per_s
                 );
-                println!(
+                outln!(
                     "score network 34→64→64→2, int8, batch 5000: {:.3e} evaluations/s",
                     report.int8_score_evals_per_s
                 );
@@ -522,7 +541,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { out, n, seed } => {
             eprintln!("tinyscore demo → {}", out.display());
             let report = demo::run(&out, n, seed)?;
-            println!("{report}");
+            outln!("{report}");
         }
     }
     Ok(())

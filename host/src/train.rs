@@ -45,6 +45,8 @@ pub struct TrainConfig {
     pub warmup: u64,
     /// EMA decay of the saved weights.
     pub ema_decay: f32,
+    /// Decoupled weight decay (AdamW), per unit of learning rate.
+    pub weight_decay: f32,
     /// Seed.
     pub seed: u64,
     /// Threads (0: one per core); the result depends on it.
@@ -508,13 +510,26 @@ pub fn train(
         }
         let step = state.step;
         let loss = pool.install(|| {
-            batch_gradient(state, &layout, &state.params, data, dim, step, threads, &mut grad)
+            batch_gradient(
+                state,
+                &layout,
+                &state.params,
+                data,
+                dim,
+                step,
+                threads,
+                &mut grad,
+            )
         })?;
         if !loss.is_finite() {
             bail!("the loss diverged at step {step} (try a smaller --lr)");
         }
         let norm = grad.iter().map(|g| g * g).sum::<f32>().sqrt();
-        let clip = if norm > GRAD_CLIP { GRAD_CLIP / norm } else { 1.0 };
+        let clip = if norm > GRAD_CLIP {
+            GRAD_CLIP / norm
+        } else {
+            1.0
+        };
         let lr = learning_rate(&config, step);
         let t = (step + 1) as i32;
         let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
@@ -524,7 +539,7 @@ pub fn train(
             state.m[i] = beta1 * state.m[i] + (1.0 - beta1) * g;
             state.v[i] = beta2 * state.v[i] + (1.0 - beta2) * g * g;
             let update = (state.m[i] / c1) / ((state.v[i] / c2).sqrt() + eps);
-            state.params[i] -= lr * update;
+            state.params[i] -= lr * (update + config.weight_decay * state.params[i]);
             state.ema[i] = decay * state.ema[i] + (1.0 - decay) * state.params[i];
         }
         state.step += 1;
