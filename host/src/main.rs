@@ -261,7 +261,7 @@ fn train_command(
     } else {
         train::TrainState::new(config.clone(), &points)?
     };
-    let normalized = train::normalized_data(&state, &points)?;
+    let normalized = train::TrainingData::new(&state, &points)?;
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = Arc::clone(&stop);
     ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
@@ -279,7 +279,6 @@ fn train_command(
     train::train(
         &mut state,
         &normalized,
-        points.dim,
         checkpoint_every,
         &stop,
         |step, loss| {

@@ -220,6 +220,37 @@ impl TrainState {
     }
 }
 
+/// The training data, normalised with the run's statistics: row-major f32, `dim` columns.
+#[derive(Clone, Debug)]
+pub struct TrainingData {
+    values: Vec<f32>,
+    dim: usize,
+}
+
+impl TrainingData {
+    /// `data` normalised with `state`'s mean and std.
+    pub fn new(state: &TrainState, data: &Points) -> Result<TrainingData> {
+        ensure!(
+            data.dim == state.mean.len(),
+            "the data has {} columns, the run {}",
+            data.dim,
+            state.mean.len()
+        );
+        let values = data
+            .rows()
+            .flat_map(|r| {
+                r.iter()
+                    .zip(state.mean.iter().zip(&state.std))
+                    .map(|(v, (m, s))| ((*v as f32) - m) / s)
+            })
+            .collect();
+        Ok(TrainingData {
+            values,
+            dim: data.dim,
+        })
+    }
+}
+
 /// Rows of a batch: inputs `[x_t, sin, cos]` row-major and the noise targets.
 struct Batch {
     inputs: Vec<f32>,
@@ -233,11 +264,12 @@ struct Batch {
 fn draw_rows(
     state: &TrainState,
     sde: &ModelSde,
-    data: &[f32],
-    dim: usize,
+    data: &TrainingData,
     step: u64,
     rows: std::ops::Range<usize>,
 ) -> Batch {
+    let dim = data.dim;
+    let data = &data.values;
     let config = &state.config;
     let f = state.fourier.len();
     let width = dim + 2 * f;
@@ -430,8 +462,7 @@ fn batch_gradient(
     state: &TrainState,
     layout: &Layout,
     params: &[f32],
-    data: &[f32],
-    dim: usize,
+    data: &TrainingData,
     step: u64,
     chunks: usize,
     grad: &mut [f32],
@@ -443,7 +474,7 @@ fn batch_gradient(
         .into_par_iter()
         .map(|c| {
             let rows = c * per..(c * per + per).min(total);
-            let batch = draw_rows(state, &sde, data, dim, step, rows);
+            let batch = draw_rows(state, &sde, data, step, rows);
             let mut g = vec![0.0f32; layout.len];
             let loss = loss_and_gradient(
                 layout,
@@ -478,20 +509,18 @@ pub fn learning_rate(config: &TrainConfig, step: u64) -> f32 {
 /// Largest global gradient norm an update uses (score_sde's `grad_clip`).
 const GRAD_CLIP: f32 = 1.0;
 
-/// Runs `state` to its configured number of steps on the normalised `data` (row-major,
-/// `dim` columns), calling `progress(step, loss)` after each step and `checkpoint(state)`
+/// Runs `state` to its configured number of steps on `data`, calling `progress(step, loss)` after each step and `checkpoint(state)`
 /// every `checkpoint_every` steps. Stops early, with the state intact, when `stop` is set.
 pub fn train(
     state: &mut TrainState,
-    data: &[f32],
-    dim: usize,
+    data: &TrainingData,
     checkpoint_every: u64,
     stop: &AtomicBool,
     mut progress: impl FnMut(u64, f32),
     mut checkpoint: impl FnMut(&TrainState) -> Result<()>,
 ) -> Result<()> {
     let config = state.config.clone();
-    let layout = Layout::new(&config.dims(dim));
+    let layout = Layout::new(&config.dims(data.dim));
     ensure!(
         state.params.len() == layout.len,
         "the state does not fit the network"
@@ -515,7 +544,6 @@ pub fn train(
                 &layout,
                 &state.params,
                 data,
-                dim,
                 step,
                 threads,
                 &mut grad,
@@ -534,13 +562,15 @@ pub fn train(
         let t = (step + 1) as i32;
         let (c1, c2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
         let decay = config.ema_decay.min((1 + step) as f32 / (10 + step) as f32);
-        for i in 0..layout.len {
-            let g = grad[i] * clip;
-            state.m[i] = beta1 * state.m[i] + (1.0 - beta1) * g;
-            state.v[i] = beta2 * state.v[i] + (1.0 - beta2) * g * g;
-            let update = (state.m[i] / c1) / ((state.v[i] / c2).sqrt() + eps);
-            state.params[i] -= lr * (update + config.weight_decay * state.params[i]);
-            state.ema[i] = decay * state.ema[i] + (1.0 - decay) * state.params[i];
+        let moments = state.m.iter_mut().zip(state.v.iter_mut());
+        let weights = state.params.iter_mut().zip(state.ema.iter_mut());
+        for ((g, (m, v)), (p, ema)) in grad.iter().zip(moments).zip(weights) {
+            let g = g * clip;
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            let update = (*m / c1) / ((*v / c2).sqrt() + eps);
+            *p -= lr * (update + config.weight_decay * *p);
+            *ema = decay * *ema + (1.0 - decay) * *p;
         }
         state.step += 1;
         state.last_loss = loss;
@@ -552,34 +582,15 @@ pub fn train(
     Ok(())
 }
 
-/// The data normalised with `state`'s statistics, row-major f32.
-pub fn normalized_data(state: &TrainState, data: &Points) -> Result<Vec<f32>> {
-    ensure!(
-        data.dim == state.mean.len(),
-        "the data has {} columns, the run {}",
-        data.dim,
-        state.mean.len()
-    );
-    Ok(data
-        .rows()
-        .flat_map(|r| {
-            r.iter()
-                .zip(state.mean.iter().zip(&state.std))
-                .map(|(v, (m, s))| ((*v as f32) - m) / s)
-        })
-        .collect())
-}
-
 /// The mean loss and the analytic gradient of one batch, for the gradient check.
 pub fn batch_loss_and_gradient(
     state: &TrainState,
-    data: &[f32],
-    dim: usize,
+    data: &TrainingData,
     step: u64,
     params: &[f32],
 ) -> Result<(f32, Vec<f32>)> {
-    let layout = Layout::new(&state.config.dims(dim));
+    let layout = Layout::new(&state.config.dims(data.dim));
     let mut grad = vec![0.0f32; layout.len];
-    let loss = batch_gradient(state, &layout, params, data, dim, step, 1, &mut grad)?;
+    let loss = batch_gradient(state, &layout, params, data, step, 1, &mut grad)?;
     Ok((loss, grad))
 }
