@@ -1,8 +1,9 @@
 //! `tinyscore demo`: the whole pipeline in one command, with a markdown report of every figure.
 //!
-//! Today the pipeline samples the 8-Gaussians mixture with its exact score under the VP-SDE
-//! with every sampler family and measures each against fresh data and against the floor
-//! (two fresh draws). Training, quantization and the firmware join as they land.
+//! The pipeline: train a score network on two moons, quantize it to int8, sample both,
+//! measure them against fresh data and the floor (two fresh draws), run the int8 model on the
+//! Cortex-M4F in QEMU and compare its bits with the host's; then the 8-Gaussians mixture with
+//! its exact score under every sampler family, and the imported PyTorch reference model.
 
 use crate::datasets::{Dataset, Points};
 use crate::io::{write_atomically, write_csv};
@@ -88,9 +89,172 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     ))
 }
 
+/// Samples on the chip in the demo: enough to compare bits, few enough to take seconds.
+const FIRMWARE_PARTICLES: usize = 16;
+/// Euler–Maruyama steps on the chip.
+const FIRMWARE_STEPS: u32 = 100;
+
+/// Trains on moons with `tinyscore train`'s defaults, quantizes, samples f32 and int8 with
+/// Euler–Maruyama (500 steps), and runs the int8 model on the Cortex-M4F in QEMU.
+fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
+    use crate::train::{train, TrainConfig, TrainState, TrainingData};
+    let dataset = Dataset::Moons;
+    let config = TrainConfig {
+        seed,
+        ..TrainConfig::default()
+    };
+    let points = dataset.sample(1 << 16, seed);
+    let start = Instant::now();
+    let mut state = TrainState::new(config.clone(), &points)?;
+    let data = TrainingData::new(&state, &points)?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    train(&mut state, &data, 0, &never, |_, _| {}, |_| Ok(()))?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let network = state.network()?;
+    let float_path = out.join("moons.tsm");
+    network.write(&float_path)?;
+    eprintln!(
+        "  trained {} steps in {train_seconds:.1} s (loss {:.4})",
+        config.steps, state.last_loss
+    );
+
+    let int8_path = out.join("moons-int8.tsm");
+    let calibration = 16384;
+    let report = crate::quantize::quantize_file(
+        &float_path,
+        &dataset.sample(calibration, seed.wrapping_add(3)),
+        calibration,
+        10_000,
+        seed,
+        &int8_path,
+    )?;
+    eprintln!(
+        "  int8: ε̂ within {:.2}% RMS of f32",
+        100.0 * report.relative_rms_error
+    );
+
+    let reference = dataset.sample(n, seed.wrapping_add(1));
+    let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
+    let mut rows = String::new();
+    let mut sw2 = Vec::new();
+    for (name, path) in [("f32", &float_path), ("int8", &int8_path)] {
+        let (score, sde) = NetworkScore::load(path)?;
+        let options = SampleOptions {
+            sampler: SamplerKind::Em,
+            sde: SdeKind::Vp,
+            steps: 500,
+            schedule: ScheduleKind::Uniform,
+            denoise: false,
+            n,
+            seed,
+            threads: 0,
+            t_end: config.t_end,
+        };
+        let start = Instant::now();
+        let samples = score.sample(sde, &options, true)?;
+        let seconds = start.elapsed().as_secs_f64();
+        write_csv(&out.join(format!("moons-{name}-em.csv")), &samples)?;
+        let m = compare(&Points::from_rows(&samples), &reference)?;
+        eprintln!(
+            "  moons {name:<4} EM 500 steps  sw2 {:.4}  ({seconds:.2} s)",
+            m.sw2
+        );
+        let _ = writeln!(
+            rows,
+            "| {name} | {:.4} | {:.5} | {:.6} | {seconds:.2} |",
+            m.sw2, m.energy, m.mmd2
+        );
+        sw2.push(m.sw2);
+    }
+    let _ = writeln!(
+        rows,
+        "| *floor* | {:.4} | {:.5} | {:.6} | |",
+        floor.sw2, floor.energy, floor.mmd2
+    );
+    let firmware = firmware_line(&int8_path, seed)?;
+    Ok(format!(
+        "\n## Two moons: train, quantize, sample, run on the chip\n\n\
+         `tinyscore train --data moons` defaults ({} steps, batch {}, 34→{}→{}→2, lr {} with \
+         cosine decay, AdamW {}, EMA {}): **{train_seconds:.1} s**, final loss {:.4}. \
+         `tinyscore quantize`: ε̂ of the int8 model within **{:.2}%** RMS of f32 over 10⁴ \
+         fresh diffused points.\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
+         fresh moons points:\n\n| model | sw2 | energy | mmd2 | seconds |\n\
+         |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n",
+        config.steps,
+        config.batch,
+        config.hidden,
+        config.hidden,
+        config.lr,
+        config.weight_decay,
+        config.ema_decay,
+        state.last_loss,
+        100.0 * report.relative_rms_error,
+        sw2[1] / sw2[0],
+    ))
+}
+
+/// Runs the int8 model on the Cortex-M4F in QEMU and compares its bits with the host's, or
+/// says why it could not run.
+fn firmware_line(model: &Path, seed: u64) -> Result<String> {
+    use crate::firmware::{run, Board, FirmwareRun};
+    let qemu = std::process::Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !qemu {
+        eprintln!("  firmware: QEMU is missing (apt-get install qemu-system-arm); not run");
+        return Ok("The firmware step did not run: `qemu-system-arm` is not installed                    (`cargo xtask setup` installs it, or `apt-get install qemu-system-arm`)."
+            .into());
+    }
+    let start = Instant::now();
+    let chip = run(
+        Board::QemuM4,
+        &FirmwareRun {
+            model: model.to_path_buf(),
+            sampler: SamplerKind::Em,
+            steps: FIRMWARE_STEPS,
+            particles: FIRMWARE_PARTICLES,
+            seed,
+        },
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let (score, sde) = NetworkScore::load(model)?;
+    let options = SampleOptions {
+        sampler: SamplerKind::Em,
+        sde: SdeKind::Vp,
+        steps: FIRMWARE_STEPS,
+        schedule: ScheduleKind::Uniform,
+        denoise: false,
+        n: FIRMWARE_PARTICLES,
+        seed,
+        threads: 0,
+        t_end: tinyscore::Model::parse(&score.0)?.header().t_end,
+    };
+    let host = score.sample(sde, &options, false)?;
+    let identical = chip
+        .iter()
+        .zip(&host)
+        .all(|(a, b)| a.map(f32::to_bits) == b.map(f32::to_bits));
+    eprintln!(
+        "  firmware: {FIRMWARE_PARTICLES} int8 samples on the Cortex-M4F (QEMU), bit-identical \
+         to the host: {identical} ({seconds:.1} s with the build)"
+    );
+    anyhow::ensure!(
+        identical,
+        "the firmware's samples differ from the host's: see {}",
+        model.display()
+    );
+    Ok(format!(
+        "The int8 model on the Cortex-M4F (QEMU `mps2-an386`, `tinyscore firmware run --board \
+         qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \
+         **bit-identical to the host's** ({seconds:.1} s including the firmware build)."
+    ))
+}
+
 /// Runs the demo, writing samples and `report.md` into `out`; returns the report's text.
 pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let trained = trained_section(out, n, seed)?;
     let dataset = Dataset::EightGaussians;
     let reference = dataset.sample(n, seed.wrapping_add(1));
     let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
@@ -132,7 +296,9 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
             seconds,
         });
     }
-    let mut report = render(n, seed, &floor, &rows);
+    let mut report = String::from("# tinyscore demo\n");
+    report.push_str(&trained);
+    report.push_str(&render(n, seed, &floor, &rows));
     report.push_str(&reference_section(out, n, seed)?);
     write_atomically(&out.join("report.md"), |w| {
         Ok(w.write_all(report.as_bytes())?)
@@ -142,7 +308,7 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
 
 fn render(n: usize, seed: u64, floor: &Metrics, rows: &[DemoRow]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# tinyscore demo\n");
+    let _ = writeln!(s, "\n## 8-Gaussians with the exact score\n");
     let _ = writeln!(
         s,
         "8-Gaussians (std 0.1) with its exact score under the VP-SDE (β 0.1 → 20), t from 1 to \

@@ -13,6 +13,7 @@ use tinyscore_host::model_file::{
 use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
+use tinyscore_host::train::TrainConfig;
 use tinyscore_host::{bench, datasets, demo, firmware, quantize, train};
 
 #[derive(Parser)]
@@ -88,32 +89,32 @@ enum Command {
         #[arg(long, value_enum, default_value = "vp")]
         sde: SdeKind,
         /// Optimiser steps.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = TrainConfig::default().steps)]
         steps: u64,
         /// Batch size.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = TrainConfig::default().batch)]
         batch: usize,
         /// Peak learning rate (linear warm-up, cosine decay).
-        #[arg(long, default_value_t = 1e-2)]
+        #[arg(long, default_value_t = TrainConfig::default().lr)]
         lr: f32,
         /// Hidden width.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = TrainConfig::default().hidden)]
         hidden: u32,
         /// Hidden layers.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = TrainConfig::default().layers)]
         layers: u32,
         /// Fourier frequencies of the time embedding.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = TrainConfig::default().fourier)]
         fourier: u32,
         /// EMA decay of the saved weights.
-        #[arg(long, default_value_t = 0.999)]
+        #[arg(long, default_value_t = TrainConfig::default().ema_decay)]
         ema: f32,
         /// Decoupled weight decay (AdamW), per unit of learning rate. It keeps activations in
         /// ranges int8 resolves well.
-        #[arg(long, default_value_t = 0.02)]
+        #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
         weight_decay: f32,
         /// Standard deviation of the Gaussian Fourier frequencies.
-        #[arg(long, default_value_t = 16.0)]
+        #[arg(long, default_value_t = TrainConfig::default().fourier_scale)]
         fourier_scale: f32,
         /// Seed.
         #[arg(long, default_value_t = 0)]
@@ -425,7 +426,7 @@ fn run(cli: Cli) -> Result<()> {
                 steps,
                 batch,
                 lr,
-                warmup: 200.min(steps / 10),
+                warmup: TrainConfig::default().warmup.min(steps / 10),
                 ema_decay: ema,
                 weight_decay,
                 seed,

@@ -53,6 +53,31 @@ pub struct TrainConfig {
     pub threads: usize,
 }
 
+impl Default for TrainConfig {
+    /// `tinyscore train`'s defaults: the 34→64→64→2 network on the VP-SDE, 10⁴ steps of
+    /// batch 512 at a peak learning rate of 10⁻² with AdamW decay 0.02 and EMA 0.999.
+    fn default() -> Self {
+        let sde = ModelSde::Vp(tinyscore::VpSde::default());
+        let (p0, p1) = sde.parameters();
+        TrainConfig {
+            hidden: 64,
+            layers: 2,
+            fourier: 16,
+            fourier_scale: 16.0,
+            sde: (sde.code(), p0, p1),
+            t_end: 1e-3,
+            steps: 10_000,
+            batch: 512,
+            lr: 1e-2,
+            warmup: 200,
+            ema_decay: 0.999,
+            weight_decay: 0.02,
+            seed: 0,
+            threads: 0,
+        }
+    }
+}
+
 impl TrainConfig {
     /// The SDE.
     pub fn model_sde(&self) -> Result<ModelSde> {
