@@ -29,6 +29,32 @@ pub fn write_atomically(
     Ok(())
 }
 
+/// A temporary file beside `path` with the same extension (for writers that open a path
+/// and pick the format by its extension); [`commit_temporary`] renames it into place.
+pub fn temporary_sibling(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let suffix = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// Renames a finished temporary file (from [`temporary_sibling`]) to `path`.
+pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Writes points as CSV with a header `x0,x1,…`; f32 values print exactly (shortest
 /// round-trip form), so a file read back gives the same bits.
 pub fn write_csv<const N: usize>(path: &Path, rows: &[[f32; N]]) -> Result<()> {

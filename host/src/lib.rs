@@ -9,6 +9,7 @@ pub mod io;
 pub mod metrics;
 pub mod model_file;
 pub mod options;
+pub mod plot;
 pub mod quantize;
 pub mod sampling;
 pub mod train;

@@ -14,7 +14,7 @@ use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
 use tinyscore_host::train::TrainConfig;
-use tinyscore_host::{bench, datasets, demo, firmware, quantize, train};
+use tinyscore_host::{bench, datasets, demo, firmware, plot, quantize, train};
 
 #[derive(Parser)]
 #[command(
@@ -160,6 +160,28 @@ enum Command {
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Draw a model: data beside samples, the score field, trajectories, an animated GIF.
+    #[command(group(clap::ArgGroup::new("score").required(true).args(["exact", "model"])))]
+    Plot {
+        /// A model file.
+        #[arg(long, value_name = "MODEL.tsm")]
+        model: Option<PathBuf>,
+        /// The closed-form score of a Gaussian-mixture dataset.
+        #[arg(long, value_name = "DATASET")]
+        exact: Option<String>,
+        /// The data drawn behind the samples (default: the --exact dataset).
+        #[arg(long, value_name = "DATASET")]
+        data: Option<String>,
+        /// Samples to show (CSV); default: 2000 drawn now by Euler–Maruyama, 500 steps.
+        #[arg(long)]
+        samples: Option<PathBuf>,
+        /// Seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
         #[arg(long)]
         out: PathBuf,
     },
@@ -314,6 +336,90 @@ fn train_command(
     Ok(())
 }
 
+/// `tinyscore plot`.
+fn plot_command(
+    model: Option<PathBuf>,
+    exact: Option<String>,
+    data: Option<String>,
+    samples: Option<PathBuf>,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<Vec<PathBuf>> {
+    let data_name = data
+        .or_else(|| exact.clone())
+        .context("give --data DATASET to draw behind the samples")?;
+    let data = datasets::load(&data_name, 2000, seed.wrapping_add(1))?;
+    let options = SampleOptions {
+        sampler: SamplerKind::Em,
+        sde: SdeKind::Vp,
+        steps: 500,
+        schedule: ScheduleKind::Uniform,
+        denoise: false,
+        n: 2000,
+        seed,
+        threads: 0,
+        t_end: 1e-3,
+    };
+    let given = samples.map(|p| read_csv(&p)).transpose()?;
+    if let Some(path) = model {
+        let (network, sde) = NetworkScore::load(&path)?;
+        let parsed = tinyscore::Model::parse(&network.0)?;
+        let options = SampleOptions {
+            t_end: parsed.header().t_end,
+            ..options
+        };
+        let samples = match given {
+            Some(s) => s,
+            None => {
+                tinyscore_host::datasets::Points::from_rows(&network.sample(sde, &options, true)?)
+            }
+        };
+        let score = tinyscore::NeuralScore::<2>::new(parsed)?;
+        let to_model = |x: &[f32; 2]| {
+            std::array::from_fn(|d| {
+                let (mean, std) = parsed.normalization(d);
+                (x[d] - mean) / std
+            })
+        };
+        plot::all(
+            out,
+            &data,
+            &samples,
+            &sde,
+            &score,
+            options.t_end,
+            seed,
+            |x| parsed.denormalize(x),
+            to_model,
+        )
+    } else {
+        let name = exact.context("give --model or --exact")?;
+        let mixture = datasets::Dataset::from_name(&name)?
+            .mixture()
+            .with_context(|| format!("`{name}` has no closed-form score"))?;
+        let exact = ExactMixture(mixture);
+        let samples = match given {
+            Some(s) => s,
+            None => tinyscore_host::datasets::Points::from_rows(&sample_2d(&options, &exact)?),
+        };
+        let sde = tinyscore::VpSde::default();
+        let score = <ExactMixture as tinyscore_host::options::ScoreFor<tinyscore::VpSde>>::for_sde(
+            &exact, sde,
+        );
+        plot::all(
+            out,
+            &data,
+            &samples,
+            &sde,
+            &score,
+            options.t_end,
+            seed,
+            |x| *x,
+            |x| *x,
+        )
+    }
+}
+
 /// Writes to stdout; a reader that has gone (`tinyscore eval … | head -1`) is not an error.
 fn emit(text: std::fmt::Arguments<'_>) -> Result<()> {
     use std::io::Write;
@@ -458,6 +564,19 @@ fn run(cli: Cli) -> Result<()> {
                 ExportFormat::Safetensors => write_safetensors(&out, &Network::from_model(&model))?,
             }
             eprintln!("wrote {}", out.display());
+        }
+        Command::Plot {
+            model,
+            exact,
+            data,
+            samples,
+            seed,
+            out,
+        } => {
+            let files = plot_command(model, exact, data, samples, seed, &out)?;
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
         }
         Command::Firmware(FirmwareCommand::Run {
             board,

@@ -165,3 +165,158 @@ fn demo_writes_its_report_and_samples() {
     );
     assert!(dir.join("8gaussians-dpm2.csv").exists());
 }
+
+#[test]
+fn train_quantize_sample_eval_plot_end_to_end() {
+    let dir = scratch("pipeline");
+    let p = |name: &str| dir.join(name);
+    let run = |args: &[&str]| {
+        let o = tinyscore(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    run(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "300",
+        "--hidden",
+        "16",
+        "--threads",
+        "2",
+        "--checkpoint-every",
+        "100",
+        "--out",
+        path_str(&p("m.tsm")),
+    ]);
+    assert!(p("m.ckpt").exists(), "no checkpoint written");
+    let report = run(&[
+        "quantize",
+        path_str(&p("m.tsm")),
+        "--calib",
+        "moons",
+        "--calib-points",
+        "2048",
+        "--eval-points",
+        "1000",
+        "--out",
+        path_str(&p("m8.tsm")),
+    ]);
+    assert!(String::from_utf8_lossy(&report.stdout).contains("relative RMS error"));
+    for model in ["m.tsm", "m8.tsm"] {
+        run(&[
+            "sample",
+            "--model",
+            path_str(&p(model)),
+            "--steps",
+            "100",
+            "-n",
+            "500",
+            "--out",
+            path_str(&p(&format!("{model}.csv"))),
+        ]);
+        let o = run(&[
+            "eval",
+            path_str(&p(&format!("{model}.csv"))),
+            "--against",
+            "moons",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["sw2"].as_f64().unwrap().is_finite());
+    }
+    run(&[
+        "plot",
+        "--model",
+        path_str(&p("m8.tsm")),
+        "--data",
+        "moons",
+        "--out",
+        path_str(&p("plots")),
+    ]);
+    for png in ["samples.png", "score.png", "trajectories.png"] {
+        let image = image::open(p("plots").join(png)).unwrap();
+        assert!(image.width() >= 480 && image.height() >= 480, "{png}");
+    }
+    let gif = std::fs::File::open(p("plots").join("flow.gif")).unwrap();
+    let decoder = image::codecs::gif::GifDecoder::new(gif).unwrap();
+    let frames = image::AnimationDecoder::into_frames(decoder).count();
+    assert_eq!(frames, 41);
+}
+
+#[test]
+fn ctrl_c_keeps_a_checkpoint_from_which_training_resumes_to_the_same_model() {
+    let dir = scratch("resume");
+    let (whole, part) = (dir.join("whole.tsm"), dir.join("part.tsm"));
+    let common = [
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20000",
+        "--batch",
+        "32",
+        "--hidden",
+        "8",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "500",
+    ];
+    let o = tinyscore(&[&common[..], &["--out", path_str(&whole)]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Interrupt a second run once it has written a checkpoint.
+    let child = Command::new(env!("CARGO_BIN_EXE_tinyscore"))
+        .args([&common[..], &["--out", path_str(&part)]].concat())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = part.with_extension("ckpt");
+    while !checkpoint.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if o.status.success() {
+        // It finished before the signal arrived: nothing to resume, nothing to check.
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&part).unwrap()
+        );
+        return;
+    }
+    assert!(stderr.contains("interrupted at step"), "{stderr}");
+    assert!(!part.exists(), "an interrupted run wrote a model");
+    let o = tinyscore(&[&common[..], &["--resume", "--out", path_str(&part)]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("resuming at step"));
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&part).unwrap()
+    );
+    // A checkpoint started with other settings is refused.
+    let o = tinyscore(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "61",
+        "--hidden",
+        "8",
+        "--resume",
+        "--out",
+        path_str(&part),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"));
+}

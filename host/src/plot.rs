@@ -1,0 +1,292 @@
+//! Pictures of a model (plotters, PNG and GIF): data beside samples, the score field at
+//! chosen times, sample trajectories, and particles flowing from noise to data.
+//!
+//! The plots carry no text (plotters' font support needs system fonts, which a fresh CI
+//! machine lacks); each file's layout is fixed and described where it is written.
+
+use crate::datasets::Points;
+use anyhow::{anyhow, ensure, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// The square `[-half, half]²` every panel shows.
+#[derive(Clone, Copy, Debug)]
+pub struct View {
+    /// Half the side of the square.
+    pub half: f64,
+}
+
+impl View {
+    /// A square holding the central 99.5% of `points` (at least ±1).
+    pub fn around(points: &Points) -> View {
+        let mut extent: Vec<f64> = points.values.iter().map(|v| v.abs()).collect();
+        extent.sort_by(f64::total_cmp);
+        let q = extent
+            .get((extent.len() as f64 * 0.995) as usize)
+            .copied()
+            .unwrap_or(1.0);
+        View {
+            half: (1.15 * q).max(1.0),
+        }
+    }
+}
+
+const PANEL: u32 = 480;
+const DATA: RGBColor = RGBColor(31, 119, 180);
+const SAMPLES: RGBColor = RGBColor(214, 39, 40);
+
+fn draw_points<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    view: View,
+    points: &[[f64; 2]],
+    color: RGBColor,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    area.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let h = view.half;
+    let mut chart = ChartBuilder::on(area)
+        .margin(8)
+        .build_cartesian_2d(-h..h, -h..h)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new((p[0], p[1]), 1, color.mix(0.6).filled())),
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+fn pairs(points: &Points) -> Result<Vec<[f64; 2]>> {
+    ensure!(points.dim == 2, "plots show 2-D data, not {}-D", points.dim);
+    Ok(points.rows().map(|r| [r[0], r[1]]).collect())
+}
+
+/// Data (left, blue) beside samples (right, red), on the same square.
+pub fn data_and_samples(path: &Path, data: &Points, samples: &Points) -> Result<()> {
+    let view = View::around(data);
+    let (data, samples) = (pairs(data)?, pairs(samples)?);
+    write_png(path, 2 * PANEL, PANEL, |root| {
+        let panels = root.split_evenly((1, 2));
+        draw_points(&panels[0], view, &data, DATA)?;
+        draw_points(&panels[1], view, &samples, SAMPLES)
+    })
+}
+
+/// The score field at each of `times` (panels left to right): an arrow per grid point in the
+/// score's direction, its length growing with the score's norm (log scale, capped).
+pub fn score_field(
+    path: &Path,
+    view: View,
+    times: &[f32],
+    score: impl Fn([f32; 2], f32) -> [f32; 2],
+) -> Result<()> {
+    ensure!(!times.is_empty(), "no times to plot");
+    let grid = 21;
+    let h = view.half;
+    write_png(path, PANEL * times.len() as u32, PANEL, |root| {
+        for (panel, &t) in root.split_evenly((1, times.len())).iter().zip(times) {
+            panel.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+            let mut chart = ChartBuilder::on(panel)
+                .margin(8)
+                .build_cartesian_2d(-h..h, -h..h)
+                .map_err(|e| anyhow!("{e}"))?;
+            let cell = 2.0 * h / grid as f64;
+            for i in 0..grid {
+                for j in 0..grid {
+                    let x = -h + cell * (i as f64 + 0.5);
+                    let y = -h + cell * (j as f64 + 0.5);
+                    let s = score([x as f32, y as f32], t);
+                    let norm = ((s[0] * s[0] + s[1] * s[1]) as f64).sqrt();
+                    if !(norm.is_finite() && norm > 0.0) {
+                        continue;
+                    }
+                    let length = 0.45 * cell * (1.0 + norm.ln_1p()).min(2.0);
+                    let (dx, dy) = (s[0] as f64 / norm * length, s[1] as f64 / norm * length);
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x, y), (x + dx, y + dy)],
+                            BLACK.stroke_width(1),
+                        )))
+                        .map_err(|e| anyhow!("{e}"))?;
+                    chart
+                        .draw_series(std::iter::once(Circle::new(
+                            (x + dx, y + dy),
+                            2,
+                            SAMPLES.filled(),
+                        )))
+                        .map_err(|e| anyhow!("{e}"))?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Sample trajectories from noise (light) to data (dark), over the data in blue.
+pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f32; 2]>]) -> Result<()> {
+    let view = View::around(data);
+    let data = pairs(data)?;
+    let h = view.half;
+    write_png(path, PANEL, PANEL, |root| {
+        draw_points(root, view, &data, DATA)?;
+        let mut chart = ChartBuilder::on(root)
+            .margin(8)
+            .build_cartesian_2d(-h..h, -h..h)
+            .map_err(|e| anyhow!("{e}"))?;
+        for path in paths {
+            let line = path.iter().map(|p| (p[0] as f64, p[1] as f64));
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    line.collect::<Vec<_>>(),
+                    SAMPLES.mix(0.5).stroke_width(1),
+                )))
+                .map_err(|e| anyhow!("{e}"))?;
+            if let Some(end) = path.last() {
+                chart
+                    .draw_series(std::iter::once(Circle::new(
+                        (end[0] as f64, end[1] as f64),
+                        3,
+                        SAMPLES.filled(),
+                    )))
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// An animated GIF of particles (`frames[k]` = every particle at frame k) over the data.
+pub fn animation(path: &Path, data: &Points, frames: &[Vec<[f32; 2]>]) -> Result<()> {
+    ensure!(!frames.is_empty(), "no frames to animate");
+    let view = View::around(data);
+    let data = pairs(data)?;
+    let tmp = crate::io::temporary_sibling(path)?;
+    {
+        let root = BitMapBackend::gif(tmp.path(), (PANEL, PANEL), 80)
+            .map_err(|e| anyhow!("{e}"))?
+            .into_drawing_area();
+        for frame in frames {
+            draw_points(&root, view, &data, DATA)?;
+            let h = view.half;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(8)
+                .build_cartesian_2d(-h..h, -h..h)
+                .map_err(|e| anyhow!("{e}"))?;
+            chart
+                .draw_series(
+                    frame
+                        .iter()
+                        .map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, SAMPLES.filled())),
+                )
+                .map_err(|e| anyhow!("{e}"))?;
+            root.present().map_err(|e| anyhow!("{e}"))?;
+        }
+    }
+    crate::io::commit_temporary(tmp, path)
+}
+
+/// Draws with `draw` into a PNG written atomically at `path`.
+fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
+    let tmp = crate::io::temporary_sibling(path)?;
+    {
+        let root = BitMapBackend::new(tmp.path(), (width, height)).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| anyhow!("{e}"))?;
+    }
+    crate::io::commit_temporary(tmp, path)
+}
+
+/// Records every state of a particle's path.
+struct PathRecorder(Vec<[f32; 2]>);
+
+impl tinyscore::Observer<2> for PathRecorder {
+    fn observe(&mut self, _step: u32, _t: f32, x: &[f32; 2]) {
+        self.0.push(*x);
+    }
+}
+
+/// The Euler–Maruyama paths (`steps` steps from T to `t_end`) of particles `0..n` of `seed`,
+/// each state mapped by `to_data`.
+pub fn sample_paths<D, S>(
+    sde: &D,
+    score: &S,
+    t_end: f32,
+    steps: u32,
+    n: usize,
+    seed: u64,
+    to_data: impl Fn(&[f32; 2]) -> [f32; 2],
+) -> Result<Vec<Vec<[f32; 2]>>>
+where
+    D: tinyscore::LinearSde,
+    S: tinyscore::Score<2>,
+{
+    let grid = tinyscore::TimeGrid::uniform(sde.t_max(), t_end, steps)?;
+    let sampler = tinyscore::Sampler::new(tinyscore::EulerMaruyama, grid);
+    (0..n)
+        .map(|i| {
+            let mut recorder = PathRecorder(Vec::with_capacity(steps as usize + 1));
+            let mut noise = tinyscore::particle_noise(seed, i as u64);
+            sampler
+                .sample(sde, score, &mut noise, &mut recorder)
+                .map_err(|e| anyhow!("particle {i}: {e}"))?;
+            Ok(recorder.0.iter().map(&to_data).collect())
+        })
+        .collect()
+}
+
+/// Every picture of a model in `dir`: `samples.png` (data | samples), `score.png` (the score
+/// field at t = 0.01, 0.1, 0.5, 1), `trajectories.png` (32 paths) and `flow.gif` (the
+/// particles from noise to data, 40 frames). `score` is in the model's coordinates; `to_data`
+/// maps them to data units.
+#[allow(clippy::too_many_arguments)]
+pub fn all<D, S>(
+    dir: &Path,
+    data: &Points,
+    samples: &Points,
+    sde: &D,
+    score: &S,
+    t_end: f32,
+    seed: u64,
+    to_data: impl Fn(&[f32; 2]) -> [f32; 2] + Copy,
+    to_model: impl Fn(&[f32; 2]) -> [f32; 2],
+) -> Result<Vec<std::path::PathBuf>>
+where
+    D: tinyscore::LinearSde,
+    S: tinyscore::Score<2>,
+{
+    let files: Vec<_> = ["samples.png", "score.png", "trajectories.png", "flow.gif"]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+    data_and_samples(&files[0], data, samples)?;
+    score_field(
+        &files[1],
+        View::around(data),
+        &[0.01, 0.1, 0.5, 1.0],
+        |x, t| score.score(&to_model(&x), t),
+    )?;
+    let steps = 200;
+    let paths = sample_paths(sde, score, t_end, steps, 32, seed, to_data)?;
+    trajectories(&files[2], data, &paths)?;
+    let particles = sample_paths(sde, score, t_end, steps, 400, seed, to_data)?;
+    let frames: Vec<Vec<[f32; 2]>> = (0..=40)
+        .map(|k| {
+            let step = (k * steps as usize / 40).min(steps as usize);
+            particles
+                .iter()
+                .filter_map(|p| p.get(step).copied())
+                .collect()
+        })
+        .collect();
+    animation(&files[3], data, &frames)?;
+    Ok(files)
+}
