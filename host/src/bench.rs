@@ -24,6 +24,43 @@ pub struct BenchReport {
     pub score_evals_per_s: f64,
     /// The same for its int8 quantization.
     pub int8_score_evals_per_s: f64,
+    /// Training steps per second, one thread, batch 512, the 34→64→64→2 network.
+    pub train_steps_per_s: f64,
+    /// The GEMM floating-point operations per second those steps make (forward and backward
+    /// products: 6 flops per weight per example).
+    pub train_gflops: f64,
+}
+
+/// Training steps per second of `tinyscore train`'s defaults on moons, one thread.
+pub fn train_steps_per_s(min_seconds: f64) -> (f64, f64) {
+    use crate::train::{train, TrainConfig, TrainState, TrainingData};
+    let points = Dataset::Moons.sample(1 << 16, 0);
+    let config = TrainConfig {
+        threads: 1,
+        steps: u64::MAX,
+        ..TrainConfig::default()
+    };
+    let mut state = TrainState::new(config.clone(), &points).expect("valid settings");
+    let data = TrainingData::new(&state, &points).expect("moons fits");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
+    train(
+        &mut state,
+        &data,
+        0,
+        &stop,
+        |step, _| {
+            if step >= 50 && start.elapsed().as_secs_f64() >= min_seconds {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+        |_| Ok(()),
+    )
+    .expect("training runs");
+    let steps_per_s = state.step as f64 / start.elapsed().as_secs_f64();
+    let weights = (34 * 64 + 64 * 64 + 64 * 2) as f64;
+    let flops = 6.0 * weights * config.batch as f64 * steps_per_s;
+    (steps_per_s, flops / 1e9)
 }
 
 /// A 34→64→64→2 network (N = 2, F = 16, H = 64, L = 2) with PyTorch's default initialisation
@@ -136,7 +173,10 @@ pub fn gaussians_per_s(min_seconds: f64) -> f64 {
 /// Every figure, each measured for about `min_seconds`.
 pub fn run(min_seconds: f64) -> BenchReport {
     let (float, int8) = benchmark_models();
+    let (train_steps_per_s, train_gflops) = train_steps_per_s(min_seconds);
     BenchReport {
+        train_steps_per_s,
+        train_gflops,
         em_particle_steps_per_s: em_particle_steps_per_s(min_seconds),
         gaussians_per_s: gaussians_per_s(min_seconds),
         score_evals_per_s: score_evals_per_s(&float, min_seconds),

@@ -655,6 +655,11 @@ fn run(cli: Cli) -> Result<()> {
                     "score network 34→64→64→2, int8, batch 5000: {:.3e} evaluations/s",
                     report.int8_score_evals_per_s
                 );
+                outln!(
+                    "training 34→64→64→2, batch 512, one thread: {:.0} steps/s ({:.1} GFLOP/s)",
+                    report.train_steps_per_s,
+                    report.train_gflops
+                );
             }
         }
         Command::Demo { out, n, seed } => {
