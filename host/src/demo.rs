@@ -172,6 +172,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         floor.sw2, floor.energy, floor.mmd2
     );
     let firmware = firmware_line(&int8_path, seed)?;
+    let plots = plot_model(out, &float_path, &reference, seed)?;
     Ok(format!(
         "\n## Two moons: train, quantize, sample, run on the chip\n\n\
          `tinyscore train --data moons` defaults ({} steps, batch {}, 34→{}→{}→2, lr {} with \
@@ -179,7 +180,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
          `tinyscore quantize`: ε̂ of the int8 model within **{:.2}%** RMS of f32 over 10⁴ \
          fresh diffused points.\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
          fresh moons points:\n\n| model | sw2 | energy | mmd2 | seconds |\n\
-         |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n",
+         |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n\n{plots}\n",
         config.steps,
         config.batch,
         config.hidden,
@@ -191,6 +192,42 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         100.0 * report.relative_rms_error,
         sw2[1] / sw2[0],
     ))
+}
+
+/// Draws the f32 model (`tinyscore plot`) into `out/plots`; returns the report's lines.
+fn plot_model(out: &Path, model: &Path, data: &Points, seed: u64) -> Result<String> {
+    let (network, sde) = NetworkScore::load(model)?;
+    let parsed = tinyscore::Model::parse(&network.0)?;
+    let score = tinyscore::NeuralScore::<2>::new(parsed)?;
+    let samples = crate::io::read_csv(&out.join("moons-f32-em.csv"))?;
+    let to_model = |x: &[f32; 2]| {
+        std::array::from_fn(|d| {
+            let (mean, std) = parsed.normalization(d);
+            (x[d] - mean) / std
+        })
+    };
+    let dir = out.join("plots");
+    let files = crate::plot::all(
+        &dir,
+        data,
+        &samples,
+        &sde,
+        &score,
+        parsed.header().t_end,
+        seed,
+        |x| parsed.denormalize(x),
+        to_model,
+    )?;
+    eprintln!("  plots: {}", dir.display());
+    Ok(files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|name| {
+            let name = name.to_string_lossy();
+            format!("![{name}](plots/{name})")
+        })
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Runs the int8 model on the Cortex-M4F in QEMU and compares its bits with the host's, or
