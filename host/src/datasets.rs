@@ -45,7 +45,28 @@ pub enum Dataset {
     EightGaussians,
     /// scikit-learn's `make_moons(noise=0.05)`, standardized.
     Moons,
+    /// A 4×4 checkerboard of uniform squares in [−2, 2]² (the FFJORD toy, unscaled).
+    Checkerboard,
+    /// scikit-learn's `make_swiss_roll(noise=0.5)`, dimensions 0 and 2, divided by 5.
+    SwissRoll,
+    /// Four concentric rings of radii 0.75, 1.5, 2.25, 3 with noise 0.08 (FFJORD).
+    Rings,
+    /// Five curved arms, radial std 0.3, tangential std 0.1, rate 0.25, scaled by 2 (FFJORD).
+    Pinwheel,
+    /// Two interleaved spirals (FFJORD's `2spirals`).
+    TwoSpirals,
 }
+
+/// Every named dataset, in the order `--help` lists them.
+pub const DATASETS: [Dataset; 7] = [
+    Dataset::Moons,
+    Dataset::EightGaussians,
+    Dataset::Checkerboard,
+    Dataset::SwissRoll,
+    Dataset::Rings,
+    Dataset::Pinwheel,
+    Dataset::TwoSpirals,
+];
 
 /// Mean and std that standardize `make_moons(noise=0.05)` (the reference model's convention).
 pub const MOONS_MEAN: [f64; 2] = [0.49980527299876004, 0.25006654551606106];
@@ -55,11 +76,16 @@ pub const MOONS_STD: [f64; 2] = [0.8675906202556419, 0.4965160285032869];
 impl Dataset {
     /// The dataset called `name`.
     pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "8gaussians" => Dataset::EightGaussians,
-            "moons" => Dataset::Moons,
-            other => bail!("unknown dataset `{other}` (known: 8gaussians, moons)"),
-        })
+        match DATASETS.iter().find(|d| d.name() == name) {
+            Some(d) => Ok(*d),
+            None => {
+                let known: Vec<&str> = DATASETS.iter().map(|d| d.name()).collect();
+                bail!(
+                    "unknown dataset `{name}` (known: {}, or a CSV file)",
+                    known.join(", ")
+                )
+            }
+        }
     }
 
     /// Its name on the command line.
@@ -67,6 +93,11 @@ impl Dataset {
         match self {
             Dataset::EightGaussians => "8gaussians",
             Dataset::Moons => "moons",
+            Dataset::Checkerboard => "checkerboard",
+            Dataset::SwissRoll => "swissroll",
+            Dataset::Rings => "rings",
+            Dataset::Pinwheel => "pinwheel",
+            Dataset::TwoSpirals => "2spirals",
         }
     }
 
@@ -74,7 +105,7 @@ impl Dataset {
     pub fn mixture(&self) -> Option<Vec<Component<2>>> {
         match self {
             Dataset::EightGaussians => Some(eight_gaussians().to_vec()),
-            Dataset::Moons => None,
+            _ => None,
         }
     }
 
@@ -110,7 +141,7 @@ impl Dataset {
                     rows.push([1.0 - a.cos(), 1.0 - a.sin() - 0.5]);
                 }
                 rows.into_iter()
-                    .map(|[x, y]| {
+                    .map(|[x, y]: [f64; 2]| {
                         let x = x + 0.05 * noise.sample() as f64;
                         let y = y + 0.05 * noise.sample() as f64;
                         [
@@ -120,9 +151,86 @@ impl Dataset {
                     })
                     .collect()
             }
+            toy => {
+                let mut uniform = Uniform(tinyscore::particle_rng(seed, u64::MAX - 1));
+                ffjord_toy(*toy, n, &mut uniform, &mut || noise.sample() as f64)
+            }
         };
         Points::from_rows(&rows)
     }
+}
+
+/// Uniform draws in [0, 1) with 24 bits, from one PCG stream.
+struct Uniform(tinyscore::DefaultRng);
+
+impl Uniform {
+    fn next(&mut self) -> f64 {
+        (rand_core::Rng::next_u32(&mut self.0) >> 8) as f64 / (1u32 << 24) as f64
+    }
+}
+
+/// The FFJORD-style toys: `n` points from `uniform` and `normal` draws.
+fn ffjord_toy(
+    dataset: Dataset,
+    n: usize,
+    uniform: &mut Uniform,
+    normal: &mut impl FnMut() -> f64,
+) -> Vec<[f32; 2]> {
+    use std::f64::consts::PI;
+    let mut rows: Vec<[f64; 2]> = match dataset {
+        Dataset::Checkerboard => (0..n)
+            .map(|_| {
+                let x1 = uniform.next() * 4.0 - 2.0;
+                let x2 = uniform.next() - 2.0 * (uniform.next() < 0.5) as u8 as f64;
+                [x1, x2 + x1.floor().rem_euclid(2.0)]
+            })
+            .collect(),
+        Dataset::SwissRoll => (0..n)
+            .map(|_| {
+                let t = 1.5 * PI * (1.0 + 2.0 * uniform.next());
+                let (x, z) = (t * t.cos() + 0.5 * normal(), t * t.sin() + 0.5 * normal());
+                [x / 5.0, z / 5.0]
+            })
+            .collect(),
+        Dataset::Rings => (0..n)
+            .map(|i| {
+                let ring = i % 4;
+                let radius = 0.75 * (4 - ring) as f64;
+                let angle = 2.0 * PI * (i / 4) as f64 / n.div_ceil(4).max(1) as f64;
+                [
+                    radius * angle.cos() + 0.08 * normal(),
+                    radius * angle.sin() + 0.08 * normal(),
+                ]
+            })
+            .collect(),
+        Dataset::Pinwheel => (0..n)
+            .map(|i| {
+                let arm = (i % 5) as f64;
+                let (radial, tangential) = (1.0 + 0.3 * normal(), 0.1 * normal());
+                let angle = 2.0 * PI * arm / 5.0 + 0.25 * radial.exp();
+                let (sin, cos) = angle.sin_cos();
+                [
+                    2.0 * (radial * cos - tangential * sin),
+                    2.0 * (radial * sin + tangential * cos),
+                ]
+            })
+            .collect(),
+        Dataset::TwoSpirals => (0..n)
+            .map(|i| {
+                let r = uniform.next().sqrt() * 540.0 * 2.0 * PI / 360.0;
+                let x = -r.cos() * r + uniform.next() * 0.5;
+                let y = r.sin() * r + uniform.next() * 0.5;
+                let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+                [
+                    sign * x / 3.0 + 0.1 * normal(),
+                    sign * y / 3.0 + 0.1 * normal(),
+                ]
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    rows.truncate(n);
+    rows.iter().map(|r| [r[0] as f32, r[1] as f32]).collect()
 }
 
 /// The points of `spec`: `n` draws (with `seed`) of a named dataset, or every row of a CSV
