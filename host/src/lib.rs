@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod demo;
 pub mod firmware;
 pub mod io;
+pub mod langevin;
 pub mod metrics;
 pub mod model_file;
 pub mod options;

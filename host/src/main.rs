@@ -14,7 +14,7 @@ use tinyscore_host::options::{
     sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
 use tinyscore_host::train::TrainConfig;
-use tinyscore_host::{bench, datasets, demo, firmware, plot, quantize, train};
+use tinyscore_host::{bench, datasets, demo, firmware, langevin, plot, quantize, train};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,8 @@ enum Command {
     /// Draw samples by integrating the reverse-time dynamics.
     #[command(group(clap::ArgGroup::new("score").required(true).args(["exact", "model"])))]
     Sample {
-        /// Use the closed-form score of a Gaussian-mixture dataset (8gaussians).
+        /// Use the closed-form score of a Gaussian mixture: `8gaussians` or a .json file
+        /// `{"weights": […], "means": [[x, y]…], "stds": [[sx, sy]…]}`.
         #[arg(long, value_name = "DATASET")]
         exact: Option<String>,
         /// Use a model file's network (its SDE and end time come from the file).
@@ -60,6 +61,42 @@ enum Command {
         #[arg(short, default_value_t = 5000)]
         n: usize,
         /// Seed (particle i uses stream i of this seed).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Threads (0: all cores); the output does not depend on it.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Output CSV.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Langevin MCMC on a time-independent target (its score −∇U is exact).
+    Langevin {
+        /// The target: `doublewell` (barrier 2), `8gaussians`, or a mixture .json.
+        #[arg(long)]
+        target: String,
+        /// The dynamics.
+        #[arg(long, value_enum, default_value = "ula")]
+        method: langevin::Method,
+        /// Step size ε (ULA) or dt (underdamped).
+        #[arg(long, default_value_t = 1e-3)]
+        step: f32,
+        /// Steps per chain.
+        #[arg(long, default_value_t = 5000)]
+        steps: u32,
+        /// Mass (underdamped).
+        #[arg(long, default_value_t = 1.0)]
+        mass: f32,
+        /// Friction γ (underdamped).
+        #[arg(long, default_value_t = 1.0)]
+        friction: f32,
+        /// Temperature kT (underdamped; 1 samples the target).
+        #[arg(long, default_value_t = 1.0)]
+        kt: f32,
+        /// Chains (one sample each).
+        #[arg(short, default_value_t = 5000)]
+        n: usize,
+        /// Seed (chain i uses stream i).
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Threads (0: all cores); the output does not depend on it.
@@ -394,10 +431,7 @@ fn plot_command(
         )
     } else {
         let name = exact.context("give --model or --exact")?;
-        let mixture = datasets::Dataset::from_name(&name)?
-            .mixture()
-            .with_context(|| format!("`{name}` has no closed-form score"))?;
-        let exact = ExactMixture(mixture);
+        let exact = ExactMixture(langevin::mixture(&name)?);
         let samples = match given {
             Some(s) => s,
             None => tinyscore_host::datasets::Points::from_rows(&sample_2d(&options, &exact)?),
@@ -471,19 +505,47 @@ fn run(cli: Cli) -> Result<()> {
                 t_end: 1e-3,
             };
             let samples = match (exact, model) {
-                (Some(exact), _) => {
-                    let dataset = Dataset::from_name(&exact)?;
-                    let mixture = dataset.mixture().with_context(|| {
-                        format!("`{exact}` has no closed-form score (not a Gaussian mixture)")
-                    })?;
-                    sample_2d(&options, &ExactMixture(mixture))?
-                }
+                (Some(exact), _) => sample_2d(&options, &ExactMixture(langevin::mixture(&exact)?))?,
                 (None, Some(path)) => {
                     let (network, model_sde) = NetworkScore::load(&path)?;
                     options.t_end = tinyscore::Model::parse(&network.0)?.header().t_end;
                     network.sample(model_sde, &options, !normalized)?
                 }
                 (None, None) => anyhow::bail!("give --exact DATASET or --model MODEL.tsm"),
+            };
+            write_csv(&out, &samples)?;
+            eprintln!("wrote {} samples to {}", samples.len(), out.display());
+        }
+        Command::Langevin {
+            target,
+            method,
+            step,
+            steps,
+            mass,
+            friction,
+            kt,
+            n,
+            seed,
+            threads,
+            out,
+        } => {
+            langevin::check_target(&target)?;
+            let options = langevin::LangevinOptions {
+                method,
+                step,
+                steps,
+                mass,
+                friction,
+                kt,
+                n,
+                seed,
+                threads,
+            };
+            let samples = if target == "doublewell" {
+                langevin::run(&tinyscore::DoubleWell::new(2.0)?, &options)?
+            } else {
+                let components = langevin::mixture(&target)?;
+                langevin::run(&tinyscore::GaussianMixture::new(&components)?, &options)?
             };
             write_csv(&out, &samples)?;
             eprintln!("wrote {} samples to {}", samples.len(), out.display());

@@ -320,3 +320,75 @@ fn ctrl_c_keeps_a_checkpoint_from_which_training_resumes_to_the_same_model() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("other settings"));
 }
+
+#[test]
+fn langevin_samples_the_double_well_and_mixtures_come_from_json() {
+    let dir = scratch("langevin");
+    let out = dir.join("d.csv");
+    let o = tinyscore(&[
+        "langevin",
+        "--target",
+        "doublewell",
+        "--method",
+        "underdamped",
+        "--step",
+        "0.05",
+        "--steps",
+        "4000",
+        "-n",
+        "4000",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<[f64; 2]> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (a, b) = l.split_once(',').unwrap();
+            [a.parse().unwrap(), b.parse().unwrap()]
+        })
+        .collect();
+    let n = rows.len() as f64;
+    // U = 2(x₀² − 1)² + x₁²/2: the modes are symmetric (fraction ½, SE √(¼/n) = 0.008) and x₁
+    // is N(0, 1) (variance SE √(2/n) = 0.022); BAOAB's bias at dt = 0.05 is O(dt²) ≈ 0.003.
+    let right = rows.iter().filter(|r| r[0] > 0.0).count() as f64 / n;
+    let var = rows.iter().map(|r| r[1] * r[1]).sum::<f64>() / n;
+    assert!((right - 0.5).abs() < 5.0 * 0.0079, "mass right {right}");
+    assert!((var - 1.0).abs() < 5.0 * 0.0224, "var {var}");
+
+    let json = dir.join("mix.json");
+    std::fs::write(
+        &json,
+        r#"{"weights": [1, 1], "means": [[-1, 0], [1, 0]], "stds": [[0.1, 0.1], [0.1, 0.1]]}"#,
+    )
+    .unwrap();
+    let o = tinyscore(&[
+        "sample",
+        "--exact",
+        path_str(&json),
+        "-n",
+        "200",
+        "--steps",
+        "200",
+        "--out",
+        path_str(&dir.join("m.csv")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        &json,
+        r#"{"weights": [1], "means": [[0, 0]], "stds": [[-1, 1]]}"#,
+    )
+    .unwrap();
+    let o = tinyscore(&[
+        "sample",
+        "--exact",
+        path_str(&json),
+        "--out",
+        path_str(&dir.join("x.csv")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("component 0"));
+    assert!(!dir.join("x.csv").exists());
+}
