@@ -131,3 +131,27 @@ fn micromath_routes_meet_the_stated_bounds() {
         "micromath ln improved ({worst_ln}): reconsider routing ln"
     );
 }
+
+#[test]
+fn bounded_sin_cos_is_sin_cos_inside_its_domain_and_finite_outside() {
+    for i in 0..=1_000_000 {
+        let x = -8192.0 + 16384.0 * (i as f32 / 1_000_000.0);
+        let (a, b) = (
+            tinyscore::math::sin_cos_bounded(x),
+            tinyscore::math::sin_cos(x),
+        );
+        assert_eq!(
+            (a.0.to_bits(), a.1.to_bits()),
+            (b.0.to_bits(), b.1.to_bits()),
+            "{x}"
+        );
+    }
+    for x in [8192.5f32, -1e9, f32::INFINITY, f32::NEG_INFINITY] {
+        let (s, c) = tinyscore::math::sin_cos_bounded(x);
+        assert!(
+            s.is_finite() && c.is_finite() && (s * s + c * c - 1.0).abs() < 1e-5,
+            "{x}"
+        );
+    }
+    assert!(tinyscore::math::sin_cos_bounded(f32::NAN).0.is_nan());
+}

@@ -1,16 +1,17 @@
 //! tinyscore on a Cortex-M: samples the model baked in at build time and reports each sample's
-//! bits over semihosting, then exits QEMU with the run's status.
+//! bits as defmt frames over semihosting, then exits QEMU with the run's status.
 //!
-//! Each sample is one line `sample <i> <x₀ bits> <x₁ bits>` (f32 bits in hex, in the model's
+//! Each sample is one message `sample <i> <x₀ bits> <x₁ bits>` (f32 bits in hex, in the model's
 //! normalised coordinates), so the host can compare them bit for bit with
-//! `tinyscore sample --normalized`. A model file that does not parse is reported with its
-//! error and the firmware exits with a failure status.
+//! `tinyscore sample --normalized`; the host decodes the frames with the ELF's defmt table. A
+//! model file that does not parse is reported with its error and the firmware exits with a
+//! failure status; so does a panic.
 #![no_std]
 #![no_main]
 
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
-use panic_semihosting as _;
+use cortex_m_semihosting::debug;
+use defmt_semihosting as _;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     NeuralScore, NullObserver, OdeHeun, PredictorCorrector, ReverseDiffusion, SampleError, Sampler,
@@ -40,6 +41,7 @@ fn main() -> ! {
         Ok(()) => debug::EXIT_SUCCESS,
         Err(()) => debug::EXIT_FAILURE,
     };
+    defmt::println!("stack {=usize}", stack_high_water());
     debug::exit(status);
     // Only reached on a board without a debugger attached: halt there.
     loop {
@@ -48,14 +50,14 @@ fn main() -> ! {
 }
 
 fn run() -> Result<(), ()> {
-    let model = Model::parse(MODEL).map_err(|e| hprintln!("error: model file: {}", e))?;
-    let score = NeuralScore::<2>::new(model).map_err(|e| hprintln!("error: model: {}", e))?;
+    let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
+    let score = NeuralScore::<2>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
     let sde = score.sde();
     let t_end = model.header().t_end;
     let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config::STEPS)
-        .map_err(|e| hprintln!("error: time grid: {}", e))?;
-    hprintln!(
-        "tinyscore: {} particles, {} steps",
+        .map_err(|e| defmt::println!("error: time grid: {}", e))?;
+    defmt::println!(
+        "tinyscore: {=u32} particles, {=u32} steps",
         config::PARTICLES,
         config::STEPS
     );
@@ -76,10 +78,59 @@ fn run() -> Result<(), ()> {
         Kind::Ald => {
             let sigma_last = sde.sigma(t_end);
             let solver = AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)
-                .map_err(|e| hprintln!("error: sampler: {}", e))?;
+                .map_err(|e| defmt::println!("error: sampler: {}", e))?;
             sample_all(&Sampler::new(solver, grid), &sde, &score)
         }
     }
+}
+
+/// A panic is reported as a defmt frame and ends the run with a failure status.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    match info.location() {
+        Some(l) => defmt::println!("error: panic at {=str}:{=u32}", l.file(), l.line()),
+        None => defmt::println!("error: panic"),
+    }
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// A fault (bad memory access, undefined instruction) is reported and ends the run.
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::println!("error: hard fault at pc {=u32:08x}", frame.pc());
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Bytes of stack ever used: cortex-m-rt's `paint-stack` fills the stack with
+/// `STACK_PAINT_VALUE` before `main`; the lowest word no longer holding it marks the deepest
+/// the stack has reached.
+fn stack_high_water() -> usize {
+    extern "C" {
+        static _stack_start: u32;
+        static _stack_end: u32;
+    }
+    // The linker script defines both symbols as the stack's bounds; only their addresses
+    // are taken.
+    let (top, bottom) = (
+        core::ptr::addr_of!(_stack_start) as usize,
+        core::ptr::addr_of!(_stack_end) as usize,
+    );
+    let mut address = bottom;
+    while address < top {
+        // SAFETY: `address` is word-aligned and inside the stack region.
+        let word = unsafe { core::ptr::read_volatile(address as *const u32) };
+        if word != cortex_m_rt::STACK_PAINT_VALUE {
+            break;
+        }
+        address += 4;
+    }
+    top - address
 }
 
 fn sample_all<P, D, S>(sampler: &Sampler<P>, sde: &D, score: &S) -> Result<(), ()>
@@ -92,8 +143,13 @@ where
         let mut noise = particle_noise(config::SEED, i as u64);
         let x: Result<[f32; 2], SampleError> =
             sampler.sample(sde, score, &mut noise, &mut NullObserver);
-        let x = x.map_err(|e| hprintln!("error: particle {}: {}", i, e))?;
-        hprintln!("sample {} {:08x} {:08x}", i, x[0].to_bits(), x[1].to_bits());
+        let x = x.map_err(|e| defmt::println!("error: particle {=u32}: {}", i, e))?;
+        defmt::println!(
+            "sample {=u32} {=u32:08x} {=u32:08x}",
+            i,
+            x[0].to_bits(),
+            x[1].to_bits()
+        );
     }
     Ok(())
 }

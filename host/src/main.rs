@@ -267,6 +267,21 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FirmwareCommand {
+    /// Flash, static RAM and the measured stack of the firmware for a model.
+    Size {
+        /// The board.
+        #[arg(long, value_enum)]
+        board: firmware::Board,
+        /// The model file baked into the firmware.
+        #[arg(long, value_name = "MODEL.tsm")]
+        model: PathBuf,
+        /// The sampler the build runs (its stack use is measured on a run).
+        #[arg(long, value_enum, default_value = "em")]
+        sampler: SamplerKind,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sample on the board in QEMU and write the samples as CSV.
     Run {
         /// The board.
@@ -638,6 +653,31 @@ fn run(cli: Cli) -> Result<()> {
             let files = plot_command(model, exact, data, samples, seed, &out)?;
             for f in files {
                 eprintln!("wrote {}", f.display());
+            }
+        }
+        Command::Firmware(FirmwareCommand::Size {
+            board,
+            model,
+            sampler,
+            json,
+        }) => {
+            let size = firmware::size(
+                board,
+                &firmware::FirmwareRun {
+                    model,
+                    sampler,
+                    steps: 10,
+                    particles: 1,
+                    seed: 0,
+                },
+            )?;
+            if json {
+                outln!("{}", serde_json::to_string(&size)?);
+            } else {
+                outln!("flash: {} bytes", size.flash);
+                outln!("ram: {} bytes", size.ram);
+                outln!("stack: {} bytes (measured)", size.stack);
+                outln!("ram + stack: {} bytes", size.ram + size.stack);
             }
         }
         Command::Firmware(FirmwareCommand::Run {

@@ -118,7 +118,7 @@ fn a_corrupted_model_makes_the_firmware_report_and_fail() {
             .expect_err("a corrupted model must not run")
             .to_string();
         assert!(
-            error.contains("error: model file: checksum mismatch"),
+            error.contains("error: model file: ChecksumMismatch"),
             "{board:?}: the parse error is not reported: {error}"
         );
     }

@@ -145,5 +145,5 @@ pub const SILU_MAX_SLOPE: f32 = 1.0998;
 /// `(sin, cos)` of `2π·t·w`, with the angle computed in PyTorch's order.
 #[inline]
 pub(crate) fn time_feature(t: f32, w: f32) -> (f32, f32) {
-    math::sin_cos(t * w * 2.0 * core::f32::consts::PI)
+    math::sin_cos_bounded(t * w * 2.0 * core::f32::consts::PI)
 }
