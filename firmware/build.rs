@@ -1,6 +1,7 @@
 //! Puts `memory.x` on the linker path and bakes the model and the sampling configuration in:
 //! `TINYSCORE_MODEL` (a `.tsm`, default `models/default.tsm`), `TINYSCORE_SAMPLER`
-//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`.
+//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`,
+//! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`).
 
 use std::env;
 use std::fs;
@@ -40,8 +41,14 @@ fn main() {
         v.parse()
             .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
     };
+    let count = match setting("TINYSCORE_MODE", "sample").as_str() {
+        "sample" => false,
+        "count" => true,
+        other => panic!("TINYSCORE_MODE={other}: expected sample or count"),
+    };
     let config = format!(
-        "/// The sampler.\npub const SAMPLER: Kind = {sampler};\n\
+        "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
+         /// The sampler.\npub const SAMPLER: Kind = {sampler};\n\
          /// Steps of the uniform time grid.\npub const STEPS: u32 = {};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n",

@@ -9,6 +9,7 @@
 #![no_std]
 #![no_main]
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
@@ -37,6 +38,7 @@ static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm"));
 
 #[entry]
 fn main() -> ! {
+    start_ticks();
     let status = match run() {
         Ok(()) => debug::EXIT_SUCCESS,
         Err(()) => debug::EXIT_FAILURE,
@@ -61,7 +63,11 @@ fn run() -> Result<(), ()> {
         config::PARTICLES,
         config::STEPS
     );
-    match config::SAMPLER {
+    if config::COUNT {
+        count_score_and_noise(&score);
+    }
+    let start = ticks();
+    let sampled = match config::SAMPLER {
         Kind::Em => sample_all(&Sampler::new(EulerMaruyama, grid), &sde, &score),
         Kind::Pc => sample_all(
             &Sampler::new(
@@ -81,7 +87,62 @@ fn run() -> Result<(), ()> {
                 .map_err(|e| defmt::println!("error: sampler: {}", e))?;
             sample_all(&Sampler::new(solver, grid), &sde, &score)
         }
+    };
+    if config::COUNT {
+        defmt::println!("count sample_ticks {=u64}", ticks() - start);
     }
+    sampled
+}
+
+/// SysTick wraps since start-up (the counter is 24 bits).
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[cortex_m_rt::exception]
+fn SysTick() {
+    WRAPS.store(WRAPS.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Starts SysTick on the core clock, free-running, counting wraps.
+fn start_ticks() {
+    if let Some(mut peripherals) = cortex_m::Peripherals::take() {
+        let systick = &mut peripherals.SYST;
+        systick.set_clock_source(cortex_m::peripheral::syst::SystClkSource::Core);
+        systick.set_reload(0x00FF_FFFF);
+        systick.clear_current();
+        systick.enable_interrupt();
+        systick.enable_counter();
+    }
+}
+
+/// SysTick ticks since [`start_ticks`]. Under QEMU's `-icount shift=0` a tick is a fixed
+/// number of instructions (40 on mps2-an386), so differences count instructions.
+fn ticks() -> u64 {
+    loop {
+        let wraps = WRAPS.load(Ordering::Relaxed);
+        let current = cortex_m::peripheral::SYST::get_current();
+        if WRAPS.load(Ordering::Relaxed) == wraps {
+            return ((wraps as u64) << 24) | (0x00FF_FFFF - current) as u64;
+        }
+    }
+}
+
+/// Ticks of 64 score evaluations and of 4096 standard normals.
+fn count_score_and_noise<S: Score<2>>(score: &S) {
+    let start = ticks();
+    let mut sink = 0.0f32;
+    for k in 0..64 {
+        let x = [0.05 * k as f32 - 1.6, 0.8 - 0.025 * k as f32];
+        let s = core::hint::black_box(score).score(&core::hint::black_box(x), 0.5);
+        sink += s[0] + s[1];
+    }
+    defmt::println!("count score_ticks_x64 {=u64}", ticks() - start);
+    let mut noise = particle_noise(config::SEED, u64::MAX);
+    let start = ticks();
+    for _ in 0..4096 {
+        sink += noise.sample();
+    }
+    defmt::println!("count gaussian_ticks_x4096 {=u64}", ticks() - start);
+    core::hint::black_box(sink);
 }
 
 /// A panic is reported as a defmt frame and ends the run with a failure status.

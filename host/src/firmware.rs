@@ -123,8 +123,34 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Vec<[f32; 2]>> {
     Ok(samples)
 }
 
+/// What a firmware build does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Sample and report the bits.
+    Sample,
+    /// Count instructions (QEMU `-icount shift=0`, SysTick as the counter).
+    Count,
+}
+
+impl Board {
+    /// QEMU's arguments for the board (before `-kernel ELF`).
+    fn qemu_args(self) -> &'static [&'static str] {
+        match self {
+            Board::QemuM4 => &["-machine", "mps2-an386", "-cpu", "cortex-m4"],
+            Board::QemuM0 => &["-machine", "microbit"],
+        }
+    }
+}
+
+/// Seconds QEMU may run before the run counts as hung.
+const QEMU_TIMEOUT_S: u32 = 120;
+
 /// Builds the firmware for `run` and `board`, runs it in QEMU and returns what it printed.
 fn build_and_run(board: Board, run: &FirmwareRun) -> Result<String> {
+    build_and_run_mode(board, run, Mode::Sample)
+}
+
+fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode) -> Result<String> {
     let sampler = match run.sampler {
         SamplerKind::Em | SamplerKind::Pc | SamplerKind::OdeHeun | SamplerKind::Ald => {
             run.sampler.name()
@@ -136,34 +162,63 @@ fn build_and_run(board: Board, run: &FirmwareRun) -> Result<String> {
     };
     let model = std::fs::canonicalize(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
-    let output = Command::new("cargo")
+    let build = Command::new("cargo")
         .current_dir(firmware_dir())
-        .args(["run", "--release", "-q", "--target", board.target()])
+        .args(["build", "--release", "-q", "--target", board.target()])
         .env("TINYSCORE_MODEL", &model)
         .env("TINYSCORE_SAMPLER", &sampler)
         .env("TINYSCORE_STEPS", run.steps.to_string())
         .env("TINYSCORE_PARTICLES", run.particles.to_string())
         .env("TINYSCORE_SEED", run.seed.to_string())
+        .env(
+            "TINYSCORE_MODE",
+            if mode == Mode::Count {
+                "count"
+            } else {
+                "sample"
+            },
+        )
         // The host's own flags (coverage, target-cpu) must not reach the chip's build.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .output()
         .context("cannot run cargo to build the firmware")?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !build.status.success() {
+        bail!(
+            "the firmware does not build for {board:?}:\n{}",
+            String::from_utf8_lossy(&build.stderr).trim_end()
+        );
+    }
     let elf_path = elf_path(board);
-    let stdout = match std::fs::read(&elf_path) {
-        Ok(elf) => decode_defmt(&elf, &output.stdout)?,
-        Err(_) if !output.status.success() => String::new(), // the build failed: see stderr
-        Err(e) => return Err(e).context(format!("cannot read {}", elf_path.display())),
-    };
+    let mut qemu = Command::new("timeout");
+    qemu.arg(QEMU_TIMEOUT_S.to_string())
+        .arg("qemu-system-arm")
+        .args(board.qemu_args())
+        .args([
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+        ]);
+    if mode == Mode::Count {
+        qemu.args(["-icount", "shift=0"]);
+    }
+    let output = qemu
+        .arg("-kernel")
+        .arg(&elf_path)
+        .output()
+        .context("cannot run qemu-system-arm (install it: apt-get install qemu-system-arm)")?;
+    let elf =
+        std::fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
+    let stdout = decode_defmt(&elf, &output.stdout)?;
     if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
         let reported = stdout
             .lines()
             .chain(stderr.lines())
             .find(|l| l.starts_with("error"))
             .unwrap_or("no error line");
         let why = match output.status.code() {
-            Some(124) => "QEMU timed out after 120 s".to_string(),
+            Some(124) => format!("QEMU timed out after {QEMU_TIMEOUT_S} s"),
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_string(),
         };
@@ -173,6 +228,53 @@ fn build_and_run(board: Board, run: &FirmwareRun) -> Result<String> {
         );
     }
     Ok(stdout)
+}
+
+/// Instructions the Cortex-M4F spends (QEMU counts instructions, not cycles).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Counts {
+    /// Per score-network evaluation.
+    pub per_score: f64,
+    /// Multiply–accumulates per evaluation (Σ inputs·outputs over the layers).
+    pub macs_per_score: u64,
+    /// Per standard normal.
+    pub per_gaussian: f64,
+    /// One whole sample (the configured sampler and steps).
+    pub per_sample: f64,
+}
+
+/// Instructions per tick of SysTick on `mps2-an386` under `-icount shift=0` (one instruction
+/// per virtual nanosecond, SysTick at the 25 MHz core clock).
+const INSTRUCTIONS_PER_TICK: f64 = 40.0;
+
+/// Counts instructions on the Cortex-M4F for the model in `run`.
+pub fn count(run: &FirmwareRun) -> Result<Counts> {
+    let output = build_and_run_mode(Board::QemuM4, run, Mode::Count)?;
+    let field = |key: &str| -> Result<f64> {
+        output
+            .lines()
+            .filter_map(|l| l.strip_prefix("count "))
+            .find_map(|rest| {
+                let (name, value) = rest.split_once(' ')?;
+                (name == key).then(|| value.trim().parse::<f64>().ok())?
+            })
+            .with_context(|| format!("the firmware reported no `count {key}`:\n{output}"))
+    };
+    let bytes = std::fs::read(&run.model)?;
+    let model = tinyscore::Model::parse(&bytes)?;
+    let dims = model.header().dims;
+    let macs = (0..=dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i);
+            (inputs * outputs) as u64
+        })
+        .sum();
+    Ok(Counts {
+        per_score: field("score_ticks_x64")? * INSTRUCTIONS_PER_TICK / 64.0,
+        macs_per_score: macs,
+        per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
+        per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK,
+    })
 }
 
 /// The firmware ELF of the last build for `board`.

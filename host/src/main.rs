@@ -267,6 +267,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FirmwareCommand {
+    /// Instructions per score evaluation, per Gaussian and per sample on the Cortex-M4F
+    /// (QEMU `-icount`: instructions, not cycles).
+    Count {
+        /// The model file baked into the firmware.
+        #[arg(long, value_name = "MODEL.tsm")]
+        model: PathBuf,
+        /// The sampler of the whole-sample figure.
+        #[arg(long, value_enum, default_value = "em")]
+        sampler: SamplerKind,
+        /// Steps of the whole-sample figure.
+        #[arg(long, default_value_t = 100)]
+        steps: u32,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Flash, static RAM and the measured stack of the firmware for a model.
     Size {
         /// The board.
@@ -653,6 +669,38 @@ fn run(cli: Cli) -> Result<()> {
             let files = plot_command(model, exact, data, samples, seed, &out)?;
             for f in files {
                 eprintln!("wrote {}", f.display());
+            }
+        }
+        Command::Firmware(FirmwareCommand::Count {
+            model,
+            sampler,
+            steps,
+            json,
+        }) => {
+            let counts = firmware::count(&firmware::FirmwareRun {
+                model,
+                sampler,
+                steps,
+                particles: 1,
+                seed: 0,
+            })?;
+            if json {
+                outln!("{}", serde_json::to_string(&counts)?);
+            } else {
+                outln!(
+                    "score evaluation: {:.0} instructions ({} MACs: {:.2} instructions/MAC)",
+                    counts.per_score,
+                    counts.macs_per_score,
+                    counts.per_score / counts.macs_per_score as f64
+                );
+                outln!("Gaussian: {:.1} instructions", counts.per_gaussian);
+                outln!(
+                    "one sample ({} {steps} steps): {:.0} instructions = {:.1} ms at 64 MHz if one \
+                     instruction took one cycle",
+                    sampler.name(),
+                    counts.per_sample,
+                    counts.per_sample / 64e3
+                );
             }
         }
         Command::Firmware(FirmwareCommand::Size {
