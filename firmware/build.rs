@@ -30,10 +30,10 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot read the model {}: {e}", model.display()));
 
     let sampler = match setting("TINYSCORE_SAMPLER", "em").as_str() {
-        "em" => "Kind::Em",
-        "pc" => "Kind::Pc",
-        "ode-heun" => "Kind::OdeHeun",
-        "ald" => "Kind::Ald",
+        "em" => "SamplerKind::Em",
+        "pc" => "SamplerKind::Pc",
+        "ode-heun" => "SamplerKind::OdeHeun",
+        "ald" => "SamplerKind::Ald",
         other => panic!("TINYSCORE_SAMPLER={other}: expected em, pc, ode-heun or ald"),
     };
     let number = |name: &str, default: &str| -> u64 {
@@ -48,7 +48,7 @@ fn main() {
     };
     let config = format!(
         "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
-         /// The sampler.\npub const SAMPLER: Kind = {sampler};\n\
+         /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
          /// Steps of the uniform time grid.\npub const STEPS: u32 = {};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n",

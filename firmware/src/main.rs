@@ -13,33 +13,37 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyscore::{
-    particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
-    NeuralScore, NullObserver, OdeHeun, PredictorCorrector, ReverseDiffusion, SampleError, Sampler,
-    Schedule, Score, Solver, TimeGrid,
-};
-
-/// The samplers this build can run.
-#[allow(dead_code)]
-enum Kind {
-    Em,
-    Pc,
-    OdeHeun,
-    Ald,
-}
+use tinyscore::{particle_noise, Model, NeuralScore, Score};
+use tinyscore_firmware::{run, Config, DefmtSink};
 
 mod config {
-    use super::Kind;
+    use tinyscore_firmware::SamplerKind;
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
 
 /// The model file's bytes, in flash.
 static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm"));
 
+/// QEMU's boards have no LED to blink.
+struct NoLed;
+
+impl embedded_hal::digital::ErrorType for NoLed {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_hal::digital::OutputPin for NoLed {
+    fn set_low(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+    fn set_high(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 #[entry]
 fn main() -> ! {
     start_ticks();
-    let status = match run() {
+    let status = match run_qemu() {
         Ok(()) => debug::EXIT_SUCCESS,
         Err(()) => debug::EXIT_FAILURE,
     };
@@ -51,47 +55,33 @@ fn main() -> ! {
     }
 }
 
-fn run() -> Result<(), ()> {
-    let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
-    let score = NeuralScore::<2>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
-    let sde = score.sde();
-    let t_end = model.header().t_end;
-    let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config::STEPS)
-        .map_err(|e| defmt::println!("error: time grid: {}", e))?;
+fn run_qemu() -> Result<(), ()> {
+    let config = Config {
+        sampler: config::SAMPLER,
+        steps: config::STEPS,
+        particles: config::PARTICLES,
+        seed: config::SEED,
+    };
     defmt::println!(
         "tinyscore: {=u32} particles, {=u32} steps",
-        config::PARTICLES,
-        config::STEPS
+        config.particles,
+        config.steps
     );
     if config::COUNT {
+        let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
+        let score =
+            NeuralScore::<2>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
         count_score_and_noise(&score);
     }
     let start = ticks();
-    let sampled = match config::SAMPLER {
-        Kind::Em => sample_all(&Sampler::new(EulerMaruyama, grid), &sde, &score),
-        Kind::Pc => sample_all(
-            &Sampler::new(
-                PredictorCorrector {
-                    predictor: ReverseDiffusion,
-                    corrector: LangevinCorrector::default(),
-                },
-                grid,
-            ),
-            &sde,
-            &score,
-        ),
-        Kind::OdeHeun => sample_all(&Sampler::new(OdeHeun, grid), &sde, &score),
-        Kind::Ald => {
-            let sigma_last = sde.sigma(t_end);
-            let solver = AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)
-                .map_err(|e| defmt::println!("error: sampler: {}", e))?;
-            sample_all(&Sampler::new(solver, grid), &sde, &score)
-        }
-    };
+    let result = run(MODEL, &config, &mut NoLed, &mut DefmtSink);
     if config::COUNT {
         defmt::println!("count sample_ticks {=u64}", ticks() - start);
     }
-    sampled
+    result.map_err(|e| match e {
+        tinyscore_firmware::AppError::Model(e) => defmt::println!("error: model file: {}", e),
+        other => defmt::println!("error: {}", other),
+    })
 }
 
 /// SysTick wraps since start-up (the counter is 24 bits).
@@ -192,25 +182,4 @@ fn stack_high_water() -> usize {
         address += 4;
     }
     top - address
-}
-
-fn sample_all<P, D, S>(sampler: &Sampler<P>, sde: &D, score: &S) -> Result<(), ()>
-where
-    P: Solver<D, 2>,
-    D: LinearSde,
-    S: Score<2>,
-{
-    for i in 0..config::PARTICLES {
-        let mut noise = particle_noise(config::SEED, i as u64);
-        let x: Result<[f32; 2], SampleError> =
-            sampler.sample(sde, score, &mut noise, &mut NullObserver);
-        let x = x.map_err(|e| defmt::println!("error: particle {=u32}: {}", i, e))?;
-        defmt::println!(
-            "sample {=u32} {=u32:08x} {=u32:08x}",
-            i,
-            x[0].to_bits(),
-            x[1].to_bits()
-        );
-    }
-    Ok(())
 }

@@ -1,0 +1,169 @@
+//! The tinyscore application for any Cortex-M board: parse the model from flash, sample it,
+//! blink a status LED per sample, and send each sample to a sink.
+//!
+//! It is generic over embedded-hal 1.0's [`OutputPin`] (the LED) and over a [`SampleSink`]:
+//! [`DefmtSink`] sends defmt frames (RTT on a board, semihosting in QEMU), [`BinarySink`]
+//! writes little-endian records to any `embedded_io::Write`, such as a UART. Board binaries
+//! (`src/main.rs` for QEMU) only provide the pins, the sink and the configuration.
+#![no_std]
+
+use embedded_hal::digital::OutputPin;
+use tinyscore::{
+    particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
+    ModelError, NeuralScore, NullObserver, OdeHeun, ParamError, PredictorCorrector,
+    ReverseDiffusion, SampleError, Sampler, Schedule, Score, Solver, TimeGrid,
+};
+
+/// The samplers the firmware runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum SamplerKind {
+    /// Euler–Maruyama on the reverse SDE.
+    Em,
+    /// Reverse-diffusion predictor with a Langevin corrector.
+    Pc,
+    /// Probability-flow ODE, Heun.
+    OdeHeun,
+    /// Annealed Langevin dynamics.
+    Ald,
+}
+
+/// What to sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub struct Config {
+    /// The sampler.
+    pub sampler: SamplerKind,
+    /// Steps of the uniform time grid.
+    pub steps: u32,
+    /// Particles.
+    pub particles: u32,
+    /// Seed: particle i uses stream i (as on the host).
+    pub seed: u64,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, defmt::Format)]
+pub enum AppError {
+    /// The model file was refused.
+    Model(ModelError),
+    /// A sampler or grid parameter was refused.
+    Parameter(ParamError),
+    /// A particle diverged.
+    Particle {
+        /// Which.
+        index: u32,
+        /// At which step and why.
+        error: SampleError,
+    },
+    /// The sink could not take a sample.
+    Sink,
+}
+
+/// Where samples go.
+pub trait SampleSink {
+    /// Takes sample `index` (in the model's normalised coordinates).
+    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError>;
+}
+
+/// Samples as defmt messages `sample <i> <x₀ bits> <x₁ bits>` (bits in hex).
+pub struct DefmtSink;
+
+impl SampleSink for DefmtSink {
+    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError> {
+        defmt::println!(
+            "sample {=u32} {=u32:08x} {=u32:08x}",
+            index,
+            x[0].to_bits(),
+            x[1].to_bits()
+        );
+        Ok(())
+    }
+}
+
+/// Samples as 12-byte records (index, x₀ bits, x₁ bits; little-endian u32s) on a byte stream.
+pub struct BinarySink<W: embedded_io::Write>(pub W);
+
+impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
+    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError> {
+        let mut record = [0u8; 12];
+        record[..4].copy_from_slice(&index.to_le_bytes());
+        record[4..8].copy_from_slice(&x[0].to_bits().to_le_bytes());
+        record[8..].copy_from_slice(&x[1].to_bits().to_le_bytes());
+        self.0.write_all(&record).map_err(|_| AppError::Sink)
+    }
+}
+
+/// Parses `model`, samples `config.particles` particles and sends each to `sink`, toggling
+/// `led` after each.
+pub fn run<L: OutputPin, K: SampleSink>(
+    model: &[u8],
+    config: &Config,
+    led: &mut L,
+    sink: &mut K,
+) -> Result<(), AppError> {
+    let model = Model::parse(model).map_err(AppError::Model)?;
+    let score = NeuralScore::<2>::new(model).map_err(AppError::Model)?;
+    let sde = score.sde();
+    let t_end = model.header().t_end;
+    let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config.steps)
+        .map_err(AppError::Parameter)?;
+    let mut out = Output {
+        led,
+        sink,
+        lit: false,
+    };
+    match config.sampler {
+        SamplerKind::Em => out.all(config, &Sampler::new(EulerMaruyama, grid), &sde, &score),
+        SamplerKind::Pc => {
+            let pc = PredictorCorrector {
+                predictor: ReverseDiffusion,
+                corrector: LangevinCorrector::default(),
+            };
+            out.all(config, &Sampler::new(pc, grid), &sde, &score)
+        }
+        SamplerKind::OdeHeun => out.all(config, &Sampler::new(OdeHeun, grid), &sde, &score),
+        SamplerKind::Ald => {
+            let sigma_last = sde.sigma(t_end);
+            let ald = AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)
+                .map_err(AppError::Parameter)?;
+            out.all(config, &Sampler::new(ald, grid), &sde, &score)
+        }
+    }
+}
+
+/// The LED and the sink of a run.
+struct Output<'a, L, K> {
+    led: &'a mut L,
+    sink: &'a mut K,
+    lit: bool,
+}
+
+impl<L: OutputPin, K: SampleSink> Output<'_, L, K> {
+    fn all<P, D, S>(
+        &mut self,
+        config: &Config,
+        sampler: &Sampler<P>,
+        sde: &D,
+        score: &S,
+    ) -> Result<(), AppError>
+    where
+        P: Solver<D, 2>,
+        D: LinearSde,
+        S: Score<2>,
+    {
+        for index in 0..config.particles {
+            let mut noise = particle_noise(config.seed, index as u64);
+            let x = sampler
+                .sample(sde, score, &mut noise, &mut NullObserver)
+                .map_err(|error| AppError::Particle { index, error })?;
+            self.sink.sample(index, x)?;
+            self.lit = !self.lit;
+            // A status LED that cannot switch is no reason to stop sampling.
+            let _ = if self.lit {
+                self.led.set_high()
+            } else {
+                self.led.set_low()
+            };
+        }
+        Ok(())
+    }
+}
