@@ -300,7 +300,10 @@ impl Int8Layer<'_> {
     }
     /// The scale of output channel `o`'s weights.
     pub fn weight_scale(&self, o: usize) -> f32 {
-        self.weight_scale.chunks_exact(4).nth(o).map_or(0.0, f32_at)
+        let start = o.saturating_mul(4);
+        self.weight_scale
+            .get(start..start.saturating_add(4))
+            .map_or(0.0, f32_at)
     }
     /// Channel `o`'s Q31 requantization multiplier and shift (hidden layers; `None` for the
     /// output layer, which is dequantized instead).
@@ -331,9 +334,9 @@ fn f32_at(bytes: &[u8]) -> f32 {
 /// Entry `i` of a little-endian i32 array (0 beyond its end).
 #[inline]
 fn i32_at(bytes: &[u8], i: usize) -> i32 {
+    let start = i.saturating_mul(4);
     bytes
-        .chunks_exact(4)
-        .nth(i)
+        .get(start..start.saturating_add(4))
         .map_or(0, |c| i32::from_le_bytes(c.try_into().unwrap_or_default()))
 }
 
@@ -850,21 +853,36 @@ fn dense<const L: usize>(
 }
 
 /// `Σ_j w_r[j]·input[j]` for `R` weight rows (little-endian f32 bytes, one per input) on `L`
-/// lanes, each sum in input order.
+/// lanes, each sum in input order. Like [`accumulate_int8`], zipped iterators and one
+/// accumulator per row keep the loop free of bounds checks.
 #[inline(always)]
 fn accumulate_f32<const L: usize, const R: usize>(
     rows: [&[u8]; R],
     input: &[[f32; L]],
 ) -> [[f32; L]; R] {
     let mut acc = [[0.0f32; L]; R];
-    let n = input
-        .len()
-        .min(rows.iter().map(|r| r.len() / 4).min().unwrap_or(0));
-    for (j, a) in input.iter().enumerate().take(n) {
-        for r in 0..R {
-            let w = f32_at(&rows[r][4 * j..4 * j + 4]);
+    if let ([r0, r1, r2, r3], [a0, a1, a2, a3]) = (rows.as_slice(), acc.as_mut_slice()) {
+        let weights = r0
+            .chunks_exact(4)
+            .zip(r1.chunks_exact(4))
+            .zip(r2.chunks_exact(4))
+            .zip(r3.chunks_exact(4));
+        for ((((w0, w1), w2), w3), x) in weights.zip(input) {
+            let (w0, w1, w2, w3) = (f32_at(w0), f32_at(w1), f32_at(w2), f32_at(w3));
             for p in 0..L {
-                acc[r][p] += w * a[p];
+                a0[p] += w0 * x[p];
+                a1[p] += w1 * x[p];
+                a2[p] += w2 * x[p];
+                a3[p] += w3 * x[p];
+            }
+        }
+        return acc;
+    }
+    for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+        for (w, x) in row.chunks_exact(4).zip(input) {
+            let w = f32_at(w);
+            for p in 0..L {
+                acc[p] += w * x[p];
             }
         }
     }
@@ -872,7 +890,9 @@ fn accumulate_f32<const L: usize, const R: usize>(
 }
 
 /// The accumulators `bias_r + Σ_j w_r[j]·input[j]` of `R` int8 weight rows on `L` lanes.
-/// Exact in i32: the parser bounds the bias so no sum overflows.
+/// Exact in i32: the parser bounds the bias so no sum overflows. The rows are walked by
+/// zipped iterators with one accumulator per row, so the loop carries no bounds checks and
+/// keeps its sums in registers even when optimised for size (as on a chip).
 #[inline(always)]
 fn accumulate_int8<const L: usize, const R: usize>(
     rows: [&[u8]; R],
@@ -880,14 +900,30 @@ fn accumulate_int8<const L: usize, const R: usize>(
     input: &[[i16; L]],
 ) -> [[i32; L]; R] {
     let mut acc = bias.map(|b| [b; L]);
-    let n = input
-        .len()
-        .min(rows.iter().map(|r| r.len()).min().unwrap_or(0));
-    for (j, a) in input.iter().enumerate().take(n) {
-        for r in 0..R {
-            let w = rows[r][j] as i8 as i32;
+    if let ([r0, r1, r2, r3], [a0, a1, a2, a3]) = (rows.as_slice(), acc.as_mut_slice()) {
+        let weights = r0.iter().zip(*r1).zip(*r2).zip(*r3);
+        for ((((w0, w1), w2), w3), x) in weights.zip(input) {
+            let (w0, w1, w2, w3) = (
+                *w0 as i8 as i32,
+                *w1 as i8 as i32,
+                *w2 as i8 as i32,
+                *w3 as i8 as i32,
+            );
             for p in 0..L {
-                acc[r][p] += w * a[p] as i32;
+                let x = x[p] as i32;
+                a0[p] += w0 * x;
+                a1[p] += w1 * x;
+                a2[p] += w2 * x;
+                a3[p] += w3 * x;
+            }
+        }
+        return acc;
+    }
+    for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+        for (w, x) in row.iter().zip(input) {
+            let w = *w as i8 as i32;
+            for p in 0..L {
+                acc[p] += w * x[p] as i32;
             }
         }
     }
