@@ -196,28 +196,10 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
 
 /// Draws the f32 model (`tinyscore plot`) into `out/plots`; returns the report's lines.
 fn plot_model(out: &Path, model: &Path, data: &Points, seed: u64) -> Result<String> {
-    let (network, sde) = NetworkScore::load(model)?;
-    let parsed = tinyscore::Model::parse(&network.0)?;
-    let score = tinyscore::NeuralScore::<2>::new(parsed)?;
+    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
     let samples = crate::io::read_csv(&out.join("moons-f32-em.csv"))?;
-    let to_model = |x: &[f32; 2]| {
-        std::array::from_fn(|d| {
-            let (mean, std) = parsed.normalization(d);
-            (x[d] - mean) / std
-        })
-    };
     let dir = out.join("plots");
-    let files = crate::plot::all(
-        &dir,
-        data,
-        &samples,
-        &sde,
-        &score,
-        parsed.header().t_end,
-        seed,
-        |x| parsed.denormalize(x),
-        to_model,
-    )?;
+    let files = crate::plot::all_for_model(&dir, data, &samples, &bytes, seed)?;
     eprintln!("  plots: {}", dir.display());
     Ok(files
         .iter()

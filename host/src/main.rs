@@ -442,24 +442,7 @@ fn plot_command(
                 tinyscore_host::datasets::Points::from_rows(&network.sample(sde, &options, true)?)
             }
         };
-        let score = tinyscore::NeuralScore::<2>::new(parsed)?;
-        let to_model = |x: &[f32; 2]| {
-            std::array::from_fn(|d| {
-                let (mean, std) = parsed.normalization(d);
-                (x[d] - mean) / std
-            })
-        };
-        plot::all(
-            out,
-            &data,
-            &samples,
-            &sde,
-            &score,
-            options.t_end,
-            seed,
-            |x| parsed.denormalize(x),
-            to_model,
-        )
+        plot::all_for_model(out, &data, &samples, &network.0, seed)
     } else {
         let name = exact.context("give --model or --exact")?;
         let exact = ExactMixture(langevin::mixture(&name)?);

@@ -290,3 +290,26 @@ where
     animation(&files[3], data, &frames)?;
     Ok(files)
 }
+
+/// [`all`] for a model file's network (its SDE, end time and normalisation from the file).
+pub fn all_for_model(
+    dir: &Path,
+    data: &Points,
+    samples: &Points,
+    model_bytes: &[u8],
+    seed: u64,
+) -> Result<Vec<std::path::PathBuf>> {
+    let model = tinyscore::Model::parse(model_bytes)?;
+    let score = tinyscore::NeuralScore::<2>::new(model)?;
+    all(
+        dir,
+        data,
+        samples,
+        &score.sde(),
+        &score,
+        model.header().t_end,
+        seed,
+        |x| model.denormalize(x),
+        |x| model.normalize(x),
+    )
+}

@@ -607,6 +607,15 @@ impl<'a> Model<'a> {
         })
     }
 
+    /// `x` in data units mapped to the model's normalised coordinates (the inverse of
+    /// [`Model::denormalize`]).
+    pub fn normalize<const N: usize>(&self, x: &[f32; N]) -> [f32; N] {
+        core::array::from_fn(|d| {
+            let (mean, std) = self.normalization(d);
+            (x[d] - mean) / std
+        })
+    }
+
     /// The network's noise prediction ε̂(x, t) for `x` and `out` of the model's dimension
     /// (other lengths are refused).
     pub fn predict_noise(&self, x: &[f32], t: f32, out: &mut [f32]) -> Result<(), ModelError> {
