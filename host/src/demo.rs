@@ -90,7 +90,7 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
 }
 
 /// Samples on the chip in the demo: enough to compare bits, few enough to take seconds.
-const FIRMWARE_PARTICLES: usize = 16;
+const FIRMWARE_PARTICLES: usize = 200;
 /// Euler–Maruyama steps on the chip.
 const FIRMWARE_STEPS: u32 = 100;
 
@@ -171,7 +171,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         "| *floor* | {:.4} | {:.5} | {:.6} | |",
         floor.sw2, floor.energy, floor.mmd2
     );
-    let firmware = firmware_line(&int8_path, seed)?;
+    let firmware = firmware_line(out, &int8_path, seed)?;
     let plots = plot_model(out, &float_path, &reference, seed)?;
     Ok(format!(
         "\n## Two moons: train, quantize, sample, run on the chip\n\n\
@@ -214,7 +214,7 @@ fn plot_model(out: &Path, model: &Path, data: &Points, seed: u64) -> Result<Stri
 
 /// Runs the int8 model on the Cortex-M4F in QEMU and compares its bits with the host's, or
 /// says why it could not run.
-fn firmware_line(model: &Path, seed: u64) -> Result<String> {
+fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
     use crate::firmware::{run, Board, FirmwareRun};
     let qemu = std::process::Command::new("qemu-system-arm")
         .arg("--version")
@@ -263,10 +263,21 @@ fn firmware_line(model: &Path, seed: u64) -> Result<String> {
         "the firmware's samples differ from the host's: see {}",
         model.display()
     );
+    // Host (left, blue) beside chip (right, red), in data units.
+    let parsed = tinyscore::Model::parse(&score.0)?;
+    let to_data =
+        |xs: &[[f32; 2]]| -> Vec<[f32; 2]> { xs.iter().map(|x| parsed.denormalize(x)).collect() };
+    let picture = "plots/host-vs-chip.png";
+    crate::plot::data_and_samples(
+        &out.join(picture),
+        &Points::from_rows(&to_data(&host)),
+        &Points::from_rows(&to_data(&chip)),
+    )?;
     Ok(format!(
         "The int8 model on the Cortex-M4F (QEMU `mps2-an386`, `tinyscore firmware run --board \
          qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \
-         **bit-identical to the host's** ({seconds:.1} s including the firmware build)."
+         **bit-identical to the host's** ({seconds:.1} s including the firmware build). Host \
+         (left) and chip (right):\n\n![host and chip]({picture})"
     ))
 }
 
