@@ -299,11 +299,12 @@ const SEARCH_VALUES: usize = 1 << 16;
 /// found to fit the calibration set's outliers rather than the data), except the low end of
 /// each pre-activation tensor: of [`LOW_TAILS`], the clipping with the least
 /// `E[(SiLU(v) − SiLU(Q(v)))²]` over its calibration values. Returns the int8 network and
-/// the tails clipped per tensor (input, then each hidden layer's pre- and post-activation).
+/// what calibration saw of each tensor (input, then each hidden layer's pre- and
+/// post-activation).
 pub fn quantize(
     network: &Network,
     inputs: &[(Vec<f32>, f32)],
-) -> Result<(QuantizedNetwork, Vec<(f64, f64)>)> {
+) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
     ensure!(!inputs.is_empty(), "no calibration inputs");
     let calibration = Calibration::new(network, inputs);
     let silu = |v: f32| v / (1.0 + (-v).exp());
@@ -332,7 +333,32 @@ pub fn quantize(
         })
         .collect();
     let quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
-    Ok((quantized, tails))
+    let tensors = tensor_reports(&quantized, &calibration, &tails);
+    Ok((quantized, tensors))
+}
+
+/// Each activation tensor's observed range, clipping and quantization.
+fn tensor_reports(
+    quantized: &QuantizedNetwork,
+    calibration: &Calibration,
+    tails: &[(f64, f64)],
+) -> Vec<TensorReport> {
+    let report = |name: String, k: usize, quant: QuantParams| TensorReport {
+        name,
+        observed: calibration.range(k, (0.0, 0.0)),
+        clipped: tails.get(k).copied().unwrap_or_default(),
+        quant,
+    };
+    let mut tensors = vec![report("input".into(), 0, quantized.input)];
+    let activations = quantized
+        .layers
+        .iter()
+        .filter_map(|l| l.activation.as_ref());
+    for (i, a) in activations.enumerate() {
+        tensors.push(report(format!("layer {} pre", i + 1), 1 + 2 * i, a.pre));
+        tensors.push(report(format!("layer {} silu", i + 1), 2 + 2 * i, a.post));
+    }
+    tensors
 }
 
 /// `(relative RMS, max abs)` error of the second model's ε̂ against the first's on `inputs`,
@@ -443,34 +469,13 @@ fn quantize_to_ranges(network: &Network, ranges: &[Range]) -> Result<QuantizedNe
 pub fn report(
     float: &[u8],
     quantized: &QuantizedNetwork,
-    tails: &[(f64, f64)],
-    calibration: &[(Vec<f32>, f32)],
+    tensors: Vec<TensorReport>,
+    calibration_points: usize,
     eval: &[(Vec<f32>, f32)],
 ) -> Result<QuantizationReport> {
     let (relative_rms_error, max_abs_error) = noise_error(float, &quantized.to_bytes()?, eval)?;
-    let calibrated = Calibration::new(&quantized.float, calibration);
-    let mut tensors = vec![TensorReport {
-        name: "input".into(),
-        observed: calibrated.range(0, (0.0, 0.0)),
-        clipped: tails.first().copied().unwrap_or_default(),
-        quant: quantized.input,
-    }];
-    let activations = quantized
-        .layers
-        .iter()
-        .filter_map(|l| l.activation.as_ref());
-    for (i, a) in activations.enumerate() {
-        for (k, stage, quant) in [(1 + 2 * i, "pre", a.pre), (2 + 2 * i, "silu", a.post)] {
-            tensors.push(TensorReport {
-                name: format!("layer {} {stage}", i + 1),
-                observed: calibrated.range(k, (0.0, 0.0)),
-                clipped: tails.get(k).copied().unwrap_or_default(),
-                quant,
-            });
-        }
-    }
     Ok(QuantizationReport {
-        calibration_points: calibration.len(),
+        calibration_points,
         tensors,
         eval_points: eval.len(),
         relative_rms_error,
@@ -500,9 +505,9 @@ pub fn quantize_file(
     let network = Network::from_model(&model);
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
-    let (quantized, tails) = quantize(&network, &calibration)?;
+    let (quantized, tensors) = quantize(&network, &calibration)?;
     let int8 = quantized.to_bytes()?;
-    let report = report(&float, &quantized, &tails, &calibration, &eval)?;
+    let report = report(&float, &quantized, tensors, calibration.len(), &eval)?;
     crate::io::write_atomically(out, |w| Ok(w.write_all(&int8)?))?;
     Ok(report)
 }

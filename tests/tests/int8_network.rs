@@ -10,6 +10,7 @@ use tinyscore::{math, particle_rng, NeuralScore, Score};
 use tinyscore_host::quantize::{diffused_inputs, report};
 use tinyscore_tests::{
     raw_moons, reference_int8, reference_model_bytes, reference_network, with_field,
+    CALIBRATION_POINTS,
 };
 
 /// TFLite's `MultiplyByQuantizedMultiplier`, written from its definition with 128-bit
@@ -251,9 +252,8 @@ fn int8_noise_prediction_is_within_3_percent_rms_of_f32() {
     let network = reference_network();
     let float = reference_model_bytes();
     // 10⁴ fresh calibration-like inputs (other data, other noise than the calibration).
-    let calibration = diffused_inputs(&network, &raw_moons(4096, 0), 4096, 0).unwrap();
     let eval = diffused_inputs(&network, &raw_moons(10_000, 11), 10_000, 11).unwrap();
-    let report = report(&float, &quantized, &[], &calibration, &eval).unwrap();
+    let report = report(&float, &quantized, Vec::new(), CALIBRATION_POINTS, &eval).unwrap();
     println!("{report}");
     assert!(
         report.relative_rms_error <= 0.03,
