@@ -16,7 +16,7 @@ struct MixtureJson {
 }
 
 /// The components of `spec`: a dataset that is a Gaussian mixture (`8gaussians`) or a JSON
-/// file in the form of [`MixtureJson`].
+/// file `{"weights": [w…], "means": [[x, y]…], "stds": [[sx, sy]…]}`.
 pub fn mixture(spec: &str) -> Result<Vec<Component<2>>> {
     if spec.ends_with(".json") {
         let text = std::fs::read_to_string(spec).with_context(|| format!("cannot read {spec}"))?;

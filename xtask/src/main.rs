@@ -107,6 +107,26 @@ fn fuzz(runs: &str) -> bool {
     status.is_ok_and(|s| s.success())
 }
 
+/// The API documentation builds without a warning (broken or private links).
+fn doc_without_warnings() -> bool {
+    eprintln!(
+        "$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps -p tinyscore -p tinyscore-host --lib"
+    );
+    Command::new("cargo")
+        .args([
+            "doc",
+            "--no-deps",
+            "-p",
+            "tinyscore",
+            "-p",
+            "tinyscore-host",
+            "--lib",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// `cargo args` in the directory `dir` (the firmware lives outside the workspace).
 fn cargo_in(dir: &str, args: &[&str]) -> bool {
     eprintln!("$ (cd {dir}) cargo {}", args.join(" "));
@@ -255,6 +275,10 @@ fn test() -> bool {
             "-D",
             "warnings",
         ]),
+    );
+    step(
+        "cargo doc -D warnings (core, host library)".into(),
+        doc_without_warnings(),
     );
     for target in &CORE_TARGETS[..2] {
         step(
