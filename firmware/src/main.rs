@@ -14,15 +14,8 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use tinyscore::{particle_noise, Model, NeuralScore, Score};
-use tinyscore_firmware::{run, Config, DefmtSink};
-
-mod config {
-    use tinyscore_firmware::SamplerKind;
-    include!(concat!(env!("OUT_DIR"), "/config.rs"));
-}
-
-/// The model file's bytes, in flash.
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm"));
+use tinyscore_app::baked::{CONFIG, COUNT, MODEL};
+use tinyscore_app::{run, DefmtSink};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -56,18 +49,13 @@ fn main() -> ! {
 }
 
 fn run_qemu() -> Result<(), ()> {
-    let config = Config {
-        sampler: config::SAMPLER,
-        steps: config::STEPS,
-        particles: config::PARTICLES,
-        seed: config::SEED,
-    };
+    let config = CONFIG;
     defmt::println!(
         "tinyscore: {=u32} particles, {=u32} steps",
         config.particles,
         config.steps
     );
-    if config::COUNT {
+    if COUNT {
         let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
         let score =
             NeuralScore::<2>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
@@ -75,11 +63,11 @@ fn run_qemu() -> Result<(), ()> {
     }
     let start = ticks();
     let result = run(MODEL, &config, &mut NoLed, &mut DefmtSink);
-    if config::COUNT {
+    if COUNT {
         defmt::println!("count sample_ticks {=u64}", ticks() - start);
     }
     result.map_err(|e| match e {
-        tinyscore_firmware::AppError::Model(e) => defmt::println!("error: model file: {}", e),
+        tinyscore_app::AppError::Model(e) => defmt::println!("error: model file: {}", e),
         other => defmt::println!("error: {}", other),
     })
 }
@@ -126,7 +114,7 @@ fn count_score_and_noise<S: Score<2>>(score: &S) {
         sink += s[0] + s[1];
     }
     defmt::println!("count score_ticks_x64 {=u64}", ticks() - start);
-    let mut noise = particle_noise(config::SEED, u64::MAX);
+    let mut noise = particle_noise(CONFIG.seed, u64::MAX);
     let start = ticks();
     for _ in 0..4096 {
         sink += noise.sample();

@@ -17,6 +17,8 @@ const CORE_TARGETS: [&str; 3] = [
     "thumbv7em-none-eabihf",
     "riscv32imc-unknown-none-elf",
 ];
+/// The real boards (`firmware/boards/*`): built in CI, run by a user with the board.
+const BOARDS: [&str; 3] = ["nucleo-f411re", "nrf52840-dk", "pico"];
 /// Feature sets `core` must build with, each on its own.
 const CORE_FEATURES: [&str; 3] = ["", "defmt", "fast-math"];
 
@@ -339,6 +341,15 @@ fn test() -> bool {
                     "warnings",
                 ],
             ),
+        );
+    }
+    for board in BOARDS {
+        let dir = format!("{firmware}/boards/{board}");
+        step(
+            format!("board {board}: fmt, clippy -D warnings, release build"),
+            cargo_in(&dir, &["fmt", "--", "--check"])
+                && cargo_in(&dir, &["clippy", "--release", "--", "-D", "warnings"])
+                && cargo_in(&dir, &["build", "--release"]),
         );
     }
     let tests_ok = cargo_test(

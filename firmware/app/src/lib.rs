@@ -3,11 +3,39 @@
 //!
 //! It is generic over embedded-hal 1.0's [`OutputPin`] (the LED) and over a [`SampleSink`]:
 //! [`DefmtSink`] sends defmt frames (RTT on a board, semihosting in QEMU), [`BinarySink`]
-//! writes little-endian records to any `embedded_io::Write`, such as a UART. Board binaries
-//! (`src/main.rs` for QEMU) only provide the pins, the sink and the configuration.
+//! writes little-endian records to any `embedded_io::Write`, such as a UART. The model and the
+//! configuration are baked in at build time ([`baked`]); board binaries (`firmware/src/main.rs`
+//! for QEMU, `firmware/boards/*`) only provide the pins and the sink.
 #![no_std]
 
 use embedded_hal::digital::OutputPin;
+
+/// What this build samples, from the `TINYSCORE_*` variables at build time (see `build.rs`).
+pub mod baked {
+    use super::{Config, SamplerKind};
+
+    mod generated {
+        use super::SamplerKind;
+        include!(concat!(env!("OUT_DIR"), "/config.rs"));
+    }
+
+    /// The model file's bytes, in flash; checked by [`crate::run`] before use.
+    pub static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm"));
+
+    /// The sampling configuration.
+    pub const CONFIG: Config = Config {
+        sampler: generated::SAMPLER,
+        steps: generated::STEPS,
+        particles: generated::PARTICLES,
+        seed: generated::SEED,
+    };
+
+    /// Whether the build counts instructions (QEMU `-icount`) besides sampling.
+    pub const COUNT: bool = generated::COUNT;
+
+    /// Whether the seed should come from the board's hardware RNG (`TINYSCORE_SEED=hardware`).
+    pub const HARDWARE_SEED: bool = generated::HARDWARE_SEED;
+}
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     ModelError, NeuralScore, NullObserver, OdeHeun, ParamError, PredictorCorrector,

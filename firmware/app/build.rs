@@ -1,6 +1,7 @@
-//! Puts `memory.x` on the linker path and bakes the model and the sampling configuration in:
-//! `TINYSCORE_MODEL` (a `.tsm`, default `models/default.tsm`), `TINYSCORE_SAMPLER`
-//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`,
+//! Bakes the model and the sampling configuration in:
+//! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
+//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`
+//! (a number, or `hardware` for a board's RNG),
 //! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`).
 
 use std::env;
@@ -14,12 +15,9 @@ fn setting(name: &str, default: &str) -> String {
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
-    println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
 
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let model = PathBuf::from(setting("TINYSCORE_MODEL", "models/default.tsm"));
+    let model = PathBuf::from(setting("TINYSCORE_MODEL", "../models/default.tsm"));
     let model = if model.is_absolute() {
         model
     } else {
@@ -36,6 +34,8 @@ fn main() {
         "ald" => "SamplerKind::Ald",
         other => panic!("TINYSCORE_SAMPLER={other}: expected em, pc, ode-heun or ald"),
     };
+    // `TINYSCORE_SEED=hardware`: a board with a hardware RNG draws the seed at start-up.
+    let hardware_seed = setting("TINYSCORE_SEED", "0") == "hardware";
     let number = |name: &str, default: &str| -> u64 {
         let v = setting(name, default);
         v.parse()
@@ -51,10 +51,12 @@ fn main() {
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
          /// Steps of the uniform time grid.\npub const STEPS: u32 = {};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
-         /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n",
+         /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
+         /// Draw the seed from a hardware RNG where the board has one.\n\
+         pub const HARDWARE_SEED: bool = {hardware_seed};\n",
         number("TINYSCORE_STEPS", "100"),
         number("TINYSCORE_PARTICLES", "8"),
-        number("TINYSCORE_SEED", "0"),
+        if hardware_seed { 0 } else { number("TINYSCORE_SEED", "0") },
     );
     fs::write(out.join("config.rs"), config).expect("OUT_DIR is writable");
 }
