@@ -56,7 +56,11 @@ fn main() {
          pub const HARDWARE_SEED: bool = {hardware_seed};\n",
         number("TINYSCORE_STEPS", "100"),
         number("TINYSCORE_PARTICLES", "8"),
-        if hardware_seed { 0 } else { number("TINYSCORE_SEED", "0") },
+        if hardware_seed {
+            0
+        } else {
+            number("TINYSCORE_SEED", "0")
+        },
     );
     fs::write(out.join("config.rs"), config).expect("OUT_DIR is writable");
 }

@@ -10,6 +10,17 @@
 
 use embedded_hal::digital::OutputPin;
 
+/// A fault (bad memory access, undefined instruction) on a board is reported over defmt and
+/// halts the core, so a debugger or probe-rs shows where it happened.
+#[cfg(feature = "halt-on-fault")]
+#[cortex_m_rt::exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    defmt::println!("error: hard fault at pc {=u32:08x}", frame.pc());
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
 /// What this build samples, from the `TINYSCORE_*` variables at build time (see `build.rs`).
 pub mod baked {
     use super::{Config, SamplerKind};
