@@ -8,9 +8,7 @@
 use crate::datasets::{Dataset, Points};
 use crate::io::{write_atomically, write_csv};
 use crate::metrics::{compare, Metrics};
-use crate::options::{
-    sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
-};
+use crate::options::{sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,17 +54,7 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     let model_path = out.join("moons_ref.tsm");
     network.write(&model_path)?;
     let (score, sde) = NetworkScore::load(&model_path)?;
-    let options = SampleOptions {
-        sampler: SamplerKind::Em,
-        sde: SdeKind::Vp,
-        steps: 500,
-        schedule: ScheduleKind::Uniform,
-        denoise: false,
-        n,
-        seed,
-        threads: 0,
-        t_end: network.t_end,
-    };
+    let options = SampleOptions::uniform(SamplerKind::Em, 500, n, seed, network.t_end);
     let start = Instant::now();
     let samples = score.sample(sde, &options, false)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -139,17 +127,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     let mut sw2 = Vec::new();
     for (name, path) in [("f32", &float_path), ("int8", &int8_path)] {
         let (score, sde) = NetworkScore::load(path)?;
-        let options = SampleOptions {
-            sampler: SamplerKind::Em,
-            sde: SdeKind::Vp,
-            steps: 500,
-            schedule: ScheduleKind::Uniform,
-            denoise: false,
-            n,
-            seed,
-            threads: 0,
-            t_end: config.t_end,
-        };
+        let options = SampleOptions::uniform(SamplerKind::Em, 500, n, seed, config.t_end);
         let start = Instant::now();
         let samples = score.sample(sde, &options, true)?;
         let seconds = start.elapsed().as_secs_f64();
@@ -238,17 +216,13 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let (score, sde) = NetworkScore::load(model)?;
-    let options = SampleOptions {
-        sampler: SamplerKind::Em,
-        sde: SdeKind::Vp,
-        steps: FIRMWARE_STEPS,
-        schedule: ScheduleKind::Uniform,
-        denoise: false,
-        n: FIRMWARE_PARTICLES,
+    let options = SampleOptions::uniform(
+        SamplerKind::Em,
+        FIRMWARE_STEPS,
+        FIRMWARE_PARTICLES,
         seed,
-        threads: 0,
-        t_end: tinyscore::Model::parse(&score.0)?.header().t_end,
-    };
+        tinyscore::Model::parse(&score.0)?.header().t_end,
+    );
     let host = score.sample(sde, &options, false)?;
     let identical = chip
         .iter()
@@ -291,17 +265,7 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     let score = ExactMixture(dataset.mixture().context("8gaussians is a mixture")?);
     let mut rows = Vec::new();
     for (sampler, steps) in DEMO_RUNS {
-        let options = SampleOptions {
-            sampler,
-            sde: SdeKind::Vp,
-            steps,
-            schedule: ScheduleKind::Uniform,
-            denoise: false,
-            n,
-            seed,
-            threads: 0,
-            t_end: 1e-3,
-        };
+        let options = SampleOptions::uniform(sampler, steps, n, seed, 1e-3);
         let start = Instant::now();
         let samples = sample_2d(&options, &score)?;
         let seconds = start.elapsed().as_secs_f64();

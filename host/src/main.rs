@@ -417,17 +417,7 @@ fn plot_command(
         .or_else(|| exact.clone())
         .context("give --data DATASET to draw behind the samples")?;
     let data = datasets::load(&data_name, 2000, seed.wrapping_add(1))?;
-    let options = SampleOptions {
-        sampler: SamplerKind::Em,
-        sde: SdeKind::Vp,
-        steps: 500,
-        schedule: ScheduleKind::Uniform,
-        denoise: false,
-        n: 2000,
-        seed,
-        threads: 0,
-        t_end: 1e-3,
-    };
+    let options = SampleOptions::uniform(SamplerKind::Em, 500, 2000, seed, 1e-3);
     let given = samples.map(|p| read_csv(&p)).transpose()?;
     if let Some(path) = model {
         let (network, sde) = NetworkScore::load(&path)?;

@@ -101,6 +101,24 @@ pub struct SampleOptions {
     pub t_end: f32,
 }
 
+impl SampleOptions {
+    /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, under
+    /// the VP-SDE where the score does not fix the SDE itself, no denoising, all cores.
+    pub fn uniform(sampler: SamplerKind, steps: u32, n: usize, seed: u64, t_end: f32) -> Self {
+        SampleOptions {
+            sampler,
+            sde: SdeKind::Vp,
+            steps,
+            schedule: ScheduleKind::Uniform,
+            denoise: false,
+            n,
+            seed,
+            threads: 0,
+            t_end,
+        }
+    }
+}
+
 /// A score for each forward process: the exact score depends on the SDE, a network's does not.
 pub trait ScoreFor<D: LinearSde> {
     /// The score under `sde`.
