@@ -197,7 +197,7 @@ fn batched_network_scores_give_the_bits_of_single_evaluations() {
     let score = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
     let sde = score.sde();
     let sampler = Sampler::new(EulerMaruyama, TimeGrid::uniform(1.0, 1e-3, 40).unwrap());
-    let n = 21; // two full 8-lane blocks and a partial one
+    let n = 37; // two full 16-lane blocks and a partial one
     let mut noises: Vec<_> = (0..n).map(|i| particle_noise(5, i)).collect();
     let mut batch = vec![[0.0f32; 2]; n as usize];
     sampler

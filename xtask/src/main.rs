@@ -29,39 +29,8 @@ fn main() -> ExitCode {
     let ok = match command {
         "setup" => setup(),
         "test" => test(),
-        "demo" => {
-            setup()
-                && cargo(
-                    &[
-                        &[
-                            "run",
-                            "--release",
-                            "-q",
-                            "-p",
-                            "tinyscore-host",
-                            "--",
-                            "demo",
-                        ],
-                        &strs(rest)[..],
-                    ]
-                    .concat(),
-                )
-        }
-        "bench" => cargo(
-            &[
-                &[
-                    "run",
-                    "--release",
-                    "-q",
-                    "-p",
-                    "tinyscore-host",
-                    "--",
-                    "bench",
-                ],
-                &strs(rest)[..],
-            ]
-            .concat(),
-        ),
+        "demo" => setup() && host_command("demo", rest),
+        "bench" => host_command("bench", rest),
         "fuzz" => fuzz(rest.first().map_or("10000000", String::as_str)),
         _ => {
             eprintln!(
@@ -127,6 +96,20 @@ fn doc_without_warnings() -> bool {
         .env("RUSTDOCFLAGS", "-D warnings")
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// `tinyscore <command> <rest…>`, built in release mode.
+fn host_command(command: &str, rest: &[String]) -> bool {
+    let head = [
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "tinyscore-host",
+        "--",
+        command,
+    ];
+    cargo(&[&head[..], &strs(rest)[..]].concat())
 }
 
 /// `cargo args` in the directory `dir` (the firmware lives outside the workspace).
