@@ -24,8 +24,12 @@ fn main() {
         manifest.join(model)
     };
     println!("cargo:rerun-if-changed={}", model.display());
-    fs::copy(&model, out.join("model.tsm"))
+    let bytes = fs::read(&model)
         .unwrap_or_else(|e| panic!("cannot read the model {}: {e}", model.display()));
+    fs::write(out.join("model.tsm"), &bytes).expect("OUT_DIR is writable");
+    // A file that does not parse is still baked in (as 1-D): the firmware reports its error
+    // at start-up, as it would for a file corrupted in flash.
+    let dim = tinyscore::Model::parse(&bytes).map_or(1, |m| m.header().dims.dim);
 
     let sampler = match setting("TINYSCORE_SAMPLER", "em").as_str() {
         "em" => "SamplerKind::Em",
@@ -53,7 +57,8 @@ fn main() {
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
          /// Draw the seed from a hardware RNG where the board has one.\n\
-         pub const HARDWARE_SEED: bool = {hardware_seed};\n",
+         pub const HARDWARE_SEED: bool = {hardware_seed};\n\
+         /// The model's data dimension.\npub const DIM: usize = {dim};\n",
         number("TINYSCORE_STEPS", "100"),
         number("TINYSCORE_PARTICLES", "8"),
         if hardware_seed {

@@ -1,7 +1,7 @@
 //! tinyscore on a Cortex-M: samples the model baked in at build time and reports each sample's
 //! bits as defmt frames over semihosting, then exits QEMU with the run's status.
 //!
-//! Each sample is one message `sample <i> <x₀ bits> <x₁ bits>` (f32 bits in hex, in the model's
+//! Each sample is one message `sample <i> [<x₀ bits>, <x₁ bits>, …]` (f32 bits in hex, in the model's
 //! normalised coordinates), so the host can compare them bit for bit with
 //! `tinyscore sample --normalized`; the host decodes the frames with the ELF's defmt table. A
 //! model file that does not parse is reported with its error and the firmware exits with a
@@ -14,7 +14,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use tinyscore::{particle_noise, Model, NeuralScore, Score};
-use tinyscore_app::baked::{CONFIG, COUNT, MODEL};
+use tinyscore_app::baked::{CONFIG, COUNT, DIM, MODEL};
 use tinyscore_app::{run, DefmtSink};
 
 /// QEMU's boards have no LED to blink.
@@ -58,7 +58,7 @@ fn run_qemu() -> Result<(), ()> {
     if COUNT {
         let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
         let score =
-            NeuralScore::<2>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
+            NeuralScore::<DIM>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
         count_score_and_noise(&score);
     }
     let start = ticks();
@@ -105,13 +105,13 @@ fn ticks() -> u64 {
 }
 
 /// Ticks of 64 score evaluations and of 4096 standard normals.
-fn count_score_and_noise<S: Score<2>>(score: &S) {
+fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S) {
     let start = ticks();
     let mut sink = 0.0f32;
     for k in 0..64 {
-        let x = [0.05 * k as f32 - 1.6, 0.8 - 0.025 * k as f32];
+        let x: [f32; N] = core::array::from_fn(|d| 0.05 * k as f32 - 1.6 + 0.7 * d as f32);
         let s = core::hint::black_box(score).score(&core::hint::black_box(x), 0.5);
-        sink += s[0] + s[1];
+        sink += s.iter().sum::<f32>();
     }
     defmt::println!("count score_ticks_x64 {=u64}", ticks() - start);
     let mut noise = particle_noise(CONFIG.seed, u64::MAX);

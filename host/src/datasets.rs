@@ -1,6 +1,6 @@
 //! The toy datasets of the field, drawn reproducibly from a seed.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tinyscore::{particle_noise, Component};
 
 /// A set of points of one dimension, row-major.
@@ -35,6 +35,47 @@ impl Points {
     /// All points in order.
     pub fn rows(&self) -> impl Iterator<Item = &[f64]> {
         self.values.chunks_exact(self.dim.max(1))
+    }
+}
+
+/// A diagonal Gaussian mixture of any dimension, as the command line reads it; the core's
+/// [`Component`]s of one dimension come from [`Mixture::components`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mixture {
+    /// Where it came from, for messages.
+    pub name: String,
+    /// Unnormalised weights.
+    pub weights: Vec<f32>,
+    /// Component means.
+    pub means: Vec<Vec<f32>>,
+    /// Component standard deviations per coordinate.
+    pub stds: Vec<Vec<f32>>,
+}
+
+impl Mixture {
+    /// Coordinates per point.
+    pub fn dim(&self) -> usize {
+        self.means.first().map_or(0, Vec::len)
+    }
+
+    /// The components as the core's `N`-dimensional type, each validated.
+    pub fn components<const N: usize>(&self) -> Result<Vec<Component<N>>> {
+        let fixed = |v: &[f32], k: usize| -> Result<[f32; N]> {
+            v.try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: component {k} has {} coordinates, not {N}",
+                    self.name,
+                    v.len()
+                )
+            })
+        };
+        (0..self.weights.len())
+            .map(|k| {
+                let (mean, std) = (fixed(&self.means[k], k)?, fixed(&self.stds[k], k)?);
+                Component::new(self.weights[k], mean, std)
+                    .with_context(|| format!("{}: component {k}", self.name))
+            })
+            .collect()
     }
 }
 
@@ -102,9 +143,17 @@ impl Dataset {
     }
 
     /// The dataset as a Gaussian mixture, where it is one (its exact score is then known).
-    pub fn mixture(&self) -> Option<Vec<Component<2>>> {
+    pub fn mixture(&self) -> Option<Mixture> {
         match self {
-            Dataset::EightGaussians => Some(eight_gaussians().to_vec()),
+            Dataset::EightGaussians => Some(Mixture {
+                name: self.name().to_owned(),
+                weights: vec![1.0; 8],
+                means: eight_gaussians()
+                    .iter()
+                    .map(|c| c.mean().to_vec())
+                    .collect(),
+                stds: eight_gaussians().iter().map(|c| c.std().to_vec()).collect(),
+            }),
             _ => None,
         }
     }
@@ -243,6 +292,35 @@ pub fn load(spec: &str, n: usize, seed: u64) -> Result<Points> {
         }
         Err(_) => crate::io::read_csv(std::path::Path::new(spec)),
     }
+}
+
+/// Two independent sets of up to `n` points of `spec`, to measure samples against the first
+/// and to give the metric's floor (the first against the second): two draws (seeds `seed`
+/// and `seed + 1000003`) of a named dataset, or the two halves of a CSV file's rows after a
+/// shuffle by `seed`.
+pub fn reference_pair(spec: &str, n: usize, seed: u64) -> Result<(Points, Points)> {
+    let all = match Dataset::from_name(spec) {
+        Ok(dataset) => {
+            return Ok((
+                dataset.sample(n, seed),
+                dataset.sample(n, seed.wrapping_add(1_000_003)),
+            ))
+        }
+        Err(_) => load(spec, 0, seed)?,
+    };
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    let mut rng = tinyscore::particle_rng(seed, u64::MAX - 2);
+    for i in (1..order.len()).rev() {
+        let j = (rand_core::Rng::next_u64(&mut rng) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let half = (all.len() / 2).min(n);
+    anyhow::ensure!(half > 0, "{spec}: too few rows to split in two");
+    let take = |rows: &[usize]| Points {
+        dim: all.dim,
+        values: rows.iter().flat_map(|&i| all.row(i).to_vec()).collect(),
+    };
+    Ok((take(&order[..half]), take(&order[half..2 * half])))
 }
 
 /// The 8 components of the 8-Gaussians mixture (means rounded from f64).

@@ -8,7 +8,8 @@
 use crate::datasets::{Dataset, Points};
 use crate::io::{write_atomically, write_csv};
 use crate::metrics::{compare, Metrics};
-use crate::options::{sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind};
+use crate::options::{sample_exact, NetworkScore, SampleOptions, SamplerKind};
+use crate::sampling::Samples;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -61,7 +62,7 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     write_csv(&out.join("moons_ref-em.csv"), &samples)?;
     let dataset = Dataset::Moons;
     let reference = dataset.sample(n, seed.wrapping_add(1));
-    let metrics = compare(&Points::from_rows(&samples), &reference)?;
+    let metrics = compare(&samples.points(), &reference)?;
     let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
     eprintln!(
         "  moons_ref  EM 500 steps  sw2 {:.4} (floor {:.4})  ({seconds:.2} s)",
@@ -132,7 +133,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         let samples = score.sample(sde, &options, true)?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(&out.join(format!("moons-{name}-em.csv")), &samples)?;
-        let m = compare(&Points::from_rows(&samples), &reference)?;
+        let m = compare(&samples.points(), &reference)?;
         eprintln!(
             "  moons {name:<4} EM 500 steps  sw2 {:.4}  ({seconds:.2} s)",
             m.sw2
@@ -224,10 +225,13 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
         tinyscore::Model::parse(&score.0)?.header().t_end,
     );
     let host = score.sample(sde, &options, false)?;
-    let identical = chip
-        .iter()
-        .zip(&host)
-        .all(|(a, b)| a.map(f32::to_bits) == b.map(f32::to_bits));
+    let identical = chip.dim == host.dim
+        && chip.values.len() == host.values.len()
+        && chip
+            .values
+            .iter()
+            .zip(&host.values)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
     eprintln!(
         "  firmware: {FIRMWARE_PARTICLES} int8 samples on the Cortex-M4F (QEMU), bit-identical \
          to the host: {identical} ({seconds:.1} s with the build)"
@@ -239,14 +243,15 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
     );
     // Host (left, blue) beside chip (right, red), in data units.
     let parsed = tinyscore::Model::parse(&score.0)?;
-    let to_data =
-        |xs: &[[f32; 2]]| -> Vec<[f32; 2]> { xs.iter().map(|x| parsed.denormalize(x)).collect() };
+    let to_data = |xs: &Samples| -> Points {
+        let rows: Vec<[f32; 2]> = xs
+            .rows()
+            .map(|x| parsed.denormalize(&[x[0], x[1]]))
+            .collect();
+        Points::from_rows(&rows)
+    };
     let picture = "plots/host-vs-chip.png";
-    crate::plot::data_and_samples(
-        &out.join(picture),
-        &Points::from_rows(&to_data(&host)),
-        &Points::from_rows(&to_data(&chip)),
-    )?;
+    crate::plot::data_and_samples(&out.join(picture), &to_data(&host), &to_data(&chip))?;
     Ok(format!(
         "The int8 model on the Cortex-M4F (QEMU `mps2-an386`, `tinyscore firmware run --board \
          qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \
@@ -262,18 +267,18 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     let dataset = Dataset::EightGaussians;
     let reference = dataset.sample(n, seed.wrapping_add(1));
     let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
-    let score = ExactMixture(dataset.mixture().context("8gaussians is a mixture")?);
+    let mixture = dataset.mixture().context("8gaussians is a mixture")?;
     let mut rows = Vec::new();
     for (sampler, steps) in DEMO_RUNS {
         let options = SampleOptions::uniform(sampler, steps, n, seed, 1e-3);
         let start = Instant::now();
-        let samples = sample_2d(&options, &score)?;
+        let samples = sample_exact(&options, &mixture)?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(
             &out.join(format!("8gaussians-{}.csv", sampler.name())),
             &samples,
         )?;
-        let metrics = compare(&Points::from_rows(&samples), &reference)?;
+        let metrics = compare(&samples.points(), &reference)?;
         eprintln!(
             "  {:<10} {:>5} steps  sw2 {:.4}  energy {:.5}  mmd2 {:.6}  ({:.2} s)",
             sampler.name(),

@@ -6,6 +6,7 @@
 //! decodes the frames with defmt-decoder and the ELF's table.
 
 use crate::options::SamplerKind;
+use crate::sampling::Samples;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -111,9 +112,14 @@ pub fn firmware_dir() -> PathBuf {
 /// Builds the firmware for `run` and `board`, runs it in QEMU (which the runner limits to
 /// 120 s) and returns the samples in the model's normalised coordinates, bit for bit as the
 /// chip computed them.
-pub fn run(board: Board, run: &FirmwareRun) -> Result<Vec<[f32; 2]>> {
+pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
+    let bytes = std::fs::read(&run.model)
+        .with_context(|| format!("cannot read {}", run.model.display()))?;
+    // A file that does not parse still goes to the chip, which reports why it refuses it.
+    let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
     let stdout = build_and_run(board, run)?;
-    let samples = parse_samples(&stdout)?;
+    let dim = dim.with_context(|| format!("{}", run.model.display()))?;
+    let samples = parse_samples(&stdout, dim)?;
     ensure!(
         samples.len() == run.particles,
         "the firmware printed {} samples, expected {}",
@@ -308,20 +314,33 @@ pub fn decode_defmt(elf: &[u8], stream: &[u8]) -> Result<String> {
     Ok(text)
 }
 
-/// The `sample <i> <x₀ bits> <x₁ bits>` lines of the firmware's output.
-pub fn parse_samples(output: &str) -> Result<Vec<[f32; 2]>> {
-    output
+/// The `sample <i> [<x₀ bits>, <x₁ bits>, …]` lines of the firmware's output (f32 bits in
+/// hex), each of `dim` coordinates.
+pub fn parse_samples(output: &str, dim: usize) -> Result<Samples> {
+    let mut values = Vec::new();
+    for rest in output
         .lines()
         .filter_map(|line| line.strip_prefix("sample "))
-        .map(|rest| {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            ensure!(fields.len() == 3, "malformed sample line `sample {rest}`");
-            let value = |s: &str| -> Result<f32> {
-                Ok(f32::from_bits(
-                    u32::from_str_radix(s, 16).with_context(|| format!("bad bits `{s}`"))?,
-                ))
-            };
-            Ok([value(fields[1])?, value(fields[2])?])
-        })
-        .collect()
+    {
+        let malformed = || anyhow::anyhow!("malformed sample line `sample {rest}`");
+        let (_index, bits) = rest.split_once(' ').ok_or_else(malformed)?;
+        let bits = bits
+            .trim()
+            .strip_prefix('[')
+            .and_then(|b| b.strip_suffix(']'))
+            .ok_or_else(malformed)?;
+        let fields: Vec<&str> = bits.split(',').map(str::trim).collect();
+        ensure!(
+            fields.len() == dim,
+            "sample line `sample {rest}` has {} coordinates, the model {dim}",
+            fields.len()
+        );
+        for field in fields {
+            let hex = field.trim_start_matches("0x");
+            let bits = u32::from_str_radix(hex, 16)
+                .with_context(|| format!("bad bits `{field}` in `sample {rest}`"))?;
+            values.push(f32::from_bits(bits));
+        }
+    }
+    Ok(Samples { dim, values })
 }

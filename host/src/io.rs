@@ -1,6 +1,7 @@
 //! Files in and out: CSV samples, read with precise errors and written atomically.
 
 use crate::datasets::Points;
+use crate::sampling::Samples;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -57,11 +58,11 @@ pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()>
 
 /// Writes points as CSV with a header `x0,x1,…`; f32 values print exactly (shortest
 /// round-trip form), so a file read back gives the same bits.
-pub fn write_csv<const N: usize>(path: &Path, rows: &[[f32; N]]) -> Result<()> {
+pub fn write_csv(path: &Path, samples: &Samples) -> Result<()> {
     write_atomically(path, |w| {
-        let header: Vec<String> = (0..N).map(|d| format!("x{d}")).collect();
+        let header: Vec<String> = (0..samples.dim).map(|d| format!("x{d}")).collect();
         writeln!(w, "{}", header.join(","))?;
-        for row in rows {
+        for row in samples.rows() {
             let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
             writeln!(w, "{}", cells.join(","))?;
         }

@@ -4,14 +4,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tinyscore_host::datasets::Dataset;
 use tinyscore_host::io::{read_csv, write_csv};
 use tinyscore_host::metrics::compare;
 use tinyscore_host::model_file::{
     import_safetensors_file, write_rust_include, write_safetensors, ExportFormat, Network,
 };
 use tinyscore_host::options::{
-    sample_2d, ExactMixture, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
+    sample_exact, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
 use tinyscore_host::train::TrainConfig;
 use tinyscore_host::{bench, datasets, demo, firmware, langevin, plot, quantize, train};
@@ -135,8 +134,10 @@ enum Command {
         #[arg(long, default_value_t = TrainConfig::default().lr)]
         lr: f32,
         /// Hidden width.
-        #[arg(long, default_value_t = TrainConfig::default().hidden)]
-        hidden: u32,
+        /// Hidden width [default: 64, or twice the data's dimension where that is more: a
+        /// layer narrower than the data cannot pass ε̂ ≈ σ·x through its SiLUs]
+        #[arg(long)]
+        hidden: Option<u32>,
         /// Hidden layers.
         #[arg(long, default_value_t = TrainConfig::default().layers)]
         layers: u32,
@@ -229,7 +230,8 @@ enum Command {
     Eval {
         /// Samples (CSV with a header row).
         samples: PathBuf,
-        /// The dataset to compare against.
+        /// The dataset to compare against (a CSV file is split in two halves: the samples
+        /// are measured against one, the floor is the other against it).
         #[arg(long, value_name = "DATASET")]
         against: String,
         /// Reference points (default: as many as samples).
@@ -330,6 +332,7 @@ enum FirmwareCommand {
 /// `tinyscore train`: a progress bar, checkpoints, Ctrl-C that keeps the last checkpoint.
 fn train_command(
     config: train::TrainConfig,
+    hidden: Option<u32>,
     data: &str,
     checkpoint_every: u64,
     resume: bool,
@@ -338,6 +341,10 @@ fn train_command(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let points = datasets::load(data, 1 << 16, config.seed)?;
+    let config = train::TrainConfig {
+        hidden: hidden.unwrap_or(TrainConfig::default_hidden(points.dim)),
+        ..config
+    };
     let checkpoint_path = out.with_extension("ckpt");
     let mut state = if resume {
         let state = train::TrainState::load(&checkpoint_path)?;
@@ -428,33 +435,16 @@ fn plot_command(
         };
         let samples = match given {
             Some(s) => s,
-            None => {
-                tinyscore_host::datasets::Points::from_rows(&network.sample(sde, &options, true)?)
-            }
+            None => network.sample(sde, &options, true)?.points(),
         };
         plot::all_for_model(out, &data, &samples, &network.0, seed)
     } else {
-        let name = exact.context("give --model or --exact")?;
-        let exact = ExactMixture(langevin::mixture(&name)?);
+        let mixture = langevin::mixture(&exact.context("give --model or --exact")?)?;
         let samples = match given {
             Some(s) => s,
-            None => tinyscore_host::datasets::Points::from_rows(&sample_2d(&options, &exact)?),
+            None => sample_exact(&options, &mixture)?.points(),
         };
-        let sde = tinyscore::VpSde::default();
-        let score = <ExactMixture as tinyscore_host::options::ScoreFor<tinyscore::VpSde>>::for_sde(
-            &exact, sde,
-        );
-        plot::all(
-            out,
-            &data,
-            &samples,
-            &sde,
-            &score,
-            options.t_end,
-            seed,
-            |x| *x,
-            |x| *x,
-        )
+        plot::all_for_mixture(out, &data, &samples, &mixture, options.t_end, seed)
     }
 }
 
@@ -509,7 +499,7 @@ fn run(cli: Cli) -> Result<()> {
                 t_end: 1e-3,
             };
             let samples = match (exact, model) {
-                (Some(exact), _) => sample_2d(&options, &ExactMixture(langevin::mixture(&exact)?))?,
+                (Some(exact), _) => sample_exact(&options, &langevin::mixture(&exact)?)?,
                 (None, Some(path)) => {
                     let (network, model_sde) = NetworkScore::load(&path)?;
                     options.t_end = tinyscore::Model::parse(&network.0)?.header().t_end;
@@ -545,12 +535,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 threads,
             };
-            let samples = if target == "doublewell" {
-                langevin::run(&tinyscore::DoubleWell::new(2.0)?, &options)?
-            } else {
-                let components = langevin::mixture(&target)?;
-                langevin::run(&tinyscore::GaussianMixture::new(&components)?, &options)?
-            };
+            let samples = langevin::run_target(&target, &options)?;
             write_csv(&out, &samples)?;
             eprintln!("wrote {} samples to {}", samples.len(), out.display());
         }
@@ -589,7 +574,7 @@ fn run(cli: Cli) -> Result<()> {
             let sde = sde.model_sde();
             let (p0, p1) = sde.parameters();
             let config = train::TrainConfig {
-                hidden,
+                hidden: 0, // set by `train_command` once the data (and its dimension) are read
                 layers,
                 fourier,
                 fourier_scale,
@@ -604,7 +589,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 threads,
             };
-            train_command(config, &data, checkpoint_every, resume, &out)?;
+            train_command(config, hidden, &data, checkpoint_every, resume, &out)?;
         }
         Command::Quantize {
             input,
@@ -719,12 +704,10 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
             };
             let samples = firmware::run(board, &run)?;
-            let bytes = std::fs::read(&model)?;
-            let parsed = tinyscore::Model::parse(&bytes)?;
-            let samples: Vec<[f32; 2]> = if normalized {
+            let samples = if normalized {
                 samples
             } else {
-                samples.iter().map(|x| parsed.denormalize(x)).collect()
+                NetworkScore(std::fs::read(&model)?).denormalize(&samples)?
             };
             write_csv(&out, &samples)?;
             eprintln!(
@@ -741,11 +724,10 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let samples = read_csv(&samples)?;
-            let dataset = Dataset::from_name(&against)?;
-            let n = n.unwrap_or(samples.len());
-            let reference = dataset.sample(n, seed);
+            let (reference, fresh) =
+                datasets::reference_pair(&against, n.unwrap_or(samples.len()), seed)?;
             let metrics = compare(&samples, &reference)?;
-            let floor = compare(&dataset.sample(n, seed.wrapping_add(1_000_003)), &reference)?;
+            let floor = compare(&fresh, &reference)?;
             if json {
                 let value = serde_json::json!({
                     "sw2": metrics.sw2, "energy": metrics.energy, "mmd2": metrics.mmd2, "floor": floor,

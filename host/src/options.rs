@@ -1,8 +1,9 @@
 //! The sampler, SDE and grid choices of the command line, and the dispatch from a choice to
 //! the generic core types.
 
-use crate::sampling::sample_particles;
-use anyhow::{bail, Context, Result};
+use crate::datasets::Mixture;
+use crate::sampling::{sample_particles, Samples};
+use anyhow::{bail, ensure, Context, Result};
 use clap::ValueEnum;
 use tinyscore::{
     Ancestral, AnnealedLangevin, Component, Ddim, Diffused, DpmSolverPp2M, EulerMaruyama,
@@ -120,9 +121,9 @@ impl SampleOptions {
 }
 
 /// A score for each forward process: the exact score depends on the SDE, a network's does not.
-pub trait ScoreFor<D: LinearSde> {
+pub trait ScoreFor<D: LinearSde, const N: usize> {
     /// The score under `sde`.
-    type Score<'a>: Score<2> + Sync
+    type Score<'a>: Score<N> + Sync
     where
         Self: 'a;
     /// Builds it.
@@ -130,10 +131,10 @@ pub trait ScoreFor<D: LinearSde> {
 }
 
 /// The exact score of a Gaussian-mixture dataset, diffused by whichever SDE is chosen.
-pub struct ExactMixture(pub Vec<Component<2>>);
+pub struct ExactMixture<const N: usize>(pub Vec<Component<N>>);
 
-impl<D: LinearSde + Sync> ScoreFor<D> for ExactMixture {
-    type Score<'a> = Diffused<D, GaussianMixture<'a, 2>>;
+impl<D: LinearSde + Sync, const N: usize> ScoreFor<D, N> for ExactMixture<N> {
+    type Score<'a> = Diffused<D, GaussianMixture<'a, N>>;
     fn for_sde(&self, sde: D) -> Self::Score<'_> {
         // The components were validated when built; an empty list is refused by `new`.
         Diffused::new(
@@ -143,39 +144,74 @@ impl<D: LinearSde + Sync> ScoreFor<D> for ExactMixture {
     }
 }
 
-/// Runs `options` with the score `make_score` builds for the chosen SDE.
-pub fn sample_2d<F>(options: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
-where
-    F: ScoreFor<VpSde> + ScoreFor<SubVpSde> + ScoreFor<VeSde>,
-{
-    match options.sde {
-        SdeKind::Vp => sample_with_sde(VpSde::default(), options, make_score),
-        SdeKind::Subvp => sample_with_sde(SubVpSde::default(), options, make_score),
-        SdeKind::Ve => sample_with_sde(VeSde::default(), options, make_score),
+impl<const N: usize> ExactMixture<N> {
+    /// Runs `options` with this score under the SDE they choose.
+    pub fn sample(&self, options: &SampleOptions) -> Result<Vec<[f32; N]>> {
+        // One SDE type for the three (an enum): a third of the code of one per SDE, for
+        // each of the 64 dimensions.
+        sample_with_sde(options.sde.model_sde(), options, self)
     }
+}
+
+/// Samples `mixture` with its exact score, whatever its dimension.
+pub fn sample_exact(options: &SampleOptions, mixture: &Mixture) -> Result<Samples> {
+    crate::with_dim!(mixture.dim(), sample_exact_in(options, mixture))
+}
+
+fn sample_exact_in<const N: usize>(options: &SampleOptions, mixture: &Mixture) -> Result<Samples> {
+    let exact = ExactMixture(mixture.components::<N>()?);
+    Ok(Samples::from_rows(&exact.sample(options)?))
 }
 
 /// A model file's network, whose SDE is fixed by the file.
 pub struct NetworkScore(pub Vec<u8>);
 
-impl ScoreFor<ModelSde> for NetworkScore {
-    type Score<'a> = NeuralScore<'a, 2>;
+impl<const N: usize> ScoreFor<ModelSde, N> for NetworkScore {
+    type Score<'a> = NeuralScore<'a, N>;
     fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
-        // Checked when the file was loaded (see `NetworkScore::load`).
-        NeuralScore::new(Model::parse(&self.0).expect("a checked model")).expect("a 2-D model")
+        // Checked when the file was loaded (see `NetworkScore::load`); callers pick N from
+        // the file's header (see `NetworkScore::sample`).
+        NeuralScore::new(Model::parse(&self.0).expect("a checked model")).expect("N is the model's")
     }
 }
 
 impl NetworkScore {
-    /// Reads and checks a 2-D model file; returns it with its SDE.
+    /// Reads and checks a model file; returns it with its SDE.
     pub fn load(path: &std::path::Path) -> Result<(Self, ModelSde)> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let model = Model::parse(&bytes).with_context(|| format!("{}", path.display()))?;
-        let sde = NeuralScore::<2>::new(model)
-            .with_context(|| format!("{}: only 2-D models can be sampled for now", path.display()))?
-            .sde();
+        let sde = model.header().sde;
         Ok((NetworkScore(bytes), sde))
+    }
+
+    /// `samples` (in the model's coordinates) in data units.
+    pub fn denormalize(&self, samples: &Samples) -> Result<Samples> {
+        let model = Model::parse(&self.0)?;
+        ensure!(
+            samples.dim == model.header().dims.dim as usize,
+            "{}-D samples for a {}-D model",
+            samples.dim,
+            model.header().dims.dim
+        );
+        let values = samples
+            .rows()
+            .flat_map(|x| {
+                x.iter().enumerate().map(move |(d, v)| {
+                    let (mean, std) = model.normalization(d);
+                    mean + std * v
+                })
+            })
+            .collect();
+        Ok(Samples {
+            dim: samples.dim,
+            values,
+        })
+    }
+
+    /// The model's data dimension.
+    pub fn dim(&self) -> usize {
+        Model::parse(&self.0).map_or(0, |m| m.header().dims.dim as usize)
     }
 
     /// Samples in the model's coordinates, mapped back to data units when `data_units`.
@@ -184,22 +220,34 @@ impl NetworkScore {
         sde: ModelSde,
         options: &SampleOptions,
         data_units: bool,
-    ) -> Result<Vec<[f32; 2]>> {
-        let model = Model::parse(&self.0)?;
-        let samples = sample_with_sde(sde, options, self)?;
-        Ok(if data_units {
-            samples.iter().map(|x| model.denormalize(x)).collect()
+    ) -> Result<Samples> {
+        let samples = crate::with_dim!(self.dim(), sample_network_in(self, sde, options))?;
+        if data_units {
+            self.denormalize(&samples)
         } else {
-            samples
-        })
+            Ok(samples)
+        }
     }
 }
 
+fn sample_network_in<const N: usize>(
+    network: &NetworkScore,
+    sde: ModelSde,
+    options: &SampleOptions,
+) -> Result<Samples> {
+    let samples: Vec<[f32; N]> = sample_with_sde(sde, options, network)?;
+    Ok(Samples::from_rows(&samples))
+}
+
 /// Runs `o` under `sde` with the score `make_score` builds for it.
-pub fn sample_with_sde<D, F>(sde: D, o: &SampleOptions, make_score: &F) -> Result<Vec<[f32; 2]>>
+pub fn sample_with_sde<D, F, const N: usize>(
+    sde: D,
+    o: &SampleOptions,
+    make_score: &F,
+) -> Result<Vec<[f32; N]>>
 where
     D: LinearSde + Sync,
-    F: ScoreFor<D>,
+    F: ScoreFor<D, N>,
     Ancestral: AncestralFor<D>,
 {
     let schedule = match o.schedule {
@@ -248,23 +296,23 @@ where
 /// Ancestral sampling where the SDE has it (VP, VE); sub-VP has none and is refused.
 pub trait AncestralFor<D: LinearSde> {
     /// Samples with ancestral steps.
-    fn sample_with<S: Score<2> + Sync>(
+    fn sample_with<S: Score<N> + Sync, const N: usize>(
         sde: &D,
         score: &S,
         grid: TimeGrid,
         o: &SampleOptions,
-    ) -> Result<Vec<[f32; 2]>>;
+    ) -> Result<Vec<[f32; N]>>;
 }
 
 macro_rules! ancestral_for {
     ($sde:ty) => {
         impl AncestralFor<$sde> for Ancestral {
-            fn sample_with<S: Score<2> + Sync>(
+            fn sample_with<S: Score<N> + Sync, const N: usize>(
                 sde: &$sde,
                 score: &S,
                 grid: TimeGrid,
                 o: &SampleOptions,
-            ) -> Result<Vec<[f32; 2]>> {
+            ) -> Result<Vec<[f32; N]>> {
                 let sampler = Sampler::new(Ancestral, grid).with_denoise(o.denoise);
                 sample_particles(&sampler, sde, score, o.n, o.seed, o.threads)
             }
@@ -275,12 +323,12 @@ ancestral_for!(VpSde);
 ancestral_for!(VeSde);
 
 impl AncestralFor<ModelSde> for Ancestral {
-    fn sample_with<S: Score<2> + Sync>(
+    fn sample_with<S: Score<N> + Sync, const N: usize>(
         sde: &ModelSde,
         score: &S,
         grid: TimeGrid,
         o: &SampleOptions,
-    ) -> Result<Vec<[f32; 2]>> {
+    ) -> Result<Vec<[f32; N]>> {
         match sde {
             ModelSde::Vp(vp) => Ancestral::sample_with(vp, score, grid, o),
             ModelSde::Ve(ve) => Ancestral::sample_with(ve, score, grid, o),
@@ -288,16 +336,5 @@ impl AncestralFor<ModelSde> for Ancestral {
                 bail!("ancestral sampling is defined for the VP and VE SDEs only")
             }
         }
-    }
-}
-
-impl AncestralFor<SubVpSde> for Ancestral {
-    fn sample_with<S: Score<2> + Sync>(
-        _: &SubVpSde,
-        _: &S,
-        _: TimeGrid,
-        _: &SampleOptions,
-    ) -> Result<Vec<[f32; 2]>> {
-        bail!("ancestral sampling is defined for the VP and VE SDEs only")
     }
 }

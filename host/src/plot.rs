@@ -60,15 +60,41 @@ where
     Ok(())
 }
 
-fn pairs(points: &Points) -> Result<Vec<[f64; 2]>> {
-    ensure!(points.dim == 2, "plots show 2-D data, not {}-D", points.dim);
-    Ok(points.rows().map(|r| [r[0], r[1]]).collect())
+/// Where a point is drawn: its first two coordinates, or, for 1-D data, its coordinate at
+/// height `height` (a strip plot).
+fn project(x: &[f64], height: f64) -> [f64; 2] {
+    match x {
+        [a, b, ..] => [*a, *b],
+        [a] => [*a, height],
+        [] => [0.0, height],
+    }
 }
 
-/// Data (left, blue) beside samples (right, red), on the same square.
+/// The height of point `i` in a 1-D strip plot: spread evenly over the view, in no pattern.
+fn strip_height(i: usize, view: View) -> f64 {
+    ((i as f64 * 0.618_033_988_749_895).fract() * 2.0 - 1.0) * 0.9 * view.half
+}
+
+/// Every point of `points`, projected (see [`project`]).
+fn pairs(points: &Points, view: View) -> Vec<[f64; 2]> {
+    points
+        .rows()
+        .enumerate()
+        .map(|(i, r)| project(r, strip_height(i, view)))
+        .collect()
+}
+
+/// Data (left, blue) beside samples (right, red), on the same square: the first two
+/// coordinates, or 1-D points spread vertically.
 pub fn data_and_samples(path: &Path, data: &Points, samples: &Points) -> Result<()> {
+    ensure!(
+        data.dim == samples.dim,
+        "the data have {} coordinates, the samples {}",
+        data.dim,
+        samples.dim
+    );
     let view = View::around(data);
-    let (data, samples) = (pairs(data)?, pairs(samples)?);
+    let (data, samples) = (pairs(data, view), pairs(samples, view));
     write_png(path, 2 * PANEL, PANEL, |root| {
         let panels = root.split_evenly((1, 2));
         draw_points(&panels[0], view, &data, DATA)?;
@@ -127,9 +153,9 @@ pub fn score_field(
 }
 
 /// Sample trajectories from noise (light) to data (dark), over the data in blue.
-pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f32; 2]>]) -> Result<()> {
+pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f64; 2]>]) -> Result<()> {
     let view = View::around(data);
-    let data = pairs(data)?;
+    let data = pairs(data, view);
     let h = view.half;
     write_png(path, PANEL, PANEL, |root| {
         draw_points(root, view, &data, DATA)?;
@@ -138,7 +164,7 @@ pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f32; 2]>]) -> Resu
             .build_cartesian_2d(-h..h, -h..h)
             .map_err(|e| anyhow!("{e}"))?;
         for path in paths {
-            let line = path.iter().map(|p| (p[0] as f64, p[1] as f64));
+            let line = path.iter().map(|p| (p[0], p[1]));
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     line.collect::<Vec<_>>(),
@@ -148,7 +174,7 @@ pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f32; 2]>]) -> Resu
             if let Some(end) = path.last() {
                 chart
                     .draw_series(std::iter::once(Circle::new(
-                        (end[0] as f64, end[1] as f64),
+                        (end[0], end[1]),
                         3,
                         SAMPLES.filled(),
                     )))
@@ -160,10 +186,10 @@ pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f32; 2]>]) -> Resu
 }
 
 /// An animated GIF of particles (`frames[k]` = every particle at frame k) over the data.
-pub fn animation(path: &Path, data: &Points, frames: &[Vec<[f32; 2]>]) -> Result<()> {
+pub fn animation(path: &Path, data: &Points, frames: &[Vec<[f64; 2]>]) -> Result<()> {
     ensure!(!frames.is_empty(), "no frames to animate");
     let view = View::around(data);
-    let data = pairs(data)?;
+    let data = pairs(data, view);
     let tmp = crate::io::temporary_sibling(path)?;
     {
         let root = BitMapBackend::gif(tmp.path(), (PANEL, PANEL), 80)
@@ -180,7 +206,7 @@ pub fn animation(path: &Path, data: &Points, frames: &[Vec<[f32; 2]>]) -> Result
                 .draw_series(
                     frame
                         .iter()
-                        .map(|p| Circle::new((p[0] as f64, p[1] as f64), 2, SAMPLES.filled())),
+                        .map(|p| Circle::new((p[0], p[1]), 2, SAMPLES.filled())),
                 )
                 .map_err(|e| anyhow!("{e}"))?;
             root.present().map_err(|e| anyhow!("{e}"))?;
@@ -205,29 +231,33 @@ fn write_png(
     crate::io::commit_temporary(tmp, path)
 }
 
-/// Records every state of a particle's path.
-struct PathRecorder(Vec<[f32; 2]>);
+/// A particle's states, each with its time.
+type TimedPath<const N: usize> = Vec<(f32, [f32; N])>;
 
-impl tinyscore::Observer<2> for PathRecorder {
-    fn observe(&mut self, _step: u32, _t: f32, x: &[f32; 2]) {
-        self.0.push(*x);
+/// Records every state of a particle's path with its time.
+struct PathRecorder<const N: usize>(TimedPath<N>);
+
+impl<const N: usize> tinyscore::Observer<N> for PathRecorder<N> {
+    fn observe(&mut self, _step: u32, t: f32, x: &[f32; N]) {
+        self.0.push((t, *x));
     }
 }
 
 /// The Euler–Maruyama paths (`steps` steps from T to `t_end`) of particles `0..n` of `seed`,
-/// each state mapped by `to_data`.
-pub fn sample_paths<D, S>(
+/// each state `(t, x)` with `x` mapped by `to_data`.
+#[allow(clippy::too_many_arguments)]
+fn sample_paths<D, S, const N: usize>(
     sde: &D,
     score: &S,
     t_end: f32,
     steps: u32,
     n: usize,
     seed: u64,
-    to_data: impl Fn(&[f32; 2]) -> [f32; 2],
-) -> Result<Vec<Vec<[f32; 2]>>>
+    to_data: impl Fn(&[f32; N]) -> [f32; N],
+) -> Result<Vec<TimedPath<N>>>
 where
     D: tinyscore::LinearSde,
-    S: tinyscore::Score<2>,
+    S: tinyscore::Score<N>,
 {
     let grid = tinyscore::TimeGrid::uniform(sde.t_max(), t_end, steps)?;
     let sampler = tinyscore::Sampler::new(tinyscore::EulerMaruyama, grid);
@@ -238,7 +268,7 @@ where
             sampler
                 .sample(sde, score, &mut noise, &mut recorder)
                 .map_err(|e| anyhow!("particle {i}: {e}"))?;
-            Ok(recorder.0.iter().map(&to_data).collect())
+            Ok(recorder.0.iter().map(|(t, x)| (*t, to_data(x))).collect())
         })
         .collect()
 }
@@ -247,8 +277,13 @@ where
 /// field at t = 0.01, 0.1, 0.5, 1), `trajectories.png` (32 paths) and `flow.gif` (the
 /// particles from noise to data, 40 frames). `score` is in the model's coordinates; `to_data`
 /// maps them to data units.
+///
+/// Points of more than two coordinates are drawn by their first two, and the score field is
+/// the slice through the model's origin (the data mean) in the others. One coordinate is
+/// drawn as a strip: particles at spread-out heights, the score as horizontal arrows, and
+/// trajectories with time running from the top (T) to the bottom.
 #[allow(clippy::too_many_arguments)]
-pub fn all<D, S>(
+pub fn all<D, S, const N: usize>(
     dir: &Path,
     data: &Points,
     samples: &Points,
@@ -256,34 +291,57 @@ pub fn all<D, S>(
     score: &S,
     t_end: f32,
     seed: u64,
-    to_data: impl Fn(&[f32; 2]) -> [f32; 2] + Copy,
-    to_model: impl Fn(&[f32; 2]) -> [f32; 2],
+    to_data: impl Fn(&[f32; N]) -> [f32; N] + Copy,
+    to_model: impl Fn(&[f32; N]) -> [f32; N],
 ) -> Result<Vec<std::path::PathBuf>>
 where
     D: tinyscore::LinearSde,
-    S: tinyscore::Score<2>,
+    S: tinyscore::Score<N>,
 {
+    ensure!(
+        data.dim == N,
+        "the data have {} coordinates, the model {N}",
+        data.dim
+    );
     let files: Vec<_> = ["samples.png", "score.png", "trajectories.png", "flow.gif"]
         .iter()
         .map(|f| dir.join(f))
         .collect();
     data_and_samples(&files[0], data, samples)?;
-    score_field(
-        &files[1],
-        View::around(data),
-        &[0.01, 0.1, 0.5, 1.0],
-        |x, t| score.score(&to_model(&x), t),
-    )?;
+    let view = View::around(data);
+    let origin = to_data(&[0.0; N]);
+    score_field(&files[1], view, &[0.01, 0.1, 0.5, 1.0], |p, t| {
+        let mut x = origin;
+        x[..N.min(2)].copy_from_slice(&p[..N.min(2)]);
+        let s = score.score(&to_model(&x), t);
+        [s[0], if N >= 2 { s[1] } else { 0.0 }]
+    })?;
     let steps = 200;
-    let paths = sample_paths(sde, score, t_end, steps, 32, seed, to_data)?;
+    let t_max = sde.t_max();
+    // 1-D: time is the height, T at the top.
+    let time_height =
+        |t: f32| ((2.0 * (t - t_end) / (t_max - t_end)) as f64 - 1.0) * 0.9 * view.half;
+    let to_f64 = |x: &[f32; N]| x.map(f64::from);
+    let paths: Vec<Vec<[f64; 2]>> = sample_paths(sde, score, t_end, steps, 32, seed, to_data)?
+        .iter()
+        .map(|path| {
+            path.iter()
+                .map(|(t, x)| project(&to_f64(x), time_height(*t)))
+                .collect()
+        })
+        .collect();
     trajectories(&files[2], data, &paths)?;
     let particles = sample_paths(sde, score, t_end, steps, 400, seed, to_data)?;
-    let frames: Vec<Vec<[f32; 2]>> = (0..=40)
+    let frames: Vec<Vec<[f64; 2]>> = (0..=40)
         .map(|k| {
             let step = (k * steps as usize / 40).min(steps as usize);
             particles
                 .iter()
-                .filter_map(|p| p.get(step).copied())
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    p.get(step)
+                        .map(|(_, x)| project(&to_f64(x), strip_height(i, view)))
+                })
                 .collect()
         })
         .collect();
@@ -300,7 +358,20 @@ pub fn all_for_model(
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
     let model = tinyscore::Model::parse(model_bytes)?;
-    let score = tinyscore::NeuralScore::<2>::new(model)?;
+    crate::with_dim!(
+        model.header().dims.dim as usize,
+        all_for_model_in(dir, data, samples, model, seed)
+    )
+}
+
+fn all_for_model_in<const N: usize>(
+    dir: &Path,
+    data: &Points,
+    samples: &Points,
+    model: tinyscore::Model<'_>,
+    seed: u64,
+) -> Result<Vec<std::path::PathBuf>> {
+    let score = tinyscore::NeuralScore::<N>::new(model)?;
     all(
         dir,
         data,
@@ -311,5 +382,45 @@ pub fn all_for_model(
         seed,
         |x| model.denormalize(x),
         |x| model.normalize(x),
+    )
+}
+
+/// [`all`] for the exact score of a Gaussian mixture under the VP-SDE.
+pub fn all_for_mixture(
+    dir: &Path,
+    data: &Points,
+    samples: &Points,
+    mixture: &crate::datasets::Mixture,
+    t_end: f32,
+    seed: u64,
+) -> Result<Vec<std::path::PathBuf>> {
+    crate::with_dim!(
+        mixture.dim(),
+        all_for_mixture_in(dir, data, samples, mixture, t_end, seed)
+    )
+}
+
+fn all_for_mixture_in<const N: usize>(
+    dir: &Path,
+    data: &Points,
+    samples: &Points,
+    mixture: &crate::datasets::Mixture,
+    t_end: f32,
+    seed: u64,
+) -> Result<Vec<std::path::PathBuf>> {
+    use crate::options::ScoreFor;
+    let exact = crate::options::ExactMixture(mixture.components::<N>()?);
+    let sde = tinyscore::VpSde::default();
+    let score = exact.for_sde(sde);
+    all(
+        dir,
+        data,
+        samples,
+        &sde,
+        &score,
+        t_end,
+        seed,
+        |x| *x,
+        |x| *x,
     )
 }

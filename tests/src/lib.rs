@@ -94,3 +94,36 @@ pub fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
     b[end..].copy_from_slice(&checksum.to_le_bytes());
     b
 }
+
+/// A small int8 model of 3-D data (a noisy helix), trained for a few hundred steps and
+/// quantized: a model of another dimension than the reference's, for the firmware.
+pub fn helix_int8() -> Vec<u8> {
+    use tinyscore_host::train::{train, TrainConfig, TrainState, TrainingData};
+    let mut noise = tinyscore::particle_noise(11, 0);
+    let rows: Vec<[f32; 3]> = (0..4096)
+        .map(|i| {
+            let t = i as f32 * 0.003;
+            [
+                t.cos() + 0.05 * noise.sample(),
+                t.sin() + 0.05 * noise.sample(),
+                0.25 * t + 0.05 * noise.sample(),
+            ]
+        })
+        .collect();
+    let points = Points::from_rows(&rows);
+    let config = TrainConfig {
+        hidden: 32,
+        steps: 300,
+        batch: 256,
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let mut state = TrainState::new(config, &points).expect("a valid configuration");
+    let data = TrainingData::new(&state, &points).expect("the data fit");
+    let never = std::sync::atomic::AtomicBool::new(false);
+    train(&mut state, &data, 0, &never, |_, _| (), |_| Ok(())).expect("training runs");
+    let network = state.network().expect("the trained network");
+    let calibration = diffused_inputs(&network, &points, 2048, 0).expect("calibration inputs");
+    let (quantized, _) = quantize(&network, &calibration).expect("the model quantizes");
+    quantized.to_bytes().expect("the int8 model writes")
+}

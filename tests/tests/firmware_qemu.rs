@@ -1,7 +1,8 @@
 //! The firmware in QEMU against the host, bit for bit: the reference model in f32 and int8,
 //! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
 //! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, probability-flow
-//! Heun and annealed Langevin. And a corrupted model makes the firmware fail with its error.
+//! Heun and annealed Langevin; a 3-D model likewise. And a corrupted model makes the firmware
+//! fail with its error.
 
 use std::path::Path;
 use std::process::Command;
@@ -9,7 +10,7 @@ use std::sync::Mutex;
 use tinyscore::ModelSde;
 use tinyscore_host::firmware::{self, Board, FirmwareRun};
 use tinyscore_host::options::{NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind};
-use tinyscore_tests::{reference_int8, reference_model_bytes};
+use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
 
 /// The QEMU boards.
 const BOARDS: [Board; 2] = [Board::QemuM4, Board::QemuM0];
@@ -34,7 +35,8 @@ fn require_qemu() {
 /// run the binary another test just rebuilt with its own model.
 static FIRMWARE: Mutex<()> = Mutex::new(());
 
-fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Vec<[u32; 2]>> {
+/// Each sample's coordinates' bits, row after row.
+fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Vec<u32>> {
     let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
     let run = FirmwareRun {
         model: model.to_path_buf(),
@@ -44,12 +46,13 @@ fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Ve
         seed: SEED,
     };
     Ok(firmware::run(board, &run)?
+        .values
         .iter()
-        .map(|x| x.map(f32::to_bits))
+        .map(|x| x.to_bits())
         .collect())
 }
 
-fn host_samples(bytes: &[u8], sampler: SamplerKind) -> Vec<[u32; 2]> {
+fn host_samples(bytes: &[u8], sampler: SamplerKind) -> Vec<u32> {
     let model = tinyscore::Model::parse(bytes).unwrap();
     let sde: ModelSde = model.header().sde;
     let options = SampleOptions {
@@ -66,8 +69,9 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind) -> Vec<[u32; 2]> {
     NetworkScore(bytes.to_vec())
         .sample(sde, &options, false)
         .unwrap()
+        .values
         .iter()
-        .map(|x| x.map(f32::to_bits))
+        .map(|x| x.to_bits())
         .collect()
 }
 
@@ -101,6 +105,25 @@ fn firmware_samples_are_bit_identical_to_the_host() {
                 println!("{board:?} {precision:<5} {name:<9} {PARTICLES} samples bit-identical");
             }
         }
+    }
+}
+
+#[test]
+fn a_three_dimensional_model_samples_bit_identically_on_both_cores() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = helix_int8();
+    let path = dir.path().join("helix-int8.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    let expected = host_samples(&bytes, SamplerKind::Em);
+    assert_eq!(expected.len(), 3 * PARTICLES);
+    for board in BOARDS {
+        let got = run_on(board, &path, SamplerKind::Em)
+            .unwrap_or_else(|e| panic!("{board:?}, 3-D int8: {e:#}"));
+        assert_eq!(
+            got, expected,
+            "{board:?}, 3-D int8: samples differ from the host"
+        );
     }
 }
 

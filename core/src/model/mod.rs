@@ -643,6 +643,10 @@ impl<'a> Model<'a> {
     /// of point `p` on entry; returns the output rows. Each weight is read once for all lanes
     /// and the loops over lanes are innermost, so they vectorise; every lane's arithmetic is
     /// the same as with `L = 1`.
+    ///
+    /// Never inlined: it does not depend on the data dimension, so the samplers of every
+    /// dimension (the host dispatches 1 to 64) share one copy.
+    #[inline(never)]
     fn forward<'s, const L: usize>(
         &self,
         a: &'s mut [[f32; L]; MAX_WIDTH],

@@ -46,6 +46,10 @@ pub mod baked {
 
     /// Whether the seed should come from the board's hardware RNG (`TINYSCORE_SEED=hardware`).
     pub const HARDWARE_SEED: bool = generated::HARDWARE_SEED;
+
+    /// The model's data dimension, read from its header at build time (each dimension is
+    /// its own code: the samplers' states are `[f32; DIM]`).
+    pub const DIM: usize = generated::DIM;
 }
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
@@ -100,47 +104,63 @@ pub enum AppError {
 /// Where samples go.
 pub trait SampleSink {
     /// Takes sample `index` (in the model's normalised coordinates).
-    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError>;
+    fn sample(&mut self, index: u32, x: &[f32]) -> Result<(), AppError>;
 }
 
-/// Samples as defmt messages `sample <i> <x₀ bits> <x₁ bits>` (bits in hex).
+/// The largest dimension a model file may have.
+const MAX_DIM: usize = tinyscore::model::MAX_DIM as usize;
+
+/// Samples as defmt messages `sample <i> [<x₀ bits>, <x₁ bits>, …]` (bits in hex).
 pub struct DefmtSink;
 
 impl SampleSink for DefmtSink {
-    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError> {
-        defmt::println!(
-            "sample {=u32} {=u32:08x} {=u32:08x}",
-            index,
-            x[0].to_bits(),
-            x[1].to_bits()
-        );
+    fn sample(&mut self, index: u32, x: &[f32]) -> Result<(), AppError> {
+        let mut bits = [0u32; MAX_DIM];
+        for (b, v) in bits.iter_mut().zip(x) {
+            *b = v.to_bits();
+        }
+        let bits = &bits[..x.len().min(MAX_DIM)];
+        defmt::println!("sample {=u32} {=[?]:08x}", index, bits);
         Ok(())
     }
 }
 
-/// Samples as 12-byte records (index, x₀ bits, x₁ bits; little-endian u32s) on a byte stream.
+/// Samples as records on a byte stream: the index, then each coordinate's f32 bits, all
+/// little-endian u32s (`4 + 4·DIM` bytes a record).
 pub struct BinarySink<W: embedded_io::Write>(pub W);
 
 impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
-    fn sample(&mut self, index: u32, x: [f32; 2]) -> Result<(), AppError> {
-        let mut record = [0u8; 12];
-        record[..4].copy_from_slice(&index.to_le_bytes());
-        record[4..8].copy_from_slice(&x[0].to_bits().to_le_bytes());
-        record[8..].copy_from_slice(&x[1].to_bits().to_le_bytes());
-        self.0.write_all(&record).map_err(|_| AppError::Sink)
+    fn sample(&mut self, index: u32, x: &[f32]) -> Result<(), AppError> {
+        let mut write = |bytes: [u8; 4]| self.0.write_all(&bytes).map_err(|_| AppError::Sink);
+        write(index.to_le_bytes())?;
+        for v in x {
+            write(v.to_bits().to_le_bytes())?;
+        }
+        Ok(())
     }
 }
 
 /// Parses `model`, samples `config.particles` particles and sends each to `sink`, toggling
 /// `led` after each.
+///
+/// The model must have the dimension the build read from the baked model ([`baked::DIM`]).
 pub fn run<L: OutputPin, K: SampleSink>(
     model: &[u8],
     config: &Config,
     led: &mut L,
     sink: &mut K,
 ) -> Result<(), AppError> {
+    run_in::<L, K, { baked::DIM }>(model, config, led, sink)
+}
+
+fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
+    model: &[u8],
+    config: &Config,
+    led: &mut L,
+    sink: &mut K,
+) -> Result<(), AppError> {
     let model = Model::parse(model).map_err(AppError::Model)?;
-    let score = NeuralScore::<2>::new(model).map_err(AppError::Model)?;
+    let score = NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;
     let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config.steps)
@@ -177,7 +197,7 @@ struct Output<'a, L, K> {
 }
 
 impl<L: OutputPin, K: SampleSink> Output<'_, L, K> {
-    fn all<P, D, S>(
+    fn all<P, D, S, const N: usize>(
         &mut self,
         config: &Config,
         sampler: &Sampler<P>,
@@ -185,16 +205,16 @@ impl<L: OutputPin, K: SampleSink> Output<'_, L, K> {
         score: &S,
     ) -> Result<(), AppError>
     where
-        P: Solver<D, 2>,
+        P: Solver<D, N>,
         D: LinearSde,
-        S: Score<2>,
+        S: Score<N>,
     {
         for index in 0..config.particles {
             let mut noise = particle_noise(config.seed, index as u64);
             let x = sampler
                 .sample(sde, score, &mut noise, &mut NullObserver)
                 .map_err(|error| AppError::Particle { index, error })?;
-            self.sink.sample(index, x)?;
+            self.sink.sample(index, &x)?;
             self.lit = !self.lit;
             // A status LED that cannot switch is no reason to stop sampling.
             let _ = if self.lit {
