@@ -2,7 +2,9 @@
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
 //! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`
 //! (a number, or `hardware` for a board's RNG),
-//! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`).
+//! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`),
+//! `TINYSCORE_SINK` (`defmt`, or `binary` for the app's `BinarySink` records where
+//! the board has a byte stream for them).
 
 use std::env;
 use std::fs;
@@ -50,6 +52,11 @@ fn main() {
         "count" => true,
         other => panic!("TINYSCORE_MODE={other}: expected sample or count"),
     };
+    let binary_sink = match setting("TINYSCORE_SINK", "defmt").as_str() {
+        "defmt" => false,
+        "binary" => true,
+        other => panic!("TINYSCORE_SINK={other}: expected defmt or binary"),
+    };
     let config = format!(
         "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
@@ -58,7 +65,9 @@ fn main() {
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
          /// Draw the seed from a hardware RNG where the board has one.\n\
          pub const HARDWARE_SEED: bool = {hardware_seed};\n\
-         /// The model's data dimension.\npub const DIM: usize = {dim};\n",
+         /// The model's data dimension.\npub const DIM: usize = {dim};\n\
+         /// Send samples as binary records instead of defmt frames.\n\
+         pub const BINARY_SINK: bool = {binary_sink};\n",
         number("TINYSCORE_STEPS", "100"),
         number("TINYSCORE_PARTICLES", "8"),
         if hardware_seed {

@@ -14,8 +14,8 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use tinyscore::{particle_noise, Model, NeuralScore, Score};
-use tinyscore_app::baked::{CONFIG, COUNT, DIM, MODEL};
-use tinyscore_app::{run, DefmtSink};
+use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
+use tinyscore_app::{run, BinarySink, DefmtSink};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -62,7 +62,15 @@ fn run_qemu() -> Result<(), ()> {
         count_score_and_noise(&score);
     }
     let start = ticks();
-    let result = run(MODEL, &config, &mut NoLed, &mut DefmtSink);
+    let result = if BINARY_SINK {
+        let mut file = SemihostingFile::create(SAMPLES_FILE)
+            .map_err(|()| defmt::println!("error: cannot create the samples file"))?;
+        let result = run(MODEL, &config, &mut NoLed, &mut BinarySink(&mut file));
+        file.close();
+        result
+    } else {
+        run(MODEL, &config, &mut NoLed, &mut DefmtSink)
+    };
     if COUNT {
         defmt::println!("count sample_ticks {=u64}", ticks() - start);
     }
@@ -70,6 +78,58 @@ fn run_qemu() -> Result<(), ()> {
         tinyscore_app::AppError::Model(e) => defmt::println!("error: model file: {}", e),
         other => defmt::println!("error: {}", other),
     })
+}
+
+/// The host file (in QEMU's working directory) that a `TINYSCORE_SINK=binary` build writes
+/// its sample records to, through semihosting (NUL-terminated for the call).
+const SAMPLES_FILE: &str = "tinyscore-samples.bin\0";
+
+/// A file on the host, written through semihosting: the byte stream the binary sink's
+/// records go to under QEMU (a UART on a board).
+struct SemihostingFile {
+    handle: usize,
+}
+
+impl SemihostingFile {
+    /// Creates (truncates) the host file `name`, which ends in a NUL.
+    fn create(name: &str) -> Result<Self, ()> {
+        let mode = cortex_m_semihosting::nr::open::W_TRUNC_BINARY;
+        // SAFETY: SYS_OPEN reads `name.len() - 1` bytes of a NUL-terminated string that
+        // outlives the call.
+        let handle =
+            unsafe { cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), mode, name.len() - 1) };
+        if handle as isize == -1 {
+            Err(())
+        } else {
+            Ok(SemihostingFile { handle })
+        }
+    }
+
+    fn close(self) {
+        // SAFETY: SYS_CLOSE takes a handle SYS_OPEN returned; nothing uses it afterwards.
+        unsafe { cortex_m_semihosting::syscall!(CLOSE, self.handle) };
+    }
+}
+
+impl embedded_io::ErrorType for SemihostingFile {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Write for SemihostingFile {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        // SAFETY: SYS_WRITE reads `buf.len()` bytes of `buf`; it returns how many it did not
+        // write.
+        let left =
+            unsafe { cortex_m_semihosting::syscall!(WRITE, self.handle, buf.as_ptr(), buf.len()) };
+        match buf.len().checked_sub(left) {
+            Some(written) => Ok(written),
+            None => Err(embedded_io::ErrorKind::Other),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// SysTick wraps since start-up (the counter is 24 bits).

@@ -201,7 +201,7 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
         .is_ok_and(|o| o.status.success());
     if !qemu {
         eprintln!("  firmware: QEMU is missing (apt-get install qemu-system-arm); not run");
-        return Ok("The firmware step did not run: `qemu-system-arm` is not installed                    (`cargo xtask setup` installs it, or `apt-get install qemu-system-arm`)."
+        return Ok("The firmware step did not run: `qemu-system-arm` is not installed (`cargo xtask setup` installs it, or `apt-get install qemu-system-arm`)."
             .into());
     }
     let start = Instant::now();
@@ -213,6 +213,7 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
             steps: FIRMWARE_STEPS,
             particles: FIRMWARE_PARTICLES,
             seed,
+            sink: crate::firmware::Sink::Defmt,
         },
     )?;
     let seconds = start.elapsed().as_secs_f64();

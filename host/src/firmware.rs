@@ -8,7 +8,7 @@
 use crate::options::SamplerKind;
 use crate::sampling::Samples;
 use anyhow::{bail, ensure, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A board the firmware runs on in QEMU.
@@ -44,7 +44,22 @@ pub struct FirmwareRun {
     pub particles: usize,
     /// Seed: particle i uses stream i.
     pub seed: u64,
+    /// How the chip sends its samples.
+    pub sink: Sink,
 }
+
+/// How the firmware sends its samples to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sink {
+    /// defmt frames `sample <i> [bits…]` (the app's `DefmtSink`).
+    Defmt,
+    /// Binary records (the app's `BinarySink`: index then each coordinate's bits, all
+    /// little-endian u32s), into a host file through semihosting.
+    Binary,
+}
+
+/// The file a binary-sink firmware writes in QEMU's working directory.
+const SAMPLES_FILE: &str = "tinyscore-samples.bin";
 
 /// Memory a firmware build takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -88,11 +103,8 @@ pub fn elf_size(elf: &[u8]) -> Result<(u64, u64)> {
 /// Builds and runs the firmware for `run` on `board`, and reports its flash, static RAM and
 /// measured stack.
 pub fn size(board: Board, run_settings: &FirmwareRun) -> Result<Size> {
-    let output = build_and_run(board, run_settings)?;
-    let elf_path = firmware_dir()
-        .join("target")
-        .join(board.target())
-        .join("release/tinyscore-firmware");
+    let output = build_and_run_mode(board, run_settings, Mode::Sample, &std::env::temp_dir())?;
+    let elf_path = elf_path(board);
     let elf =
         std::fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
     let (flash, ram) = elf_size(&elf)?;
@@ -117,16 +129,50 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
         .with_context(|| format!("cannot read {}", run.model.display()))?;
     // A file that does not parse still goes to the chip, which reports why it refuses it.
     let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
-    let stdout = build_and_run(board, run)?;
+    let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
+    let stdout = build_and_run_mode(board, run, Mode::Sample, work.path())?;
     let dim = dim.with_context(|| format!("{}", run.model.display()))?;
-    let samples = parse_samples(&stdout, dim)?;
+    let samples = match run.sink {
+        Sink::Defmt => parse_samples(&stdout, dim)?,
+        Sink::Binary => {
+            let path = work.path().join(SAMPLES_FILE);
+            let bytes = std::fs::read(&path)
+                .context("the firmware wrote no samples file through semihosting")?;
+            parse_records(&bytes, dim)?
+        }
+    };
     ensure!(
         samples.len() == run.particles,
-        "the firmware printed {} samples, expected {}",
+        "the firmware sent {} samples, expected {}",
         samples.len(),
         run.particles
     );
     Ok(samples)
+}
+
+/// The binary sink's records (`4 + 4·dim` bytes each: index, then each coordinate's f32
+/// bits; little-endian), which must come in index order from 0.
+pub fn parse_records(bytes: &[u8], dim: usize) -> Result<Samples> {
+    let record = 4 * (1 + dim);
+    ensure!(
+        bytes.len().is_multiple_of(record),
+        "{} bytes of binary samples are not whole {record}-byte records",
+        bytes.len()
+    );
+    let mut values = Vec::with_capacity(bytes.len() / record * dim);
+    for (expected, r) in bytes.chunks_exact(record).enumerate() {
+        let words: Vec<u32> = r
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        ensure!(
+            words[0] as usize == expected,
+            "binary record {expected} has index {}",
+            words[0]
+        );
+        values.extend(words[1..].iter().map(|&b| f32::from_bits(b)));
+    }
+    Ok(Samples { dim, values })
 }
 
 /// What a firmware build does.
@@ -151,12 +197,9 @@ impl Board {
 /// Seconds QEMU may run before the run counts as hung.
 const QEMU_TIMEOUT_S: u32 = 120;
 
-/// Builds the firmware for `run` and `board`, runs it in QEMU and returns what it printed.
-fn build_and_run(board: Board, run: &FirmwareRun) -> Result<String> {
-    build_and_run_mode(board, run, Mode::Sample)
-}
-
-fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode) -> Result<String> {
+/// Builds the firmware for `run` and `board`, runs it in QEMU (in `work`, where semihosting
+/// writes files) and returns what it printed.
+fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) -> Result<String> {
     let sampler = match run.sampler {
         SamplerKind::Em | SamplerKind::Pc | SamplerKind::OdeHeun | SamplerKind::Ald => {
             run.sampler.name()
@@ -176,6 +219,13 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode) -> Result<Str
         .env("TINYSCORE_STEPS", run.steps.to_string())
         .env("TINYSCORE_PARTICLES", run.particles.to_string())
         .env("TINYSCORE_SEED", run.seed.to_string())
+        .env(
+            "TINYSCORE_SINK",
+            match run.sink {
+                Sink::Defmt => "defmt",
+                Sink::Binary => "binary",
+            },
+        )
         .env(
             "TINYSCORE_MODE",
             if mode == Mode::Count {
@@ -209,6 +259,7 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode) -> Result<Str
         qemu.args(["-icount", "shift=0"]);
     }
     let output = qemu
+        .current_dir(work)
         .arg("-kernel")
         .arg(&elf_path)
         .output()
@@ -255,7 +306,7 @@ const INSTRUCTIONS_PER_TICK: f64 = 40.0;
 
 /// Counts instructions on the Cortex-M4F for the model in `run`.
 pub fn count(run: &FirmwareRun) -> Result<Counts> {
-    let output = build_and_run_mode(Board::QemuM4, run, Mode::Count)?;
+    let output = build_and_run_mode(Board::QemuM4, run, Mode::Count, &std::env::temp_dir())?;
     let field = |key: &str| -> Result<f64> {
         output
             .lines()

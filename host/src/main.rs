@@ -317,6 +317,10 @@ enum FirmwareCommand {
         /// Number of samples.
         #[arg(short, default_value_t = 16)]
         n: usize,
+        /// How the chip sends its samples: defmt frames, or the binary sink's records
+        /// (written to a host file through semihosting under QEMU).
+        #[arg(long, value_enum, default_value = "defmt")]
+        sink: firmware::Sink,
         /// Seed (particle i uses stream i of this seed, as on the host).
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -641,6 +645,7 @@ fn run(cli: Cli) -> Result<()> {
                 steps,
                 particles: 1,
                 seed: 0,
+                sink: firmware::Sink::Defmt,
             })?;
             if json {
                 outln!("{}", serde_json::to_string(&counts)?);
@@ -675,6 +680,7 @@ fn run(cli: Cli) -> Result<()> {
                     steps: 10,
                     particles: 1,
                     seed: 0,
+                    sink: firmware::Sink::Defmt,
                 },
             )?;
             if json {
@@ -693,6 +699,7 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             n,
             seed,
+            sink,
             normalized,
             out,
         }) => {
@@ -702,6 +709,7 @@ fn run(cli: Cli) -> Result<()> {
                 steps,
                 particles: n,
                 seed,
+                sink,
             };
             let samples = firmware::run(board, &run)?;
             let samples = if normalized {

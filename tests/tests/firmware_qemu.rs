@@ -2,13 +2,13 @@
 //! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
 //! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, probability-flow
 //! Heun and annealed Langevin; a 3-D model likewise. And a corrupted model makes the firmware
-//! fail with its error.
+//! fail with its error. The binary sink's records carry the same bits as the defmt frames.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use tinyscore::ModelSde;
-use tinyscore_host::firmware::{self, Board, FirmwareRun};
+use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
 use tinyscore_host::options::{NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind};
 use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
 
@@ -37,6 +37,15 @@ static FIRMWARE: Mutex<()> = Mutex::new(());
 
 /// Each sample's coordinates' bits, row after row.
 fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Vec<u32>> {
+    run_with(board, model, sampler, Sink::Defmt)
+}
+
+fn run_with(
+    board: Board,
+    model: &Path,
+    sampler: SamplerKind,
+    sink: Sink,
+) -> anyhow::Result<Vec<u32>> {
     let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
     let run = FirmwareRun {
         model: model.to_path_buf(),
@@ -44,6 +53,7 @@ fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Ve
         steps: STEPS,
         particles: PARTICLES,
         seed: SEED,
+        sink,
     };
     Ok(firmware::run(board, &run)?
         .values
@@ -125,6 +135,40 @@ fn a_three_dimensional_model_samples_bit_identically_on_both_cores() {
             "{board:?}, 3-D int8: samples differ from the host"
         );
     }
+}
+
+#[test]
+fn the_binary_sink_sends_the_same_bits_as_records() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = reference_int8().1;
+    let path = dir.path().join("int8.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    let expected = host_samples(&bytes, SamplerKind::Pc);
+    for board in BOARDS {
+        let got = run_with(board, &path, SamplerKind::Pc, Sink::Binary)
+            .unwrap_or_else(|e| panic!("{board:?}, binary sink: {e:#}"));
+        assert_eq!(
+            got, expected,
+            "{board:?}: the binary records differ from the host"
+        );
+    }
+}
+
+#[test]
+fn binary_records_out_of_order_or_cut_short_are_refused() {
+    let record = |i: u32, x: f32, y: f32| -> Vec<u8> {
+        [i, x.to_bits(), y.to_bits()]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect()
+    };
+    let good = [record(0, 1.0, -2.0), record(1, 0.5, 3.0)].concat();
+    let samples = firmware::parse_records(&good, 2).unwrap();
+    assert_eq!(samples.values, vec![1.0, -2.0, 0.5, 3.0]);
+    assert!(firmware::parse_records(&good[..good.len() - 1], 2).is_err());
+    let swapped = [record(1, 0.5, 3.0), record(0, 1.0, -2.0)].concat();
+    assert!(firmware::parse_records(&swapped, 2).is_err());
 }
 
 #[test]

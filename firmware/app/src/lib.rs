@@ -50,6 +50,10 @@ pub mod baked {
     /// The model's data dimension, read from its header at build time (each dimension is
     /// its own code: the samplers' states are `[f32; DIM]`).
     pub const DIM: usize = generated::DIM;
+
+    /// Whether samples go out as [`crate::BinarySink`] records (`TINYSCORE_SINK=binary`)
+    /// rather than defmt frames, where the board has a byte stream for them.
+    pub const BINARY_SINK: bool = generated::BINARY_SINK;
 }
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
