@@ -6,6 +6,7 @@
 
 use crate::datasets::Points;
 use anyhow::{anyhow, ensure, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -35,6 +36,23 @@ const PANEL: u32 = 480;
 const DATA: RGBColor = RGBColor(31, 119, 180);
 const SAMPLES: RGBColor = RGBColor(214, 39, 40);
 
+/// Chart coordinates on `area`: the view's square, with the margin every panel has.
+type SquareChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn square_chart<'a, DB: DrawingBackend + 'a>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    view: View,
+) -> Result<SquareChart<'a, DB>>
+where
+    DB::ErrorType: 'static,
+{
+    let h = view.half;
+    ChartBuilder::on(area)
+        .margin(8)
+        .build_cartesian_2d(-h..h, -h..h)
+        .map_err(|e| anyhow!("{e}"))
+}
+
 fn draw_points<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     view: View,
@@ -45,11 +63,7 @@ where
     DB::ErrorType: 'static,
 {
     area.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let h = view.half;
-    let mut chart = ChartBuilder::on(area)
-        .margin(8)
-        .build_cartesian_2d(-h..h, -h..h)
-        .map_err(|e| anyhow!("{e}"))?;
+    let mut chart = square_chart(area, view)?;
     chart
         .draw_series(
             points
@@ -116,10 +130,7 @@ pub fn score_field(
     write_png(path, PANEL * times.len() as u32, PANEL, |root| {
         for (panel, &t) in root.split_evenly((1, times.len())).iter().zip(times) {
             panel.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-            let mut chart = ChartBuilder::on(panel)
-                .margin(8)
-                .build_cartesian_2d(-h..h, -h..h)
-                .map_err(|e| anyhow!("{e}"))?;
+            let mut chart = square_chart(panel, view)?;
             let cell = 2.0 * h / grid as f64;
             for i in 0..grid {
                 for j in 0..grid {
@@ -156,13 +167,9 @@ pub fn score_field(
 pub fn trajectories(path: &Path, data: &Points, paths: &[Vec<[f64; 2]>]) -> Result<()> {
     let view = View::around(data);
     let data = pairs(data, view);
-    let h = view.half;
     write_png(path, PANEL, PANEL, |root| {
         draw_points(root, view, &data, DATA)?;
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .build_cartesian_2d(-h..h, -h..h)
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut chart = square_chart(root, view)?;
         for path in paths {
             let line = path.iter().map(|p| (p[0], p[1]));
             chart
@@ -197,11 +204,7 @@ pub fn animation(path: &Path, data: &Points, frames: &[Vec<[f64; 2]>]) -> Result
             .into_drawing_area();
         for frame in frames {
             draw_points(&root, view, &data, DATA)?;
-            let h = view.half;
-            let mut chart = ChartBuilder::on(&root)
-                .margin(8)
-                .build_cartesian_2d(-h..h, -h..h)
-                .map_err(|e| anyhow!("{e}"))?;
+            let mut chart = square_chart(&root, view)?;
             chart
                 .draw_series(
                     frame

@@ -376,21 +376,30 @@ fn langevin_samples_the_double_well_and_mixtures_come_from_json() {
         path_str(&dir.join("m.csv")),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::write(
-        &json,
+    assert_mixture_refused(
+        &dir,
         r#"{"weights": [1], "means": [[0, 0]], "stds": [[-1, 1]]}"#,
-    )
-    .unwrap();
+        "component 0",
+    );
+}
+
+/// `sample --exact` on the mixture `text` fails, says `why`, and writes no file.
+fn assert_mixture_refused(dir: &Path, text: &str, why: &str) {
+    let (json, out) = (dir.join("refused.json"), dir.join("refused.csv"));
+    std::fs::write(&json, text).unwrap();
     let o = tinyscore(&[
         "sample",
         "--exact",
         path_str(&json),
         "--out",
-        path_str(&dir.join("x.csv")),
+        path_str(&out),
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("component 0"));
-    assert!(!dir.join("x.csv").exists());
+    assert!(!o.status.success(), "{text} was accepted");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(why),
+        "{text}: not `{why}`"
+    );
+    assert!(!out.exists());
 }
 
 /// A CSV of `n` points in `dim` dimensions: coordinate d is N(m_d, 0.3²) with
@@ -560,19 +569,9 @@ fn exact_mixtures_of_three_dimensions_come_from_json() {
     let std = (third.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / third.len() as f64).sqrt();
     assert!((std - 0.3).abs() < 5.0 * 0.0039, "std {std}");
 
-    std::fs::write(
-        &json,
+    assert_mixture_refused(
+        &dir,
         r#"{"weights": [1, 1], "means": [[0, 0, 0], [1, 1]], "stds": [[1, 1, 1], [1, 1]]}"#,
-    )
-    .unwrap();
-    let o = tinyscore(&[
-        "sample",
-        "--exact",
-        path_str(&json),
-        "--out",
-        path_str(&dir.join("x.csv")),
-    ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("3 coordinates"));
-    assert!(!dir.join("x.csv").exists());
+        "3 coordinates",
+    );
 }
