@@ -10,6 +10,17 @@ fn tinyscore(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// Runs `tinyscore args…`, which must succeed.
+fn tinyscore_ok(args: &[&str]) -> Output {
+    let o = tinyscore(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tinyscore-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -170,16 +181,7 @@ fn demo_writes_its_report_and_samples() {
 fn train_quantize_sample_eval_plot_end_to_end() {
     let dir = scratch("pipeline");
     let p = |name: &str| dir.join(name);
-    let run = |args: &[&str]| {
-        let o = tinyscore(args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    };
-    run(&[
+    tinyscore_ok(&[
         "train",
         "--data",
         "moons",
@@ -195,7 +197,7 @@ fn train_quantize_sample_eval_plot_end_to_end() {
         path_str(&p("m.tsm")),
     ]);
     assert!(p("m.ckpt").exists(), "no checkpoint written");
-    let report = run(&[
+    let report = tinyscore_ok(&[
         "quantize",
         path_str(&p("m.tsm")),
         "--calib",
@@ -209,7 +211,7 @@ fn train_quantize_sample_eval_plot_end_to_end() {
     ]);
     assert!(String::from_utf8_lossy(&report.stdout).contains("relative RMS error"));
     for model in ["m.tsm", "m8.tsm"] {
-        run(&[
+        tinyscore_ok(&[
             "sample",
             "--model",
             path_str(&p(model)),
@@ -220,7 +222,7 @@ fn train_quantize_sample_eval_plot_end_to_end() {
             "--out",
             path_str(&p(&format!("{model}.csv"))),
         ]);
-        let o = run(&[
+        let o = tinyscore_ok(&[
             "eval",
             path_str(&p(&format!("{model}.csv"))),
             "--against",
@@ -230,7 +232,7 @@ fn train_quantize_sample_eval_plot_end_to_end() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert!(v["sw2"].as_f64().unwrap().is_finite());
     }
-    run(&[
+    tinyscore_ok(&[
         "plot",
         "--model",
         path_str(&p("m8.tsm")),
@@ -445,20 +447,11 @@ fn read_rows(path: &Path) -> Vec<Vec<f64>> {
 fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
     let dir = scratch("dims");
     let p = |name: &str| dir.join(name);
-    let run = |args: &[&str]| {
-        let o = tinyscore(args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o
-    };
     for dim in [1usize, 3, 64] {
         let data = p(&format!("d{dim}.csv"));
         gaussian_csv(&data, dim, 2000);
         let (model, int8) = (p(&format!("d{dim}.tsm")), p(&format!("d{dim}-int8.tsm")));
-        run(&[
+        tinyscore_ok(&[
             "train",
             "--data",
             path_str(&data),
@@ -467,7 +460,7 @@ fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
             "--out",
             path_str(&model),
         ]);
-        run(&[
+        tinyscore_ok(&[
             "quantize",
             path_str(&model),
             "--calib",
@@ -481,7 +474,7 @@ fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
         ]);
         for m in [&model, &int8] {
             let samples = m.with_extension("samples.csv");
-            run(&[
+            tinyscore_ok(&[
                 "sample",
                 "--model",
                 path_str(m),
@@ -498,7 +491,7 @@ fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
                 rows.iter().all(|r| r.len() == dim),
                 "{dim} columns expected"
             );
-            let o = run(&[
+            let o = tinyscore_ok(&[
                 "eval",
                 path_str(&samples),
                 "--against",
@@ -516,7 +509,7 @@ fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
         }
         if dim <= 3 {
             let plots = p(&format!("plots{dim}"));
-            run(&[
+            tinyscore_ok(&[
                 "plot",
                 "--model",
                 path_str(&int8),
