@@ -26,12 +26,25 @@ fn main() {
         manifest.join(model)
     };
     println!("cargo:rerun-if-changed={}", model.display());
-    let bytes = fs::read(&model)
+    let mut bytes = fs::read(&model)
         .unwrap_or_else(|e| panic!("cannot read the model {}: {e}", model.display()));
-    fs::write(out.join("model.tsm"), &bytes).expect("OUT_DIR is writable");
     // A file that does not parse is still baked in (as 1-D): the firmware reports its error
     // at start-up, as it would for a file corrupted in flash.
-    let dim = tinyscore::Model::parse(&bytes).map_or(1, |m| m.header().dims.dim);
+    let parsed = tinyscore::Model::parse(&bytes).ok().map(|m| *m.header());
+    let dim = parsed.map_or(1, |h| h.dims.dim);
+    // Cores with the DSP extension (Cortex-M4/M7, `thumbv7em`) multiply an int8 model in
+    // the packed layout with the SMLAD kernel (`src/smlad.rs`): same numbers, same bits.
+    println!("cargo::rustc-check-cfg=cfg(tinyscore_dsp)");
+    let dsp = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em"));
+    if dsp {
+        println!("cargo::rustc-cfg=tinyscore_dsp");
+        if parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8) {
+            let int8 = bytes.clone();
+            tinyscore::model::packed::pack_int8(&int8, &mut bytes)
+                .unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
+        }
+    }
+    fs::write(out.join("model.tsm"), &bytes).expect("OUT_DIR is writable");
 
     let sampler = match setting("TINYSCORE_SAMPLER", "em").as_str() {
         "em" => "SamplerKind::Em",

@@ -13,9 +13,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyscore::{particle_noise, Model, NeuralScore, Score};
+use tinyscore::model::packed::groups_portable;
+use tinyscore::{particle_noise, NeuralScore, Score};
 use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
-use tinyscore_app::{run, BinarySink, DefmtSink};
+use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNEL};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -56,10 +57,12 @@ fn run_qemu() -> Result<(), ()> {
         config.steps
     );
     if COUNT {
-        let model = Model::parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
+        let model = parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
         let score =
             NeuralScore::<DIM>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
-        count_score_and_noise(&score);
+        let portable = NeuralScore::<DIM>::new(model.with_kernel(groups_portable))
+            .map_err(|e| defmt::println!("error: model: {}", e))?;
+        count_score_and_noise(&score, &portable)?;
     }
     let start = ticks();
     let result = if BINARY_SINK {
@@ -164,16 +167,32 @@ fn ticks() -> u64 {
     }
 }
 
-/// Ticks of 64 score evaluations and of 4096 standard normals.
-fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S) {
-    let start = ticks();
+/// Ticks of 64 score evaluations with the installed kernel and with the portable one (which
+/// must give the same bits), of 1024 kernel calls on 4 rows × 64 inputs, and of 4096
+/// standard normals.
+fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Result<(), ()> {
+    let point =
+        |k: usize| -> [f32; N] { core::array::from_fn(|d| 0.05 * k as f32 - 1.6 + 0.7 * d as f32) };
     let mut sink = 0.0f32;
-    for k in 0..64 {
-        let x: [f32; N] = core::array::from_fn(|d| 0.05 * k as f32 - 1.6 + 0.7 * d as f32);
-        let s = core::hint::black_box(score).score(&core::hint::black_box(x), 0.5);
-        sink += s.iter().sum::<f32>();
+    for (name, score) in [
+        ("score_ticks_x64", score),
+        ("score_portable_ticks_x64", portable),
+    ] {
+        let start = ticks();
+        for k in 0..64 {
+            let s = core::hint::black_box(score).score(&core::hint::black_box(point(k)), 0.5);
+            sink += s.iter().sum::<f32>();
+        }
+        defmt::println!("count {=str} {=u64}", name, ticks() - start);
     }
-    defmt::println!("count score_ticks_x64 {=u64}", ticks() - start);
+    for k in 0..64 {
+        let (fast, reference) = (score.score(&point(k), 0.5), portable.score(&point(k), 0.5));
+        if fast.map(f32::to_bits) != reference.map(f32::to_bits) {
+            defmt::println!("error: the kernels disagree at point {=usize}", k);
+            return Err(());
+        }
+    }
+    count_kernel();
     let mut noise = particle_noise(CONFIG.seed, u64::MAX);
     let start = ticks();
     for _ in 0..4096 {
@@ -181,6 +200,28 @@ fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S) {
     }
     defmt::println!("count gaussian_ticks_x4096 {=u64}", ticks() - start);
     core::hint::black_box(sink);
+    Ok(())
+}
+
+/// Ticks of 64 calls of the installed kernel on a layer of 64 × 64 (4096 MACs), call
+/// included: the cost of the multiply–accumulates alone.
+fn count_kernel() {
+    #[repr(align(4))]
+    struct Weights([u8; 64 * 64]);
+    let weights = Weights(core::array::from_fn(|i| (i * 37) as u8));
+    let operands: [u32; 32] = core::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9));
+    let mut acc = [0i32; 64];
+    let start = ticks();
+    for _ in 0..64 {
+        KERNEL(
+            core::hint::black_box(&weights.0),
+            64,
+            core::hint::black_box(&operands),
+            &mut acc,
+        );
+    }
+    defmt::println!("count kernel_ticks_x64_4096mac {=u64}", ticks() - start);
+    core::hint::black_box(acc);
 }
 
 /// A panic is reported as a defmt frame and ends the run with a failure status.

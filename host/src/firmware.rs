@@ -292,6 +292,12 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) 
 pub struct Counts {
     /// Per score-network evaluation.
     pub per_score: f64,
+    /// Per score-network evaluation with the portable kernel for packed int8 layers (the
+    /// same as `per_score` where no faster kernel is installed).
+    pub per_score_portable: f64,
+    /// Per multiply–accumulate of the int8 kernel alone: a 64 × 64 layer a call, the call
+    /// included.
+    pub kernel_per_mac: f64,
     /// Multiply–accumulates per evaluation (Σ inputs·outputs over the layers).
     pub macs_per_score: u64,
     /// Per standard normal.
@@ -328,6 +334,9 @@ pub fn count(run: &FirmwareRun) -> Result<Counts> {
         .sum();
     Ok(Counts {
         per_score: field("score_ticks_x64")? * INSTRUCTIONS_PER_TICK / 64.0,
+        per_score_portable: field("score_portable_ticks_x64")? * INSTRUCTIONS_PER_TICK / 64.0,
+        kernel_per_mac: field("kernel_ticks_x64_4096mac")? * INSTRUCTIONS_PER_TICK
+            / (64.0 * 4096.0),
         macs_per_score: macs,
         per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
         per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK,

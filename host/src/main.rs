@@ -616,7 +616,9 @@ fn run(cli: Cli) -> Result<()> {
                 tinyscore::Model::parse(&bytes).with_context(|| format!("{}", input.display()))?;
             match format {
                 ExportFormat::Rust => write_rust_include(&out, &bytes)?,
-                ExportFormat::Safetensors => write_safetensors(&out, &Network::from_model(&model))?,
+                ExportFormat::Safetensors => {
+                    write_safetensors(&out, &Network::from_model(&model)?)?
+                }
             }
             eprintln!("wrote {}", out.display());
         }
@@ -650,11 +652,21 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 outln!("{}", serde_json::to_string(&counts)?);
             } else {
+                let macs = counts.macs_per_score as f64;
                 outln!(
                     "score evaluation: {:.0} instructions ({} MACs: {:.2} instructions/MAC)",
                     counts.per_score,
                     counts.macs_per_score,
-                    counts.per_score / counts.macs_per_score as f64
+                    counts.per_score / macs
+                );
+                outln!(
+                    "score evaluation, portable kernel: {:.0} instructions ({:.2}/MAC)",
+                    counts.per_score_portable,
+                    counts.per_score_portable / macs
+                );
+                outln!(
+                    "int8 kernel alone: {:.3} instructions/MAC",
+                    counts.kernel_per_mac
                 );
                 outln!("Gaussian: {:.1} instructions", counts.per_gaussian);
                 outln!(

@@ -75,9 +75,16 @@ impl Network {
         write_atomically(path, |w| Ok(w.write_all(&bytes)?))
     }
 
-    /// The network of a parsed model (an int8 model's weights dequantized).
-    pub fn from_model(model: &Model<'_>) -> Network {
+    /// The network of a parsed model (an int8 model's weights dequantized). A packed model
+    /// is refused: it is the firmware's form of an int8 model, whose weights it reorders and
+    /// whose biases it folds.
+    pub fn from_model(model: &Model<'_>) -> Result<Network> {
         let header = model.header();
+        ensure!(
+            header.precision != Precision::Int8Packed,
+            "a packed model (precision 2) is the firmware's form of an int8 model: \
+             use the int8 file it was packed from"
+        );
         let dims = header.dims;
         let layer = |i: u32| match model.int8_layer(i) {
             None => {
@@ -101,7 +108,7 @@ impl Network {
         let (mean, std) = (0..dims.dim as usize)
             .map(|d| model.normalization(d))
             .unzip();
-        Network {
+        Ok(Network {
             dims,
             sde: header.sde,
             t_end: header.t_end,
@@ -109,7 +116,7 @@ impl Network {
             std,
             fourier: model.frequencies().collect(),
             layers: (0..=dims.layers).map(layer).collect(),
-        }
+        })
     }
 }
 

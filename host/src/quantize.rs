@@ -502,7 +502,7 @@ pub fn quantize_file(
         "{} is already quantized",
         input.display()
     );
-    let network = Network::from_model(&model);
+    let network = Network::from_model(&model)?;
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
     let (quantized, tensors) = quantize(&network, &calibration)?;

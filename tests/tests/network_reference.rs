@@ -51,7 +51,7 @@ fn imported_reference_model_reproduces_pytorch_to_1e5_relative() {
 #[test]
 fn write_then_parse_is_lossless() {
     let bytes = reference_model_bytes();
-    let network = Network::from_model(&Model::parse(&bytes).unwrap());
+    let network = Network::from_model(&Model::parse(&bytes).unwrap()).unwrap();
     assert_eq!(network.to_bytes().unwrap(), bytes);
     let reimported =
         import_safetensors_file(&reference_file("moons_ref.safetensors"), 1e-3).unwrap();

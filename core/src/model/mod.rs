@@ -17,6 +17,7 @@
 
 mod crc32;
 mod error;
+pub mod packed;
 pub mod quant;
 
 pub use crc32::crc32;
@@ -60,6 +61,9 @@ pub enum Precision {
     /// Integer-only int8 (code 1): weights symmetric per output channel, int32 biases,
     /// activations asymmetric per tensor, Q31 requantization, SiLU by table.
     Int8,
+    /// The int8 network laid out for dual 16-bit multiply–accumulate (code 2; see
+    /// [`packed`]): the same numbers, the same outputs, made by [`packed::pack_int8`].
+    Int8Packed,
 }
 
 impl Precision {
@@ -68,6 +72,7 @@ impl Precision {
         match self {
             Precision::F32 => 0,
             Precision::Int8 => 1,
+            Precision::Int8Packed => 2,
         }
     }
 }
@@ -232,7 +237,7 @@ impl Dims {
     pub fn payload_len(&self, precision: Precision) -> usize {
         match precision {
             Precision::F32 => self.f32_payload_len(),
-            Precision::Int8 => self.int8_payload_len(),
+            Precision::Int8 | Precision::Int8Packed => self.int8_payload_len(),
         }
     }
 }
@@ -348,6 +353,7 @@ fn i32_at(bytes: &[u8], i: usize) -> i32 {
 enum Layers<'a> {
     F32([DenseF32<'a>; MAX_LAYERS as usize + 1]),
     Int8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
+    Int8Packed([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
 }
 
 /// A parsed model: the header and its sections, borrowing the file's bytes.
@@ -358,6 +364,7 @@ pub struct Model<'a> {
     std: &'a [u8],
     fourier: &'a [u8],
     layers: Layers<'a>,
+    kernel: packed::GroupsKernel,
 }
 
 /// Reads consecutive sections of a byte slice, failing instead of panicking.
@@ -496,6 +503,7 @@ impl<'a> Model<'a> {
         let precision = match precision_code {
             0 => Precision::F32,
             1 => Precision::Int8,
+            2 => Precision::Int8Packed,
             value => {
                 return Err(ModelError::UnknownCode {
                     field: "precision",
@@ -539,7 +547,12 @@ impl<'a> Model<'a> {
         let fourier = payload.finite_f32s(dims.fourier as usize)?;
         let layers = match precision {
             Precision::F32 => Layers::F32(parse_f32_layers(&mut payload, &dims)?),
-            Precision::Int8 => Layers::Int8(parse_int8_layers(&mut payload, &dims)?),
+            Precision::Int8 => Layers::Int8(parse_int8_layers(&mut payload, &dims, MAX_INT8_BIAS)?),
+            Precision::Int8Packed => Layers::Int8Packed(parse_int8_layers(
+                &mut payload,
+                &dims,
+                packed::MAX_PACKED_BIAS,
+            )?),
         };
         Ok(Model {
             header: Header {
@@ -552,7 +565,15 @@ impl<'a> Model<'a> {
             std,
             fourier,
             layers,
+            kernel: packed::groups_portable,
         })
+    }
+
+    /// The model with `kernel` multiplying the groups of four rows of a packed model
+    /// ([`Precision::Int8Packed`]); other precisions do not use it. The kernel must compute
+    /// what [`packed::groups_portable`] does, bit for bit.
+    pub fn with_kernel(self, kernel: packed::GroupsKernel) -> Self {
+        Model { kernel, ..self }
     }
 
     /// The header.
@@ -583,7 +604,7 @@ impl<'a> Model<'a> {
     ) {
         let layer = match &self.layers {
             Layers::F32(layers) => layers.get(i as usize).copied().unwrap_or_default(),
-            Layers::Int8(_) => DenseF32::default(),
+            Layers::Int8(_) | Layers::Int8Packed(_) => DenseF32::default(),
         };
         (
             layer.weights.chunks_exact(4).map(f32_at),
@@ -591,7 +612,8 @@ impl<'a> Model<'a> {
         )
     }
 
-    /// Layer `i` of an int8 model; `None` for f32 models and beyond the last layer.
+    /// Layer `i` of an int8 model; `None` for f32 and packed models and beyond the last
+    /// layer.
     pub fn int8_layer(&self, i: u32) -> Option<Int8Layer<'a>> {
         match &self.layers {
             Layers::Int8(layers) if i <= self.header.dims.layers => layers.get(i as usize).copied(),
@@ -655,6 +677,7 @@ impl<'a> Model<'a> {
         match &self.layers {
             Layers::F32(layers) => self.forward_f32(layers, a, t),
             Layers::Int8(layers) => self.forward_int8(layers, a, t),
+            Layers::Int8Packed(layers) => self.forward_packed(layers, a, t),
         }
     }
 
@@ -761,6 +784,7 @@ const MAX_INT8_BIAS: i32 = 1 << 30;
 fn parse_int8_layers<'a>(
     payload: &mut Cursor<'a>,
     dims: &Dims,
+    max_bias: i32,
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
     let mut input = payload.quant_params()?;
     let mut layers = [Int8Layer::default(); MAX_LAYERS as usize + 1];
@@ -769,9 +793,9 @@ fn parse_int8_layers<'a>(
         let weights = payload.take(outputs * inputs)?;
         let bias = payload.i32s_in(
             outputs,
-            -MAX_INT8_BIAS..=MAX_INT8_BIAS,
+            -max_bias..=max_bias,
             "int8 bias",
-            "|bias| <= 2^30",
+            "|bias| <= 2^30 (2^30 + 2^24 packed)",
         )?;
         let weight_scale = payload.finite_f32s(outputs)?;
         ParamError::require(

@@ -30,8 +30,16 @@ pub mod baked {
         include!(concat!(env!("OUT_DIR"), "/config.rs"));
     }
 
-    /// The model file's bytes, in flash; checked by [`crate::run`] before use.
-    pub static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm"));
+    /// Bytes aligned to a word, so that the SMLAD kernel can load packed weights with LDM.
+    #[repr(C, align(4))]
+    struct WordAligned<T: ?Sized>(T);
+
+    static ALIGNED: &WordAligned<[u8]> =
+        &WordAligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.tsm")));
+
+    /// The model file's bytes, in flash; checked by [`crate::run`] before use. On cores with
+    /// the DSP extension an int8 model is baked in packed (precision 2, same outputs).
+    pub static MODEL: &[u8] = &ALIGNED.0;
 
     /// The sampling configuration.
     pub const CONFIG: Config = Config {
@@ -55,6 +63,10 @@ pub mod baked {
     /// rather than defmt frames, where the board has a byte stream for them.
     pub const BINARY_SINK: bool = generated::BINARY_SINK;
 }
+#[cfg(tinyscore_dsp)]
+pub mod smlad;
+
+use tinyscore::model::packed::GroupsKernel;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     ModelError, NeuralScore, NullObserver, OdeHeun, ParamError, PredictorCorrector,
@@ -144,6 +156,20 @@ impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
     }
 }
 
+/// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
+/// extension, else the portable one.
+#[cfg(tinyscore_dsp)]
+pub const KERNEL: GroupsKernel = smlad::groups;
+/// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
+/// extension, else the portable one.
+#[cfg(not(tinyscore_dsp))]
+pub const KERNEL: GroupsKernel = tinyscore::model::packed::groups_portable;
+
+/// Parses a model file, with [`KERNEL`] installed for packed int8 layers.
+pub fn parse(model: &[u8]) -> Result<Model<'_>, ModelError> {
+    Ok(Model::parse(model)?.with_kernel(KERNEL))
+}
+
 /// Parses `model`, samples `config.particles` particles and sends each to `sink`, toggling
 /// `led` after each.
 ///
@@ -163,7 +189,7 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     led: &mut L,
     sink: &mut K,
 ) -> Result<(), AppError> {
-    let model = Model::parse(model).map_err(AppError::Model)?;
+    let model = parse(model).map_err(AppError::Model)?;
     let score = NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;

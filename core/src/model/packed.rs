@@ -1,0 +1,293 @@
+//! The int8 network in the layout made for the Cortex-M4's dual 16-bit multiply–accumulate
+//! (`SMLAD`): precision 2, "packed", written from an int8 file by [`pack_int8`] when firmware
+//! is built for a core with the DSP extension.
+//!
+//! # Why a layout
+//! `SMLAD acc, a, b` adds `a.lo·b.lo + a.hi·b.hi` (signed 16-bit halves) to `acc`: two MACs in
+//! one instruction, but int8 weights must first be widened to 16 bits. CMSIS-NN widens each
+//! weight word with two `SXTB16`, which makes four instructions for four MACs. Here each word's
+//! even bytes are stored offset by 128 (XOR 0x80), so for the word `W = [w₀, w₁, w₂, w₃]` of
+//! inputs `q₀..q₃` the raw word and one `UXTB16` suffice:
+//!
+//! ```text
+//! W.lo = 256·w₁ + (w₀ + 128)      UXTB16(W).lo = w₀ + 128      (and .hi likewise for w₂, w₃)
+//! A = (q₁ − 127, q₃ − 127)        B = (256·q₀ + 127 − q₁, 256·q₂ + 127 − q₃)
+//! SMLAD(W, A) + SMLAD(UXTB16(W), B) = 256·(Σ wᵢqᵢ − 127·(w₁ + w₃) + 128·(q₀ + q₂))
+//! ```
+//!
+//! A and B fit 16 bits for int8 `q` and depend only on the input, so they are made once per
+//! layer input ([`operands`]); the `−127·Σw_odd` term is a per-row constant folded into the
+//! stored bias (with the input zero point's `−z·Σw`), and `128·Σq_even` is one number per
+//! input vector. Three instructions for four MACs; with four rows interleaved word by word the
+//! weights of one step load with a single `LDM`.
+//!
+//! # Layout of one layer (`out` rows, `in` inputs, `K = ⌊in/4⌋` words per row)
+//! Rows go in groups of four ([`GROUP_ROWS`]; the last group holds what remains). A group of
+//! `R` rows is its word part — word `k` of each of its rows in turn, `(k·R + r)·4` bytes in,
+//! even bytes XOR 0x80 — then its tail: each row's last `in mod 4` weights, plain. The bias
+//! section holds the folded constant `bias − z_in·Σⱼwⱼ + 127·Σ_{k<K}(w_{4k+1} + w_{4k+3})`.
+//! Everything else is as in precision 1, and the file is the same size.
+//!
+//! The arithmetic is exact in i32 (see [`accumulator bounds`](self#bounds)), so the packed
+//! network's outputs are bit-identical to the int8 network's, whichever kernel runs it.
+//!
+//! # Bounds
+//! With `|q| ≤ 128`, `|w| ≤ 128` and at most 256 inputs, `|Σwq| < 2²²` and the two correction
+//! terms are below 2²¹ each, so the `SMLAD` accumulator stays below 2³¹ and is exactly 256
+//! times the corrected sum.
+
+use super::{
+    crc32, f32_at, i32_at, time_feature, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN,
+    MAX_WIDTH,
+};
+use crate::error::ParamError;
+use crate::model::quant::requantize;
+
+/// Rows one kernel call multiplies together (interleaved word by word in the layout).
+pub const GROUP_ROWS: usize = 4;
+
+/// Largest |folded bias| a packed file may hold: an int8 bias (≤ 2³⁰) plus the folded terms
+/// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs).
+pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
+
+/// A kernel for the full groups of four rows of a packed layer with `inputs` inputs: group
+/// `g` is the `4·inputs` bytes at `weights[4g·inputs..]`, and for each of its `K = inputs/4`
+/// words `k` its row `r` adds `SMLAD(W, A_k) + SMLAD(UXTB16(W), B_k)` (wrapping) to a sum
+/// that starts at 0 and is written to `acc[4g + r]`; `W` is the little-endian word at
+/// `(4k + r)·4` bytes into the group, `A_k, B_k = operands[2k], operands[2k + 1]`. There are
+/// `acc.len()/4` groups; `weights` and `operands` hold at least as many bytes and pairs. The
+/// group's tail (its last `4·(inputs mod 4)` bytes) is not the kernel's.
+///
+/// [`groups_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
+/// with [`Model::with_kernel`], which must give the same bits.
+pub type GroupsKernel = fn(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]);
+
+/// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, signed 16-bit halves, wrapping.
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let lo = (a as i16 as i32) * (b as i16 as i32);
+    let hi = ((a >> 16) as i16 as i32) * ((b >> 16) as i16 as i32);
+    acc.wrapping_add(lo).wrapping_add(hi)
+}
+
+/// `UXTB16`: bytes 0 and 2 zero-extended into the two halves.
+#[inline(always)]
+fn uxtb16(a: u32) -> u32 {
+    a & 0x00FF_00FF
+}
+
+/// Adds the word part of one group of `acc.len()` rows to `acc` (see [`GroupsKernel`]).
+pub fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
+    let rows = acc.len();
+    if rows == 0 {
+        return;
+    }
+    for (step, pair) in words.chunks_exact(4 * rows).zip(operands.chunks_exact(2)) {
+        for (w, acc) in step.chunks_exact(4).zip(acc.iter_mut()) {
+            let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            *acc = smlad(uxtb16(w), pair[1], smlad(w, pair[0], *acc));
+        }
+    }
+}
+
+/// The portable [`GroupsKernel`].
+pub fn groups_portable(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]) {
+    if inputs == 0 {
+        return;
+    }
+    let word_bytes = 4 * GROUP_ROWS * (inputs / 4);
+    let groups = weights.chunks_exact(GROUP_ROWS * inputs);
+    for (group, acc) in groups.zip(acc.chunks_exact_mut(GROUP_ROWS)) {
+        acc.fill(0);
+        dot_portable(&group[..word_bytes], operands, acc);
+    }
+}
+
+/// Two signed 16-bit values as one word, `lo` in the low half.
+#[inline(always)]
+fn halves(lo: i32, hi: i32) -> u32 {
+    (lo as u16 as u32) | ((hi as u16 as u32) << 16)
+}
+
+/// Fills `operands` with the pairs `A_k, B_k` of the input levels `q` (one pair per whole
+/// word of four inputs) and returns `Σ_k (q_{4k} + q_{4k+2})`.
+pub fn operands(q: &[i8], operands: &mut [u32]) -> i32 {
+    let mut even = 0;
+    for (x, pair) in q.chunks_exact(4).zip(operands.chunks_exact_mut(2)) {
+        let [q0, q1, q2, q3] = [x[0] as i32, x[1] as i32, x[2] as i32, x[3] as i32];
+        pair[0] = halves(q1 - 127, q3 - 127);
+        pair[1] = halves(256 * q0 + 127 - q1, 256 * q2 + 127 - q3);
+        even += q0 + q2;
+    }
+    even
+}
+
+/// Byte offset of weight `(o, j)` in a packed layer of `inputs × outputs`.
+fn packed_index(inputs: usize, outputs: usize, o: usize, j: usize) -> usize {
+    let group = o / GROUP_ROWS;
+    let rows = GROUP_ROWS.min(outputs - group * GROUP_ROWS);
+    let r = o % GROUP_ROWS;
+    let words = inputs / 4;
+    let start = group * GROUP_ROWS * inputs;
+    if j < 4 * words {
+        start + ((j / 4) * rows + r) * 4 + j % 4
+    } else {
+        start + rows * 4 * words + r * (inputs % 4) + (j - 4 * words)
+    }
+}
+
+/// Writes the packed form (precision 2) of the int8 model `file` into the start of `out` and
+/// returns its length, which is the file's. Fails on a file that does not parse, that is not
+/// int8, or an `out` shorter than the file.
+pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
+    let model = Model::parse(file)?;
+    ParamError::require(
+        model.header().precision == Precision::Int8,
+        "model to pack",
+        "an int8 model (precision 1)",
+    )?;
+    let len = file.len();
+    ParamError::require(
+        out.len() >= len,
+        "packing buffer",
+        "at least as long as the model file",
+    )?;
+    let out = &mut out[..len];
+    out.copy_from_slice(file);
+    out[6] = Precision::Int8Packed.code();
+    // Sections are borrowed from `file`, so their addresses give their offsets in it.
+    let offset = |section: &[u8]| section.as_ptr() as usize - file.as_ptr() as usize;
+    for i in 0..=model.header().dims.layers {
+        let Some(layer) = model.int8_layer(i) else {
+            continue;
+        };
+        let (inputs, outputs) = (layer.inputs(), layer.outputs());
+        let words = inputs / 4;
+        let weights = offset(layer.weights);
+        let biases = offset(layer.bias);
+        for o in 0..outputs {
+            let mut sum = 0i64;
+            let mut odd = 0i64;
+            for j in 0..inputs {
+                let w = layer.weight(o, j);
+                let in_words = j < 4 * words;
+                let stored = if in_words && j % 2 == 0 {
+                    w as u8 ^ 0x80
+                } else {
+                    w as u8
+                };
+                out[weights + packed_index(inputs, outputs, o, j)] = stored;
+                sum += w as i64;
+                if in_words && j % 2 == 1 {
+                    odd += w as i64;
+                }
+            }
+            let folded = layer.bias(o) as i64 - layer.input().zero_point as i64 * sum + 127 * odd;
+            // Within ±(2³⁰ + 2²⁴): the parser bounded the bias and the weights are int8.
+            let folded = folded.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            let at = biases + 4 * o;
+            out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
+        }
+    }
+    let body = len - CHECKSUM_LEN;
+    let checksum = crc32(&out[..body]);
+    out[body..].copy_from_slice(&checksum.to_le_bytes());
+    Ok(len)
+}
+
+impl Model<'_> {
+    /// The packed network on `L` lanes, one lane at a time: the same integers as
+    /// `forward_int8`, so the same bits, with raw levels `q` between layers.
+    pub(super) fn forward_packed<'s, const L: usize>(
+        &self,
+        layers: &[Int8Layer<'_>],
+        a: &'s mut [[f32; L]; MAX_WIDTH],
+        t: f32,
+    ) -> &'s [[f32; L]] {
+        let n = self.header.dims.dim as usize;
+        let f = self.fourier_count();
+        let input = layers.first().map(|l| l.input).unwrap_or_default();
+        let mut time = [0i8; MAX_WIDTH];
+        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
+            let (sin, cos) = time_feature(t, f32_at(w));
+            time[n + j] = input.quantize(sin);
+            time[n + f + j] = input.quantize(cos);
+        }
+        let last = self.header.dims.layers as usize;
+        for p in 0..L {
+            let mut x = time;
+            for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
+                *xd = input.quantize(ad[p]);
+            }
+            let mut y = [0i8; MAX_WIDTH];
+            for (i, layer) in layers.iter().enumerate().take(last) {
+                let (from, to) = if i % 2 == 0 {
+                    (&x, &mut y)
+                } else {
+                    (&y, &mut x)
+                };
+                let (pre, m) = (layer.pre.zero_point, layer);
+                self.packed_rows(layer, from, |o, acc| {
+                    let (multiplier, shift) = m.requantization(o).unwrap_or_default();
+                    let level = (requantize(acc, multiplier, shift) + pre).clamp(-128, 127);
+                    if let Some(q) = to.get_mut(o) {
+                        *q = m.silu(level as i8);
+                    }
+                });
+            }
+            let hidden = if last % 2 == 0 { &x } else { &y };
+            if let Some(output) = layers.get(last) {
+                self.packed_rows(output, hidden, |o, acc| {
+                    if let Some(row) = a.get_mut(o) {
+                        row[p] = acc as f32 * (output.input.scale * output.weight_scale(o));
+                    }
+                });
+            }
+        }
+        &a[..n]
+    }
+
+    /// Runs `finish(o, bias[o] + Σⱼ w[o][j]·(q[j] − z))` for every row of a packed layer, with
+    /// the installed kernel on the full groups of four rows.
+    fn packed_rows(
+        &self,
+        layer: &Int8Layer<'_>,
+        q: &[i8; MAX_WIDTH],
+        mut finish: impl FnMut(usize, i32),
+    ) {
+        let inputs = layer.inputs.min(MAX_WIDTH);
+        if inputs == 0 {
+            return;
+        }
+        let words = inputs / 4;
+        let mut pairs = [0u32; MAX_WIDTH / 2];
+        let even = operands(&q[..inputs], &mut pairs);
+        let pairs = &pairs[..2 * words];
+        let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
+        let full = outputs - outputs % GROUP_ROWS;
+        let (grouped, rest) = layer.weights.split_at(full * inputs);
+        let mut acc = [0i32; MAX_WIDTH];
+        (self.kernel)(grouped, inputs, pairs, &mut acc[..full]);
+        dot_portable(
+            &rest[..(4 * words * (outputs - full)).min(rest.len())],
+            pairs,
+            &mut acc[full..outputs],
+        );
+        let tail_inputs = &q[4 * words..inputs];
+        let tail_len = inputs % 4;
+        for (o, acc) in acc.iter().enumerate().take(outputs) {
+            // The row's tail: after the word part of its group, in row order.
+            let group_start = (o - o % GROUP_ROWS) * inputs;
+            let rows = GROUP_ROWS.min(outputs - (o - o % GROUP_ROWS));
+            let start = group_start + 4 * words * rows + (o % GROUP_ROWS) * tail_len;
+            let tail = layer.weights.get(start..start + tail_len).unwrap_or(&[]);
+            let mut total = i32_at(layer.bias, o)
+                .wrapping_add(acc >> 8)
+                .wrapping_sub(even.wrapping_mul(128));
+            for (w, x) in tail.iter().zip(tail_inputs) {
+                total = total.wrapping_add(*w as i8 as i32 * *x as i32);
+            }
+            finish(o, total);
+        }
+    }
+}

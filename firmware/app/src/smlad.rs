@@ -1,0 +1,115 @@
+//! The packed int8 kernel in Cortex-M4 assembly: two multiply–accumulates per `SMLAD`, three
+//! instructions per weight word (see `tinyscore::model::packed` for the layout and the
+//! algebra), behind the safe [`groups`].
+//!
+//! One inner iteration takes four words of four interleaved rows (64 MACs): four `LDM` for
+//! the input operands, four `LDM` for the weights, 48 multiply instructions and the loop's
+//! `SUBS`/`BNE` — 58 instructions, 0.906 per MAC; each group of four rows adds 13 (clear
+//! the sums, rewind the operands, store the sums, skip the tail, count). [`groups`] gives
+//! the same bits as `tinyscore::model::packed::groups_portable`: the `count` build checks it
+//! on the chip, and the host-against-firmware tests compare whole samples bit for bit.
+
+use tinyscore::model::packed::{groups_portable, GROUP_ROWS};
+
+/// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
+/// r10, r11, r12, lr, and `acc_r += SMLAD(W_r, A) + SMLAD(UXTB16(W_r), B)` into r4..r7.
+macro_rules! step {
+    () => {
+        "ldm r1!, {{r8, r9}}
+         ldm r0!, {{r10, r11, r12, lr}}
+         smlad r4, r10, r8, r4
+         uxtb16 r10, r10
+         smlad r4, r10, r9, r4
+         smlad r5, r11, r8, r5
+         uxtb16 r11, r11
+         smlad r5, r11, r9, r5
+         smlad r6, r12, r8, r6
+         uxtb16 r12, r12
+         smlad r6, r12, r9, r6
+         smlad r7, lr, r8, r7
+         uxtb16 lr, lr
+         smlad r7, lr, r9, r7"
+    };
+}
+
+// tinyscore_groups_smlad(weights: r0, operands: r1, shape: r2 = &[iterations, groups,
+// tail bytes], acc: r3). Both counts > 0; weights word-aligned.
+core::arch::global_asm!(
+    ".section .text.tinyscore_groups_smlad,\"ax\",%progbits",
+    ".global tinyscore_groups_smlad",
+    ".p2align 2",
+    ".thumb_func",
+    ".type tinyscore_groups_smlad, %function",
+    "tinyscore_groups_smlad:",
+    "push {{r4-r11, lr}}",
+    "ldm r2, {{r4, r5, r6}}",
+    // [sp] operands, [sp, #4] iterations, [sp, #8] groups left, [sp, #12] tail bytes.
+    "push {{r1, r4, r5, r6}}",
+    "2:",
+    "movs r4, #0",
+    "movs r5, #0",
+    "movs r6, #0",
+    "movs r7, #0",
+    "ldr r1, [sp]",
+    "ldr r2, [sp, #4]",
+    "1:",
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    "subs r2, r2, #1",
+    "bne 1b",
+    "stm r3!, {{r4-r7}}",
+    "ldr r2, [sp, #12]",
+    "add r0, r0, r2",
+    "ldr r2, [sp, #8]",
+    "subs r2, r2, #1",
+    "str r2, [sp, #8]",
+    "bne 2b",
+    "add sp, sp, #16",
+    "pop {{r4-r11, pc}}",
+    ".size tinyscore_groups_smlad, . - tinyscore_groups_smlad",
+);
+
+extern "C" {
+    fn tinyscore_groups_smlad(
+        weights: *const u8,
+        operands: *const u32,
+        shape: *const [usize; 3],
+        acc: *mut i32,
+    );
+}
+
+/// Steps (words of each row) one inner iteration of the assembly takes.
+const UNROLL: usize = 4;
+
+/// The packed kernel (a `tinyscore::model::packed::GroupsKernel`): the assembly loop where
+/// the words per row are a positive multiple of [`UNROLL`] and the weights are word-aligned,
+/// the portable kernel otherwise.
+pub fn groups(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]) {
+    let steps = inputs / 4;
+    let group_bytes = GROUP_ROWS * inputs;
+    let groups = acc.len() / GROUP_ROWS;
+    let fits = steps > 0
+        && steps.is_multiple_of(UNROLL)
+        && groups > 0
+        && weights.len() >= groups * group_bytes
+        && operands.len() >= 2 * steps
+        && (weights.as_ptr() as usize).is_multiple_of(4);
+    if !fits {
+        groups_portable(weights, inputs, operands, acc);
+        return;
+    }
+    let shape = [steps / UNROLL, groups, 4 * (inputs % 4)];
+    // SAFETY: group g reads the 16·steps bytes at weights[g·group_bytes..] (word-aligned:
+    // group_bytes is a multiple of 4) and operands[..2·steps], all within the slices checked
+    // above; it writes acc[..4·groups] and restores the registers AAPCS makes it keep.
+    unsafe {
+        tinyscore_groups_smlad(
+            weights.as_ptr(),
+            operands.as_ptr(),
+            &shape,
+            acc.as_mut_ptr(),
+        )
+    };
+}

@@ -1,0 +1,196 @@
+//! The packed int8 layout (precision 2, `core/src/model/packed.rs`): its kernel's algebra,
+//! and that a packed model gives the int8 model's bits — on the reference model, on a model
+//! whose widths leave partial row groups and input tails, and on random weights, biases and
+//! zero points over their whole ranges.
+
+use rand_core::Rng;
+use tinyscore::model::packed::{groups_portable, operands, pack_int8, GROUP_ROWS};
+use tinyscore::model::quant::QuantParams;
+use tinyscore::model::{Dims, Model, ModelError, Precision};
+use tinyscore::{particle_rng, NeuralScore, VpSde};
+use tinyscore_host::model_file::Network;
+use tinyscore_host::quantize::{QuantizedActivation, QuantizedLayer, QuantizedNetwork};
+use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
+
+fn packed(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; bytes.len()];
+    let len = pack_int8(bytes, &mut out).expect("an int8 model packs");
+    assert_eq!(len, bytes.len());
+    out
+}
+
+/// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit.
+fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
+    let packed = packed(int8);
+    let plain = NeuralScore::<N>::new(Model::parse(int8).unwrap()).unwrap();
+    let model = Model::parse(&packed).unwrap();
+    assert_eq!(model.header().precision, Precision::Int8Packed);
+    let fast = NeuralScore::<N>::new(model).unwrap();
+    let mut rng = particle_rng(seed, 0);
+    let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 24) as f32;
+    for _ in 0..count {
+        // Points well outside the data too, so that inputs clamp at the int8 range.
+        let x: [f32; N] = core::array::from_fn(|_| 8.0 * uniform() - 4.0);
+        let t = uniform();
+        assert_eq!(
+            fast.predict_noise(&x, t).map(f32::to_bits),
+            plain.predict_noise(&x, t).map(f32::to_bits),
+            "x {x:?} t {t}"
+        );
+    }
+}
+
+#[test]
+fn the_kernel_computes_256_times_the_corrected_dot_product() {
+    // The identity in the module docs, for every row of a group, over random words and
+    // inputs that include the extremes −128 and 127.
+    let mut rng = particle_rng(5, 0);
+    for _ in 0..2000 {
+        let words = 1 + rng.next_u32() as usize % 16;
+        let q: Vec<i8> = (0..4 * words).map(|_| rng.next_u32() as i8).collect();
+        let w: Vec<[i8; 4 * 16]> = (0..GROUP_ROWS)
+            .map(|_| core::array::from_fn(|_| rng.next_u32() as i8))
+            .collect();
+        let mut stored = Vec::new();
+        for k in 0..words {
+            for row in &w {
+                for b in 0..4 {
+                    let byte = row[4 * k + b] as u8;
+                    stored.push(if b % 2 == 0 { byte ^ 0x80 } else { byte });
+                }
+            }
+        }
+        let mut pairs = vec![0u32; 2 * words];
+        let even = operands(&q, &mut pairs);
+        assert_eq!(
+            even,
+            (0..words)
+                .map(|k| q[4 * k] as i32 + q[4 * k + 2] as i32)
+                .sum::<i32>()
+        );
+        let mut acc = [1i32; GROUP_ROWS];
+        groups_portable(&stored, 4 * words, &pairs, &mut acc);
+        for (row, acc) in w.iter().zip(acc) {
+            let dot: i64 = (0..4 * words).map(|j| row[j] as i64 * q[j] as i64).sum();
+            let odd: i64 = (0..4 * words)
+                .filter(|j| j % 2 == 1)
+                .map(|j| row[j] as i64)
+                .sum();
+            assert_eq!(acc as i64, 256 * (dot - 127 * odd + 128 * even as i64));
+        }
+    }
+}
+
+#[test]
+fn the_packed_reference_model_gives_the_int8_bits() {
+    let (_, bytes) = reference_int8();
+    assert_same_bits::<2>(&bytes, 3000, 1);
+    // And in the batched path, which runs the lanes one by one.
+    let packed = packed(&bytes);
+    let fast = NeuralScore::<2>::new(Model::parse(&packed).unwrap()).unwrap();
+    let plain = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
+    let xs: Vec<[f32; 2]> = (0..53).map(|i| [0.1 * i as f32 - 2.0, 0.5]).collect();
+    let (mut a, mut b) = (vec![[0.0; 2]; 53], vec![[0.0; 2]; 53]);
+    use tinyscore::Score;
+    fast.score_batch(&xs, 0.3, &mut a);
+    plain.score_batch(&xs, 0.3, &mut b);
+    assert_eq!(
+        a.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn partial_row_groups_and_input_tails_give_the_int8_bits() {
+    // 3-D data, width 32: 35 inputs (8 words and a tail of 3), an output group of 3 rows.
+    assert_same_bits::<3>(&helix_int8(), 2000, 2);
+}
+
+/// An int8 network of the given shape with every weight, bias, zero point, multiplier,
+/// shift and table entry drawn at random over the whole range the format allows.
+fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -> Vec<u8> {
+    let mut rng = particle_rng(seed, 0);
+    let mut next = move || rng.next_u32();
+    let dims = Dims {
+        dim,
+        fourier,
+        hidden,
+        layers,
+    };
+    let params = |r: u32, s: u32| QuantParams {
+        scale: 0.001 + (r % 1000) as f32 * 1e-3,
+        zero_point: (s % 256) as i32 - 128,
+    };
+    let mut shapes = (0..=layers).map(|i| dims.layer_shape(i));
+    let quantized_layers = (0..=layers)
+        .map(|i| {
+            let (inputs, outputs) = shapes.next().unwrap();
+            QuantizedLayer {
+                weights: (0..inputs * outputs).map(|_| next() as i8).collect(),
+                bias: (0..outputs)
+                    .map(|_| (next() % (1 << 31)) as i32 - (1 << 30))
+                    .collect(),
+                weight_scale: (0..outputs).map(|_| 0.01).collect(),
+                activation: (i < layers).then(|| QuantizedActivation {
+                    multiplier: (0..outputs)
+                        .map(|_| (1 << 30) + (next() >> 2) as i32)
+                        .collect(),
+                    shift: (0..outputs).map(|_| (next() % 40) as i8 - 31).collect(),
+                    pre: params(next(), next()),
+                    lut: core::array::from_fn(|_| next() as i8),
+                    post: params(next(), next()),
+                }),
+            }
+        })
+        .collect();
+    let float = Network {
+        dims,
+        sde: tinyscore::ModelSde::Vp(VpSde::default()),
+        t_end: 1e-3,
+        mean: vec![0.0; dim as usize],
+        std: vec![1.0; dim as usize],
+        fourier: (0..fourier).map(|k| k as f32 * 0.7).collect(),
+        layers: Vec::new(),
+    };
+    QuantizedNetwork {
+        float,
+        input: params(next(), next()),
+        layers: quantized_layers,
+    }
+    .to_bytes()
+    .expect("a random network in range writes")
+}
+
+#[test]
+fn random_networks_of_awkward_shapes_give_the_int8_bits() {
+    // Widths below one word (3 inputs), every tail length, groups of 1 to 4 rows.
+    assert_same_bits::<1>(&random_network(1, 1, 5, 1, 1), 300, 3);
+    assert_same_bits::<2>(&random_network(2, 3, 7, 2, 2), 300, 4);
+    assert_same_bits::<3>(&random_network(3, 16, 64, 3, 3), 300, 5);
+    assert_same_bits::<4>(&random_network(4, 64, 256, 2, 4), 100, 6);
+}
+
+#[test]
+fn only_int8_models_pack_and_a_short_buffer_is_refused() {
+    let float = reference_model_bytes();
+    let mut out = vec![0u8; float.len()];
+    assert!(matches!(
+        pack_int8(&float, &mut out),
+        Err(ModelError::InvalidParameter(e)) if e.parameter == "model to pack"
+    ));
+    let (_, int8) = reference_int8();
+    let mut short = vec![0u8; int8.len() - 1];
+    assert!(matches!(
+        pack_int8(&int8, &mut short),
+        Err(ModelError::InvalidParameter(e)) if e.parameter == "packing buffer"
+    ));
+    // A packed file is not packed twice, and a corrupted one is refused like any other.
+    let twice = packed(&int8);
+    assert!(pack_int8(&twice, &mut out).is_err());
+    let mut corrupted = twice.clone();
+    corrupted[100] ^= 1;
+    assert!(matches!(
+        Model::parse(&corrupted),
+        Err(ModelError::ChecksumMismatch { .. })
+    ));
+}
