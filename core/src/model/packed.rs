@@ -28,8 +28,8 @@
 //! section holds the folded constant `bias − z_in·Σⱼwⱼ + 127·Σ_{k<K}(w_{4k+1} + w_{4k+3})`.
 //! Everything else is as in precision 1, and the file is the same size.
 //!
-//! The arithmetic is exact in i32 (see [`accumulator bounds`](self#bounds)), so the packed
-//! network's outputs are bit-identical to the int8 network's, whichever kernel runs it.
+//! The arithmetic is exact in i32 (see the bounds below), so the packed network's outputs are
+//! bit-identical to the int8 network's, whichever kernel runs it.
 //!
 //! # Bounds
 //! With `|q| ≤ 128`, `|w| ≤ 128` and at most 256 inputs, `|Σwq| < 2²²` and the two correction
@@ -37,8 +37,7 @@
 //! times the corrected sum.
 
 use super::{
-    crc32, f32_at, i32_at, time_feature, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN,
-    MAX_WIDTH,
+    crc32, f32_at, time_feature, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH,
 };
 use crate::error::ParamError;
 use crate::model::quant::requantize;
@@ -214,6 +213,9 @@ impl Model<'_> {
             time[n + f + j] = input.quantize(cos);
         }
         let last = self.header.dims.layers as usize;
+        // Scratch space for every layer and lane: zeroed once per call, not once per layer.
+        let mut pairs = [0u32; MAX_WIDTH / 2];
+        let mut totals = [0i32; MAX_WIDTH];
         for p in 0..L {
             let mut x = time;
             for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
@@ -226,68 +228,73 @@ impl Model<'_> {
                 } else {
                     (&y, &mut x)
                 };
-                let (pre, m) = (layer.pre.zero_point, layer);
-                self.packed_rows(layer, from, |o, acc| {
-                    let (multiplier, shift) = m.requantization(o).unwrap_or_default();
-                    let level = (requantize(acc, multiplier, shift) + pre).clamp(-128, 127);
-                    if let Some(q) = to.get_mut(o) {
-                        *q = m.silu(level as i8);
-                    }
-                });
+                let totals = self.packed_totals(layer, from, &mut pairs, &mut totals);
+                let lut: &[u8; 256] = layer.lut.try_into().unwrap_or(&[0; 256]);
+                let requantization = layer.multiplier.chunks_exact(4).zip(layer.shift);
+                for ((total, (m, shift)), q) in totals.iter().zip(requantization).zip(to.iter_mut())
+                {
+                    let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+                    let level =
+                        requantize(*total, multiplier, *shift as i8 as i32) + layer.pre.zero_point;
+                    // Table entry `level + 128`, as `Int8Layer::silu`, without a bounds check.
+                    *q = lut[(level.clamp(-128, 127) as u8 ^ 0x80) as usize] as i8;
+                }
             }
             let hidden = if last % 2 == 0 { &x } else { &y };
             if let Some(output) = layers.get(last) {
-                self.packed_rows(output, hidden, |o, acc| {
-                    if let Some(row) = a.get_mut(o) {
-                        row[p] = acc as f32 * (output.input.scale * output.weight_scale(o));
-                    }
-                });
+                let totals = self.packed_totals(output, hidden, &mut pairs, &mut totals);
+                let scales = output.weight_scale.chunks_exact(4).map(f32_at);
+                for ((total, scale), row) in totals.iter().zip(scales).zip(a.iter_mut()) {
+                    row[p] = *total as f32 * (output.input.scale * scale);
+                }
             }
         }
         &a[..n]
     }
 
-    /// Runs `finish(o, bias[o] + Σⱼ w[o][j]·(q[j] − z))` for every row of a packed layer, with
-    /// the installed kernel on the full groups of four rows.
-    fn packed_rows(
+    /// `bias[o] + Σⱼ w[o][j]·(q[j] − z)` for every row `o` of a packed layer, in `totals`,
+    /// with the installed kernel on the full groups of four rows.
+    fn packed_totals<'t>(
         &self,
         layer: &Int8Layer<'_>,
         q: &[i8; MAX_WIDTH],
-        mut finish: impl FnMut(usize, i32),
-    ) {
+        pairs: &mut [u32; MAX_WIDTH / 2],
+        totals: &'t mut [i32; MAX_WIDTH],
+    ) -> &'t [i32] {
         let inputs = layer.inputs.min(MAX_WIDTH);
         if inputs == 0 {
-            return;
+            return &[];
         }
         let words = inputs / 4;
-        let mut pairs = [0u32; MAX_WIDTH / 2];
-        let even = operands(&q[..inputs], &mut pairs);
+        let even = operands(&q[..inputs], pairs);
         let pairs = &pairs[..2 * words];
         let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
         let full = outputs - outputs % GROUP_ROWS;
         let (grouped, rest) = layer.weights.split_at(full * inputs);
-        let mut acc = [0i32; MAX_WIDTH];
-        (self.kernel)(grouped, inputs, pairs, &mut acc[..full]);
-        dot_portable(
-            &rest[..(4 * words * (outputs - full)).min(rest.len())],
-            pairs,
-            &mut acc[full..outputs],
-        );
-        let tail_inputs = &q[4 * words..inputs];
-        let tail_len = inputs % 4;
-        for (o, acc) in acc.iter().enumerate().take(outputs) {
-            // The row's tail: after the word part of its group, in row order.
-            let group_start = (o - o % GROUP_ROWS) * inputs;
-            let rows = GROUP_ROWS.min(outputs - (o - o % GROUP_ROWS));
-            let start = group_start + 4 * words * rows + (o % GROUP_ROWS) * tail_len;
-            let tail = layer.weights.get(start..start + tail_len).unwrap_or(&[]);
-            let mut total = i32_at(layer.bias, o)
-                .wrapping_add(acc >> 8)
-                .wrapping_sub(even.wrapping_mul(128));
-            for (w, x) in tail.iter().zip(tail_inputs) {
-                total = total.wrapping_add(*w as i8 as i32 * *x as i32);
-            }
-            finish(o, total);
+        (self.kernel)(grouped, inputs, pairs, &mut totals[..full]);
+        let rest_words = (4 * words * (outputs - full)).min(rest.len());
+        totals[full..outputs].fill(0);
+        dot_portable(&rest[..rest_words], pairs, &mut totals[full..outputs]);
+        let constant = even.wrapping_mul(128);
+        let biases = layer.bias.chunks_exact(4);
+        for (total, bias) in totals.iter_mut().zip(biases).take(outputs) {
+            let bias = i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]);
+            *total = bias.wrapping_add(*total >> 8).wrapping_sub(constant);
         }
+        let tail_len = inputs % 4;
+        if tail_len > 0 {
+            // Each row's tail follows the word part of its group, in row order.
+            let tail_inputs = &q[4 * words..inputs];
+            for (g, group) in totals[..outputs].chunks_mut(GROUP_ROWS).enumerate() {
+                let start = g * GROUP_ROWS * inputs + 4 * words * group.len();
+                let tails = layer.weights.get(start..).unwrap_or(&[]);
+                for (total, tail) in group.iter_mut().zip(tails.chunks_exact(tail_len)) {
+                    for (w, x) in tail.iter().zip(tail_inputs) {
+                        *total = total.wrapping_add(*w as i8 as i32 * *x as i32);
+                    }
+                }
+            }
+        }
+        &totals[..outputs]
     }
 }
