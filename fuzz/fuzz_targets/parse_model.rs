@@ -1,7 +1,8 @@
 //! Any bytes into the model parser: it must return Ok or Err, never panic, and a model it
 //! accepts must evaluate without panicking. Each input is parsed twice: as it is (mostly
 //! stopped by the checksum) and with its CRC-32 trailer recomputed, so the fuzzer also
-//! explores every check after the checksum.
+//! explores every check after the checksum. A model that packs (precision 2) must parse and
+//! give the same noise prediction as the model it was packed from.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +18,17 @@ fn exercise(bytes: &[u8]) {
             let _ = score.score(&[0.5, -0.5], 0.3);
         }
         let _ = model.denormalize(&[1.0f32; 2]);
+        let mut packed = vec![0u8; bytes.len()];
+        if tinyscore::model::packed::pack_int8(bytes, &mut packed).is_ok() {
+            let packed = Model::parse(&packed).expect("a packed model parses");
+            let mut packed_out = [0.0f32; 64];
+            let _ = packed.predict_noise(&[0.1f32; 64][..n], 0.7, &mut packed_out[..n]);
+            assert_eq!(
+                out[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                packed_out[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "packing changed the outputs"
+            );
+        }
     }
 }
 
