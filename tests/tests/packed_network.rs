@@ -187,6 +187,9 @@ fn only_int8_models_pack_and_a_short_buffer_is_refused() {
     // A packed file is not packed twice, and a corrupted one is refused like any other.
     let twice = packed(&int8);
     assert!(pack_int8(&twice, &mut out).is_err());
+    // The host's tools that read weights back (export, quantize) refuse it with a reason.
+    let error = Network::from_model(&Model::parse(&twice).unwrap()).unwrap_err();
+    assert!(error.to_string().contains("packed"), "{error}");
     let mut corrupted = twice.clone();
     corrupted[100] ^= 1;
     assert!(matches!(

@@ -73,10 +73,10 @@ pub fn rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // Division truncates toward zero, as in C: with the nudge, that rounds to nearest.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp adds a nudge of 2³⁰ (or 1 − 2³⁰ when ab < 0) and divides by 2³¹ truncating
+    // toward zero, as C does. For ab < 0 that is −⌊(2³⁰ − 1 − ab)/2³¹⌋ = ⌊(2³⁰ + ab)/2³¹⌋,
+    // so both signs are one floor: an arithmetic shift, with no sign-dependent branch.
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// `x / 2^exponent` rounded to nearest, ties away from zero (gemmlowp's
@@ -98,7 +98,12 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
     let shift = shift.clamp(-31, 30);
     let left = shift.max(0);
     let right = (-shift).max(0);
-    let shifted = acc.saturating_mul(1 << left);
+    // Hidden layers of a calibrated model scale down (shift ≤ 0): skip the multiply then.
+    let shifted = if left == 0 {
+        acc
+    } else {
+        acc.saturating_mul(1 << left)
+    };
     rounding_divide_by_pot(rounding_doubling_high_mul(shifted, multiplier), right)
 }
 
