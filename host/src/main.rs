@@ -659,11 +659,14 @@ fn run(cli: Cli) -> Result<()> {
                     counts.macs_per_score,
                     counts.per_score / macs
                 );
-                outln!(
-                    "score evaluation, portable kernel: {:.0} instructions ({:.2}/MAC)",
-                    counts.per_score_portable,
-                    counts.per_score_portable / macs
-                );
+                // Only a packed int8 model has a kernel other than the portable one.
+                if counts.per_score_portable != counts.per_score {
+                    outln!(
+                        "score evaluation, portable kernel: {:.0} instructions ({:.2}/MAC)",
+                        counts.per_score_portable,
+                        counts.per_score_portable / macs
+                    );
+                }
                 outln!(
                     "int8 kernel alone: {:.3} instructions/MAC",
                     counts.kernel_per_mac

@@ -2,7 +2,8 @@
 //! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
 //! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, probability-flow
 //! Heun and annealed Langevin; a 3-D model likewise. And a corrupted model makes the firmware
-//! fail with its error. The binary sink's records carry the same bits as the defmt frames.
+//! fail with its error. The binary sink's records carry the same bits as the defmt frames. The
+//! M4 runs int8 models packed, with the SMLAD kernel, which agrees with the portable one.
 
 use std::path::Path;
 use std::process::Command;
@@ -189,4 +190,30 @@ fn a_corrupted_model_makes_the_firmware_report_and_fail() {
             "{board:?}: the parse error is not reported: {error}"
         );
     }
+}
+
+#[test]
+fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
+    // The `count` build evaluates the score with the installed kernel and with the portable
+    // one and fails unless their bits agree; it succeeding on the int8 model, with the
+    // installed kernel taking fewer instructions, shows that the M4 build packed the model
+    // and runs the assembly kernel, and that the kernel gives the portable bits.
+    require_qemu();
+    let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("int8.tsm");
+    std::fs::write(&path, reference_int8().1).unwrap();
+    let counts = firmware::count(&FirmwareRun {
+        model: path,
+        sampler: SamplerKind::Em,
+        steps: STEPS,
+        particles: 1,
+        seed: SEED,
+        sink: Sink::Defmt,
+    })
+    .expect("the count build runs and its kernels agree");
+    assert!(
+        counts.per_score < counts.per_score_portable,
+        "the SMLAD kernel is not in use: {counts:?}"
+    );
 }
