@@ -9,8 +9,8 @@ use std::hint::black_box;
 use std::time::Instant;
 use tinyscore::model::Dims;
 use tinyscore::{
-    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Model, ModelSde, NeuralScore,
-    Sampler, Score, TimeGrid, VpSde,
+    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Model, ModelSde, Sampler, Score,
+    TimeGrid, VpSde,
 };
 
 /// The figures, as `tinyscore bench --json` prints them.
@@ -106,7 +106,7 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
 /// Score evaluations per second of the model in `bytes`, batch 5000, one thread.
 pub fn score_evals_per_s(bytes: &[u8], min_seconds: f64) -> f64 {
     let model = Model::parse(bytes).expect("a valid model");
-    let score = NeuralScore::<2>::new(model).expect("a 2-D model");
+    let score = crate::network::neural_score::<2>(model).expect("a 2-D model");
     let mut noise = particle_noise(6, 0);
     let xs: Vec<[f32; 2]> = (0..5000).map(|_| noise.normal()).collect();
     let mut out = vec![[0.0f32; 2]; xs.len()];

@@ -9,6 +9,7 @@ pub mod io;
 pub mod langevin;
 pub mod metrics;
 pub mod model_file;
+pub mod network;
 pub mod options;
 pub mod plot;
 pub mod quantize;

@@ -171,7 +171,8 @@ impl<const N: usize> ScoreFor<ModelSde, N> for NetworkScore {
     fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
         // Checked when the file was loaded (see `NetworkScore::load`); callers pick N from
         // the file's header (see `NetworkScore::sample`).
-        NeuralScore::new(Model::parse(&self.0).expect("a checked model")).expect("N is the model's")
+        crate::network::neural_score(Model::parse(&self.0).expect("a checked model"))
+            .expect("N is the model's")
     }
 }
 

@@ -674,6 +674,30 @@ impl<'a> Model<'a> {
         a: &'s mut [[f32; L]; MAX_WIDTH],
         t: f32,
     ) -> &'s [[f32; L]] {
+        self.forward_inline(a, t)
+    }
+
+    /// The network on [`LANES`] points at once, as the batched score runs it: on entry
+    /// `a[d][p]` holds coordinate `d` of point `p`, on return `a[d][p]` holds ε̂'s coordinate
+    /// `d` for point `p`. Always inlined, so that a caller compiled for other vector
+    /// instructions (a `#[target_feature]` function) gets its own copy of the whole network;
+    /// see [`NeuralScore::with_lanes`]. The arithmetic is the same scalar f32 and integer
+    /// operations whatever the instructions, so the bits are too.
+    #[inline(always)]
+    pub fn forward_lanes(&self, a: &mut [[f32; LANES]; MAX_WIDTH], t: f32) {
+        self.forward_inline(a, t);
+    }
+
+    /// The body of [`Model::forward`] and [`Model::forward_lanes`]. Off the chips
+    /// (`target_os` other than `none`) its layer functions are inlined into it too, so that a
+    /// vector copy of `forward_lanes` is one function; on a chip they stay calls, which
+    /// keeps one copy of each layer in flash.
+    #[inline(always)]
+    fn forward_inline<'s, const L: usize>(
+        &self,
+        a: &'s mut [[f32; L]; MAX_WIDTH],
+        t: f32,
+    ) -> &'s [[f32; L]] {
         match &self.layers {
             Layers::F32(layers) => self.forward_f32(layers, a, t),
             Layers::Int8(layers) => self.forward_int8(layers, a, t),
@@ -688,6 +712,7 @@ impl<'a> Model<'a> {
         (self.header.dims.fourier as usize).min((MAX_WIDTH - n) / 2)
     }
 
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn forward_f32<'s, const L: usize>(
         &self,
         layers: &[DenseF32<'_>],
@@ -721,6 +746,7 @@ impl<'a> Model<'a> {
     /// dequantization of ε̂ (written over the first N rows of `a`). The activations are held as
     /// offsets `q − zero_point` (in −255..=255, so i16), which is the TFLite formula
     /// `Σ w·(q + input_offset)` with the offset applied once per input.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn forward_int8<'s, const L: usize>(
         &self,
         layers: &[Int8Layer<'_>],
@@ -848,7 +874,8 @@ const ROW_BLOCK: usize = 4;
 /// `out = act(W·input + b)` for one layer on `L` lanes, reading the weights in place. Each
 /// output is the sum over inputs in order, then the bias: the same arithmetic on every target,
 /// for every lane count and row blocking.
-#[inline]
+#[cfg_attr(target_os = "none", inline)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn dense<const L: usize>(
     layer: &DenseF32<'_>,
     input: &[[f32; L]; MAX_WIDTH],
@@ -1000,7 +1027,8 @@ fn for_each_int8_row<const L: usize>(
 
 /// A hidden int8 layer: accumulate, requantize to the pre-activation tensor, SiLU by table,
 /// store as offsets from the post-activation zero point.
-#[inline]
+#[cfg_attr(target_os = "none", inline)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn dense_int8_silu<const L: usize>(
     layer: &Int8Layer<'_>,
     input: &[[i16; L]; MAX_WIDTH],
@@ -1019,7 +1047,8 @@ fn dense_int8_silu<const L: usize>(
 }
 
 /// The int8 output layer, dequantized from the accumulator: `ε̂ = acc·(s_in·s_w)`.
-#[inline]
+#[cfg_attr(target_os = "none", inline)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn dense_int8_dequantize<const L: usize>(
     layer: &Int8Layer<'_>,
     input: &[[i16; L]; MAX_WIDTH],
@@ -1036,13 +1065,19 @@ fn dense_int8_dequantize<const L: usize>(
 }
 
 /// Points the network evaluates together in a batch.
-const LANES: usize = 16;
+pub const LANES: usize = 16;
+
+/// Runs the network on a batch of [`LANES`] points, as [`Model::forward_lanes`] does.
+pub type LanesForward = fn(&Model<'_>, &mut [[f32; LANES]; MAX_WIDTH], f32);
 
 /// A model as a [`Score`] on `[f32; N]`: `s(x, t) = −ε̂(x, t)/σ(t)` with σ from the model's
 /// SDE (in the model's normalised coordinates).
 #[derive(Clone, Copy, Debug)]
 pub struct NeuralScore<'a, const N: usize> {
     model: Model<'a>,
+    /// Runs full batches when set; else the baseline copy does (called directly, so a chip
+    /// that never evaluates a full batch does not link it).
+    lanes: Option<LanesForward>,
 }
 
 impl<'a, const N: usize> NeuralScore<'a, N> {
@@ -1055,7 +1090,16 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
                 expected: N as u32,
             });
         }
-        Ok(NeuralScore { model })
+        Ok(NeuralScore { model, lanes: None })
+    }
+    /// The same score with full batches of [`LANES`] points evaluated by `forward`, which
+    /// must compute what [`Model::forward_lanes`] does (typically: call it from a function
+    /// compiled for wider vectors, after checking the CPU has them).
+    pub fn with_lanes(self, forward: LanesForward) -> Self {
+        NeuralScore {
+            lanes: Some(forward),
+            ..self
+        }
     }
     /// The model.
     pub fn model(&self) -> &Model<'a> {
@@ -1075,8 +1119,14 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
 }
 
 impl<const N: usize> NeuralScore<'_, N> {
-    /// `−ε̂/σ(t)` for up to `L` points.
-    fn score_lanes<const L: usize>(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+    /// `−ε̂/σ(t)` for up to `L` points; `forward` runs the network on the lanes.
+    fn score_lanes<const L: usize>(
+        &self,
+        xs: &[[f32; N]],
+        t: f32,
+        out: &mut [[f32; N]],
+        forward: impl FnOnce(&mut [[f32; L]; MAX_WIDTH]),
+    ) {
         let mut a = [[0.0f32; L]; MAX_WIDTH];
         for (p, x) in xs.iter().enumerate().take(L) {
             for (d, v) in x.iter().enumerate() {
@@ -1084,7 +1134,8 @@ impl<const N: usize> NeuralScore<'_, N> {
             }
         }
         let sigma = self.model.header.sde.sigma(t);
-        let eps = self.model.forward::<L>(&mut a, t);
+        forward(&mut a);
+        let eps = &a[..N.min(MAX_WIDTH)];
         for (p, o) in out.iter_mut().enumerate().take(xs.len().min(L)) {
             for (d, v) in o.iter_mut().enumerate() {
                 *v = -eps.get(d).map_or(0.0, |row| row[p]) / sigma;
@@ -1096,14 +1147,21 @@ impl<const N: usize> NeuralScore<'_, N> {
 impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];
-        self.score_lanes::<1>(core::slice::from_ref(x), t, &mut out);
+        self.score_lanes::<1>(core::slice::from_ref(x), t, &mut out, |a| {
+            self.model.forward::<1>(a, t);
+        });
         out[0]
     }
 
     fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
         for (xs, out) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
             if xs.len() == LANES {
-                self.score_lanes::<LANES>(xs, t, out);
+                self.score_lanes::<LANES>(xs, t, out, |a| match self.lanes {
+                    Some(forward) => forward(&self.model, a, t),
+                    None => {
+                        self.model.forward::<LANES>(a, t);
+                    }
+                });
             } else {
                 for (x, o) in xs.iter().zip(out) {
                     *o = self.score(x, t);

@@ -197,6 +197,7 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
 impl Model<'_> {
     /// The packed network on `L` lanes, one lane at a time: the same integers as
     /// `forward_int8`, so the same bits, with raw levels `q` between layers.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(super) fn forward_packed<'s, const L: usize>(
         &self,
         layers: &[Int8Layer<'_>],
@@ -254,6 +255,7 @@ impl Model<'_> {
 
     /// `bias[o] + Σⱼ w[o][j]·(q[j] − z)` for every row `o` of a packed layer, in `totals`,
     /// with the installed kernel on the full groups of four rows.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn packed_totals<'t>(
         &self,
         layer: &Int8Layer<'_>,
