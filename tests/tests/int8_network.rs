@@ -351,3 +351,68 @@ fn out_of_range_int8_quantities_are_refused_even_with_a_valid_checksum() {
         Err(ModelError::NonFinite { .. })
     ));
 }
+
+#[test]
+fn the_gaussian_tail_mass_matches_the_chi_distribution() {
+    use tinyscore_host::quantize::gaussian_tail_mass;
+    // P(‖z‖ > r) against Simpson's rule on the chi density r^(n−1)·e^(−r²/2)/(2^(n/2−1)Γ(n/2))
+    // from r to 12 (the mass beyond 12 is below 1e-25 for n ≤ 8); 4000 intervals make the
+    // quadrature error far below the 1e-9 tolerance.
+    fn gamma_half(n: usize) -> f64 {
+        // Γ(n/2) from Γ(1/2) = √π and Γ(1) = 1.
+        let (mut g, mut a) = if n % 2 == 0 {
+            (1.0, 1.0)
+        } else {
+            (std::f64::consts::PI.sqrt(), 0.5)
+        };
+        while a < n as f64 / 2.0 {
+            g *= a;
+            a += 1.0;
+        }
+        g
+    }
+    for n in 1..=8usize {
+        let density = |r: f64| {
+            r.powi(n as i32 - 1) * (-r * r / 2.0).exp()
+                / (2f64.powf(n as f64 / 2.0 - 1.0) * gamma_half(n))
+        };
+        for r in [0.5, 1.0, 2.0, 3.5, 5.0] {
+            let steps = 4000;
+            let h = (12.0 - r) / steps as f64;
+            let simpson: f64 = (0..=steps)
+                .map(|k| {
+                    let w = if k == 0 || k == steps {
+                        1.0
+                    } else if k % 2 == 1 {
+                        4.0
+                    } else {
+                        2.0
+                    };
+                    w * density(r + k as f64 * h)
+                })
+                .sum::<f64>()
+                * h
+                / 3.0;
+            let closed = gaussian_tail_mass(n, r);
+            assert!(
+                (closed - simpson).abs() <= 1e-9 * simpson.max(1e-12) + 1e-15,
+                "n {n} r {r}: {closed} vs {simpson}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_faithful_radius_finds_where_int8_saturates_and_nothing_in_an_identical_model() {
+    use tinyscore_host::quantize::faithful_radius;
+    let float = reference_model_bytes();
+    // A model follows itself everywhere the probe looks (up to radius 10).
+    assert_eq!(faithful_radius(&float, &float).unwrap(), 10.0);
+    // The int8 model's calibrated ranges end somewhere beyond the bulk of the prior: past
+    // radius 3 (prior mass beyond: 1 %, which calibration covers many times over) and
+    // before 10.
+    let (_, int8) = reference_int8();
+    let radius = faithful_radius(&float, &int8).unwrap();
+    println!("reference int8 model: faithful to radius {radius}");
+    assert!((3.0..10.0).contains(&radius), "radius {radius}");
+}
