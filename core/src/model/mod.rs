@@ -705,6 +705,19 @@ impl<'a> Model<'a> {
         }
     }
 
+    /// The int8 levels of the time features in `input`'s quantization: `put(N + j, q(sin))`
+    /// and `put(N + F + j, q(cos))` for each frequency `j`, the places they take in the
+    /// network's input.
+    fn for_each_time_level(&self, input: QuantParams, t: f32, mut put: impl FnMut(usize, i8)) {
+        let n = self.header.dims.dim as usize;
+        let f = self.fourier_count();
+        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
+            let (sin, cos) = time_feature(t, f32_at(w));
+            put(n + j, input.quantize(sin));
+            put(n + f + j, input.quantize(cos));
+        }
+    }
+
     /// The number of Fourier frequencies that fit the scratch space (all of them in a parsed
     /// model; the bound only keeps indexing provably in range).
     fn fourier_count(&self) -> usize {
@@ -754,20 +767,15 @@ impl<'a> Model<'a> {
         t: f32,
     ) -> &'s [[f32; L]] {
         let n = self.header.dims.dim as usize;
-        let f = self.fourier_count();
         let input = layers.first().map(|l| l.input).unwrap_or_default();
-        let offset = |v: f32| (input.quantize(v) as i32 - input.zero_point) as i16;
+        let offset = |q: i8| (q as i32 - input.zero_point) as i16;
         let mut x = [[0i16; L]; MAX_WIDTH];
         for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
             for p in 0..L {
-                xd[p] = offset(ad[p]);
+                xd[p] = offset(input.quantize(ad[p]));
             }
         }
-        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
-            let (sin, cos) = time_feature(t, f32_at(w));
-            x[n + j] = [offset(sin); L];
-            x[n + f + j] = [offset(cos); L];
-        }
+        self.for_each_time_level(input, t, |i, q| x[i] = [offset(q); L]);
         let mut y = [[0i16; L]; MAX_WIDTH];
         let last = self.header.dims.layers as usize;
         for (i, layer) in layers.iter().enumerate().take(last) {

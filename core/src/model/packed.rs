@@ -36,9 +36,7 @@
 //! terms are below 2²¹ each, so the `SMLAD` accumulator stays below 2³¹ and is exactly 256
 //! times the corrected sum.
 
-use super::{
-    crc32, f32_at, time_feature, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH,
-};
+use super::{crc32, f32_at, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH};
 use crate::error::ParamError;
 use crate::model::quant::requantize;
 
@@ -205,14 +203,9 @@ impl Model<'_> {
         t: f32,
     ) -> &'s [[f32; L]] {
         let n = self.header.dims.dim as usize;
-        let f = self.fourier_count();
         let input = layers.first().map(|l| l.input).unwrap_or_default();
         let mut time = [0i8; MAX_WIDTH];
-        for (j, w) in self.fourier.chunks_exact(4).take(f).enumerate() {
-            let (sin, cos) = time_feature(t, f32_at(w));
-            time[n + j] = input.quantize(sin);
-            time[n + f + j] = input.quantize(cos);
-        }
+        self.for_each_time_level(input, t, |i, q| time[i] = q);
         let last = self.header.dims.layers as usize;
         // Scratch space for every layer and lane: zeroed once per call, not once per layer.
         let mut pairs = [0u32; MAX_WIDTH / 2];
