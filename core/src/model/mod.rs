@@ -277,7 +277,7 @@ pub struct Int8Layer<'a> {
     multiplier: &'a [u8],
     shift: &'a [u8],
     pre: QuantParams,
-    lut: &'a [u8],
+    lut: Option<&'a [u8; 256]>,
     post: QuantParams,
 }
 
@@ -319,13 +319,41 @@ impl Int8Layer<'_> {
     /// The pre-activation (requantized accumulator) and post-activation quantizations (hidden
     /// layers only).
     pub fn activation(&self) -> Option<(QuantParams, QuantParams)> {
-        (self.lut.len() == 256).then_some((self.pre, self.post))
+        self.lut.map(|_| (self.pre, self.post))
     }
     /// The SiLU table entry for pre-activation level `q` (hidden layers; 0 otherwise).
+    #[inline(always)]
     pub fn silu(&self, q: i8) -> i8 {
+        // Entry `q + 128`: q's byte with its sign bit flipped.
         self.lut
-            .get((q as i32 + 128) as usize)
-            .map_or(0, |&b| b as i8)
+            .map_or(0, |lut| lut[(q as u8 ^ 0x80) as usize] as i8)
+    }
+    /// The layer's activation, read once for all its channels (a table of zeros for the
+    /// output layer, which has none).
+    #[inline(always)]
+    fn activation_table(&self) -> Activation<'_> {
+        Activation {
+            pre: self.pre.zero_point,
+            lut: self.lut.unwrap_or(&[0; 256]),
+        }
+    }
+}
+
+/// A hidden layer's requantization target and SiLU table.
+#[derive(Clone, Copy)]
+struct Activation<'a> {
+    pre: i32,
+    lut: &'a [u8; 256],
+}
+
+impl Activation<'_> {
+    /// A channel's output level for accumulator `acc`: requantized with the channel's
+    /// `(multiplier, shift)` to the pre-activation tensor, clamped to int8, SiLU by table.
+    #[inline(always)]
+    fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
+        let level = (requantize(acc, multiplier, shift) + self.pre).clamp(-128, 127);
+        // Entry `level + 128`: the level's byte with its sign bit flipped.
+        self.lut[(level as u8 ^ 0x80) as usize] as i8
     }
 }
 
@@ -867,7 +895,7 @@ fn parse_int8_layers<'a>(
                 "in -31..=30",
             )?;
             layer.pre = payload.quant_params()?;
-            layer.lut = payload.take(256)?;
+            layer.lut = payload.take(256)?.try_into().ok();
             layer.post = payload.quant_params()?;
             input = layer.post;
         }
@@ -1042,13 +1070,12 @@ fn dense_int8_silu<const L: usize>(
     input: &[[i16; L]; MAX_WIDTH],
     out: &mut [[i16; L]; MAX_WIDTH],
 ) {
-    let (pre, post) = (layer.pre.zero_point, layer.post.zero_point);
+    let (activation, post) = (layer.activation_table(), layer.post.zero_point);
     for_each_int8_row::<L>(layer, input, |o, acc| {
         let (multiplier, shift) = layer.requantization(o).unwrap_or_default();
         if let Some(out) = out.get_mut(o) {
             for p in 0..L {
-                let level = (requantize(acc[p], multiplier, shift) + pre).clamp(-128, 127);
-                out[p] = (layer.silu(level as i8) as i32 - post) as i16;
+                out[p] = (activation.level(acc[p], multiplier, shift) as i32 - post) as i16;
             }
         }
     });

@@ -38,7 +38,6 @@
 
 use super::{crc32, f32_at, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH};
 use crate::error::ParamError;
-use crate::model::quant::requantize;
 
 /// Rows one kernel call multiplies together (interleaved word by word in the layout).
 pub const GROUP_ROWS: usize = 4;
@@ -223,15 +222,12 @@ impl Model<'_> {
                     (&y, &mut x)
                 };
                 let totals = self.packed_totals(layer, from, &mut pairs, &mut totals);
-                let lut: &[u8; 256] = layer.lut.try_into().unwrap_or(&[0; 256]);
+                let activation = layer.activation_table();
                 let requantization = layer.multiplier.chunks_exact(4).zip(layer.shift);
                 for ((total, (m, shift)), q) in totals.iter().zip(requantization).zip(to.iter_mut())
                 {
                     let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
-                    let level =
-                        requantize(*total, multiplier, *shift as i8 as i32) + layer.pre.zero_point;
-                    // Table entry `level + 128`, as `Int8Layer::silu`, without a bounds check.
-                    *q = lut[(level.clamp(-128, 127) as u8 ^ 0x80) as usize] as i8;
+                    *q = activation.level(*total, multiplier, *shift as i8 as i32);
                 }
             }
             let hidden = if last % 2 == 0 { &x } else { &y };
