@@ -168,8 +168,8 @@ fn ticks() -> u64 {
 }
 
 /// Ticks of 64 score evaluations with the installed kernel and with the portable one (which
-/// must give the same bits), of 1024 kernel calls on 4 rows × 64 inputs, and of 4096
-/// standard normals.
+/// must give the same bits), of the kernel alone ([`count_kernel`]), and of 4096 standard
+/// normals.
 fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Result<(), ()> {
     let point =
         |k: usize| -> [f32; N] { core::array::from_fn(|d| 0.05 * k as f32 - 1.6 + 0.7 * d as f32) };
