@@ -62,9 +62,14 @@ pub use error::{ParamError, ParticleError, SampleError, StepError};
 pub use grid::{Schedule, TimeGrid};
 pub use mcmc::{KineticState, Ula, Underdamped};
 pub use model::{Model, ModelError, ModelSde, NeuralScore};
-pub use noise::{box_muller, particle_noise, particle_rng, DefaultRng, GaussianStream};
+pub use noise::{
+    box_muller, box_muller_lanes, particle_noise, particle_rng, DefaultRng, GaussianStream,
+};
 pub use observe::{NullObserver, Observer, Trajectory};
-pub use score::{Component, Diffused, DoubleWell, GaussianData, GaussianMixture, Score};
+pub use score::{
+    Component, Diffused, DoubleWell, GaussianData, GaussianMixture, MixtureLanes, Score,
+    LANES as MIXTURE_LANES,
+};
 pub use sde::{LinearSde, OrnsteinUhlenbeck, ReverseSde, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
     Ancestral, AnnealedLangevin, Corrector, Ddim, DpmSolverPp2M, EulerMaruyama, LangevinCorrector,

@@ -205,12 +205,17 @@ fn rotate(theta: f32, quadrant: u32) -> (f32, f32) {
     let z = theta * theta;
     let sin = ((-1.951_529_6e-4 * z + 8.332_161e-3) * z - 1.666_665_5e-1) * z * theta + theta;
     let cos = ((2.443_315_7e-5 * z - 1.388_731_6e-3) * z + 4.166_664_6e-2) * z * z - 0.5 * z + 1.0;
-    match quadrant & 3 {
-        0 => (sin, cos),
-        1 => (cos, -sin),
-        2 => (-sin, -cos),
-        _ => (-cos, sin),
-    }
+    // (sin, cos), (cos, −sin), (−sin, −cos), (−cos, sin) for quadrants 0..3, without a
+    // branch (a random quadrant mispredicts three times in four): swap on odd quadrants, then
+    // flip sign bits, which is what negation does.
+    let odd = quadrant & 1 == 1;
+    let (first, second) = if odd { (cos, sin) } else { (sin, cos) };
+    let first_sign = (quadrant & 2) << 30;
+    let second_sign = ((quadrant ^ (quadrant >> 1)) & 1) << 31;
+    (
+        f32::from_bits(first.to_bits() ^ first_sign),
+        f32::from_bits(second.to_bits() ^ second_sign),
+    )
 }
 
 /// The angle 2π·m/2²⁴ for a 24-bit turn fraction `m` as `(sin, cos)`, in f32 arithmetic only.

@@ -18,12 +18,42 @@ pub type DefaultRng = rand_pcg::Pcg32;
 /// Two independent standard normals from two uniform 32-bit words (their top 24 bits).
 #[inline]
 pub fn box_muller(word1: u32, word2: u32) -> (f32, f32) {
-    const TWO_POW_M24: f32 = 1.0 / (1u32 << 24) as f32;
-    let u1 = ((word1 >> 8) + 1) as f32 * TWO_POW_M24; // (0, 1]: ln never sees 0
-    let radius = math::sqrt(-2.0 * math::ln_unit(u1));
-    let (sin, cos) = math::sin_cos_turns(word2 >> 8);
-    (radius * cos, radius * sin)
+    let (z1, z2) = box_muller_lanes(&[word1], &[word2]);
+    (z1[0], z2[0])
 }
+
+/// [`box_muller`] on `L` pairs of words at once, with the same bits per pair. Each step is a
+/// loop over the lanes with no branch, so it vectorises (the square root, an instruction
+/// the compiler cannot see into, gets a loop of its own).
+#[inline]
+pub fn box_muller_lanes<const L: usize>(
+    word1: &[u32; L],
+    word2: &[u32; L],
+) -> ([f32; L], [f32; L]) {
+    const TWO_POW_M24: f32 = 1.0 / (1u32 << 24) as f32;
+    let mut radius = [0.0f32; L];
+    let mut sin = [0.0f32; L];
+    let mut cos = [0.0f32; L];
+    for p in 0..L {
+        // (0, 1]: ln never sees 0. Below 2²⁴ + 1, so the signed conversion is exact.
+        let u1 = ((word1[p] >> 8) + 1) as i32 as f32 * TWO_POW_M24;
+        radius[p] = -2.0 * math::ln_unit(u1);
+        (sin[p], cos[p]) = math::sin_cos_turns(word2[p] >> 8);
+    }
+    for r in radius.iter_mut() {
+        *r = math::sqrt(*r);
+    }
+    let mut z1 = [0.0f32; L];
+    let mut z2 = [0.0f32; L];
+    for p in 0..L {
+        z1[p] = radius[p] * cos[p];
+        z2[p] = radius[p] * sin[p];
+    }
+    (z1, z2)
+}
+
+/// Streams drawn together by [`GaussianStream::normals`]: the Box–Muller lanes.
+const LANES: usize = 16;
 
 /// An endless stream of standard normal `f32` drawn from `R` by Box–Muller.
 ///
@@ -64,6 +94,53 @@ impl<R: Rng> GaussianStream<R> {
     #[inline]
     pub fn normal<const N: usize>(&mut self) -> [f32; N] {
         core::array::from_fn(|_| self.sample())
+    }
+
+    /// A standard normal vector from each stream: `out[i]` is what `streams[i].normal()`
+    /// returns, bit for bit, and each stream ends in the same state; only the order of the
+    /// work changes. The words of up to 16 streams are drawn first, then Box–Muller runs on
+    /// them together ([`box_muller_lanes`]), which vectorises.
+    pub fn normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
+        for (streams, out) in streams.chunks_mut(LANES).zip(out.chunks_mut(LANES)) {
+            // How many coordinates of each vector are filled: a stream's spare comes first.
+            let mut filled = [0usize; LANES];
+            if N > 0 {
+                for ((stream, o), filled) in streams.iter_mut().zip(out.iter_mut()).zip(&mut filled)
+                {
+                    if let Some(z) = stream.spare.take() {
+                        o[0] = z;
+                        *filled = 1;
+                    }
+                }
+            }
+            loop {
+                let (mut word1, mut word2) = ([0u32; LANES], [0u32; LANES]);
+                let mut drawn = false;
+                for (p, stream) in streams.iter_mut().enumerate() {
+                    if filled[p] < N {
+                        word1[p] = stream.rng.next_u32();
+                        word2[p] = stream.rng.next_u32();
+                        drawn = true;
+                    }
+                }
+                if !drawn {
+                    break;
+                }
+                let (z1, z2) = box_muller_lanes(&word1, &word2);
+                for (p, (stream, o)) in streams.iter_mut().zip(out.iter_mut()).enumerate() {
+                    let k = filled[p];
+                    if k < N {
+                        o[k] = z1[p];
+                        if k + 1 < N {
+                            o[k + 1] = z2[p];
+                        } else {
+                            stream.spare = Some(z2[p]);
+                        }
+                        filled[p] = k + 2;
+                    }
+                }
+            }
+        }
     }
 
     /// A Brownian increment `W(t + dt) − W(t) = √|dt|·ε` (the sign of `dt` is ignored, so

@@ -112,7 +112,14 @@ pub struct GaussianMixture<'a, const N: usize> {
     components: &'a [Component<N>],
     /// All components share one std vector: the log-determinants cancel in the softmax.
     shared_std: bool,
+    /// Scores full batches of [`LANES`] points when set; else the baseline copy does.
+    lanes: Option<MixtureLanes<N>>,
 }
+
+/// Scores a batch of [`LANES`] points of the data diffused to `(α, σ)`, as
+/// [`GaussianMixture::score_lanes`] does.
+pub type MixtureLanes<const N: usize> =
+    fn(&GaussianMixture<'_, N>, &[[f32; N]; LANES], f32, f32, &mut [[f32; N]; LANES]);
 
 impl<'a, const N: usize> GaussianMixture<'a, N> {
     /// The mixture of `components` (weights need not sum to 1).
@@ -122,7 +129,30 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
         Ok(GaussianMixture {
             components,
             shared_std,
+            lanes: None,
         })
+    }
+    /// The same mixture with full batches of [`LANES`] points scored by `score`, which must
+    /// compute what [`GaussianMixture::score_lanes`] does (typically: call it from a function
+    /// compiled for wider vectors, after checking the CPU has them).
+    pub fn with_lanes(self, score: MixtureLanes<N>) -> Self {
+        GaussianMixture {
+            lanes: Some(score),
+            ..self
+        }
+    }
+    /// The scores of [`LANES`] points of the data diffused to `(α, σ)`. Always inlined, so a
+    /// caller compiled for other vector instructions gets its own copy; the arithmetic is the
+    /// same scalar f32 operations whatever the instructions, so the bits are too.
+    #[inline(always)]
+    pub fn score_lanes(
+        &self,
+        xs: &[[f32; N]; LANES],
+        alpha: f32,
+        sigma: f32,
+        out: &mut [[f32; N]; LANES],
+    ) {
+        self.score_points::<LANES>(xs, alpha, sigma, out);
     }
     /// The components.
     pub fn components(&self) -> &'a [Component<N>] {
@@ -132,8 +162,9 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
 
 /// Components handled per pass of the softmax: their logits live on the stack.
 const CHUNK: usize = 8;
-/// Points scored together: the loops over them are the innermost, so they vectorise.
-const LANES: usize = 16;
+/// Points a mixture scores together: the loops over them are the innermost, so they
+/// vectorise.
+pub const LANES: usize = 16;
 
 impl<const N: usize> GaussianMixture<'_, N> {
     /// `1/v` per dimension for component `c`, and `−½ Σ ln v` (0 when the std is shared).
@@ -154,7 +185,8 @@ impl<const N: usize> GaussianMixture<'_, N> {
     /// (rescaled when a later chunk exceeds it) — so nothing overflows and no buffer grows
     /// with the number of components. Each point's arithmetic is the same whatever the
     /// other points are.
-    fn score_lanes<const L: usize>(
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn score_points<const L: usize>(
         &self,
         xs: &[[f32; N]],
         alpha: f32,
@@ -174,9 +206,9 @@ impl<const N: usize> GaussianMixture<'_, N> {
         let mut max_logit = [f32::NEG_INFINITY; L];
         let mut denominator = [0.0f32; L];
         let mut numerator = [[0.0f32; L]; N];
-        for chunk in self.components.chunks(CHUNK) {
+        for (index, chunk) in self.components.chunks(CHUNK).enumerate() {
             let mut logits = [[f32::NEG_INFINITY; L]; CHUNK];
-            let mut chunk_max = [f32::NEG_INFINITY; L];
+            let mut new_max = max_logit;
             for (row, c) in logits.iter_mut().zip(chunk) {
                 let (inv_var, log_det) = if self.shared_std {
                     shared
@@ -192,29 +224,26 @@ impl<const N: usize> GaussianMixture<'_, N> {
                     }
                 }
                 for p in 0..L {
-                    chunk_max[p] = if row[p] > chunk_max[p] {
+                    new_max[p] = if row[p] > new_max[p] {
                         row[p]
                     } else {
-                        chunk_max[p]
+                        new_max[p]
                     };
                 }
             }
             // Rescale what was accumulated against the new maximum; the factor is exactly 1
-            // where the maximum did not move (e⁰ = 1), so no branch is needed.
-            let new_max: [f32; L] = core::array::from_fn(|p| {
-                if chunk_max[p] > max_logit[p] {
-                    chunk_max[p]
-                } else {
-                    max_logit[p]
-                }
-            });
-            let rescale: [f32; L] = core::array::from_fn(|p| math::exp(max_logit[p] - new_max[p]));
-            for p in 0..L {
-                denominator[p] *= rescale[p];
-            }
-            for n in numerator.iter_mut() {
+            // where the maximum did not move (e⁰ = 1), so no branch per lane is needed. The
+            // first chunk has nothing accumulated yet.
+            if index > 0 {
+                let mut rescale = [0.0f32; L];
                 for p in 0..L {
-                    n[p] *= rescale[p];
+                    rescale[p] = math::exp(max_logit[p] - new_max[p]);
+                    denominator[p] *= rescale[p];
+                }
+                for n in numerator.iter_mut() {
+                    for p in 0..L {
+                        n[p] *= rescale[p];
+                    }
                 }
             }
             max_logit = new_max;
@@ -224,8 +253,9 @@ impl<const N: usize> GaussianMixture<'_, N> {
                 } else {
                     self.inverse_variance(c, a2, s2).0
                 };
-                let weights: [f32; L] = core::array::from_fn(|p| math::exp(row[p] - max_logit[p]));
+                let mut weights = [0.0f32; L];
                 for p in 0..L {
+                    weights[p] = math::exp(row[p] - max_logit[p]);
                     denominator[p] += weights[p];
                 }
                 for d in 0..N {
@@ -237,8 +267,16 @@ impl<const N: usize> GaussianMixture<'_, N> {
             }
         }
         // A NaN in x makes every logit NaN: the maximum stays −∞ and the weights NaN.
+        let mut score_t = [[0.0f32; L]; N];
+        for d in 0..N {
+            for p in 0..L {
+                score_t[d][p] = numerator[d][p] / denominator[p];
+            }
+        }
         for (p, o) in out.iter_mut().enumerate().take(lanes) {
-            *o = core::array::from_fn(|d| numerator[d][p] / denominator[p]);
+            for d in 0..N {
+                o[d] = score_t[d][p];
+            }
         }
     }
 }
@@ -246,21 +284,27 @@ impl<const N: usize> GaussianMixture<'_, N> {
 impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
     fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];
-        self.score_lanes::<1>(core::slice::from_ref(x), alpha, sigma, &mut out);
+        self.score_points::<1>(core::slice::from_ref(x), alpha, sigma, &mut out);
         out[0]
     }
 
     fn perturbed_score_batch(&self, xs: &[[f32; N]], alpha: f32, sigma: f32, out: &mut [[f32; N]]) {
-        for (xs, out) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            if xs.len() == LANES {
-                self.score_lanes::<LANES>(xs, alpha, sigma, out);
-            } else {
-                // A partial chunk (or a single point on a chip): one lane at a time does no
-                // work for empty lanes, and each point's bits are the same either way.
-                for (x, o) in xs.iter().zip(out) {
-                    *o = self.perturbed_score(x, alpha, sigma);
+        let len = xs.len().min(out.len());
+        let mut full = xs[..len].chunks_exact(LANES);
+        let mut full_out = out[..len].chunks_exact_mut(LANES);
+        for (xs, out) in (&mut full).zip(&mut full_out) {
+            // Exact chunks: the conversions to arrays always succeed.
+            if let (Ok(xs), Ok(out)) = (xs.try_into(), out.try_into()) {
+                match self.lanes {
+                    Some(score) => score(self, xs, alpha, sigma, out),
+                    None => self.score_lanes(xs, alpha, sigma, out),
                 }
             }
+        }
+        // The partial chunk (or a single point on a chip): one lane at a time does no work
+        // for empty lanes, and each point's bits are the same either way.
+        for (x, o) in full.remainder().iter().zip(full_out.into_remainder()) {
+            *o = self.perturbed_score(x, alpha, sigma);
         }
     }
 }

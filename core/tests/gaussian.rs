@@ -6,6 +6,7 @@
 
 mod common;
 use common::*;
+use rand_core::Rng;
 use tinyscore::{particle_noise, particle_rng, GaussianStream};
 
 const N: usize = 1_000_000;
@@ -120,4 +121,75 @@ fn brownian_increments_have_variance_dt() {
         (var - dt).abs() < 5.0 * dt * (2.0 / n).sqrt(),
         "variance {var}"
     );
+}
+
+/// `GaussianStream::normals` draws many streams together; each stream must give the bits
+/// of drawing its vectors one by one, and end in the same state, whatever the dimension and
+/// whether a stream starts with a spare normal (odd dimensions leave one, so some streams
+/// here start with one and some do not).
+#[test]
+fn batched_normals_equal_each_stream_drawn_alone() {
+    fn check<const D: usize>() {
+        // 37 streams: two full lanes of 16 and a partial one.
+        let mut batched: Vec<_> = (0..37).map(|i| particle_noise(9, i)).collect();
+        for (i, s) in batched.iter_mut().enumerate() {
+            for _ in 0..i % 3 {
+                s.sample(); // an odd count leaves a spare
+            }
+        }
+        let mut alone = batched.clone();
+        for round in 0..5 {
+            let mut out = vec![[0.0f32; D]; batched.len()];
+            GaussianStream::normals(&mut batched, &mut out);
+            for (i, (stream, got)) in alone.iter_mut().zip(&out).enumerate() {
+                let want: [f32; D] = stream.normal();
+                assert_eq!(
+                    got.map(f32::to_bits),
+                    want.map(f32::to_bits),
+                    "dimension {D}, stream {i}, round {round}"
+                );
+            }
+        }
+        for (i, (a, b)) in batched.iter_mut().zip(&mut alone).enumerate() {
+            assert_eq!(
+                a.sample().to_bits(),
+                b.sample().to_bits(),
+                "state of stream {i}"
+            );
+        }
+    }
+    check::<1>();
+    check::<2>();
+    check::<3>();
+    check::<5>();
+}
+
+/// The vectorised Box–Muller gives each lane the scalar function's bits.
+#[test]
+fn box_muller_lanes_equal_the_scalar_pairs() {
+    let mut rng = particle_rng(10, 0);
+    for _ in 0..100_000 {
+        let word1: [u32; 16] = core::array::from_fn(|_| rng.next_u32());
+        let word2: [u32; 16] = core::array::from_fn(|_| rng.next_u32());
+        let (z1, z2) = tinyscore::box_muller_lanes(&word1, &word2);
+        for p in 0..16 {
+            let (a, b) = tinyscore::box_muller(word1[p], word2[p]);
+            assert_eq!(
+                (z1[p].to_bits(), z2[p].to_bits()),
+                (a.to_bits(), b.to_bits())
+            );
+        }
+    }
+    // The extremes of the 24-bit uniforms.
+    for (w1, w2) in [
+        (0, 0),
+        (u32::MAX, u32::MAX),
+        (0, 1 << 30),
+        (u32::MAX, 3 << 30),
+    ] {
+        let (z1, z2) = tinyscore::box_muller_lanes(&[w1; 16], &[w2; 16]);
+        let (a, b) = tinyscore::box_muller(w1, w2);
+        assert!(z1.iter().all(|z| z.to_bits() == a.to_bits()));
+        assert!(z2.iter().all(|z| z.to_bits() == b.to_bits()));
+    }
 }

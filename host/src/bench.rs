@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 use tinyscore::model::Dims;
 use tinyscore::{
-    particle_noise, Diffused, EulerMaruyama, GaussianMixture, Model, ModelSde, Sampler, Score,
+    particle_noise, Diffused, EulerMaruyama, GaussianStream, Model, ModelSde, Sampler, Score,
     TimeGrid, VpSde,
 };
 
@@ -18,8 +18,11 @@ use tinyscore::{
 pub struct BenchReport {
     /// Euler–Maruyama particle-steps per second with the exact 8-Gaussians score.
     pub em_particle_steps_per_s: f64,
-    /// Standard normal f32 draws per second (Box–Muller over PCG32).
+    /// Standard normal f32 draws per second (Box–Muller over PCG32), one stream.
     pub gaussians_per_s: f64,
+    /// The same drawn as the samplers draw them: a 2-D vector from each of 64 streams at
+    /// once, Box–Muller vectorised across the streams.
+    pub batched_gaussians_per_s: f64,
     /// Score evaluations per second of the f32 34→64→64→2 network, batch 5000.
     pub score_evals_per_s: f64,
     /// The same for its int8 quantization.
@@ -106,7 +109,7 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
 /// Score evaluations per second of the model in `bytes`, batch 5000, one thread.
 pub fn score_evals_per_s(bytes: &[u8], min_seconds: f64) -> f64 {
     let model = Model::parse(bytes).expect("a valid model");
-    let score = crate::network::neural_score::<2>(model).expect("a 2-D model");
+    let score = crate::simd::neural_score::<2>(model).expect("a 2-D model");
     let mut noise = particle_noise(6, 0);
     let xs: Vec<[f32; 2]> = (0..5000).map(|_| noise.normal()).collect();
     let mut out = vec![[0.0f32; 2]; xs.len()];
@@ -137,7 +140,7 @@ pub fn em_particle_steps_per_s(min_seconds: f64) -> f64 {
     let sde = VpSde::default();
     let score = Diffused::new(
         sde,
-        GaussianMixture::new(&components).expect("valid mixture"),
+        crate::simd::exact_mixture(&components).expect("valid mixture"),
     );
     let steps = 1000;
     let grid = TimeGrid::uniform(1.0, 1e-3, steps).expect("valid grid");
@@ -170,6 +173,19 @@ pub fn gaussians_per_s(min_seconds: f64) -> f64 {
     })
 }
 
+/// Standard normals per second drawn as 2-D vectors from 64 streams together.
+pub fn batched_gaussians_per_s(min_seconds: f64) -> f64 {
+    let mut streams: Vec<_> = (0..64).map(|i| particle_noise(2, i)).collect();
+    let mut out = vec![[0.0f32; 2]; streams.len()];
+    rate(min_seconds, || {
+        for _ in 0..1000 {
+            GaussianStream::normals(&mut streams, &mut out);
+            black_box(&mut out);
+        }
+        (1000 * 2 * out.len()) as u64
+    })
+}
+
 /// Every figure, each measured for about `min_seconds`.
 pub fn run(min_seconds: f64) -> BenchReport {
     let (float, int8) = benchmark_models();
@@ -179,6 +195,7 @@ pub fn run(min_seconds: f64) -> BenchReport {
         train_gflops,
         em_particle_steps_per_s: em_particle_steps_per_s(min_seconds),
         gaussians_per_s: gaussians_per_s(min_seconds),
+        batched_gaussians_per_s: batched_gaussians_per_s(min_seconds),
         score_evals_per_s: score_evals_per_s(&float, min_seconds),
         int8_score_evals_per_s: score_evals_per_s(&int8, min_seconds),
     }

@@ -142,7 +142,7 @@ pub fn run_target(target: &str, o: &LangevinOptions) -> Result<Samples> {
 
 fn run_mixture<const N: usize>(mixture: &Mixture, o: &LangevinOptions) -> Result<Samples> {
     let components = mixture.components::<N>()?;
-    let rows = run(&tinyscore::GaussianMixture::new(&components)?, o)?;
+    let rows = run(&crate::simd::exact_mixture(&components)?, o)?;
     Ok(Samples::from_rows(&rows))
 }
 

@@ -139,7 +139,7 @@ impl<D: LinearSde + Sync, const N: usize> ScoreFor<D, N> for ExactMixture<N> {
         // The components were validated when built; an empty list is refused by `new`.
         Diffused::new(
             sde,
-            GaussianMixture::new(&self.0).expect("a mixture has components"),
+            crate::simd::exact_mixture(&self.0).expect("a mixture has components"),
         )
     }
 }
@@ -171,7 +171,7 @@ impl<const N: usize> ScoreFor<ModelSde, N> for NetworkScore {
     fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
         // Checked when the file was loaded (see `NetworkScore::load`); callers pick N from
         // the file's header (see `NetworkScore::sample`).
-        crate::network::neural_score(Model::parse(&self.0).expect("a checked model"))
+        crate::simd::neural_score(Model::parse(&self.0).expect("a checked model"))
             .expect("N is the model's")
     }
 }

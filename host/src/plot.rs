@@ -374,7 +374,7 @@ fn all_for_model_in<const N: usize>(
     model: tinyscore::Model<'_>,
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
-    let score = crate::network::neural_score::<N>(model)?;
+    let score = crate::simd::neural_score::<N>(model)?;
     all(
         dir,
         data,

@@ -33,15 +33,16 @@ fn forward_transition<D: LinearSde>(sde: &D, t: f32, t_next: f32) -> (f32, f32) 
     (a, g2)
 }
 
-/// Applies `update(x, s, noise)` to every particle with its score `s` at `t`: the shape of
-/// every one-evaluation stochastic step.
+/// Applies `update(x, s, z)` to every particle with its score `s` at `t` and a standard
+/// normal vector `z` from its stream: the shape of every one-evaluation stochastic step. The
+/// noise of all particles is drawn together ([`GaussianStream::normals`]), which vectorises.
 #[inline]
 fn for_each_scored<S, R, const N: usize, const B: usize>(
     score: &S,
     t: f32,
     xs: &mut [[f32; N]],
     noises: &mut [GaussianStream<R>],
-    mut update: impl FnMut(&[f32; N], &[f32; N], &mut GaussianStream<R>) -> [f32; N],
+    mut update: impl FnMut(&[f32; N], &[f32; N], &[f32; N]) -> [f32; N],
 ) -> Result<(), StepError>
 where
     S: Score<N>,
@@ -49,8 +50,11 @@ where
 {
     let mut buffer = [[0.0f32; N]; B];
     let scores = checked_scores(score, xs, t, &mut buffer)?;
-    for ((x, s), noise) in xs.iter_mut().zip(scores).zip(noises.iter_mut()) {
-        *x = update(x, s, noise);
+    let mut normals = [[0.0f32; N]; B];
+    let normals = &mut normals[..xs.len().min(noises.len())];
+    GaussianStream::normals(noises, normals);
+    for ((x, s), z) in xs.iter_mut().zip(scores).zip(normals.iter()) {
+        *x = update(x, s, z);
     }
     Ok(())
 }
@@ -95,9 +99,10 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for EulerMaruyama {
     ) -> Result<(), StepError> {
         let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
         let dt = t_next - t;
-        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
+        let sqrt_dt = math::sqrt(dt.abs());
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
             let drift = vector::axpy(-g * g, s, &vector::scale(a, x));
-            euler_maruyama_update(x, &drift, dt, g, &noise.brownian_increment(dt))
+            euler_maruyama_update(x, &drift, dt, g, &vector::scale(sqrt_dt, z))
         })
     }
 }
@@ -124,8 +129,7 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for ReverseDiffusion {
     ) -> Result<(), StepError> {
         let (a, g2) = forward_transition(sde, t, t_next);
         let g = math::sqrt(g2);
-        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
-            let z: [f32; N] = noise.normal();
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
             core::array::from_fn(|d| (2.0 - a) * x[d] + g2 * s[d] + g * z[d])
         })
     }
@@ -154,8 +158,7 @@ impl<const N: usize> Solver<VpSde, N> for Ancestral {
     ) -> Result<(), StepError> {
         let (a, beta) = forward_transition(sde, t, t_next); // VP: G² = 1 − a²
         let g = math::sqrt(beta);
-        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
-            let z: [f32; N] = noise.normal();
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
             core::array::from_fn(|d| (x[d] + beta * s[d]) / a + g * z[d])
         })
     }
@@ -177,8 +180,7 @@ impl<const N: usize> Solver<VeSde, N> for Ancestral {
     ) -> Result<(), StepError> {
         let (_, variance_step) = forward_transition(sde, t, t_next); // VE: σ_t² − σ_n²
         let g = math::sqrt(variance_step) * sde.sigma(t_next) / sde.sigma(t);
-        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
-            let z: [f32; N] = noise.normal();
+        for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
             core::array::from_fn(|d| x[d] + variance_step * s[d] + g * z[d])
         })
     }
@@ -250,8 +252,8 @@ impl<D: LinearSde, const N: usize> Corrector<D, N> for LangevinCorrector {
         let signal_to_noise = self.snr * sde.sigma(t);
         let eps = 2.0 * ratio * ratio * signal_to_noise * signal_to_noise;
         for _ in 0..self.steps {
-            for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, noise| {
-                langevin_update(x, s, eps, &noise.normal())
+            for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
+                langevin_update(x, s, eps, z)
             })?;
         }
         Ok(())
@@ -337,8 +339,8 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for AnnealedLangevin {
         let level = sde.sigma(t_next) / self.sigma_last;
         let eps = self.step_size * level * level;
         for _ in 0..self.steps_per_level {
-            for_each_scored::<S, R, N, B>(score, t_next, xs, noises, |x, s, noise| {
-                langevin_update(x, s, eps, &noise.normal())
+            for_each_scored::<S, R, N, B>(score, t_next, xs, noises, |x, s, z| {
+                langevin_update(x, s, eps, z)
             })?;
         }
         Ok(())

@@ -1,0 +1,91 @@
+//! The host's batch evaluations (`tinyscore_host::simd`, compiled for AVX2 where the CPU
+//! has it) against the baseline build of the same code, bit for bit: the network for the
+//! f32, int8 and packed int8 models, and the exact mixture score. The wider vectors must not
+//! change a single result.
+
+use rand_core::Rng;
+use tinyscore::model::packed::pack_int8;
+use tinyscore::{
+    particle_rng, Component, GaussianData, GaussianMixture, Model, NeuralScore, Score,
+};
+use tinyscore_host::simd::{exact_mixture, neural_score};
+use tinyscore_tests::{reference_int8, reference_model_bytes};
+
+fn assert_same_bits(bytes: &[u8], seed: u64) {
+    let model = Model::parse(bytes).unwrap();
+    let baseline = NeuralScore::<2>::new(model).unwrap();
+    let fastest = neural_score::<2>(model).unwrap();
+    let mut rng = particle_rng(seed, 0);
+    let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 24) as f32;
+    // Full batches of 16 take the fastest path; points far outside the data too.
+    let xs: Vec<[f32; 2]> = (0..4096)
+        .map(|_| [10.0 * uniform() - 5.0, 10.0 * uniform() - 5.0])
+        .collect();
+    for _ in 0..20 {
+        let t = uniform();
+        let (mut a, mut b) = (vec![[0.0f32; 2]; xs.len()], vec![[0.0f32; 2]; xs.len()]);
+        fastest.score_batch(&xs, t, &mut a);
+        baseline.score_batch(&xs, t, &mut b);
+        for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
+            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "x {x:?} t {t}");
+        }
+    }
+}
+
+fn require_avx2() {
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        std::arch::is_x86_feature_detected!("avx2"),
+        "this test checks the AVX2 copy: run it on a CPU with AVX2"
+    );
+}
+
+#[test]
+fn the_fastest_batch_path_gives_the_baseline_bits() {
+    require_avx2();
+    assert_same_bits(&reference_model_bytes(), 1);
+    let int8 = reference_int8().1;
+    assert_same_bits(&int8, 2);
+    let mut packed = vec![0u8; int8.len()];
+    pack_int8(&int8, &mut packed).unwrap();
+    assert_same_bits(&packed, 3);
+}
+
+/// The mixture's AVX2 copy against the baseline, on a shared-std mixture (one set of
+/// inverse variances) and one with its own std per component, in 3-D, at times from pure
+/// noise to the data, with points far out and a partial last batch.
+#[test]
+fn the_fastest_mixture_score_gives_the_baseline_bits() {
+    require_avx2();
+    let mut rng = particle_rng(4, 0);
+    let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 24) as f32;
+    let shared: Vec<Component<3>> = (0..11)
+        .map(|k| Component::new(1.0 + k as f32, [k as f32, -1.0, 0.5], [0.1, 0.2, 0.3]).unwrap())
+        .collect();
+    let own: Vec<Component<3>> = (0..11)
+        .map(|k| {
+            let s = 0.05 + 0.1 * k as f32;
+            Component::new(1.0, [0.3 * k as f32, 1.0, -0.5], [s, 2.0 * s, 0.5]).unwrap()
+        })
+        .collect();
+    for components in [&shared, &own] {
+        let baseline = GaussianMixture::new(components).unwrap();
+        let fastest = exact_mixture(components).unwrap();
+        let xs: Vec<[f32; 3]> = (0..1000)
+            .map(|_| core::array::from_fn(|_| 24.0 * uniform() - 12.0))
+            .collect();
+        for sigma in [1e-3, 0.1, 0.7, 1.0] {
+            let alpha = (1.0f32 - sigma * sigma).sqrt().max(1e-3);
+            let (mut a, mut b) = (vec![[0.0f32; 3]; xs.len()], vec![[0.0f32; 3]; xs.len()]);
+            fastest.perturbed_score_batch(&xs, alpha, sigma, &mut a);
+            baseline.perturbed_score_batch(&xs, alpha, sigma, &mut b);
+            for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
+                assert_eq!(
+                    a.map(f32::to_bits),
+                    b.map(f32::to_bits),
+                    "x {x:?} σ {sigma}"
+                );
+            }
+        }
+    }
+}
