@@ -102,6 +102,10 @@ impl<R: Rng> GaussianStream<R> {
     /// them together ([`box_muller_lanes`]), which vectorises.
     pub fn normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
         for (streams, out) in streams.chunks_mut(LANES).zip(out.chunks_mut(LANES)) {
+            if streams.iter().all(|s| s.spare.is_none()) {
+                Self::fresh_normals(streams, out);
+                continue;
+            }
             // How many coordinates of each vector are filled: a stream's spare comes first.
             let mut filled = [0usize; LANES];
             if N > 0 {
@@ -138,6 +142,28 @@ impl<R: Rng> GaussianStream<R> {
                         }
                         filled[p] = k + 2;
                     }
+                }
+            }
+        }
+    }
+
+    /// [`GaussianStream::normals`] for up to 16 streams none of which holds a spare (the
+    /// common case: every particle of a batch draws the same number of normals), with no
+    /// decision per stream: pair `j` fills coordinates `2j` and `2j + 1` of every vector, and
+    /// an odd dimension leaves every stream the second normal of its last pair as its spare.
+    fn fresh_normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
+        for first in (0..N).step_by(2) {
+            let (mut word1, mut word2) = ([0u32; LANES], [0u32; LANES]);
+            for ((w1, w2), stream) in word1.iter_mut().zip(&mut word2).zip(streams.iter_mut()) {
+                *w1 = stream.rng.next_u32();
+                *w2 = stream.rng.next_u32();
+            }
+            let (z1, z2) = box_muller_lanes(&word1, &word2);
+            for (((o, stream), z1), z2) in out.iter_mut().zip(streams.iter_mut()).zip(z1).zip(z2) {
+                o[first] = z1;
+                match o.get_mut(first + 1) {
+                    Some(second) => *second = z2,
+                    None => stream.spare = Some(z2),
                 }
             }
         }
