@@ -52,8 +52,9 @@ pub fn box_muller_lanes<const L: usize>(
     (z1, z2)
 }
 
-/// Streams drawn together by [`GaussianStream::normals`]: the Box–Muller lanes.
-const LANES: usize = 16;
+/// Streams drawn together by [`GaussianStream::normals`]: the Box–Muller lanes. Fewer
+/// streams are drawn one by one, which is the same work per stream as a single lane.
+pub const LANES: usize = 16;
 
 /// An endless stream of standard normal `f32` drawn from `R` by Box–Muller.
 ///
@@ -98,10 +99,14 @@ impl<R: Rng> GaussianStream<R> {
 
     /// A standard normal vector from each stream: `out[i]` is what `streams[i].normal()`
     /// returns, bit for bit, and each stream ends in the same state; only the order of the
-    /// work changes. The words of up to 16 streams are drawn first, then Box–Muller runs on
-    /// them together ([`box_muller_lanes`]), which vectorises.
+    /// work changes. For each group of [`LANES`] streams the words are drawn first, then
+    /// Box–Muller runs on them together ([`box_muller_lanes`]), which vectorises; the
+    /// streams left over draw one by one.
     pub fn normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
-        for (streams, out) in streams.chunks_mut(LANES).zip(out.chunks_mut(LANES)) {
+        let len = streams.len().min(out.len());
+        let mut groups = streams[..len].chunks_exact_mut(LANES);
+        let mut group_out = out[..len].chunks_exact_mut(LANES);
+        for (streams, out) in (&mut groups).zip(&mut group_out) {
             if streams.iter().all(|s| s.spare.is_none()) {
                 Self::fresh_normals(streams, out);
                 continue;
@@ -145,9 +150,16 @@ impl<R: Rng> GaussianStream<R> {
                 }
             }
         }
+        for (stream, o) in groups
+            .into_remainder()
+            .iter_mut()
+            .zip(group_out.into_remainder())
+        {
+            *o = stream.normal();
+        }
     }
 
-    /// [`GaussianStream::normals`] for up to 16 streams none of which holds a spare (the
+    /// [`GaussianStream::normals`] for [`LANES`] streams none of which holds a spare (the
     /// common case: every particle of a batch draws the same number of normals), with no
     /// decision per stream: pair `j` fills coordinates `2j` and `2j + 1` of every vector, and
     /// an odd dimension leaves every stream the second normal of its last pair as its spare.

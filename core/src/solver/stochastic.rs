@@ -3,7 +3,7 @@
 use super::{checked_scores, Solver};
 use crate::error::{ParamError, StepError};
 use crate::mcmc::langevin_update;
-use crate::noise::GaussianStream;
+use crate::noise::{self, GaussianStream};
 use crate::score::Score;
 use crate::sde::{LinearSde, Sde, VeSde, VpSde};
 use crate::{math, vector};
@@ -34,8 +34,10 @@ fn forward_transition<D: LinearSde>(sde: &D, t: f32, t_next: f32) -> (f32, f32) 
 }
 
 /// Applies `update(x, s, z)` to every particle with its score `s` at `t` and a standard
-/// normal vector `z` from its stream: the shape of every one-evaluation stochastic step. The
-/// noise of all particles is drawn together ([`GaussianStream::normals`]), which vectorises.
+/// normal vector `z` from its stream: the shape of every one-evaluation stochastic step. A
+/// batch of at least [`noise::LANES`] particles draws its noise together
+/// ([`GaussianStream::normals`], which vectorises); a smaller one — a chip's single particle —
+/// draws particle by particle and does not link the lane code. The bits are the same.
 #[inline]
 fn for_each_scored<S, R, const N: usize, const B: usize>(
     score: &S,
@@ -52,7 +54,13 @@ where
     let scores = checked_scores(score, xs, t, &mut buffer)?;
     let mut normals = [[0.0f32; N]; B];
     let normals = &mut normals[..xs.len().min(noises.len())];
-    GaussianStream::normals(noises, normals);
+    if B >= noise::LANES {
+        GaussianStream::normals(noises, normals);
+    } else {
+        for (z, noise) in normals.iter_mut().zip(noises.iter_mut()) {
+            *z = noise.normal();
+        }
+    }
     for ((x, s), z) in xs.iter_mut().zip(scores).zip(normals.iter()) {
         *x = update(x, s, z);
     }
