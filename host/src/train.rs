@@ -323,10 +323,11 @@ fn draw_rows(
             row[d] = alpha * data[k * dim + d] + sigma * z;
             targets[r * dim + d] = z;
         }
-        for (j, w) in state.fourier.iter().enumerate() {
-            let (sin, cos) = tinyscore::math::sin_cos(t * w * 2.0 * std::f32::consts::PI);
-            row[dim + j] = sin;
-            row[dim + f + j] = cos;
+        // The model's time features (`sin_cos_bounded`, as `tinyscore::model` computes
+        // them): branch-free, so this loop vectorises.
+        let (sines, cosines) = row[dim..].split_at_mut(f);
+        for ((w, sin), cos) in state.fourier.iter().zip(sines).zip(cosines) {
+            (*sin, *cos) = tinyscore::math::sin_cos_bounded(t * w * 2.0 * std::f32::consts::PI);
         }
     }
     Batch {
