@@ -1,9 +1,9 @@
-//! The core's batch kernels on the host's widest vectors: the score network
-//! ([`neural_score`]) and the exact mixture score ([`exact_mixture`]) run their full batches
-//! through a copy compiled for AVX2 when the CPU has it (checked at run time, so the binary
-//! still runs on any x86-64).
+//! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
+//! exact mixture score ([`exact_mixture`]) run their full batches, and training its SiLU
+//! ([`silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
+//! run time, so the binary still runs on any x86-64).
 //!
-//! Both kernels are scalar f32 and integer operations, which wider vectors do not change
+//! The kernels are scalar f32 and integer operations, which wider vectors do not change
 //! (Rust never fuses a multiply and an add on its own), so the bits are the baseline build's
 //! and the firmware's; `tests/tests/simd_lanes.rs` checks it.
 
@@ -79,4 +79,32 @@ unsafe fn mixture_lanes_avx2<const N: usize>(
     out: &mut [[f32; N]; MIXTURE_LANES],
 ) {
     mixture.score_lanes(xs, alpha, sigma, out)
+}
+
+/// SiLU in place, `z ← z·σ(z)`, with its derivative at the old `z` in `slope`:
+/// `SiLU'(z) = σ(z)(1 + z(1 − σ(z)))`. σ uses the core's branch-free `exp`, so the loop
+/// vectorises.
+pub fn silu_with_slope(z: &mut [f32], slope: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, the only feature the copy is built for.
+        return unsafe { silu_with_slope_avx2(z, slope) };
+    }
+    silu_with_slope_inline(z, slope)
+}
+
+#[inline(always)]
+fn silu_with_slope_inline(z: &mut [f32], slope: &mut [f32]) {
+    for (v, d) in z.iter_mut().zip(slope.iter_mut()) {
+        let s = 1.0 / (1.0 + tinyscore::math::exp(-*v));
+        *d = s * (1.0 + *v * (1.0 - s));
+        *v *= s;
+    }
+}
+
+/// [`silu_with_slope`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn silu_with_slope_avx2(z: &mut [f32], slope: &mut [f32]) {
+    silu_with_slope_inline(z, slope)
 }

@@ -387,11 +387,6 @@ fn gemm(
     }
 }
 
-/// The logistic function, with the core's branch-free `exp` (it vectorises).
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + tinyscore::math::exp(-z))
-}
-
 /// Loss and gradient of the batch rows `rows` (a chunk), with the loss normalised by the
 /// whole batch (`total_rows`), so the chunks' gradients add up to the batch's.
 fn loss_and_gradient(
@@ -419,11 +414,7 @@ fn loss_and_gradient(
         }
         if i < last {
             let mut slope = vec![0.0f32; z.len()];
-            for (v, d) in z.iter_mut().zip(slope.iter_mut()) {
-                let s = sigmoid(*v);
-                *d = s * (1.0 + *v * (1.0 - s));
-                *v *= s;
-            }
+            crate::simd::silu_with_slope(&mut z, &mut slope);
             slopes.push(slope);
             acts.push(z);
         } else {
