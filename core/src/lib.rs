@@ -64,6 +64,7 @@ pub use mcmc::{KineticState, Ula, Underdamped};
 pub use model::{Model, ModelError, ModelSde, NeuralScore};
 pub use noise::{
     box_muller, box_muller_lanes, particle_noise, particle_rng, DefaultRng, GaussianStream,
+    LANES as NOISE_LANES,
 };
 pub use observe::{NullObserver, Observer, Trajectory};
 pub use score::{
