@@ -63,8 +63,9 @@ pub fn exp(x: f32) -> f32 {
 /// two-part ln 2 (Cody–Waite; `k·LN2_HI` is exact), then Cephes' degree-7 polynomial for
 /// `eʳ` on |r| ≤ ln2/2 (evaluated by Estrin's scheme: 1.2–1.4× faster than Horner's in
 /// vectorised loops; worst error over 1.2·10⁸ arguments 0.972 ULP, Horner's 0.974) and the
-/// scale `2ᵏ` built from its bits. Measured error ≤ 1 ULP (see `tests/math_accuracy.rs`). Results below 2⁻¹²⁵ (x < −86.64) flush to 0; x > 88.72 gives
-/// +∞; NaN stays NaN. Branch-free, so loops of it vectorise.
+/// scale `2ᵏ` built from its bits. Measured error ≤ 1 ULP (see `tests/math_accuracy.rs`).
+/// Results below 2⁻¹²⁵ (x < −86.64) flush to 0; x > 88.72 gives +∞; NaN stays NaN.
+/// Branch-free, so loops of it vectorise.
 #[inline]
 #[allow(clippy::excessive_precision)] // coefficients as published (Cephes expf)
 pub fn exp_kernel(x: f32) -> f32 {
