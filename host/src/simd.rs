@@ -1,6 +1,6 @@
 //! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
 //! exact mixture score ([`exact_mixture`]) run their full batches, and training its SiLU
-//! ([`silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
+//! ([`bias_silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
 //! run time, so the binary still runs on any x86-64).
 //!
 //! The kernels are scalar f32 and integer operations, which wider vectors do not change
@@ -81,30 +81,38 @@ unsafe fn mixture_lanes_avx2<const N: usize>(
     mixture.score_lanes(xs, alpha, sigma, out)
 }
 
-/// SiLU in place, `z ← z·σ(z)`, with its derivative at the old `z` in `slope`:
+/// Adds `bias` to every row of `z` (rows of `bias.len()`), then applies SiLU in place,
+/// `z ← z·σ(z)`, with its derivative at the biased `z` in `slope`:
 /// `SiLU'(z) = σ(z)(1 + z(1 − σ(z)))`. σ uses the core's branch-free `exp`, so the loop
 /// vectorises.
-pub fn silu_with_slope(z: &mut [f32], slope: &mut [f32]) {
+pub fn bias_silu_with_slope(z: &mut [f32], bias: &[f32], slope: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU has AVX2, the only feature the copy is built for.
-        return unsafe { silu_with_slope_avx2(z, slope) };
+        return unsafe { bias_silu_with_slope_avx2(z, bias, slope) };
     }
-    silu_with_slope_inline(z, slope)
+    bias_silu_with_slope_inline(z, bias, slope)
 }
 
 #[inline(always)]
-fn silu_with_slope_inline(z: &mut [f32], slope: &mut [f32]) {
-    for (v, d) in z.iter_mut().zip(slope.iter_mut()) {
-        let s = 1.0 / (1.0 + tinyscore::math::exp(-*v));
-        *d = s * (1.0 + *v * (1.0 - s));
-        *v *= s;
+fn bias_silu_with_slope_inline(z: &mut [f32], bias: &[f32], slope: &mut [f32]) {
+    if bias.is_empty() {
+        return;
+    }
+    let rows = z.chunks_exact_mut(bias.len());
+    for (z, slope) in rows.zip(slope.chunks_exact_mut(bias.len())) {
+        for ((v, d), b) in z.iter_mut().zip(slope.iter_mut()).zip(bias) {
+            let biased = *v + b;
+            let s = 1.0 / (1.0 + tinyscore::math::exp(-biased));
+            *d = s * (1.0 + biased * (1.0 - s));
+            *v = biased * s;
+        }
     }
 }
 
-/// [`silu_with_slope`] compiled for AVX2.
+/// [`bias_silu_with_slope`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn silu_with_slope_avx2(z: &mut [f32], slope: &mut [f32]) {
-    silu_with_slope_inline(z, slope)
+unsafe fn bias_silu_with_slope_avx2(z: &mut [f32], bias: &[f32], slope: &mut [f32]) {
+    bias_silu_with_slope_inline(z, bias, slope)
 }

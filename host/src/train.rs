@@ -284,44 +284,75 @@ impl TrainingData {
     }
 }
 
-/// Rows of a batch: inputs `[x_t, sin, cos]` row-major and the noise targets.
-struct Batch {
+/// One chunk's buffers for a step: its rows of the batch, each layer's output and SiLU
+/// slope, the backward signal and the chunk's gradient. They live across steps, so a step
+/// allocates nothing and clears nothing that the products overwrite anyway.
+#[derive(Debug, Default)]
+struct Workspace {
+    /// Rows `[x_t, sin, cos]`, row-major.
     inputs: Vec<f32>,
+    /// The noise each row's ε̂ should predict.
     targets: Vec<f32>,
+    /// Each row's data point index, time, α(t) and σ(t), drawn before any data is read.
+    draws: Vec<(usize, f32, f32, f32)>,
+    /// Layer i's output (after SiLU for hidden layers).
+    outputs: Vec<Vec<f32>>,
+    /// SiLU's derivative at each hidden layer's pre-activation.
+    slopes: Vec<Vec<f32>>,
+    /// ∂loss/∂(the current layer's output), and the one for the layer below.
+    signal: Vec<f32>,
+    signal_below: Vec<f32>,
+    /// This chunk's gradient.
+    grad: Vec<f32>,
     rows: usize,
 }
 
-/// Rows `rows` of the batch of step `step`. Each row draws its data point, time and noise
-/// from its own stream of the seed, so chunks of a batch can be drawn in parallel and a
-/// resumed run draws what an uninterrupted one would.
+/// `buffer` with `len` elements whose values the caller overwrites: grows (zeroed) when
+/// needed, never shrinks its allocation.
+fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buffer.resize(len, 0.0);
+    &mut buffer[..]
+}
+
+/// Draws rows `rows` of the batch of step `step` into `ws`. Each row draws its data point,
+/// time and noise from its own stream of the seed, so chunks of a batch can be drawn in
+/// parallel and a resumed run draws what an uninterrupted one would.
 fn draw_rows(
     state: &TrainState,
     sde: &ModelSde,
     data: &TrainingData,
     step: u64,
     rows: std::ops::Range<usize>,
-) -> Batch {
+    ws: &mut Workspace,
+) {
     let dim = data.dim;
     let data = &data.values;
     let config = &state.config;
     let f = state.fourier.len();
     let width = dim + 2 * f;
     let count = rows.len();
-    let mut inputs = vec![0.0f32; count * width];
-    let mut targets = vec![0.0f32; count * dim];
+    let inputs = sized(&mut ws.inputs, count * width);
+    let targets = sized(&mut ws.targets, count * dim);
     let points = (data.len() / dim) as u64;
     let (t0, t1) = (config.t_end, sde.t_max());
+    // First every row's random numbers, then the data reads: the reads, which miss the cache
+    // (the points are drawn at random), are then independent and overlap.
+    ws.draws.clear();
     for (r, row_index) in rows.enumerate() {
         let mut noise = particle_noise(config.seed, step * config.batch as u64 + row_index as u64);
         let k = (rand_core::Rng::next_u64(noise.rng_mut()) % points) as usize;
         let u = (rand_core::Rng::next_u32(noise.rng_mut()) >> 8) as f32 / (1 << 24) as f32;
         let t = t0 + (t1 - t0) * u;
-        let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
-        let row = &mut inputs[r * width..(r + 1) * width];
-        for d in 0..dim {
-            let z = noise.sample();
-            row[d] = alpha * data[k * dim + d] + sigma * z;
-            targets[r * dim + d] = z;
+        noise.fill(&mut targets[r * dim..(r + 1) * dim]);
+        ws.draws.push((k, t, sde.alpha(t), sde.sigma(t)));
+    }
+    for ((row, z), &(k, t, alpha, sigma)) in inputs
+        .chunks_exact_mut(width)
+        .zip(targets.chunks_exact(dim))
+        .zip(&ws.draws)
+    {
+        for ((x, z), x0) in row.iter_mut().zip(z).zip(&data[k * dim..(k + 1) * dim]) {
+            *x = alpha * x0 + sigma * z;
         }
         // The model's time features (`sin_cos_bounded`, as `tinyscore::model` computes
         // them): branch-free, so this loop vectorises.
@@ -330,11 +361,7 @@ fn draw_rows(
             (*sin, *cos) = tinyscore::math::sin_cos_bounded(t * w * 2.0 * std::f32::consts::PI);
         }
     }
-    Batch {
-        inputs,
-        targets,
-        rows: count,
-    }
+    ws.rows = count;
 }
 
 /// `c = a·bᵀ` for row-major `a` (m×k) and `b` (n×k): a layer's forward product.
@@ -387,64 +414,65 @@ fn gemm(
     }
 }
 
-/// Loss and gradient of the batch rows `rows` (a chunk), with the loss normalised by the
-/// whole batch (`total_rows`), so the chunks' gradients add up to the batch's.
+/// Loss and gradient of the chunk of rows drawn into `ws` (into `ws.grad`), with the loss
+/// normalised by the whole batch (`total_rows`), so the chunks' gradients add up to the
+/// batch's.
 fn loss_and_gradient(
     layout: &Layout,
     params: &[f32],
-    inputs: &[f32],
-    targets: &[f32],
-    rows: usize,
     total_rows: usize,
-    grad: &mut [f32],
+    ws: &mut Workspace,
 ) -> f32 {
+    let rows = ws.rows;
     let last = layout.layers.len() - 1;
-    // Forward, keeping each layer's input activation, and SiLU's derivative at each hidden
+    ws.outputs.resize_with(last + 1, Vec::new);
+    ws.slopes.resize_with(last, Vec::new);
+    // Forward, keeping each layer's output, and SiLU's derivative at each hidden
     // pre-activation z: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
-    let mut acts: Vec<Vec<f32>> = vec![inputs.to_vec()];
-    let mut slopes: Vec<Vec<f32>> = Vec::with_capacity(last);
     for (i, &(inputs, outputs, w, b)) in layout.layers.iter().enumerate() {
-        let mut z = vec![0.0f32; rows * outputs];
-        matmul_abt(rows, inputs, outputs, &acts[i], &params[w..b], &mut z);
+        let (below, above) = ws.outputs.split_at_mut(i);
+        let input = below.last().unwrap_or(&ws.inputs);
+        let z = sized(&mut above[0], rows * outputs);
+        matmul_abt(rows, inputs, outputs, input, &params[w..b], z);
         let bias = &params[b..b + outputs];
-        for row in z.chunks_exact_mut(outputs) {
-            for (v, bias) in row.iter_mut().zip(bias) {
-                *v += bias;
+        if i < last {
+            let slope = sized(&mut ws.slopes[i], rows * outputs);
+            crate::simd::bias_silu_with_slope(z, bias, slope);
+        } else {
+            for row in z.chunks_exact_mut(outputs) {
+                for (v, bias) in row.iter_mut().zip(bias) {
+                    *v += bias;
+                }
             }
         }
-        if i < last {
-            let mut slope = vec![0.0f32; z.len()];
-            crate::simd::silu_with_slope(&mut z, &mut slope);
-            slopes.push(slope);
-            acts.push(z);
-        } else {
-            acts.push(z);
-        }
     }
-    let out = &acts[last + 1];
     let dim = layout.layers[last].1;
     let scale = 1.0 / (total_rows * dim) as f32;
     let mut loss = 0.0f32;
-    let mut g: Vec<f32> = out
-        .iter()
-        .zip(targets)
-        .map(|(o, t)| {
-            let d = o - t;
-            loss += d * d;
-            2.0 * d * scale
-        })
-        .collect();
+    let signal = sized(&mut ws.signal, rows * dim);
+    for ((g, o), t) in signal.iter_mut().zip(&ws.outputs[last]).zip(&ws.targets) {
+        let d = o - t;
+        loss += d * d;
+        *g = 2.0 * d * scale;
+    }
     // Backward.
+    let grad = sized(&mut ws.grad, layout.len);
     for i in (0..=last).rev() {
         let (inputs, outputs, w, b) = layout.layers[i];
+        let input = if i == 0 {
+            &ws.inputs
+        } else {
+            &ws.outputs[i - 1]
+        };
+        let g = &ws.signal[..rows * outputs];
         // dW = gᵀ·a (outputs × inputs)
         gemm(
             outputs,
             rows,
             inputs,
-            &g,
+            g,
             (1, outputs),
-            &acts[i],
+            input,
             (inputs, 1),
             &mut grad[w..b],
             (inputs, 1),
@@ -459,69 +487,59 @@ fn loss_and_gradient(
         }
         if i > 0 {
             // dA = g·W (rows × inputs), then through SiLU: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
-            let mut da = vec![0.0f32; rows * inputs];
+            let da = sized(&mut ws.signal_below, rows * inputs);
             gemm(
                 rows,
                 outputs,
                 inputs,
-                &g,
+                g,
                 (outputs, 1),
                 &params[w..b],
                 (inputs, 1),
-                &mut da,
+                da,
                 (inputs, 1),
                 0.0,
             );
-            for (d, slope) in da.iter_mut().zip(&slopes[i - 1]) {
+            for (d, slope) in da.iter_mut().zip(&ws.slopes[i - 1]) {
                 *d *= slope;
             }
-            g = da;
+            std::mem::swap(&mut ws.signal, &mut ws.signal_below);
         }
     }
     loss * scale
 }
 
-/// Loss and gradient of step `step`'s batch, drawn and computed in `chunks` chunks (in
-/// parallel) whose gradients are summed in order.
+/// Loss and gradient of step `step`'s batch, drawn and computed in one chunk per workspace
+/// (in parallel when there are several) whose gradients are summed in order.
 fn batch_gradient(
     state: &TrainState,
     layout: &Layout,
     params: &[f32],
     data: &TrainingData,
     step: u64,
-    chunks: usize,
+    workspaces: &mut [Workspace],
     grad: &mut [f32],
 ) -> Result<f32> {
     let sde = state.config.model_sde()?;
     let total = state.config.batch;
-    let per = total.div_ceil(chunks.max(1));
-    let parts: Vec<(f32, Vec<f32>)> = (0..total.div_ceil(per))
-        .into_par_iter()
-        .map(|c| {
-            let rows = c * per..(c * per + per).min(total);
-            let batch = draw_rows(state, &sde, data, step, rows);
-            let mut g = vec![0.0f32; layout.len];
-            let loss = loss_and_gradient(
-                layout,
-                params,
-                &batch.inputs,
-                &batch.targets,
-                batch.rows,
-                total,
-                &mut g,
-            );
-            (loss, g)
-        })
-        .collect();
+    let per = total.div_ceil(workspaces.len().max(1));
+    let chunk = |(c, ws): (usize, &mut Workspace)| {
+        let rows = (c * per).min(total)..(c * per + per).min(total);
+        draw_rows(state, &sde, data, step, rows, ws);
+        loss_and_gradient(layout, params, total, ws)
+    };
+    let losses: Vec<f32> = if workspaces.len() == 1 {
+        workspaces.iter_mut().enumerate().map(chunk).collect()
+    } else {
+        workspaces.par_iter_mut().enumerate().map(chunk).collect()
+    };
     grad.fill(0.0);
-    let mut loss = 0.0;
-    for (l, g) in parts {
-        loss += l;
-        for (a, b) in grad.iter_mut().zip(&g) {
+    for ws in workspaces.iter() {
+        for (a, b) in grad.iter_mut().zip(&ws.grad) {
             *a += b;
         }
     }
-    Ok(loss)
+    Ok(losses.iter().sum())
 }
 
 /// The learning rate at `step`: linear warm-up, then cosine decay to 0 at the last step.
@@ -556,6 +574,12 @@ pub fn train(
         config.threads
     };
     let pool = crate::sampling::thread_pool(threads)?;
+    // One chunk per thread, none of them empty.
+    let chunks = config
+        .batch
+        .div_ceil(config.batch.div_ceil(threads.max(1)).max(1))
+        .max(1);
+    let mut workspaces: Vec<Workspace> = (0..chunks).map(|_| Workspace::default()).collect();
     let mut grad = vec![0.0f32; layout.len];
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     while state.step < config.steps {
@@ -563,17 +587,25 @@ pub fn train(
             break;
         }
         let step = state.step;
-        let loss = pool.install(|| {
+        let mut gradient = || {
+            let params = &state.params;
             batch_gradient(
                 state,
                 &layout,
-                &state.params,
+                params,
                 data,
                 step,
-                threads,
+                &mut workspaces,
                 &mut grad,
             )
-        })?;
+        };
+        // One chunk runs on this thread: handing each step to a pool thread costs more than
+        // the step's smallest products.
+        let loss = if chunks == 1 {
+            gradient()
+        } else {
+            pool.install(gradient)
+        }?;
         if !loss.is_finite() {
             bail!("the loss diverged at step {step} (try a smaller --lr)");
         }
@@ -616,6 +648,15 @@ pub fn batch_loss_and_gradient(
 ) -> Result<(f32, Vec<f32>)> {
     let layout = Layout::new(&state.config.dims(data.dim));
     let mut grad = vec![0.0f32; layout.len];
-    let loss = batch_gradient(state, &layout, params, data, step, 1, &mut grad)?;
+    let mut workspace = [Workspace::default()];
+    let loss = batch_gradient(
+        state,
+        &layout,
+        params,
+        data,
+        step,
+        &mut workspace,
+        &mut grad,
+    )?;
     Ok((loss, grad))
 }

@@ -90,18 +90,21 @@ fn the_fastest_mixture_score_gives_the_baseline_bits() {
     }
 }
 
-/// Training's SiLU through the AVX2 copy against the formula evaluated one value at a time,
-/// bit for bit, over pre-activations from −100 to 100 (both saturated ends) in a length that
-/// leaves a partial vector.
+/// Training's bias and SiLU through the AVX2 copy against the formula evaluated one value at
+/// a time, bit for bit, over pre-activations from −100 to 100 (both saturated ends), in rows
+/// of 61 (not a multiple of the vector width) with a bias per column.
 #[test]
 fn the_fastest_silu_gives_the_scalar_bits() {
     require_avx2();
-    let z: Vec<f32> = (0..100_003).map(|i| -100.0 + 0.002 * i as f32).collect();
+    const ROW: usize = 61;
+    let z: Vec<f32> = (0..ROW * 1640).map(|i| -100.0 + 0.002 * i as f32).collect();
+    let bias: Vec<f32> = (0..ROW).map(|j| 0.37 * j as f32 - 11.0).collect();
     let (mut fast, mut slope) = (z.clone(), vec![0.0f32; z.len()]);
-    tinyscore_host::simd::silu_with_slope(&mut fast, &mut slope);
-    for ((&v, &f), &d) in z.iter().zip(&fast).zip(&slope) {
+    tinyscore_host::simd::bias_silu_with_slope(&mut fast, &bias, &mut slope);
+    for (i, ((&v, &f), &d)) in z.iter().zip(&fast).zip(&slope).enumerate() {
+        let v = std::hint::black_box(v) + bias[i % ROW];
         let s = 1.0 / (1.0 + tinyscore::math::exp(-v));
-        let (want, want_slope) = (std::hint::black_box(v) * s, s * (1.0 + v * (1.0 - s)));
+        let (want, want_slope) = (v * s, s * (1.0 + v * (1.0 - s)));
         assert_eq!(
             (f.to_bits(), d.to_bits()),
             (want.to_bits(), want_slope.to_bits()),
