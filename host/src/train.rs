@@ -6,7 +6,8 @@
 //! gradient clipping at global norm 1, and an exponential moving average of the weights, which
 //! is what is saved. The products run on matrixmultiply's GEMM; the batch is split into one
 //! chunk per thread and the chunks' gradients are summed in order, so a run is deterministic
-//! for a fixed seed and thread count. Every step's randomness comes from its own stream of the
+//! for a fixed seed and thread count on a given kind of CPU (the products and SiLU take fused
+//! multiply–adds where the CPU has them, which round differently). Every step's randomness comes from its own stream of the
 //! seed, so a resumed run continues exactly as an uninterrupted one.
 
 use crate::datasets::Points;
@@ -314,6 +315,18 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buffer[..]
 }
 
+/// Asks the CPU to bring the start of `values` into the cache, without waiting for it.
+#[inline]
+fn prefetch(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(first) = values.first() {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing into the program and never faults; the address
+        // is a valid reference anyway.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((first as *const f32).cast()) };
+    }
+}
+
 /// Draws rows `rows` of the batch of step `step` into `ws`. Each row draws its data point,
 /// time and noise from its own stream of the seed, so chunks of a batch can be drawn in
 /// parallel and a resumed run draws what an uninterrupted one would.
@@ -335,8 +348,8 @@ fn draw_rows(
     let targets = sized(&mut ws.targets, count * dim);
     let points = (data.len() / dim) as u64;
     let (t0, t1) = (config.t_end, sde.t_max());
-    // First every row's random numbers, then the data reads: the reads, which miss the cache
-    // (the points are drawn at random), are then independent and overlap.
+    // First every row's random numbers, then the data reads in a loop of their own: the
+    // reads, which miss the cache (the points are drawn at random), then overlap.
     ws.draws.clear();
     for (r, row_index) in rows.enumerate() {
         let mut noise = particle_noise(config.seed, step * config.batch as u64 + row_index as u64);
@@ -344,9 +357,10 @@ fn draw_rows(
         let u = (rand_core::Rng::next_u32(noise.rng_mut()) >> 8) as f32 / (1 << 24) as f32;
         let t = t0 + (t1 - t0) * u;
         noise.fill(&mut targets[r * dim..(r + 1) * dim]);
+        prefetch(&data[k * dim..]);
         ws.draws.push((k, t, sde.alpha(t), sde.sigma(t)));
     }
-    for ((row, z), &(k, t, alpha, sigma)) in inputs
+    for ((row, z), &(k, _, alpha, sigma)) in inputs
         .chunks_exact_mut(width)
         .zip(targets.chunks_exact(dim))
         .zip(&ws.draws)
@@ -354,6 +368,8 @@ fn draw_rows(
         for ((x, z), x0) in row.iter_mut().zip(z).zip(&data[k * dim..(k + 1) * dim]) {
             *x = alpha * x0 + sigma * z;
         }
+    }
+    for (row, &(_, t, _, _)) in inputs.chunks_exact_mut(width).zip(&ws.draws) {
         // The model's time features (`sin_cos_bounded`, as `tinyscore::model` computes
         // them): branch-free, so this loop vectorises.
         let (sines, cosines) = row[dim..].split_at_mut(f);

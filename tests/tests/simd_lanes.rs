@@ -90,25 +90,32 @@ fn the_fastest_mixture_score_gives_the_baseline_bits() {
     }
 }
 
-/// Training's bias and SiLU through the AVX2 copy against the formula evaluated one value at
-/// a time, bit for bit, over pre-activations from −100 to 100 (both saturated ends), in rows
-/// of 61 (not a multiple of the vector width) with a bias per column.
+/// Training's bias and SiLU on this CPU's fastest path (AVX2 with FMA here) against the
+/// formula in f64, over pre-activations from −100 to 100 (both saturated ends), in rows of 61
+/// (not a multiple of the vector width, so the formula's tail runs too) with a bias per
+/// column. The fast path computes σ to about 4·2⁻²⁴ relative (e^(−z) within 2 units in the
+/// last place, a 2⁻²² reciprocal, the roundings of 1 + e); SiLU = z·σ inherits that relative
+/// error, and SiLU' = σ(1 + z(1 − σ)) an absolute one of about (1 + |z|)·|Δσ| — below the
+/// bounds 10⁻⁶·|SiLU| and 10⁻⁶·(1 + |z|), which an error of one bit in 2¹⁹ would break. Below
+/// z ≈ −65, where |SiLU| < 10⁻³⁰, flushing to 0 is allowed (f32's `exp` overflows there).
 #[test]
-fn the_fastest_silu_gives_the_scalar_bits() {
-    require_avx2();
+fn the_fastest_silu_is_accurate() {
     const ROW: usize = 61;
     let z: Vec<f32> = (0..ROW * 1640).map(|i| -100.0 + 0.002 * i as f32).collect();
     let bias: Vec<f32> = (0..ROW).map(|j| 0.37 * j as f32 - 11.0).collect();
     let (mut fast, mut slope) = (z.clone(), vec![0.0f32; z.len()]);
     tinyscore_host::simd::bias_silu_with_slope(&mut fast, &bias, &mut slope);
     for (i, ((&v, &f), &d)) in z.iter().zip(&fast).zip(&slope).enumerate() {
-        let v = std::hint::black_box(v) + bias[i % ROW];
-        let s = 1.0 / (1.0 + tinyscore::math::exp(-v));
+        let v = (v + bias[i % ROW]) as f64;
+        let s = 1.0 / (1.0 + (-v).exp());
         let (want, want_slope) = (v * s, s * (1.0 + v * (1.0 - s)));
-        assert_eq!(
-            (f.to_bits(), d.to_bits()),
-            (want.to_bits(), want_slope.to_bits()),
-            "z {v}"
+        assert!(
+            (f as f64 - want).abs() <= 1e-6 * want.abs() + 1e-30,
+            "SiLU({v}) = {f}, want {want}"
+        );
+        assert!(
+            (d as f64 - want_slope).abs() <= 1e-6 * (1.0 + v.abs()),
+            "SiLU'({v}) = {d}, want {want_slope}"
         );
     }
 }
