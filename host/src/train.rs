@@ -4,7 +4,7 @@
 //! `x_t = α(t)·x₀ + σ(t)·z`, and minimises the mean over the batch and the dimensions of
 //! `(ε̂(x_t, t) − z)²` (score_sde's `reduce_mean` loss) with Adam: linear warm-up, cosine decay,
 //! gradient clipping at global norm 1, and an exponential moving average of the weights, which
-//! is what is saved. The products run on matrixmultiply's GEMM; the batch is split into one
+//! is what is saved. The products run on the `gemm` crate (faer's); the batch is split into one
 //! chunk per thread and the chunks' gradients are summed in order, so a run is deterministic
 //! for a fixed seed and thread count on a given kind of CPU (the products and SiLU take fused
 //! multiply–adds where the CPU has them, which round differently). Every step's randomness comes from its own stream of the
@@ -382,12 +382,13 @@ fn draw_rows(
 
 /// `c = a·bᵀ` for row-major `a` (m×k) and `b` (n×k): a layer's forward product.
 fn matmul_abt(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    gemm(m, k, n, a, (k, 1), b, (1, k), c, (n, 1), 0.0);
+    matmul(m, k, n, a, (k, 1), b, (1, k), c, (n, 1));
 }
 
-/// `c (+)= alpha·A·B` with arbitrary strides, checked bounds.
+/// `c = A·B` for an m×k `A` and a k×n `B`, each matrix given by its slice and its (row,
+/// column) strides; every access is checked to fall inside the slices.
 #[allow(clippy::too_many_arguments)]
-fn gemm(
+fn matmul(
     m: usize,
     k: usize,
     n: usize,
@@ -397,7 +398,6 @@ fn gemm(
     (rsb, csb): (usize, usize),
     c: &mut [f32],
     (rsc, csc): (usize, usize),
-    beta: f32,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -405,27 +405,40 @@ fn gemm(
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
         (rows.saturating_sub(1)) * rs + (cols.saturating_sub(1)) * cs
     };
-    assert!(k == 0 || last(m, k, rsa, csa) < a.len());
-    assert!(k == 0 || last(k, n, rsb, csb) < b.len());
     assert!(last(m, n, rsc, csc) < c.len());
-    // matrixmultiply only offers a raw-pointer interface; the asserts above keep every access
-    // inside the slices.
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                c[i * rsc + j * csc] = 0.0;
+            }
+        }
+        return;
+    }
+    assert!(last(m, k, rsa, csa) < a.len());
+    assert!(last(k, n, rsb, csb) < b.len());
+    // SAFETY: gemm only offers a raw-pointer interface; the asserts above keep every access
+    // inside the slices, and `c` does not overlap `a` or `b` (it is borrowed mutably).
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            rsc as isize,
             csc as isize,
+            rsc as isize,
+            false, // c is overwritten, not read: c = 0·c + 1·A·B
+            a.as_ptr(),
+            csa as isize,
+            rsa as isize,
+            b.as_ptr(),
+            csb as isize,
+            rsb as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -482,7 +495,7 @@ fn loss_and_gradient(
         };
         let g = &ws.signal[..rows * outputs];
         // dW = gᵀ·a (outputs × inputs)
-        gemm(
+        matmul(
             outputs,
             rows,
             inputs,
@@ -492,7 +505,6 @@ fn loss_and_gradient(
             (inputs, 1),
             &mut grad[w..b],
             (inputs, 1),
-            0.0,
         );
         let db = &mut grad[b..b + outputs];
         db.fill(0.0);
@@ -504,7 +516,7 @@ fn loss_and_gradient(
         if i > 0 {
             // dA = g·W (rows × inputs), then through SiLU: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
             let da = sized(&mut ws.signal_below, rows * inputs);
-            gemm(
+            matmul(
                 rows,
                 outputs,
                 inputs,
@@ -514,7 +526,6 @@ fn loss_and_gradient(
                 (inputs, 1),
                 da,
                 (inputs, 1),
-                0.0,
             );
             for (d, slope) in da.iter_mut().zip(&ws.slopes[i - 1]) {
                 *d *= slope;
