@@ -1,6 +1,6 @@
 //! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
-//! exact mixture score ([`exact_mixture`]) run their full batches, and training its SiLU
-//! ([`bias_silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
+//! exact mixture score ([`exact_mixture`]) run their full batches, and training its time
+//! features ([`time_features`]) and SiLU ([`bias_silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
 //! run time, so the binary still runs on any x86-64).
 //!
 //! The kernels are scalar f32 and integer operations, which wider vectors do not change
@@ -189,4 +189,56 @@ unsafe fn bias_silu_with_slope_fma(z: &mut [f32], bias: &[f32], slope: &mut [f32
         }
         bias_silu_with_slope_formula(z_rest, &bias[whole..], slope_rest);
     }
+}
+
+/// Each row's time features, as the model computes them (`sin_cos_bounded`): in rows of
+/// `width` values, `row[first..first + F]` gets `sin(2π·t·w)` and the next `F` values
+/// `cos(2π·t·w)`, for the row's time `t` from `times` and the `F` `frequencies` `w`.
+pub fn time_features(
+    rows: &mut [f32],
+    width: usize,
+    first: usize,
+    times: &[f32],
+    frequencies: &[f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, the only feature the copy is built for.
+        return unsafe { time_features_avx2(rows, width, first, times, frequencies) };
+    }
+    time_features_inline(rows, width, first, times, frequencies)
+}
+
+#[inline(always)]
+fn time_features_inline(
+    rows: &mut [f32],
+    width: usize,
+    first: usize,
+    times: &[f32],
+    frequencies: &[f32],
+) {
+    let f = frequencies.len();
+    if width < first + 2 * f {
+        return;
+    }
+    for (row, t) in rows.chunks_exact_mut(width).zip(times) {
+        let (sines, cosines) = row[first..first + 2 * f].split_at_mut(f);
+        // Branch-free, so this loop vectorises.
+        for ((w, sin), cos) in frequencies.iter().zip(sines).zip(cosines) {
+            (*sin, *cos) = tinyscore::math::sin_cos_bounded(t * w * 2.0 * std::f32::consts::PI);
+        }
+    }
+}
+
+/// [`time_features`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn time_features_avx2(
+    rows: &mut [f32],
+    width: usize,
+    first: usize,
+    times: &[f32],
+    frequencies: &[f32],
+) {
+    time_features_inline(rows, width, first, times, frequencies)
 }

@@ -294,8 +294,10 @@ struct Workspace {
     inputs: Vec<f32>,
     /// The noise each row's ε̂ should predict.
     targets: Vec<f32>,
-    /// Each row's data point index, time, α(t) and σ(t), drawn before any data is read.
-    draws: Vec<(usize, f32, f32, f32)>,
+    /// Each row's data point index, α(t) and σ(t), drawn before any data is read.
+    draws: Vec<(usize, f32, f32)>,
+    /// Each row's time.
+    times: Vec<f32>,
     /// Layer i's output (after SiLU for hidden layers).
     outputs: Vec<Vec<f32>>,
     /// SiLU's derivative at each hidden layer's pre-activation.
@@ -351,6 +353,7 @@ fn draw_rows(
     // First every row's random numbers, then the data reads in a loop of their own: the
     // reads, which miss the cache (the points are drawn at random), then overlap.
     ws.draws.clear();
+    ws.times.clear();
     for (r, row_index) in rows.enumerate() {
         let mut noise = particle_noise(config.seed, step * config.batch as u64 + row_index as u64);
         let k = (rand_core::Rng::next_u64(noise.rng_mut()) % points) as usize;
@@ -358,9 +361,10 @@ fn draw_rows(
         let t = t0 + (t1 - t0) * u;
         noise.fill(&mut targets[r * dim..(r + 1) * dim]);
         prefetch(&data[k * dim..]);
-        ws.draws.push((k, t, sde.alpha(t), sde.sigma(t)));
+        ws.draws.push((k, sde.alpha(t), sde.sigma(t)));
+        ws.times.push(t);
     }
-    for ((row, z), &(k, _, alpha, sigma)) in inputs
+    for ((row, z), &(k, alpha, sigma)) in inputs
         .chunks_exact_mut(width)
         .zip(targets.chunks_exact(dim))
         .zip(&ws.draws)
@@ -369,14 +373,7 @@ fn draw_rows(
             *x = alpha * x0 + sigma * z;
         }
     }
-    for (row, &(_, t, _, _)) in inputs.chunks_exact_mut(width).zip(&ws.draws) {
-        // The model's time features (`sin_cos_bounded`, as `tinyscore::model` computes
-        // them): branch-free, so this loop vectorises.
-        let (sines, cosines) = row[dim..].split_at_mut(f);
-        for ((w, sin), cos) in state.fourier.iter().zip(sines).zip(cosines) {
-            (*sin, *cos) = tinyscore::math::sin_cos_bounded(t * w * 2.0 * std::f32::consts::PI);
-        }
-    }
+    crate::simd::time_features(inputs, width, dim, &ws.times, &state.fourier);
     ws.rows = count;
 }
 

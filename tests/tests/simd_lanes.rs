@@ -119,3 +119,32 @@ fn the_fastest_silu_is_accurate() {
         );
     }
 }
+
+/// Training's time features through this CPU's fastest copy against the model's
+/// `sin_cos_bounded` one value at a time, bit for bit: times over [0, 1] with reference-scale
+/// frequencies (angles up to ±6434 rad, the bound the model's time features stay within), in
+/// rows with data columns before the features and a frequency count that leaves a partial
+/// vector.
+#[test]
+fn the_fastest_time_features_give_the_models_bits() {
+    require_avx2();
+    const DIM: usize = 3;
+    let frequencies: Vec<f32> = (0..13).map(|j| (j as f32 - 6.0) * 170.7).collect();
+    let width = DIM + 2 * frequencies.len();
+    let times: Vec<f32> = (0..4001).map(|i| i as f32 / 4000.0).collect();
+    let mut rows = vec![-7.0f32; width * times.len()];
+    tinyscore_host::simd::time_features(&mut rows, width, DIM, &times, &frequencies);
+    for (row, &t) in rows.chunks_exact(width).zip(&times) {
+        assert_eq!(&row[..DIM], &[-7.0; DIM], "the data columns are left alone");
+        for (j, &w) in frequencies.iter().enumerate() {
+            let angle = std::hint::black_box(t * w * 2.0 * std::f32::consts::PI);
+            let (sin, cos) = tinyscore::math::sin_cos_bounded(angle);
+            let f = frequencies.len();
+            assert_eq!(
+                (row[DIM + j].to_bits(), row[DIM + f + j].to_bits()),
+                (sin.to_bits(), cos.to_bits()),
+                "t {t}, w {w}"
+            );
+        }
+    }
+}
