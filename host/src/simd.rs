@@ -86,7 +86,7 @@ unsafe fn mixture_lanes_avx2<const N: usize>(
 /// `SiLU'(z) = σ(z)(1 + z(1 − σ(z)))`.
 ///
 /// Training's, so unlike the sampling kernels it need not give the chip's bits: on a CPU with
-/// AVX2 and FMA it runs [`bias_silu_with_slope_fma`], whose fused multiply–adds round
+/// AVX2 and FMA it runs a copy written with AVX2 intrinsics, whose fused multiply–adds round
 /// differently (as the GEMM's FMA kernels already make training's products do), within
 /// a few units in the last place of the formula; elsewhere the formula with the core's `exp`.
 pub fn bias_silu_with_slope(z: &mut [f32], bias: &[f32], slope: &mut [f32]) {
