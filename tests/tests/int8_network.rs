@@ -3,7 +3,7 @@
 //! against the float model.
 
 use tinyscore::model::quant::{
-    quantize_multiplier, requantize, silu_lut, QuantParams, SILU_MAX_SLOPE,
+    quantize_multiplier, requantize, requantize_parsed, silu_lut, QuantParams, SILU_MAX_SLOPE,
 };
 use tinyscore::model::{Int8Layer, Model, ModelError, Precision, HEADER_LEN};
 use tinyscore::{math, particle_rng, NeuralScore, Score};
@@ -55,10 +55,17 @@ fn requantization_is_bit_exact_with_the_tflite_formula() {
     for acc in edges {
         for multiplier in [0, 1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250] {
             for shift in -31..=30 {
+                let want = reference_requantize(acc, multiplier, shift);
                 assert_eq!(
                     requantize(acc, multiplier, shift),
-                    reference_requantize(acc, multiplier, shift),
+                    want,
                     "acc {acc} M {multiplier} shift {shift}"
+                );
+                // Every multiplier and shift here is one a parsed model may hold.
+                assert_eq!(
+                    requantize_parsed(acc, multiplier, shift),
+                    want,
+                    "parsed: acc {acc} M {multiplier} shift {shift}"
                 );
                 checked += 1;
             }
@@ -68,11 +75,17 @@ fn requantization_is_bit_exact_with_the_tflite_formula() {
     for _ in 0..1_000_000 {
         let acc = (next() as i32) >> (next() % 32);
         let multiplier = ((1u32 << 30) | (next() >> 2)) as i32;
-        let shift = (next() % 40) as i32 - 31;
+        let shift = (next() % 62) as i32 - 31;
+        let want = reference_requantize(acc, multiplier, shift);
         assert_eq!(
             requantize(acc, multiplier, shift),
-            reference_requantize(acc, multiplier, shift),
+            want,
             "acc {acc} M {multiplier} shift {shift}"
+        );
+        assert_eq!(
+            requantize_parsed(acc, multiplier, shift),
+            want,
+            "parsed: acc {acc} M {multiplier} shift {shift}"
         );
         checked += 1;
     }

@@ -29,7 +29,7 @@ use crate::math;
 use crate::noise::GaussianStream;
 use crate::score::Score;
 use crate::sde::{LinearSde, SubVpSde, VeSde, VpSde};
-use quant::{requantize, time_feature};
+use quant::{requantize_parsed, time_feature};
 use rand_core::Rng;
 
 /// The first four bytes of every model file.
@@ -351,7 +351,7 @@ impl Activation<'_> {
     /// `(multiplier, shift)` to the pre-activation tensor, clamped to int8, SiLU by table.
     #[inline(always)]
     fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
-        let level = (requantize(acc, multiplier, shift) + self.pre).clamp(-128, 127);
+        let level = (requantize_parsed(acc, multiplier, shift) + self.pre).clamp(-128, 127);
         // Entry `level + 128`: the level's byte with its sign bit flipped.
         self.lut[(level as u8 ^ 0x80) as usize] as i8
     }

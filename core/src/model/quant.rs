@@ -107,6 +107,29 @@ pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
     rounding_divide_by_pot(rounding_doubling_high_mul(shifted, multiplier), right)
 }
 
+/// [`requantize`] for the multipliers and shifts a parsed model holds (a multiplier ≥ 0 and a
+/// shift in −31..=30, which the parser checks): the same value there, with neither the clamp
+/// nor the saturating case (the product of two `i32::MIN`), which those ranges rule out. The
+/// evaluators call it for every hidden channel, 128 times per evaluation of the 64-wide
+/// network, where it is 9 Cortex-M4 instructions shorter. Other inputs give some value
+/// without panicking.
+#[inline]
+pub fn requantize_parsed(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    // gemmlowp's doubling high multiply as one floor shift (see `rounding_doubling_high_mul`).
+    let high = |x: i32| ((x as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32;
+    if shift <= 0 {
+        // `rounding_divide_by_pot` with its exponent already in 0..=31; `wrapping_shl` and
+        // `wrapping_shr` only mask the amount, which such an exponent does not need.
+        let exponent = shift.wrapping_neg() as u32;
+        let x = high(acc);
+        let mask = (1u32.wrapping_shl(exponent) - 1) as i32;
+        let threshold = (mask >> 1) + (x < 0) as i32;
+        x.wrapping_shr(exponent) + ((x & mask) > threshold) as i32
+    } else {
+        high(acc.saturating_mul(1i32.wrapping_shl(shift as u32)))
+    }
+}
+
 /// The Q31 multiplier and shift for a positive real multiplier (TFLite's
 /// `QuantizeMultiplier`): `real ≈ multiplier·2^(shift − 31)` with `multiplier ∈ [2³⁰, 2³¹)`.
 /// Multipliers too small for the shift range, zero, or not finite give `(0, 0)`; too large
