@@ -92,6 +92,61 @@ fn requantization_is_bit_exact_with_the_tflite_formula() {
     println!("{checked} requantizations bit-exact");
 }
 
+/// `QuantParams::quantize` against TFLite's `Quantize` written with std's `round` (half away
+/// from zero): the same level for every input — ties `k + ½` and their neighbours one unit in
+/// the last place away, 10⁶ random bit patterns (every magnitude, ±∞, NaN), and the range
+/// ends — for scales and zero points that put the clamps at both ends and in the middle.
+#[test]
+fn input_quantization_rounds_as_tflite_does() {
+    let reference = |q: &QuantParams, real: f32| -> i8 {
+        let level = (real / q.scale).round();
+        let level = if level.is_nan() { 0.0 } else { level };
+        (level.clamp(-256.0, 256.0) as i32 + q.zero_point).clamp(-128, 127) as i8
+    };
+    let params = [
+        QuantParams {
+            scale: 0.031_368,
+            zero_point: 1,
+        },
+        QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+        QuantParams {
+            scale: 0.1,
+            zero_point: -128,
+        },
+        QuantParams {
+            scale: 3.0e-3,
+            zero_point: 127,
+        },
+    ];
+    let mut rng = particle_rng(11, 0);
+    let mut next = || rand_core::Rng::next_u32(&mut rng);
+    let mut inputs: Vec<f32> = (0..1_000_000).map(|_| f32::from_bits(next())).collect();
+    for k in -300..=300 {
+        let tie = k as f32 + 0.5;
+        inputs.extend([tie, tie.next_up(), tie.next_down(), k as f32]);
+    }
+    inputs.extend([
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    for q in &params {
+        for &level in &inputs {
+            // Inputs that are exact levels, ties and their neighbours, once multiplied back.
+            for real in [level, level * q.scale] {
+                assert_eq!(q.quantize(real), reference(q, real), "{real} with {q:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn requantization_is_within_one_unit_of_the_exact_product() {
     // Stated bound (core/src/model/quant.rs): two roundings to nearest, so |q − exact| ≤ 1.

@@ -55,9 +55,16 @@ impl QuantParams {
     /// `clamp(round(r / scale) + zero_point)` to the int8 range, rounding half away from zero
     /// (TFLite's `Quantize`). NaN maps to the zero point.
     pub fn quantize(&self, real: f32) -> i8 {
-        let level = libm::roundf(real / self.scale);
-        let level = if level.is_nan() { 0.0 } else { level };
-        (level.clamp(-256.0, 256.0) as i32 + self.zero_point).clamp(-128, 127) as i8
+        // The level is clamped to ±256 in the end, so clamping the quotient first changes
+        // nothing; then it converts to an integer exactly, its fraction is exact, and rounding
+        // half away from zero is two comparisons: `roundf`'s value without its bit
+        // manipulation (a third of the instructions of an int8 input on a Cortex-M4). NaN
+        // converts to 0 and its fraction compares false.
+        let level = (real / self.scale).clamp(-512.0, 512.0);
+        let whole = level as i32;
+        let fraction = level - whole as f32;
+        let rounded = whole + (fraction >= 0.5) as i32 - (fraction <= -0.5) as i32;
+        (rounded.clamp(-256, 256) + self.zero_point).clamp(-128, 127) as i8
     }
 
     /// `scale·(q − zero_point)`.
