@@ -75,8 +75,9 @@ pub fn exp_kernel(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
 
     const LOWEST: f32 = -86.643; // below: 2ᵏ would need a subnormal scale; the result is 0
-                                 // No branch anywhere, so loops over it vectorise: the clamp's top, 89, is just past
-                                 // overflow, where 2¹²⁸·eʳ rounds to +∞ by itself; underflow is masked to 0 at the end.
+
+    // No branch anywhere, so loops over it vectorise: the clamp's top, 89, is just past
+    // overflow, where 2¹²⁸·eʳ rounds to +∞ by itself; underflow is masked to 0 at the end.
     let clamped = x.clamp(LOWEST, 89.0); // NaN stays NaN
     let shifted = clamped * LOG2E + ROUND; // ROUND + k, k an integer in [−125, 128]
     let k = shifted - ROUND;

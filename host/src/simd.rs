@@ -1,11 +1,13 @@
 //! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
 //! exact mixture score ([`exact_mixture`]) run their full batches, and training its time
-//! features ([`time_features`]) and SiLU ([`bias_silu_with_slope`]), through a copy compiled for AVX2 when the CPU has it (checked at
-//! run time, so the binary still runs on any x86-64).
+//! features ([`time_features`]) and SiLU ([`bias_silu_with_slope`]), through a copy compiled
+//! for AVX2 when the CPU has it (checked at run time, so the binary still runs on any x86-64).
 //!
-//! The kernels are scalar f32 and integer operations, which wider vectors do not change
-//! (Rust never fuses a multiply and an add on its own), so the bits are the baseline build's
-//! and the firmware's; `tests/tests/simd_lanes.rs` checks it.
+//! The sampling kernels and the time features are scalar f32 and integer operations, which
+//! wider vectors do not change (Rust never fuses a multiply and an add on its own), so the
+//! bits are the baseline build's and the firmware's; `tests/tests/simd_lanes.rs` checks it.
+//! Training's SiLU is the exception: its AVX2 copy uses fused multiply–adds (see
+//! [`bias_silu_with_slope`]).
 
 use tinyscore::model::{LanesForward, LANES, MAX_WIDTH};
 use tinyscore::{
@@ -169,8 +171,8 @@ unsafe fn bias_silu_with_slope_fma(z: &mut [f32], bias: &[f32], slope: &mut [f32
                 _mm256_set1_epi32(127),
             )));
             let e = _mm256_mul_ps(e_r, two_k);
-            // σ = 1/(1 + e): the 12-bit reciprocal estimate and one Newton step (≈ 2⁻²² relative),
-            // a quarter of a division's time.
+            // σ = 1/(1 + e): the 12-bit reciprocal estimate and one Newton step (≈ 2⁻²²
+            // relative), a quarter of a division's time.
             let denominator = _mm256_add_ps(splat(1.0), e);
             let estimate = _mm256_rcp_ps(denominator);
             let sigma = _mm256_mul_ps(

@@ -7,8 +7,9 @@
 //! is what is saved. The products run on the `gemm` crate (faer's); the batch is split into one
 //! chunk per thread and the chunks' gradients are summed in order, so a run is deterministic
 //! for a fixed seed and thread count on a given kind of CPU (the products and SiLU take fused
-//! multiply–adds where the CPU has them, which round differently). Every step's randomness comes from its own stream of the
-//! seed, so a resumed run continues exactly as an uninterrupted one.
+//! multiply–adds where the CPU has them, which round differently). Every step's randomness
+//! comes from its own stream of the seed, so a resumed run continues exactly as an
+//! uninterrupted one.
 
 use crate::datasets::Points;
 use crate::io::write_atomically;
@@ -576,8 +577,9 @@ pub fn learning_rate(config: &TrainConfig, step: u64) -> f32 {
 /// Largest global gradient norm an update uses (score_sde's `grad_clip`).
 const GRAD_CLIP: f32 = 1.0;
 
-/// Runs `state` to its configured number of steps on `data`, calling `progress(step, loss)` after each step and `checkpoint(state)`
-/// every `checkpoint_every` steps. Stops early, with the state intact, when `stop` is set.
+/// Runs `state` to its configured number of steps on `data`, calling `progress(step, loss)`
+/// after each step and `checkpoint(state)` every `checkpoint_every` steps. Stops early, with
+/// the state intact, when `stop` is set.
 pub fn train(
     state: &mut TrainState,
     data: &TrainingData,
