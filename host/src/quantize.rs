@@ -16,9 +16,10 @@ use crate::datasets::Points;
 use crate::model_file::{encode_file, Network};
 use anyhow::{ensure, Result};
 use std::fmt;
+use tinyscore::model::quant::time_feature;
 use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
 use tinyscore::model::Precision;
-use tinyscore::{math, particle_noise, LinearSde, Model};
+use tinyscore::{particle_noise, LinearSde, Model};
 
 /// One int8 layer, ready to write.
 #[derive(Clone, Debug, PartialEq)]
@@ -237,11 +238,8 @@ pub fn diffused_inputs(
 /// pre-activation and post-activation vectors.
 fn activations(network: &Network, x: &[f32], t: f32) -> (Vec<f32>, Vec<[Vec<f32>; 2]>) {
     let mut input = x.to_vec();
-    let (sin, cos): (Vec<f32>, Vec<f32>) = network
-        .fourier
-        .iter()
-        .map(|&w| math::sin_cos(t * w * 2.0 * std::f32::consts::PI))
-        .unzip();
+    let (sin, cos): (Vec<f32>, Vec<f32>) =
+        network.fourier.iter().map(|&w| time_feature(t, w)).unzip();
     input.extend(sin);
     input.extend(cos);
     let mut hidden = Vec::new();

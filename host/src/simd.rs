@@ -193,7 +193,7 @@ unsafe fn bias_silu_with_slope_fma(z: &mut [f32], bias: &[f32], slope: &mut [f32
     }
 }
 
-/// Each row's time features, as the model computes them (`sin_cos_bounded`): in rows of
+/// Each row's time features, as the model computes them (`quant::time_feature`): in rows of
 /// `width` values, `row[first..first + F]` gets `sin(2π·t·w)` and the next `F` values
 /// `cos(2π·t·w)`, for the row's time `t` from `times` and the `F` `frequencies` `w`.
 pub fn time_features(
@@ -227,7 +227,7 @@ fn time_features_inline(
         let (sines, cosines) = row[first..first + 2 * f].split_at_mut(f);
         // Branch-free, so this loop vectorises.
         for ((w, sin), cos) in frequencies.iter().zip(sines).zip(cosines) {
-            (*sin, *cos) = tinyscore::math::sin_cos_bounded(t * w * 2.0 * std::f32::consts::PI);
+            (*sin, *cos) = tinyscore::model::quant::time_feature(*t, *w);
         }
     }
 }

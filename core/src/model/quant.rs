@@ -183,9 +183,9 @@ pub fn silu_lut(input: QuantParams, output: QuantParams) -> [i8; 256] {
 /// Largest |SiLU'(x)| over the reals (at x ≈ 2.40), used in the accuracy bound above.
 pub const SILU_MAX_SLOPE: f32 = 1.0998;
 
-/// The Fourier time features of the network input, shared by both evaluators:
-/// `(sin, cos)` of `2π·t·w`, with the angle computed in PyTorch's order.
+/// The Fourier time features of the network input, shared by both evaluators, training and
+/// calibration: `(sin, cos)` of `2π·t·w`, with the angle computed in PyTorch's order.
 #[inline]
-pub(crate) fn time_feature(t: f32, w: f32) -> (f32, f32) {
+pub fn time_feature(t: f32, w: f32) -> (f32, f32) {
     math::sin_cos_bounded(t * w * 2.0 * core::f32::consts::PI)
 }
