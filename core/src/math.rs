@@ -10,14 +10,16 @@
 //! | [`sqrt`] | `libm::sqrtf` | `libm::sqrtf` | correctly rounded |
 //! | [`exp`] | [`exp_kernel`] | micromath | 1 ULP; fast-math: 2.5·10⁻³ relative |
 //! | [`sin`], [`cos`] | `libm::sinf`/`cosf` | micromath | < 1 ULP; fast-math: 1.2·10⁻³ absolute |
-//! | [`ln`], [`expm1`], [`log1p`], [`asinh`] | libm | libm | < 1 ULP (ln 0.71, expm1 0.78) |
+//! | [`expm1`] | own f32 kernel | same | 1 ULP (0.93) |
+//! | [`ln`], [`log1p`], [`asinh`] | libm | libm | < 1 ULP (ln 0.71) |
 //! | [`sin_cos_turns`] | own f32 kernel | own f32 kernel | 1.5 ULP of max(\|sin\|, \|cos\|) |
 //! | [`sin_cos`] | own f32 kernel (\|x\| ≤ 8192) | same | 1.5·10⁻⁷ absolute |
 //! | [`ln_unit`] | libm's algorithm, inlined | same | bit-identical to `libm::logf` on (0, 1] |
 //!
-//! `fast-math` keeps `ln`, `sqrt`, `expm1` and `log1p` on libm: measured against f64,
-//! micromath 2.1's `ln` is wrong by up to 0.118 for some arguments below 1 (e.g. 0.7506),
-//! its `sqrt` is an approximation, and the schedules need `expm1`/`log1p` accurate near 0.
+//! `fast-math` keeps `ln`, `sqrt` and `log1p` on libm and `expm1` on its own kernel:
+//! measured against f64, micromath 2.1's `ln` is wrong by up to 0.118 for some arguments
+//! below 1 (e.g. 0.7506), its `sqrt` is an approximation, and the schedules need
+//! `expm1`/`log1p` accurate near 0.
 //! `libm::sinf`/`cosf` compute in f64 internally (emulated in software on a Cortex-M4F); the
 //! Box–Muller hot path therefore uses [`sin_cos_turns`], a native-f32 kernel for `sin 2πu`,
 //! `cos 2πu` with exact range reduction, and [`ln_unit`], libm's pure-f32 `logf` inlined.
@@ -26,12 +28,6 @@
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
     libm::sqrtf(x)
-}
-
-/// `eˣ − 1`, accurate near 0.
-#[inline]
-pub fn expm1(x: f32) -> f32 {
-    libm::expm1f(x)
 }
 
 /// `ln(1 + x)`, accurate near 0.
@@ -97,6 +93,54 @@ pub fn exp_kernel(x: f32) -> f32 {
     let value = e_r * half_scale * 2.0;
     let keep = ((x < LOWEST) as u32).wrapping_sub(1); // all ones unless x < LOWEST; NaN keeps
     f32::from_bits(value.to_bits() & keep)
+}
+
+/// `eˣ − 1`, accurate near 0 where `exp(x) − 1` cancels: f32 arithmetic only and inlined like
+/// [`exp_kernel`], its cases selects that loops of it vectorise (libm's `expm1f` is a call
+/// that branches on the argument's range, so a loop over the schedules' σ(t) did not).
+///
+/// The same reduction as [`exp_kernel`], `x = k·ln 2 + r` with |r| ≤ ln2/2 (`r = x` exactly
+/// when k = 0, so nothing cancels near 0), then `eʳ − 1 = r + r²·P(r)` with `P` the Taylor
+/// series of `(eʳ − 1 − r)/r²` to r⁶ (truncation below 2·10⁻¹⁰ relative), and
+/// `eˣ − 1 = 2ᵏ·(eʳ − 1) + (2ᵏ − 1)`, summed in an order chosen by `k` so that the error
+/// stays within 1 ULP (measured: 0.93; see `tests/math_accuracy.rs`). Below x = −86.64 the
+/// result is −1 (as it is from −17.4 on); x > 88.72 gives +∞; NaN stays NaN.
+#[inline]
+pub fn expm1(x: f32) -> f32 {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75; // as in `exp_kernel`
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    const ROUND: f32 = 12_582_912.0;
+    // 2^(k−1) stays a normal number: k ≥ −125.
+    let clamped = x.clamp(-86.643, 89.0); // NaN stays NaN
+    let shifted = clamped * LOG2E + ROUND;
+    let k = shifted - ROUND;
+    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    let r2 = r * r;
+    // P(r) = 1/2 + r/6 + r²/24 + … + r⁶/40320, by Estrin's scheme.
+    let p01 = (1.0 / 6.0) * r + 0.5;
+    let p23 = (1.0 / 120.0) * r + 1.0 / 24.0;
+    let p45 = (1.0 / 5040.0) * r + 1.0 / 720.0;
+    let r4 = r2 * r2;
+    let p = p01 + r2 * p23 + r4 * (p45 + r2 * (1.0 / 40320.0));
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let half_scale = f32::from_bits(k_bits.wrapping_add(126) << 23); // 2^(k−1)
+    let tail = r2 * p;
+    // eˣ − 1 = 2^k·q + (2^k − 1) with q = eʳ − 1: both terms are exact when k ≤ 24, then one
+    // rounding; but at k = 1 that sum cancels (to 0.15 from q near −0.29), so there r + ½
+    // comes first, exact where it cancels (Sterbenz), and from k = 25 on 2^k − 1 is not
+    // exact, so there eˣ − 1 = 2^k·((q − 2^−k) + 1).
+    let q = r + tail;
+    let k_int = k_bits as i32; // in −125..=128
+    let sum = if k_int == 1 {
+        (r + 0.5) + tail
+    } else if k_int >= 25 {
+        let inverse_scale = f32::from_bits(((127 - k_int.min(100)) as u32) << 23);
+        ((q - inverse_scale) + 1.0) * half_scale
+    } else {
+        q * half_scale + (half_scale - 0.5)
+    };
+    2.0 * sum
 }
 
 /// Natural logarithm (libm with or without `fast-math`: see the table above).
