@@ -1,7 +1,8 @@
 //! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
 //! exact mixture score ([`exact_mixture`]) run their full batches, and training its time
-//! features ([`time_features`]) and SiLU ([`bias_silu_with_slope`]), through a copy compiled
-//! for AVX2 when the CPU has it (checked at run time, so the binary still runs on any x86-64).
+//! features ([`time_features`]), SiLU ([`bias_silu_with_slope`]) and thin output layer
+//! ([`thin_forward`], [`thin_backward`]), through a copy compiled for AVX2 when the CPU has it (checked at
+//! run time, so the binary still runs on any x86-64).
 //!
 //! The sampling kernels and the time features are scalar f32 and integer operations, which
 //! wider vectors do not change (Rust never fuses a multiply and an add on its own), so the
@@ -243,4 +244,121 @@ unsafe fn time_features_avx2(
     frequencies: &[f32],
 ) {
     time_features_inline(rows, width, first, times, frequencies)
+}
+
+/// The widest output layer [`thin_forward`] and [`thin_backward`] are for: the GEMM runs a
+/// product only this wide at a tenth of its speed, and past it the GEMM is faster.
+pub const THIN_OUTPUTS: usize = 4;
+
+/// A thin layer's forward product: `out[r][o] = w_o·x_r + b_o` for rows `x_r` of `x` and
+/// outputs `o < bias.len() ≤ THIN_OUTPUTS` (`weights` holds one row `w_o` per output).
+pub fn thin_forward(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, the only feature the copy is built for.
+        return unsafe { thin_forward_avx2(x, weights, bias, out) };
+    }
+    thin_forward_inline(x, weights, bias, out)
+}
+
+/// [`thin_forward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn thin_forward_avx2(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32]) {
+    thin_forward_inline(x, weights, bias, out)
+}
+
+/// The body of [`thin_forward`]: each dot product in eight partial sums, so a block of eight
+/// is one vector operation in the AVX2 copy (the same operations in the same order as the
+/// baseline build, so the same bits).
+#[inline(always)]
+fn thin_forward_inline(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32]) {
+    const BLOCK: usize = 8;
+    let outputs = bias.len();
+    assert!(
+        outputs <= THIN_OUTPUTS,
+        "{outputs} outputs: not a thin layer"
+    );
+    if outputs == 0 {
+        return;
+    }
+    let width = weights.len() / outputs;
+    let whole = width - width % BLOCK;
+    for (x, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(outputs)) {
+        for ((out, w), b) in out.iter_mut().zip(weights.chunks_exact(width)).zip(bias) {
+            let mut partial = [0.0f32; BLOCK];
+            for (x, w) in x.chunks_exact(BLOCK).zip(w.chunks_exact(BLOCK)) {
+                for l in 0..BLOCK {
+                    partial[l] += x[l] * w[l];
+                }
+            }
+            let tail: f32 = x[whole..].iter().zip(&w[whole..]).map(|(x, w)| x * w).sum();
+            *out = partial.iter().sum::<f32>() + tail + b;
+        }
+    }
+}
+
+/// A thin layer's backward signal for the hidden layer below:
+/// `below[r] = (Σ_o g[r][o]·w_o) ⊙ slope[r]`, with `g` the gradient at the thin layer's
+/// `outputs ≤ THIN_OUTPUTS` outputs and `slope` SiLU's derivative at the hidden layer's
+/// pre-activation.
+pub fn thin_backward(g: &[f32], outputs: usize, weights: &[f32], slope: &[f32], below: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU has AVX2, the only feature the copy is built for.
+        return unsafe { thin_backward_avx2(g, outputs, weights, slope, below) };
+    }
+    thin_backward_inline(g, outputs, weights, slope, below)
+}
+
+/// [`thin_backward`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn thin_backward_avx2(
+    g: &[f32],
+    outputs: usize,
+    weights: &[f32],
+    slope: &[f32],
+    below: &mut [f32],
+) {
+    thin_backward_inline(g, outputs, weights, slope, below)
+}
+
+/// The body of [`thin_backward`], for each count of outputs.
+#[inline(always)]
+fn thin_backward_inline(
+    g: &[f32],
+    outputs: usize,
+    weights: &[f32],
+    slope: &[f32],
+    below: &mut [f32],
+) {
+    match outputs {
+        0 => {}
+        1 => thin_backward_of::<1>(g, weights, slope, below),
+        2 => thin_backward_of::<2>(g, weights, slope, below),
+        3 => thin_backward_of::<3>(g, weights, slope, below),
+        4 => thin_backward_of::<4>(g, weights, slope, below),
+        _ => panic!("{outputs} outputs: not a thin layer"),
+    }
+}
+
+/// [`thin_backward`] for `D` outputs: one sweep over each row, whose loop vectorises.
+#[inline(always)]
+fn thin_backward_of<const D: usize>(g: &[f32], weights: &[f32], slope: &[f32], below: &mut [f32]) {
+    let width = weights.len() / D;
+    let w: [&[f32]; D] = core::array::from_fn(|o| &weights[o * width..(o + 1) * width]);
+    let rows = below
+        .chunks_exact_mut(width)
+        .zip(slope.chunks_exact(width))
+        .zip(g.chunks_exact(D));
+    for ((below, slope), g) in rows {
+        for (j, (b, s)) in below.iter_mut().zip(slope).enumerate() {
+            let mut sum = g[0] * w[0][j];
+            for o in 1..D {
+                sum += g[o] * w[o][j];
+            }
+            *b = sum * s;
+        }
+    }
 }

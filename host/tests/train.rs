@@ -2,7 +2,7 @@
 //! run continuing exactly as an uninterrupted one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use tinyscore_host::datasets::Dataset;
+use tinyscore_host::datasets::{Dataset, Points};
 use tinyscore_host::train::{
     batch_loss_and_gradient, train, TrainConfig, TrainState, TrainingData,
 };
@@ -42,12 +42,10 @@ fn run(config: &TrainConfig, stop_after: Option<u64>) -> TrainState {
     state
 }
 
-#[test]
-fn gradient_matches_central_finite_differences() {
-    let config = small_config(1, 1);
-    let points = Dataset::Moons.sample(4096, 3);
-    let state = TrainState::new(config, &points).unwrap();
-    let data = TrainingData::new(&state, &points).unwrap();
+/// Checks the analytic gradient of `config` on `points` against central finite differences.
+fn assert_gradient_matches_finite_differences(config: TrainConfig, points: &Points) {
+    let state = TrainState::new(config, points).unwrap();
+    let data = TrainingData::new(&state, points).unwrap();
     let params = state.params.clone();
     let (_, grad) = batch_loss_and_gradient(&state, &data, 5, &params).unwrap();
     // Central differences on the same batch (same step), in f32: with h = 1e-2 the truncation
@@ -72,6 +70,27 @@ fn gradient_matches_central_finite_differences() {
         checked += 1;
     }
     assert!(checked > 20);
+}
+
+#[test]
+fn gradient_matches_central_finite_differences() {
+    let moons = Dataset::Moons.sample(4096, 3);
+    // A thin output layer (2-D data) on hidden widths with and without a partial block of 8.
+    assert_gradient_matches_finite_differences(small_config(1, 1), &moons);
+    let ragged = TrainConfig {
+        hidden: 12,
+        ..small_config(1, 1)
+    };
+    assert_gradient_matches_finite_differences(ragged, &moons);
+    // 6-D data: the output layer goes through the GEMM like the others.
+    let rows: Vec<[f32; 6]> = moons
+        .rows()
+        .map(|r| {
+            let (a, b) = (r[0] as f32, r[1] as f32);
+            [a, b, a * b, a - b, 0.5 * a * a, b * b]
+        })
+        .collect();
+    assert_gradient_matches_finite_differences(small_config(1, 1), &Points::from_rows(&rows));
 }
 
 #[test]

@@ -142,9 +142,11 @@ impl LinearSde for ModelSde {
     fn diffusion_coeff(&self, t: f32) -> f32 {
         dispatch!(self, s => s.diffusion_coeff(t))
     }
+    #[inline]
     fn alpha(&self, t: f32) -> f32 {
         dispatch!(self, s => s.alpha(t))
     }
+    #[inline]
     fn sigma(&self, t: f32) -> f32 {
         dispatch!(self, s => s.sigma(t))
     }
