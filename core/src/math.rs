@@ -223,14 +223,17 @@ fn sin_cos_reduced(x: f32) -> (f32, f32) {
     const DP1: f32 = 0.785_156_25;
     const DP2: f32 = 2.418_756_5e-4;
     const DP3: f32 = 3.774_895e-8;
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
     let magnitude = x.abs();
-    // The nearest even multiple j of π/4, i.e. j/2 quarter turns; r = |x| − jπ/4 in [−π/4, π/4].
-    // Callers keep |x| ≤ 8192, so the signed conversion (one vector instruction on x86, where
-    // an unsigned one takes several) gives what an unsigned one would; NaN converts to 0.
-    let j = (((magnitude * FOUR_OVER_PI) as i32 as u32) + 1) & !1;
-    let y = j as f32;
+    // The nearest quarter turn q (|x|·2/π rounded, ties to even) and r = |x| − 2q·π/4 in
+    // [−π/4, π/4]. The rounding by adding 1.5·2²³ is integer-free, so loops of it vectorise
+    // (a float-to-integer conversion does not on x86); callers keep |x| ≤ 8192, so 2q < 2¹⁴.
+    // NaN stays NaN in r, and q is then arbitrary.
+    let shifted = magnitude * (0.5 * FOUR_OVER_PI) + ROUND;
+    let quadrant = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let y = (shifted - ROUND) * 2.0;
     let r = ((magnitude - y * DP1) - y * DP2) - y * DP3;
-    let (sin, cos) = rotate(r, j >> 1);
+    let (sin, cos) = rotate(r, quadrant);
     (if x < 0.0 { -sin } else { sin }, cos)
 }
 
