@@ -789,6 +789,9 @@ fn run(cli: Cli) -> Result<()> {
                     report.train_steps_per_s,
                     report.train_gflops
                 );
+                if let Some(peak) = report.peak_gflops {
+                    outln!("one core's f32 FMA peak:                 {peak:.1} GFLOP/s");
+                }
             }
         }
         Command::Demo { out, n, seed } => {

@@ -362,3 +362,41 @@ fn thin_backward_of<const D: usize>(g: &[f32], weights: &[f32], slope: &[f32], b
         }
     }
 }
+
+/// Single-precision floating-point operations per second one core reaches at best: twelve
+/// independent chains of 8-lane fused multiply–adds (enough to keep both FMA units of a
+/// Zen or Skylake core busy through the FMA's latency), run `iterations` times. `None` on a
+/// CPU without AVX2 and FMA.
+pub fn fma_peak_flops(iterations: u64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && std::arch::is_x86_feature_detected!("fma") {
+        let start = std::time::Instant::now();
+        // SAFETY: the CPU has AVX2 and FMA, the features the loop is built for.
+        std::hint::black_box(unsafe { fma_chains(std::hint::black_box(iterations)) });
+        let flops = iterations as f64 * (FMA_CHAINS * 8 * 2) as f64;
+        return Some(flops / start.elapsed().as_secs_f64());
+    }
+    let _ = iterations;
+    None
+}
+
+/// Independent FMA chains in [`fma_chains`].
+const FMA_CHAINS: usize = 12;
+
+/// [`fma_peak_flops`]'s loop: `acc ← acc·a + b` on [`FMA_CHAINS`] registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_chains(iterations: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(0.0); FMA_CHAINS];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..iterations {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, v| _mm256_add_ps(s, *v));
+    _mm256_cvtss_f32(sum)
+}
