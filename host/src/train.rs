@@ -4,12 +4,13 @@
 //! `x_t = α(t)·x₀ + σ(t)·z`, and minimises the mean over the batch and the dimensions of
 //! `(ε̂(x_t, t) − z)²` (score_sde's `reduce_mean` loss) with Adam: linear warm-up, cosine decay,
 //! gradient clipping at global norm 1, and an exponential moving average of the weights, which
-//! is what is saved. The products run on the `gemm` crate (faer's); the batch is split into one
-//! chunk per thread and the chunks' gradients are summed in order, so a run is deterministic
-//! for a fixed seed and thread count on a given kind of CPU (the products and SiLU take fused
-//! multiply–adds where the CPU has them, which round differently). Every step's randomness
-//! comes from its own stream of the seed, so a resumed run continues exactly as an
-//! uninterrupted one.
+//! is what is saved. The products run on the `gemm` crate (faer's), except a thin output
+//! layer's forward product and backward signal (at most 4 wide), which loops of
+//! [`crate::simd`] run several times faster. The batch is split into one chunk per thread and
+//! the chunks' gradients are summed in order, so a run is deterministic for a fixed seed and
+//! thread count on a given kind of CPU (the products and SiLU take fused multiply–adds where
+//! the CPU has them, which round differently). Every step's randomness comes from its own
+//! stream of the seed, so a resumed run continues exactly as an uninterrupted one.
 
 use crate::datasets::Points;
 use crate::io::write_atomically;
