@@ -1,8 +1,8 @@
 //! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
 //! exact mixture score ([`exact_mixture`]) run their full batches, and training its time
 //! features ([`time_features`]), SiLU ([`bias_silu_with_slope`]) and thin output layer
-//! ([`thin_forward`], [`thin_backward`]), through a copy compiled for AVX2 when the CPU has it (checked at
-//! run time, so the binary still runs on any x86-64).
+//! ([`thin_forward`], [`thin_backward`]), through a copy compiled for AVX2 when the CPU has it
+//! (checked at run time, so the binary still runs on any x86-64).
 //!
 //! The sampling kernels and the time features are scalar f32 and integer operations, which
 //! wider vectors do not change (Rust never fuses a multiply and an add on its own), so the
@@ -246,8 +246,8 @@ unsafe fn time_features_avx2(
     time_features_inline(rows, width, first, times, frequencies)
 }
 
-/// The widest output layer [`thin_forward`] and [`thin_backward`] are for: the GEMM runs a
-/// product only this wide at a tenth of its speed, and past it the GEMM is faster.
+/// The widest output layer [`thin_forward`] and [`thin_backward`] are for (the GEMM runs the
+/// 2-wide products of a 2-D model at a tenth of its speed; wider layers stay on the GEMM).
 pub const THIN_OUTPUTS: usize = 4;
 
 /// A thin layer's forward product: `out[r][o] = w_o·x_r + b_o` for rows `x_r` of `x` and
