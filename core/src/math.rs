@@ -65,19 +65,12 @@ pub fn exp(x: f32) -> f32 {
 #[inline]
 #[allow(clippy::excessive_precision)] // coefficients as published (Cephes expf)
 pub fn exp_kernel(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: 16 significant bits, k·LN2_HI is exact
-    const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
-
     const LOWEST: f32 = -86.643; // below: 2ᵏ would need a subnormal scale; the result is 0
 
     // No branch anywhere, so loops over it vectorise: the clamp's top, 89, is just past
     // overflow, where 2¹²⁸·eʳ rounds to +∞ by itself; underflow is masked to 0 at the end.
-    let clamped = x.clamp(LOWEST, 89.0); // NaN stays NaN
-    let shifted = clamped * LOG2E + ROUND; // ROUND + k, k an integer in [−125, 128]
-    let k = shifted - ROUND;
-    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    // NaN stays NaN through the clamp.
+    let (r, _, half_scale) = ln2_reduction(x.clamp(LOWEST, 89.0));
     // Estrin's scheme: three independent pairs, so the chain of dependent operations is half
     // of Horner's and more exponentials overlap in a vectorised loop.
     let r2 = r * r;
@@ -86,13 +79,30 @@ pub fn exp_kernel(x: f32) -> f32 {
     let high = 1.987_569_1e-4 * r + 1.398_199_9e-3;
     let p = low + r2 * (mid + r2 * high);
     let e_r = p * r2 + r + 1.0;
-    // k sits in the low mantissa bits of `shifted`: 2^(k−1) from integer operations only (no
-    // float-to-int conversion, so loops vectorise); the exponent field k + 126 is in [1, 254].
-    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let half_scale = f32::from_bits(k_bits.wrapping_add(126) << 23);
     let value = e_r * half_scale * 2.0;
     let keep = ((x < LOWEST) as u32).wrapping_sub(1); // all ones unless x < LOWEST; NaN keeps
     f32::from_bits(value.to_bits() & keep)
+}
+
+/// Adding and subtracting 1.5·2²³ rounds an f32 below 2²² in magnitude to an integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// The reduction of [`exp_kernel`] and [`expm1`]: `x = k·ln 2 + r` with k the nearest
+/// integer and |r| ≤ ln2/2 (Cody–Waite: `k·LN2_HI` is exact, so `r = x` when k = 0). Returns
+/// `r`, k (as the bits of a two's-complement integer) and the scale 2^(k−1), built from
+/// integer operations only (no float-to-int conversion, so loops vectorise). For
+/// `x ∈ [−86.643, 89]`, k is in −125..=128 and the scale's exponent field k + 126 in 1..=254.
+#[inline(always)]
+fn ln2_reduction(x: f32) -> (f32, u32, f32) {
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75; // 0x3f317200: 16 significant bits, k·LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6; // ln 2 − LN2_HI
+    let shifted = x * LOG2E + ROUND; // ROUND + k: k sits in the low mantissa bits
+    let k = shifted - ROUND;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let half_scale = f32::from_bits(k_bits.wrapping_add(126) << 23);
+    (r, k_bits, half_scale)
 }
 
 /// `eˣ − 1`, accurate near 0 where `exp(x) − 1` cancels: f32 arithmetic only and inlined like
@@ -107,15 +117,8 @@ pub fn exp_kernel(x: f32) -> f32 {
 /// result is −1 (as it is from −17.4 on); x > 88.72 gives +∞; NaN stays NaN.
 #[inline]
 pub fn expm1(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75; // as in `exp_kernel`
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const ROUND: f32 = 12_582_912.0;
-    // 2^(k−1) stays a normal number: k ≥ −125.
-    let clamped = x.clamp(-86.643, 89.0); // NaN stays NaN
-    let shifted = clamped * LOG2E + ROUND;
-    let k = shifted - ROUND;
-    let r = (clamped - k * LN2_HI) - k * LN2_LO;
+    // 2^(k−1) stays a normal number: k ≥ −125. NaN stays NaN through the clamp.
+    let (r, k_bits, half_scale) = ln2_reduction(x.clamp(-86.643, 89.0));
     let r2 = r * r;
     // P(r) = 1/2 + r/6 + r²/24 + … + r⁶/40320, by Estrin's scheme.
     let p01 = (1.0 / 6.0) * r + 0.5;
@@ -123,8 +126,6 @@ pub fn expm1(x: f32) -> f32 {
     let p45 = (1.0 / 5040.0) * r + 1.0 / 720.0;
     let r4 = r2 * r2;
     let p = p01 + r2 * p23 + r4 * (p45 + r2 * (1.0 / 40320.0));
-    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let half_scale = f32::from_bits(k_bits.wrapping_add(126) << 23); // 2^(k−1)
     let tail = r2 * p;
     // eˣ − 1 = 2^k·q + (2^k − 1) with q = eʳ − 1: both terms are exact when k ≤ 24, then one
     // rounding; but at k = 1 that sum cancels (to 0.15 from q near −0.29), so there r + ½
@@ -223,7 +224,6 @@ fn sin_cos_reduced(x: f32) -> (f32, f32) {
     const DP1: f32 = 0.785_156_25;
     const DP2: f32 = 2.418_756_5e-4;
     const DP3: f32 = 3.774_895e-8;
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting rounds to an integer
     let magnitude = x.abs();
     // The nearest quarter turn q (|x|·2/π rounded, ties to even) and r = |x| − 2q·π/4 in
     // [−π/4, π/4]. The rounding by adding 1.5·2²³ is integer-free, so loops of it vectorise
