@@ -16,7 +16,7 @@ use defmt_semihosting as _;
 use tinyscore::model::packed::groups_portable;
 use tinyscore::{particle_noise, NeuralScore, Score};
 use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
-use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNEL};
+use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNEL, LOCKSTEP};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -192,6 +192,7 @@ fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S, portable: &S) -
             return Err(());
         }
     }
+    count_lockstep(score, portable)?;
     count_kernel();
     let mut noise = particle_noise(CONFIG.seed, u64::MAX);
     let start = ticks();
@@ -200,6 +201,27 @@ fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S, portable: &S) -
     }
     defmt::println!("count gaussian_ticks_x4096 {=u64}", ticks() - start);
     core::hint::black_box(sink);
+    Ok(())
+}
+
+/// Ticks of 4 batched score evaluations of [`LOCKSTEP`] points at one time, as the samplers
+/// make them, which must give the bits of the portable kernel's evaluations one by one.
+fn count_lockstep<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Result<(), ()> {
+    let xs: [[f32; N]; LOCKSTEP] =
+        core::array::from_fn(|k| core::array::from_fn(|d| 0.11 * k as f32 - 0.9 + 0.3 * d as f32));
+    let mut out = [[0.0f32; N]; LOCKSTEP];
+    let start = ticks();
+    for _ in 0..4 {
+        core::hint::black_box(score).score_batch(core::hint::black_box(&xs), 0.5, &mut out);
+    }
+    defmt::println!("count lockstep {=usize}", LOCKSTEP);
+    defmt::println!("count score_lockstep_ticks_x4 {=u64}", ticks() - start);
+    for (x, s) in xs.iter().zip(&out) {
+        if s.map(f32::to_bits) != portable.score(x, 0.5).map(f32::to_bits) {
+            defmt::println!("error: the batched evaluation disagrees with the portable one");
+            return Err(());
+        }
+    }
     Ok(())
 }
 
@@ -215,7 +237,8 @@ fn count_kernel() {
     for _ in 0..64 {
         KERNEL(
             core::hint::black_box(&weights.0),
-            64,
+            4 * 64,
+            16,
             core::hint::black_box(&operands),
             &mut acc,
         );

@@ -295,6 +295,11 @@ pub struct Counts {
     /// Per score-network evaluation with the portable kernel for packed int8 layers (the
     /// same as `per_score` where no faster kernel is installed).
     pub per_score_portable: f64,
+    /// Per score-network evaluation when the samplers evaluate `lockstep` particles at one
+    /// time together, as the firmware samples.
+    pub per_score_lockstep: f64,
+    /// Particles the firmware samples in lockstep.
+    pub lockstep: u64,
     /// Per multiply–accumulate of the int8 kernel alone: a 64 × 64 layer a call, the call
     /// included.
     pub kernel_per_mac: f64,
@@ -302,7 +307,8 @@ pub struct Counts {
     pub macs_per_score: u64,
     /// Per standard normal.
     pub per_gaussian: f64,
-    /// One whole sample (the configured sampler and steps).
+    /// One whole sample (the configured sampler and steps), the run's instructions over its
+    /// particles (`lockstep` of them).
     pub per_sample: f64,
 }
 
@@ -332,14 +338,18 @@ pub fn count(run: &FirmwareRun) -> Result<Counts> {
             (inputs * outputs) as u64
         })
         .sum();
+    let lockstep = field("lockstep")?;
     Ok(Counts {
         per_score: field("score_ticks_x64")? * INSTRUCTIONS_PER_TICK / 64.0,
+        per_score_lockstep: field("score_lockstep_ticks_x4")? * INSTRUCTIONS_PER_TICK
+            / (4.0 * lockstep),
+        lockstep: lockstep as u64,
         per_score_portable: field("score_portable_ticks_x64")? * INSTRUCTIONS_PER_TICK / 64.0,
         kernel_per_mac: field("kernel_ticks_x64_4096mac")? * INSTRUCTIONS_PER_TICK
             / (64.0 * 4096.0),
         macs_per_score: macs,
         per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
-        per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK,
+        per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK / run.particles.max(1) as f64,
     })
 }
 

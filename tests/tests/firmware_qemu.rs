@@ -38,7 +38,7 @@ static FIRMWARE: Mutex<()> = Mutex::new(());
 
 /// Each sample's coordinates' bits, row after row.
 fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Vec<u32>> {
-    run_with(board, model, sampler, Sink::Defmt)
+    run_with(board, model, sampler, Sink::Defmt, PARTICLES)
 }
 
 fn run_with(
@@ -46,13 +46,14 @@ fn run_with(
     model: &Path,
     sampler: SamplerKind,
     sink: Sink,
+    particles: usize,
 ) -> anyhow::Result<Vec<u32>> {
     let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
     let run = FirmwareRun {
         model: model.to_path_buf(),
         sampler,
         steps: STEPS,
-        particles: PARTICLES,
+        particles,
         seed: SEED,
         sink,
     };
@@ -63,7 +64,7 @@ fn run_with(
         .collect())
 }
 
-fn host_samples(bytes: &[u8], sampler: SamplerKind) -> Vec<u32> {
+fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
     let model = tinyscore::Model::parse(bytes).unwrap();
     let sde: ModelSde = model.header().sde;
     let options = SampleOptions {
@@ -72,7 +73,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind) -> Vec<u32> {
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
         denoise: false,
-        n: PARTICLES,
+        n,
         seed: SEED,
         threads: 2,
         t_end: model.header().t_end,
@@ -105,7 +106,7 @@ fn firmware_samples_are_bit_identical_to_the_host() {
         std::fs::write(&path, bytes).unwrap();
         for kind in samplers {
             let name = kind.name();
-            let expected = host_samples(bytes, kind);
+            let expected = host_samples(bytes, kind, PARTICLES);
             for board in BOARDS {
                 let got = run_on(board, &path, kind)
                     .unwrap_or_else(|e| panic!("{board:?}, {precision}, {name}: {e:#}"));
@@ -126,10 +127,13 @@ fn a_three_dimensional_model_samples_bit_identically_on_both_cores() {
     let bytes = helix_int8();
     let path = dir.path().join("helix-int8.tsm");
     std::fs::write(&path, &bytes).unwrap();
-    let expected = host_samples(&bytes, SamplerKind::Em);
-    assert_eq!(expected.len(), 3 * PARTICLES);
+    // More particles than the firmware samples in lockstep (16 for 3-D data), so that a
+    // second, partial batch takes the streams from 16 on.
+    let particles = 19;
+    let expected = host_samples(&bytes, SamplerKind::Em, particles);
+    assert_eq!(expected.len(), 3 * particles);
     for board in BOARDS {
-        let got = run_on(board, &path, SamplerKind::Em)
+        let got = run_with(board, &path, SamplerKind::Em, Sink::Defmt, particles)
             .unwrap_or_else(|e| panic!("{board:?}, 3-D int8: {e:#}"));
         assert_eq!(
             got, expected,
@@ -145,9 +149,9 @@ fn the_binary_sink_sends_the_same_bits_as_records() {
     let bytes = reference_int8().1;
     let path = dir.path().join("int8.tsm");
     std::fs::write(&path, &bytes).unwrap();
-    let expected = host_samples(&bytes, SamplerKind::Pc);
+    let expected = host_samples(&bytes, SamplerKind::Pc, PARTICLES);
     for board in BOARDS {
-        let got = run_with(board, &path, SamplerKind::Pc, Sink::Binary)
+        let got = run_with(board, &path, SamplerKind::Pc, Sink::Binary, PARTICLES)
             .unwrap_or_else(|e| panic!("{board:?}, binary sink: {e:#}"));
         assert_eq!(
             got, expected,
@@ -197,7 +201,10 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
     // The `count` build evaluates the score with the installed kernel and with the portable
     // one and fails unless their bits agree; it succeeding on the int8 model, with the
     // installed kernel taking fewer instructions, shows that the M4 build packed the model
-    // and runs the assembly kernel, and that the kernel gives the portable bits.
+    // and runs the assembly kernel, and that the kernel gives the portable bits. The build
+    // also checks a batch of particles at one time (the lockstep the samplers run) against
+    // the portable kernel point by point; that batch costing less a point shows its time
+    // features' sums are shared.
     require_qemu();
     let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
@@ -215,5 +222,9 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
     assert!(
         counts.per_score < counts.per_score_portable,
         "the SMLAD kernel is not in use: {counts:?}"
+    );
+    assert!(
+        counts.per_score_lockstep < counts.per_score,
+        "the batch does not share its time features' work: {counts:?}"
     );
 }

@@ -7,7 +7,7 @@ use rand_core::Rng;
 use tinyscore::model::packed::{groups_portable, operands, pack_int8, GROUP_ROWS};
 use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
-use tinyscore::{particle_rng, NeuralScore, VpSde};
+use tinyscore::{particle_rng, NeuralScore, Score, VpSde};
 use tinyscore_host::model_file::Network;
 use tinyscore_host::quantize::{QuantizedActivation, QuantizedLayer, QuantizedNetwork};
 use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
@@ -19,7 +19,9 @@ fn packed(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit.
+/// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit, and
+/// so must the packed model's batched scores (which share the time features' sums between
+/// the points) with the int8 model's scores point by point, for batches of 1 to 9 points.
 fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
     let packed = packed(int8);
     let plain = NeuralScore::<N>::new(Model::parse(int8).unwrap()).unwrap();
@@ -37,6 +39,18 @@ fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
             plain.predict_noise(&x, t).map(f32::to_bits),
             "x {x:?} t {t}"
         );
+    }
+    for batch in 1..=9 {
+        let xs: Vec<[f32; N]> = (0..batch)
+            .map(|_| core::array::from_fn(|_| 8.0 * uniform() - 4.0))
+            .collect();
+        let t = uniform();
+        let mut scores = vec![[0.0f32; N]; batch];
+        fast.score_batch(&xs, t, &mut scores);
+        for (x, s) in xs.iter().zip(&scores) {
+            let one = plain.score(x, t);
+            assert_eq!(s.map(f32::to_bits), one.map(f32::to_bits), "x {x:?} t {t}");
+        }
     }
 }
 
@@ -69,7 +83,7 @@ fn the_kernel_computes_256_times_the_corrected_dot_product() {
                 .sum::<i32>()
         );
         let mut acc = [1i32; GROUP_ROWS];
-        groups_portable(&stored, 4 * words, &pairs, &mut acc);
+        groups_portable(&stored, 16 * words, words, &pairs, &mut acc);
         for (row, acc) in w.iter().zip(acc) {
             let dot: i64 = (0..4 * words).map(|j| row[j] as i64 * q[j] as i64).sum();
             let odd: i64 = (0..4 * words)
@@ -85,13 +99,12 @@ fn the_kernel_computes_256_times_the_corrected_dot_product() {
 fn the_packed_reference_model_gives_the_int8_bits() {
     let (_, bytes) = reference_int8();
     assert_same_bits::<2>(&bytes, 3000, 1);
-    // And in the batched path, which runs the lanes one by one.
+    // And in a batch longer than the host's lanes.
     let packed = packed(&bytes);
     let fast = NeuralScore::<2>::new(Model::parse(&packed).unwrap()).unwrap();
     let plain = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
     let xs: Vec<[f32; 2]> = (0..53).map(|i| [0.1 * i as f32 - 2.0, 0.5]).collect();
     let (mut a, mut b) = (vec![[0.0; 2]; 53], vec![[0.0; 2]; 53]);
-    use tinyscore::Score;
     fast.score_batch(&xs, 0.3, &mut a);
     plain.score_batch(&xs, 0.3, &mut b);
     assert_eq!(
@@ -109,6 +122,22 @@ fn partial_row_groups_and_input_tails_give_the_int8_bits() {
 /// An int8 network of the given shape with every weight, bias, zero point, multiplier,
 /// shift and table entry drawn at random over the whole range the format allows.
 fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -> Vec<u8> {
+    random_network_in(dim, fourier, hidden, layers, seed, 30, -31..=8)
+}
+
+/// A random int8 network like [`random_network`] with biases within ±2^`bias_bits` and
+/// shifts drawn from `shifts`. Small biases and shifts that keep the hidden levels inside
+/// the int8 range make every input's product reach the output's low bits, where biases
+/// near 2³⁰ would round them away in ε̂'s f32.
+fn random_network_in(
+    dim: u32,
+    fourier: u32,
+    hidden: u32,
+    layers: u32,
+    seed: u64,
+    bias_bits: u32,
+    shifts: std::ops::RangeInclusive<i8>,
+) -> Vec<u8> {
     let mut rng = particle_rng(seed, 0);
     let mut next = move || rng.next_u32();
     let dims = Dims {
@@ -128,14 +157,19 @@ fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -
             QuantizedLayer {
                 weights: (0..inputs * outputs).map(|_| next() as i8).collect(),
                 bias: (0..outputs)
-                    .map(|_| (next() % (1 << 31)) as i32 - (1 << 30))
+                    .map(|_| (next() % (2 << bias_bits)) as i32 - (1 << bias_bits))
                     .collect(),
                 weight_scale: (0..outputs).map(|_| 0.01).collect(),
                 activation: (i < layers).then(|| QuantizedActivation {
                     multiplier: (0..outputs)
                         .map(|_| (1 << 30) + (next() >> 2) as i32)
                         .collect(),
-                    shift: (0..outputs).map(|_| (next() % 40) as i8 - 31).collect(),
+                    shift: (0..outputs)
+                        .map(|_| {
+                            let span = (shifts.end() - shifts.start()) as u32 + 1;
+                            shifts.start() + (next() % span) as i8
+                        })
+                        .collect(),
                     pre: params(next(), next()),
                     lut: core::array::from_fn(|_| next() as i8),
                     post: params(next(), next()),
@@ -163,8 +197,13 @@ fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -
 
 #[test]
 fn random_networks_of_awkward_shapes_give_the_int8_bits() {
-    // Widths below one word (3 inputs), every tail length, groups of 1 to 4 rows.
+    // Widths below one word (3 inputs), every tail length, groups of 1 to 4 rows; data
+    // that fills the only word (4 + 2 inputs) or reaches into the tail (5 + 2), whose
+    // sums are then each point's own.
     assert_same_bits::<1>(&random_network(1, 1, 5, 1, 1), 300, 3);
+    assert_same_bits::<4>(&random_network_in(4, 1, 9, 1, 7, 12, -14..=-6), 300, 8);
+    assert_same_bits::<5>(&random_network_in(5, 1, 6, 2, 8, 12, -14..=-6), 300, 9);
+    assert_same_bits::<9>(&random_network_in(9, 3, 12, 1, 9, 12, -14..=-6), 300, 10);
     assert_same_bits::<2>(&random_network(2, 3, 7, 2, 2), 300, 4);
     assert_same_bits::<3>(&random_network(3, 16, 64, 3, 3), 300, 5);
     assert_same_bits::<4>(&random_network(4, 64, 256, 2, 4), 100, 6);

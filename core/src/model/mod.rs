@@ -731,7 +731,11 @@ impl<'a> Model<'a> {
         match &self.layers {
             Layers::F32(layers) => self.forward_f32(layers, a, t),
             Layers::Int8(layers) => self.forward_int8(layers, a, t),
-            Layers::Int8Packed(layers) => self.forward_packed(layers, a, t),
+            Layers::Int8Packed(layers) => {
+                self.forward_packed(layers, t, &mut Lanes(a));
+                let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
+                &a[..n]
+            }
         }
     }
 
@@ -1101,6 +1105,46 @@ fn dense_int8_dequantize<const L: usize>(
     });
 }
 
+/// A lane buffer as the packed evaluation's [`packed::Points`]: point `p` is column `p`.
+struct Lanes<'a, const L: usize>(&'a mut [[f32; L]; MAX_WIDTH]);
+
+impl<const L: usize> packed::Points for Lanes<'_, L> {
+    fn count(&self) -> usize {
+        L
+    }
+    fn coordinate(&self, p: usize, d: usize) -> f32 {
+        self.0.get(d).and_then(|row| row.get(p)).map_or(0.0, |v| *v)
+    }
+    fn put(&mut self, p: usize, d: usize, eps: f32) {
+        if let Some(slot) = self.0.get_mut(d).and_then(|row| row.get_mut(p)) {
+            *slot = eps;
+        }
+    }
+}
+
+/// Points of a score batch as the packed evaluation's [`packed::Points`], their scores
+/// `−ε̂/σ` written straight to `out` (no lane buffer: a chip scores a batch in the stack
+/// space of one point).
+struct ScorePoints<'a, const N: usize> {
+    xs: &'a [[f32; N]],
+    out: &'a mut [[f32; N]],
+    sigma: f32,
+}
+
+impl<const N: usize> packed::Points for ScorePoints<'_, N> {
+    fn count(&self) -> usize {
+        self.xs.len().min(self.out.len())
+    }
+    fn coordinate(&self, p: usize, d: usize) -> f32 {
+        self.xs.get(p).and_then(|x| x.get(d)).map_or(0.0, |v| *v)
+    }
+    fn put(&mut self, p: usize, d: usize, eps: f32) {
+        if let Some(slot) = self.out.get_mut(p).and_then(|s| s.get_mut(d)) {
+            *slot = -eps / self.sigma;
+        }
+    }
+}
+
 /// Points the network evaluates together in a batch.
 pub const LANES: usize = 16;
 
@@ -1112,8 +1156,9 @@ pub type LanesForward = fn(&Model<'_>, &mut [[f32; LANES]; MAX_WIDTH], f32);
 #[derive(Clone, Copy, Debug)]
 pub struct NeuralScore<'a, const N: usize> {
     model: Model<'a>,
-    /// Runs full batches when set; else the baseline copy does (called directly, so a chip
-    /// that never evaluates a full batch does not link it).
+    /// Runs full batches when set; else the baseline copy does. A chip (no stack for a lane
+    /// batch) never reads it.
+    #[cfg_attr(target_os = "none", allow(dead_code))]
     lanes: Option<LanesForward>,
 }
 
@@ -1156,6 +1201,18 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
 }
 
 impl<const N: usize> NeuralScore<'_, N> {
+    /// `−ε̂/σ(t)` for every point of `xs` into `out` when the model is packed (which shares
+    /// the time features' work between the points, without a lane buffer); false otherwise.
+    fn score_packed(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) -> bool {
+        let Layers::Int8Packed(layers) = &self.model.layers else {
+            return false;
+        };
+        let sigma = self.model.header.sde.sigma(t);
+        let mut points = ScorePoints { xs, out, sigma };
+        self.model.forward_packed(layers, t, &mut points);
+        true
+    }
+
     /// `−ε̂/σ(t)` for up to `L` points; `forward` runs the network on the lanes.
     fn score_lanes<const L: usize>(
         &self,
@@ -1184,6 +1241,9 @@ impl<const N: usize> NeuralScore<'_, N> {
 impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];
+        if self.score_packed(core::slice::from_ref(x), t, &mut out) {
+            return out[0];
+        }
         self.score_lanes::<1>(core::slice::from_ref(x), t, &mut out, |a| {
             self.model.forward::<1>(a, t);
         });
@@ -1191,6 +1251,16 @@ impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     }
 
     fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        if self.score_packed(xs, t, out) {
+            return;
+        }
+        // A chip has no stack for a lane buffer of LANES points (16 KiB): it scores the other
+        // precisions point by point.
+        #[cfg(target_os = "none")]
+        for (x, o) in xs.iter().zip(out) {
+            *o = self.score(x, t);
+        }
+        #[cfg(not(target_os = "none"))]
         for (xs, out) in xs.chunks(LANES).zip(out.chunks_mut(LANES)) {
             if xs.len() == LANES {
                 self.score_lanes::<LANES>(xs, t, out, |a| match self.lanes {

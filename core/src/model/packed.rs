@@ -46,17 +46,21 @@ pub const GROUP_ROWS: usize = 4;
 /// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs).
 pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
-/// A kernel for the full groups of four rows of a packed layer with `inputs` inputs: group
-/// `g` is the `4·inputs` bytes at `weights[4g·inputs..]`, and for each of its `K = inputs/4`
-/// words `k` its row `r` adds `SMLAD(W, A_k) + SMLAD(UXTB16(W), B_k)` (wrapping) to a sum
-/// that starts at 0 and is written to `acc[4g + r]`; `W` is the little-endian word at
-/// `(4k + r)·4` bytes into the group, `A_k, B_k = operands[2k], operands[2k + 1]`. There are
-/// `acc.len()/4` groups; `weights` and `operands` hold at least as many bytes and pairs. The
-/// group's tail (its last `4·(inputs mod 4)` bytes) is not the kernel's.
+/// A kernel for the full groups of four rows of a packed layer: group `g` starts
+/// `g·group_bytes` bytes into `weights`, and for each of its `words` words `k` its row `r`
+/// adds `SMLAD(W, A_k) + SMLAD(UXTB16(W), B_k)` (wrapping) to a sum that starts at 0 and is
+/// written to `acc[4g + r]`; `W` is the little-endian word `(4k + r)·4` bytes into the group,
+/// `A_k, B_k = operands[2k], operands[2k + 1]`. There are `acc.len()/4` groups; `weights`
+/// and `operands` hold at least as many bytes and pairs.
+///
+/// A whole layer of `inputs` inputs is `group_bytes = 4·inputs` and `words = inputs/4` (each
+/// group's tail, its last `4·(inputs mod 4)` bytes, is not the kernel's); a run of words
+/// `k₀..k₁` of it starts `16·k₀` bytes in, with the same `group_bytes`.
 ///
 /// [`groups_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
 /// with [`Model::with_kernel`], which must give the same bits.
-pub type GroupsKernel = fn(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]);
+pub type GroupsKernel =
+    fn(weights: &[u8], group_bytes: usize, words: usize, operands: &[u32], acc: &mut [i32]);
 
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, signed 16-bit halves, wrapping.
 #[inline(always)]
@@ -87,15 +91,21 @@ pub fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
 }
 
 /// The portable [`GroupsKernel`].
-pub fn groups_portable(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]) {
-    if inputs == 0 {
-        return;
-    }
-    let word_bytes = 4 * GROUP_ROWS * (inputs / 4);
-    let groups = weights.chunks_exact(GROUP_ROWS * inputs);
-    for (group, acc) in groups.zip(acc.chunks_exact_mut(GROUP_ROWS)) {
+pub fn groups_portable(
+    weights: &[u8],
+    group_bytes: usize,
+    words: usize,
+    operands: &[u32],
+    acc: &mut [i32],
+) {
+    let word_bytes = 4 * GROUP_ROWS * words;
+    for (g, acc) in acc.chunks_exact_mut(GROUP_ROWS).enumerate() {
         acc.fill(0);
-        dot_portable(&group[..word_bytes], operands, acc);
+        let start = g.saturating_mul(group_bytes);
+        let end = start.saturating_add(word_bytes);
+        if let Some(group) = weights.get(start..end) {
+            dot_portable(group, operands, acc);
+        }
     }
 }
 
@@ -191,93 +201,156 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
     Ok(len)
 }
 
+/// Where a packed evaluation takes its points and puts their noise predictions ε̂; the points
+/// share one time.
+pub(super) trait Points {
+    /// The number of points.
+    fn count(&self) -> usize;
+    /// Coordinate `d` of point `p`.
+    fn coordinate(&self, p: usize, d: usize) -> f32;
+    /// Takes coordinate `d` of point `p`'s ε̂ (after every coordinate of `p` was read).
+    fn put(&mut self, p: usize, d: usize, eps: f32);
+}
+
 impl Model<'_> {
-    /// The packed network on `L` lanes, one lane at a time: the same integers as
+    /// The packed network on every point of `points`, all at time `t`: the same integers as
     /// `forward_int8`, so the same bits, with raw levels `q` between layers.
+    ///
+    /// The first layer's input is a point's N coordinates and then the time features, which
+    /// all points share. Its sums over the words that hold only time features (and over the
+    /// tail, when the coordinates end before it) are made once, with the bias; each point then
+    /// adds the sums over its own words. Over any set of words the kernel's sum is exactly 256
+    /// times a whole number below 2²³ (module docs), so split sums shift down and add up to
+    /// the same integers.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    pub(super) fn forward_packed<'s, const L: usize>(
+    pub(super) fn forward_packed(
         &self,
         layers: &[Int8Layer<'_>],
-        a: &'s mut [[f32; L]; MAX_WIDTH],
         t: f32,
-    ) -> &'s [[f32; L]] {
-        let n = self.header.dims.dim as usize;
-        let input = layers.first().map(|l| l.input).unwrap_or_default();
-        let mut time = [0i8; MAX_WIDTH];
-        self.for_each_time_level(input, t, |i, q| time[i] = q);
+        points: &mut impl Points,
+    ) {
+        let Some(first) = layers.first() else {
+            return;
+        };
+        let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
         let last = self.header.dims.layers as usize;
-        // Scratch space for every layer and lane: zeroed once per call, not once per layer.
         let mut pairs = [0u32; MAX_WIDTH / 2];
+        let mut levels = [0i8; MAX_WIDTH];
+        self.for_each_time_level(first.input, t, |i, q| levels[i] = q);
+        let words = first.inputs.min(MAX_WIDTH) / 4;
+        let own_words = n.div_ceil(4).min(words);
+        let time_tail = n <= 4 * words;
+        let mut shared = [0i32; MAX_WIDTH];
+        let sums = self.word_sums(
+            first,
+            &levels,
+            own_words..words,
+            time_tail,
+            &mut pairs,
+            &mut shared,
+        );
+        add_bias(first, sums);
+        // Hidden layer i writes its levels into hidden[i % 2] and reads its input from the
+        // other one (layer 0 from `levels`, whose time features stay for the next point).
+        let mut hidden = [[0i8; MAX_WIDTH]; 2];
         let mut totals = [0i32; MAX_WIDTH];
-        for p in 0..L {
-            let mut x = time;
-            for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
-                *xd = input.quantize(ad[p]);
+        for p in 0..points.count() {
+            for (d, level) in levels.iter_mut().enumerate().take(n) {
+                *level = first.input.quantize(points.coordinate(p, d));
             }
-            let mut y = [0i8; MAX_WIDTH];
-            for (i, layer) in layers.iter().enumerate().take(last) {
-                let (from, to) = if i % 2 == 0 {
-                    (&x, &mut y)
-                } else {
-                    (&y, &mut x)
+            for (i, layer) in layers.iter().enumerate().take(last + 1) {
+                let [even, odd] = &mut hidden;
+                let (from, to) = match i {
+                    0 => (&levels, even),
+                    _ if i % 2 == 1 => (&*even, odd),
+                    _ => (&*odd, even),
                 };
-                let totals = self.packed_totals(layer, from, &mut pairs, &mut totals);
-                let activation = layer.activation_table();
-                let requantization = layer.multiplier.chunks_exact(4).zip(layer.shift);
-                for ((total, (m, shift)), q) in totals.iter().zip(requantization).zip(to.iter_mut())
-                {
-                    let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
-                    *q = activation.level(*total, multiplier, *shift as i8 as i32);
-                }
-            }
-            let hidden = if last % 2 == 0 { &x } else { &y };
-            if let Some(output) = layers.get(last) {
-                let totals = self.packed_totals(output, hidden, &mut pairs, &mut totals);
-                let scales = output.weight_scale.chunks_exact(4).map(f32_at);
-                for ((total, scale), row) in totals.iter().zip(scales).zip(a.iter_mut()) {
-                    row[p] = *total as f32 * (output.input.scale * scale);
+                let totals = if i == 0 {
+                    let own = self.word_sums(
+                        layer,
+                        from,
+                        0..own_words,
+                        !time_tail,
+                        &mut pairs,
+                        &mut totals,
+                    );
+                    for (total, shared) in own.iter_mut().zip(&shared) {
+                        *total = total.wrapping_add(*shared);
+                    }
+                    own
+                } else {
+                    let all =
+                        self.word_sums(layer, from, 0..MAX_WIDTH, true, &mut pairs, &mut totals);
+                    add_bias(layer, all);
+                    all
+                };
+                if i < last {
+                    let activation = layer.activation_table();
+                    let requantization = layer.multiplier.chunks_exact(4).zip(layer.shift);
+                    for ((total, (m, shift)), q) in
+                        totals.iter().zip(requantization).zip(to.iter_mut())
+                    {
+                        let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+                        *q = activation.level(*total, multiplier, *shift as i8 as i32);
+                    }
+                } else {
+                    let scales = layer.weight_scale.chunks_exact(4).map(f32_at);
+                    for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
+                        points.put(p, d, *total as f32 * (layer.input.scale * scale));
+                    }
                 }
             }
         }
-        &a[..n]
     }
 
-    /// `bias[o] + Σⱼ w[o][j]·(q[j] − z)` for every row `o` of a packed layer, in `totals`,
-    /// with the installed kernel on the full groups of four rows.
+    /// For every row `o` of a packed layer, its part of `Σⱼ w[o][j]·(q[j] − z)` (bias not
+    /// included) from the words numbered in `words` and, when `tail`, from its tail: into
+    /// `out`, whose rows it returns. The installed kernel runs the full groups of four rows.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn packed_totals<'t>(
+    fn word_sums<'t>(
         &self,
         layer: &Int8Layer<'_>,
         q: &[i8; MAX_WIDTH],
+        words: core::ops::Range<usize>,
+        tail: bool,
         pairs: &mut [u32; MAX_WIDTH / 2],
-        totals: &'t mut [i32; MAX_WIDTH],
-    ) -> &'t [i32] {
+        out: &'t mut [i32; MAX_WIDTH],
+    ) -> &'t mut [i32] {
         let inputs = layer.inputs.min(MAX_WIDTH);
         if inputs == 0 {
-            return &[];
+            return &mut [];
         }
-        let words = inputs / 4;
-        let even = operands(&q[..inputs], pairs);
-        let pairs = &pairs[..2 * words];
+        let all_words = inputs / 4;
+        let to = words.end.min(all_words);
+        let from = words.start.min(to);
+        let count = to - from;
+        let even = operands(&q[4 * from..4 * to], pairs);
+        let pairs = &pairs[..2 * count];
         let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
         let full = outputs - outputs % GROUP_ROWS;
         let (grouped, rest) = layer.weights.split_at(full * inputs);
-        (self.kernel)(grouped, inputs, pairs, &mut totals[..full]);
-        let rest_words = (4 * words * (outputs - full)).min(rest.len());
-        totals[full..outputs].fill(0);
-        dot_portable(&rest[..rest_words], pairs, &mut totals[full..outputs]);
+        let out = &mut out[..outputs];
+        let (out_grouped, out_rest) = out.split_at_mut(full);
+        out_rest.fill(0);
+        if count > 0 {
+            let grouped = grouped.get(16 * from..).unwrap_or(&[]);
+            (self.kernel)(grouped, 4 * inputs, count, pairs, out_grouped);
+            let rows = outputs - full;
+            let rest_words = rest.get(4 * rows * from..4 * rows * to).unwrap_or(&[]);
+            dot_portable(rest_words, pairs, out_rest);
+        } else {
+            out_grouped.fill(0);
+        }
         let constant = even.wrapping_mul(128);
-        let biases = layer.bias.chunks_exact(4);
-        for (total, bias) in totals.iter_mut().zip(biases).take(outputs) {
-            let bias = i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]);
-            *total = bias.wrapping_add(*total >> 8).wrapping_sub(constant);
+        for total in out.iter_mut() {
+            *total = (*total >> 8).wrapping_sub(constant);
         }
         let tail_len = inputs % 4;
-        if tail_len > 0 {
+        if tail && tail_len > 0 {
             // Each row's tail follows the word part of its group, in row order.
-            let tail_inputs = &q[4 * words..inputs];
-            for (g, group) in totals[..outputs].chunks_mut(GROUP_ROWS).enumerate() {
-                let start = g * GROUP_ROWS * inputs + 4 * words * group.len();
+            let tail_inputs = &q[4 * all_words..inputs];
+            for (g, group) in out.chunks_mut(GROUP_ROWS).enumerate() {
+                let start = g * GROUP_ROWS * inputs + 4 * all_words * group.len();
                 let tails = layer.weights.get(start..).unwrap_or(&[]);
                 for (total, tail) in group.iter_mut().zip(tails.chunks_exact(tail_len)) {
                     for (w, x) in tail.iter().zip(tail_inputs) {
@@ -286,6 +359,14 @@ impl Model<'_> {
                 }
             }
         }
-        &totals[..outputs]
+        out
+    }
+}
+
+/// Adds a packed layer's (folded) biases to its rows' sums.
+#[inline(always)]
+fn add_bias(layer: &Int8Layer<'_>, sums: &mut [i32]) {
+    for (total, bias) in sums.iter_mut().zip(layer.bias.chunks_exact(4)) {
+        *total = total.wrapping_add(i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]));
     }
 }

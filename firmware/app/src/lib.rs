@@ -69,8 +69,8 @@ pub mod smlad;
 use tinyscore::model::packed::GroupsKernel;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
-    ModelError, NeuralScore, NullObserver, OdeHeun, ParamError, PredictorCorrector,
-    ReverseDiffusion, SampleError, Sampler, Schedule, Score, Solver, TimeGrid,
+    ModelError, NeuralScore, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion,
+    SampleError, Sampler, Schedule, Score, Solver, TimeGrid,
 };
 
 /// The samplers the firmware runs.
@@ -170,8 +170,8 @@ pub fn parse(model: &[u8]) -> Result<Model<'_>, ModelError> {
     Ok(Model::parse(model)?.with_kernel(KERNEL))
 }
 
-/// Parses `model`, samples `config.particles` particles and sends each to `sink`, toggling
-/// `led` after each.
+/// Parses `model`, samples `config.particles` particles ([`LOCKSTEP`] at a time) and sends
+/// each to `sink`, toggling `led` after each.
 ///
 /// The model must have the dimension the build read from the baked model ([`baked::DIM`]).
 pub fn run<L: OutputPin, K: SampleSink>(
@@ -219,6 +219,18 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     }
 }
 
+/// Particles sampled together, step by step: each score evaluation of a packed int8 model
+/// at one time shares the time features and their first-layer sums between them (the
+/// particles get the same bits as one at a time). Wider data gets fewer, so that the
+/// states stay a small part of the stack.
+pub const LOCKSTEP: usize = if baked::DIM <= 4 {
+    16
+} else if baked::DIM <= 16 {
+    4
+} else {
+    1
+};
+
 /// The LED and the sink of a run.
 struct Output<'a, L, K> {
     led: &'a mut L,
@@ -239,19 +251,34 @@ impl<L: OutputPin, K: SampleSink> Output<'_, L, K> {
         D: LinearSde,
         S: Score<N>,
     {
-        for index in 0..config.particles {
-            let mut noise = particle_noise(config.seed, index as u64);
-            let x = sampler
-                .sample(sde, score, &mut noise, &mut NullObserver)
-                .map_err(|error| AppError::Particle { index, error })?;
-            self.sink.sample(index, &x)?;
-            self.lit = !self.lit;
-            // A status LED that cannot switch is no reason to stop sampling.
-            let _ = if self.lit {
-                self.led.set_high()
-            } else {
-                self.led.set_low()
-            };
+        let mut first = 0;
+        while first < config.particles {
+            let len = (config.particles - first).min(LOCKSTEP as u32) as usize;
+            let mut noises: [_; LOCKSTEP] =
+                core::array::from_fn(|i| particle_noise(config.seed, first as u64 + i as u64));
+            let mut xs = [[0.0f32; N]; LOCKSTEP];
+            sampler
+                .sample_batch::<D, S, _, N, LOCKSTEP>(
+                    sde,
+                    score,
+                    &mut noises[..len],
+                    &mut xs[..len],
+                )
+                .map_err(|e| AppError::Particle {
+                    index: first + e.particle as u32,
+                    error: e.error,
+                })?;
+            for (index, x) in (first..).zip(&xs[..len]) {
+                self.sink.sample(index, x)?;
+                self.lit = !self.lit;
+                // A status LED that cannot switch is no reason to stop sampling.
+                let _ = if self.lit {
+                    self.led.set_high()
+                } else {
+                    self.led.set_low()
+                };
+            }
+            first += len as u32;
         }
         Ok(())
     }

@@ -4,8 +4,10 @@
 //!
 //! One inner iteration takes four words of four interleaved rows (64 MACs): four `LDM` for
 //! the input operands, four `LDM` for the weights, 48 multiply instructions and the loop's
-//! `SUBS`/`BNE` — 58 instructions, 0.906 per MAC; each group of four rows adds 13 (clear
-//! the sums, rewind the operands, store the sums, skip the tail, count). [`groups`] gives
+//! `SUBS`/`BNE` — 58 instructions, 0.906 per MAC; a second loop takes the words left over
+//! one at a time (16 MACs in 16 instructions). Each group of four rows adds 17 (clear the
+//! sums, rewind the operands, enter the loops, store the sums, skip to the next group,
+//! count). [`groups`] gives
 //! the same bits as `tinyscore::model::packed::groups_portable`: the `count` build checks it
 //! on the chip, and the host-against-firmware tests compare whole samples bit for bit.
 
@@ -32,8 +34,9 @@ macro_rules! step {
     };
 }
 
-// tinyscore_groups_smlad(weights: r0, operands: r1, shape: r2 = &[iterations, groups,
-// tail bytes], acc: r3). Both counts > 0; weights word-aligned.
+// tinyscore_groups_smlad(weights: r0, operands: r1, shape: r2 = &[iterations of four
+// words, groups, bytes from a group's last word to the next group, single words], acc: r3).
+// Groups > 0, words (4·iterations + singles) > 0; weights word-aligned.
 core::arch::global_asm!(
     ".section .text.tinyscore_groups_smlad,\"ax\",%progbits",
     ".global tinyscore_groups_smlad",
@@ -42,9 +45,10 @@ core::arch::global_asm!(
     ".type tinyscore_groups_smlad, %function",
     "tinyscore_groups_smlad:",
     "push {{r4-r11, lr}}",
-    "ldm r2, {{r4, r5, r6}}",
-    // [sp] operands, [sp, #4] iterations, [sp, #8] groups left, [sp, #12] tail bytes.
-    "push {{r1, r4, r5, r6}}",
+    "ldm r2, {{r4, r5, r6, r7}}",
+    // [sp] operands, [sp, #4] iterations, [sp, #8] groups left, [sp, #12] skip bytes,
+    // [sp, #16] single words.
+    "push {{r1, r4, r5, r6, r7}}",
     "2:",
     "movs r4, #0",
     "movs r5, #0",
@@ -52,6 +56,9 @@ core::arch::global_asm!(
     "movs r7, #0",
     "ldr r1, [sp]",
     "ldr r2, [sp, #4]",
+    // CBZ reaches 126 bytes forward; the loop is 230.
+    "cmp r2, #0",
+    "beq 3f",
     "1:",
     step!(),
     step!(),
@@ -59,6 +66,14 @@ core::arch::global_asm!(
     step!(),
     "subs r2, r2, #1",
     "bne 1b",
+    "3:",
+    "ldr r2, [sp, #16]",
+    "cbz r2, 5f",
+    "4:",
+    step!(),
+    "subs r2, r2, #1",
+    "bne 4b",
+    "5:",
     "stm r3!, {{r4-r7}}",
     "ldr r2, [sp, #12]",
     "add r0, r0, r2",
@@ -66,7 +81,7 @@ core::arch::global_asm!(
     "subs r2, r2, #1",
     "str r2, [sp, #8]",
     "bne 2b",
-    "add sp, sp, #16",
+    "add sp, sp, #20",
     "pop {{r4-r11, pc}}",
     ".size tinyscore_groups_smlad, . - tinyscore_groups_smlad",
 );
@@ -75,35 +90,40 @@ extern "C" {
     fn tinyscore_groups_smlad(
         weights: *const u8,
         operands: *const u32,
-        shape: *const [usize; 3],
+        shape: *const [usize; 4],
         acc: *mut i32,
     );
 }
 
-/// Steps (words of each row) one inner iteration of the assembly takes.
+/// Words (of each row) one iteration of the assembly's main loop takes.
 const UNROLL: usize = 4;
 
-/// The packed kernel (a `tinyscore::model::packed::GroupsKernel`): the assembly loop where
-/// the words per row are a positive multiple of [`UNROLL`] and the weights are word-aligned,
-/// the portable kernel otherwise.
-pub fn groups(weights: &[u8], inputs: usize, operands: &[u32], acc: &mut [i32]) {
-    let steps = inputs / 4;
-    let group_bytes = GROUP_ROWS * inputs;
+/// The packed kernel (a `tinyscore::model::packed::GroupsKernel`): the assembly loops where
+/// the weights are word-aligned and the groups too, the portable kernel otherwise.
+pub fn groups(weights: &[u8], group_bytes: usize, words: usize, operands: &[u32], acc: &mut [i32]) {
     let groups = acc.len() / GROUP_ROWS;
-    let fits = steps > 0
-        && steps.is_multiple_of(UNROLL)
+    let word_bytes = 4 * GROUP_ROWS * words;
+    let fits = words > 0
         && groups > 0
-        && weights.len() >= groups * group_bytes
-        && operands.len() >= 2 * steps
+        && group_bytes >= word_bytes
+        && group_bytes.is_multiple_of(4)
+        && weights.len() >= (groups - 1) * group_bytes + word_bytes
+        && operands.len() >= 2 * words
         && (weights.as_ptr() as usize).is_multiple_of(4);
     if !fits {
-        groups_portable(weights, inputs, operands, acc);
+        groups_portable(weights, group_bytes, words, operands, acc);
         return;
     }
-    let shape = [steps / UNROLL, groups, 4 * (inputs % 4)];
-    // SAFETY: group g reads the 16·steps bytes at weights[g·group_bytes..] (word-aligned:
-    // group_bytes is a multiple of 4) and operands[..2·steps], all within the slices checked
-    // above; it writes acc[..4·groups] and restores the registers AAPCS makes it keep.
+    let shape = [
+        words / UNROLL,
+        groups,
+        group_bytes - word_bytes,
+        words % UNROLL,
+    ];
+    // SAFETY: group g reads the 16·words bytes at weights[g·group_bytes..] (word-aligned:
+    // the start and group_bytes are multiples of 4) and operands[..2·words], all within the
+    // slices checked above; it writes acc[..4·groups] and restores the registers AAPCS makes
+    // it keep.
     unsafe {
         tinyscore_groups_smlad(
             weights.as_ptr(),
