@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyscore::model::packed::groups_portable;
+use tinyscore::model::packed::rows_portable;
 use tinyscore::{particle_noise, NeuralScore, Score};
 use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
 use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNEL, LOCKSTEP};
@@ -60,7 +60,7 @@ fn run_qemu() -> Result<(), ()> {
         let model = parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
         let score =
             NeuralScore::<DIM>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
-        let portable = NeuralScore::<DIM>::new(model.with_kernel(groups_portable))
+        let portable = NeuralScore::<DIM>::new(model.with_kernel(rows_portable))
             .map_err(|e| defmt::println!("error: model: {}", e))?;
         count_score_and_noise(&score, &portable)?;
     }
@@ -237,8 +237,8 @@ fn count_kernel() {
     for _ in 0..64 {
         KERNEL(
             core::hint::black_box(&weights.0),
-            4 * 64,
-            16,
+            64,
+            0..16,
             core::hint::black_box(&operands),
             &mut acc,
         );

@@ -4,7 +4,7 @@
 //! zero points over their whole ranges.
 
 use rand_core::Rng;
-use tinyscore::model::packed::{groups_portable, operands, pack_int8, GROUP_ROWS};
+use tinyscore::model::packed::{operands, pack_int8, rows_portable, GROUP_ROWS};
 use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
 use tinyscore::{particle_rng, NeuralScore, Score, VpSde};
@@ -83,7 +83,7 @@ fn the_kernel_computes_256_times_the_corrected_dot_product() {
                 .sum::<i32>()
         );
         let mut acc = [1i32; GROUP_ROWS];
-        groups_portable(&stored, 16 * words, words, &pairs, &mut acc);
+        rows_portable(&stored, 4 * words, 0..words, &pairs, &mut acc);
         for (row, acc) in w.iter().zip(acc) {
             let dot: i64 = (0..4 * words).map(|j| row[j] as i64 * q[j] as i64).sum();
             let odd: i64 = (0..4 * words)

@@ -394,7 +394,7 @@ pub struct Model<'a> {
     std: &'a [u8],
     fourier: &'a [u8],
     layers: Layers<'a>,
-    kernel: packed::GroupsKernel,
+    kernel: packed::RowsKernel,
 }
 
 /// Reads consecutive sections of a byte slice, failing instead of panicking.
@@ -595,14 +595,14 @@ impl<'a> Model<'a> {
             std,
             fourier,
             layers,
-            kernel: packed::groups_portable,
+            kernel: packed::rows_portable,
         })
     }
 
-    /// The model with `kernel` multiplying the groups of four rows of a packed model
+    /// The model with `kernel` multiplying the rows of a packed model
     /// ([`Precision::Int8Packed`]); other precisions do not use it. The kernel must compute
-    /// what [`packed::groups_portable`] does, bit for bit.
-    pub fn with_kernel(self, kernel: packed::GroupsKernel) -> Self {
+    /// what [`packed::rows_portable`] does, bit for bit.
+    pub fn with_kernel(self, kernel: packed::RowsKernel) -> Self {
         Model { kernel, ..self }
     }
 

@@ -46,21 +46,22 @@ pub const GROUP_ROWS: usize = 4;
 /// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs).
 pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
-/// A kernel for the full groups of four rows of a packed layer: group `g` starts
-/// `g·group_bytes` bytes into `weights`, and for each of its `words` words `k` its row `r`
-/// adds `SMLAD(W, A_k) + SMLAD(UXTB16(W), B_k)` (wrapping) to a sum that starts at 0 and is
-/// written to `acc[4g + r]`; `W` is the little-endian word `(4k + r)·4` bytes into the group,
-/// `A_k, B_k = operands[2k], operands[2k + 1]`. There are `acc.len()/4` groups; `weights`
-/// and `operands` hold at least as many bytes and pairs.
+/// A kernel for the rows of a packed layer with `inputs` inputs and weight section
+/// `weights`: for every row `o < acc.len()` it sums `SMLAD(W_k, A_k) + SMLAD(UXTB16(W_k), B_k)`
+/// (wrapping, from 0) over the words `k` in `words` into `acc[o]`, where `W_k` is the
+/// little-endian word `k` of row `o` in the layout (in the group of four rows holding `o`, or
+/// in the last, smaller group) and `A_k, B_k = operands[2j], operands[2j + 1]` for
+/// `j = k − words.start`. The rows' tails are not the kernel's.
 ///
-/// A whole layer of `inputs` inputs is `group_bytes = 4·inputs` and `words = inputs/4` (each
-/// group's tail, its last `4·(inputs mod 4)` bytes, is not the kernel's); a run of words
-/// `k₀..k₁` of it starts `16·k₀` bytes in, with the same `group_bytes`.
-///
-/// [`groups_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
+/// [`rows_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
 /// with [`Model::with_kernel`], which must give the same bits.
-pub type GroupsKernel =
-    fn(weights: &[u8], group_bytes: usize, words: usize, operands: &[u32], acc: &mut [i32]);
+pub type RowsKernel = fn(
+    weights: &[u8],
+    inputs: usize,
+    words: core::ops::Range<usize>,
+    operands: &[u32],
+    acc: &mut [i32],
+);
 
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, signed 16-bit halves, wrapping.
 #[inline(always)]
@@ -76,7 +77,7 @@ fn uxtb16(a: u32) -> u32 {
     a & 0x00FF_00FF
 }
 
-/// Adds the word part of one group of `acc.len()` rows to `acc` (see [`GroupsKernel`]).
+/// Adds a run of words of one group of `acc.len()` rows to `acc` (see [`RowsKernel`]).
 pub fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
     let rows = acc.len();
     if rows == 0 {
@@ -90,21 +91,23 @@ pub fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
     }
 }
 
-/// The portable [`GroupsKernel`].
-pub fn groups_portable(
+/// The portable [`RowsKernel`].
+pub fn rows_portable(
     weights: &[u8],
-    group_bytes: usize,
-    words: usize,
+    inputs: usize,
+    words: core::ops::Range<usize>,
     operands: &[u32],
     acc: &mut [i32],
 ) {
-    let word_bytes = 4 * GROUP_ROWS * words;
-    for (g, acc) in acc.chunks_exact_mut(GROUP_ROWS).enumerate() {
+    let group_bytes = GROUP_ROWS * inputs;
+    for (g, acc) in acc.chunks_mut(GROUP_ROWS).enumerate() {
         acc.fill(0);
-        let start = g.saturating_mul(group_bytes);
-        let end = start.saturating_add(word_bytes);
-        if let Some(group) = weights.get(start..end) {
-            dot_portable(group, operands, acc);
+        let rows = acc.len();
+        let group = g.saturating_mul(group_bytes);
+        let start = group.saturating_add(4 * rows * words.start);
+        let end = group.saturating_add(4 * rows * words.end);
+        if let Some(run) = weights.get(start..end) {
+            dot_portable(run, operands, acc);
         }
     }
 }
@@ -241,15 +244,15 @@ impl Model<'_> {
         let own_words = n.div_ceil(4).min(words);
         let time_tail = n <= 4 * words;
         let mut shared = [0i32; MAX_WIDTH];
-        let sums = self.word_sums(
+        self.word_sums(
             first,
             &levels,
             own_words..words,
             time_tail,
+            biases(first),
             &mut pairs,
             &mut shared,
         );
-        add_bias(first, sums);
         // Hidden layer i writes its levels into hidden[i % 2] and reads its input from the
         // other one (layer 0 from `levels`, whose time features stay for the next point).
         let mut hidden = [[0i8; MAX_WIDTH]; 2];
@@ -266,23 +269,28 @@ impl Model<'_> {
                     _ => (&*odd, even),
                 };
                 let totals = if i == 0 {
-                    let own = self.word_sums(
+                    let shared = shared.iter().copied();
+                    let own = 0..own_words;
+                    self.word_sums(
                         layer,
                         from,
-                        0..own_words,
+                        own,
                         !time_tail,
+                        shared,
                         &mut pairs,
                         &mut totals,
-                    );
-                    for (total, shared) in own.iter_mut().zip(&shared) {
-                        *total = total.wrapping_add(*shared);
-                    }
-                    own
+                    )
                 } else {
-                    let all =
-                        self.word_sums(layer, from, 0..MAX_WIDTH, true, &mut pairs, &mut totals);
-                    add_bias(layer, all);
-                    all
+                    let all = 0..MAX_WIDTH;
+                    self.word_sums(
+                        layer,
+                        from,
+                        all,
+                        true,
+                        biases(layer),
+                        &mut pairs,
+                        &mut totals,
+                    )
                 };
                 if i < last {
                     let activation = layer.activation_table();
@@ -303,16 +311,18 @@ impl Model<'_> {
         }
     }
 
-    /// For every row `o` of a packed layer, its part of `Σⱼ w[o][j]·(q[j] − z)` (bias not
-    /// included) from the words numbered in `words` and, when `tail`, from its tail: into
-    /// `out`, whose rows it returns. The installed kernel runs the full groups of four rows.
+    /// For every row `o` of a packed layer, `base[o]` plus its part of `Σⱼ w[o][j]·(q[j] − z)`
+    /// from the words numbered in `words` and, when `tail`, from its tail: into `out`, whose
+    /// rows it returns. The installed kernel multiplies.
     #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[allow(clippy::too_many_arguments)]
     fn word_sums<'t>(
         &self,
         layer: &Int8Layer<'_>,
         q: &[i8; MAX_WIDTH],
         words: core::ops::Range<usize>,
         tail: bool,
+        base: impl Iterator<Item = i32>,
         pairs: &mut [u32; MAX_WIDTH / 2],
         out: &'t mut [i32; MAX_WIDTH],
     ) -> &'t mut [i32] {
@@ -323,27 +333,14 @@ impl Model<'_> {
         let all_words = inputs / 4;
         let to = words.end.min(all_words);
         let from = words.start.min(to);
-        let count = to - from;
         let even = operands(&q[4 * from..4 * to], pairs);
-        let pairs = &pairs[..2 * count];
+        let pairs = &pairs[..2 * (to - from)];
         let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
-        let full = outputs - outputs % GROUP_ROWS;
-        let (grouped, rest) = layer.weights.split_at(full * inputs);
         let out = &mut out[..outputs];
-        let (out_grouped, out_rest) = out.split_at_mut(full);
-        out_rest.fill(0);
-        if count > 0 {
-            let grouped = grouped.get(16 * from..).unwrap_or(&[]);
-            (self.kernel)(grouped, 4 * inputs, count, pairs, out_grouped);
-            let rows = outputs - full;
-            let rest_words = rest.get(4 * rows * from..4 * rows * to).unwrap_or(&[]);
-            dot_portable(rest_words, pairs, out_rest);
-        } else {
-            out_grouped.fill(0);
-        }
+        (self.kernel)(layer.weights, inputs, from..to, pairs, out);
         let constant = even.wrapping_mul(128);
-        for total in out.iter_mut() {
-            *total = (*total >> 8).wrapping_sub(constant);
+        for (total, base) in out.iter_mut().zip(base) {
+            *total = (*total >> 8).wrapping_sub(constant).wrapping_add(base);
         }
         let tail_len = inputs % 4;
         if tail && tail_len > 0 {
@@ -363,10 +360,11 @@ impl Model<'_> {
     }
 }
 
-/// Adds a packed layer's (folded) biases to its rows' sums.
+/// A packed layer's (folded) biases.
 #[inline(always)]
-fn add_bias(layer: &Int8Layer<'_>, sums: &mut [i32]) {
-    for (total, bias) in sums.iter_mut().zip(layer.bias.chunks_exact(4)) {
-        *total = total.wrapping_add(i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]));
-    }
+fn biases<'l>(layer: &Int8Layer<'l>) -> impl Iterator<Item = i32> + 'l {
+    layer
+        .bias
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }

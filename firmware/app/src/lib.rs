@@ -66,7 +66,7 @@ pub mod baked {
 #[cfg(tinyscore_dsp)]
 pub mod smlad;
 
-use tinyscore::model::packed::GroupsKernel;
+use tinyscore::model::packed::RowsKernel;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     ModelError, NeuralScore, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion,
@@ -159,11 +159,11 @@ impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
 /// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
 /// extension, else the portable one.
 #[cfg(tinyscore_dsp)]
-pub const KERNEL: GroupsKernel = smlad::groups;
+pub const KERNEL: RowsKernel = smlad::rows;
 /// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
 /// extension, else the portable one.
 #[cfg(not(tinyscore_dsp))]
-pub const KERNEL: GroupsKernel = tinyscore::model::packed::groups_portable;
+pub const KERNEL: RowsKernel = tinyscore::model::packed::rows_portable;
 
 /// Parses a model file, with [`KERNEL`] installed for packed int8 layers.
 pub fn parse(model: &[u8]) -> Result<Model<'_>, ModelError> {

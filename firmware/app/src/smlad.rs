@@ -1,17 +1,20 @@
 //! The packed int8 kernel in Cortex-M4 assembly: two multiply–accumulates per `SMLAD`, three
 //! instructions per weight word (see `tinyscore::model::packed` for the layout and the
-//! algebra), behind the safe [`groups`].
+//! algebra), behind the safe [`rows`].
 //!
 //! One inner iteration takes four words of four interleaved rows (64 MACs): four `LDM` for
 //! the input operands, four `LDM` for the weights, 48 multiply instructions and the loop's
 //! `SUBS`/`BNE` — 58 instructions, 0.906 per MAC; a second loop takes the words left over
 //! one at a time (16 MACs in 16 instructions). Each group of four rows adds 17 (clear the
 //! sums, rewind the operands, enter the loops, store the sums, skip to the next group,
-//! count). [`groups`] gives
-//! the same bits as `tinyscore::model::packed::groups_portable`: the `count` build checks it
-//! on the chip, and the host-against-firmware tests compare whole samples bit for bit.
+//! count). A last group of one to three rows (the output layer of 2-D data) runs a row at a
+//! time: 8 instructions a word. [`rows`] gives the same bits as
+//! `tinyscore::model::packed::rows_portable`: the `count` build checks it on the chip, and the
+//! host-against-firmware tests compare whole samples bit for bit.
 
-use tinyscore::model::packed::{groups_portable, GROUP_ROWS};
+use core::ops::Range;
+
+use tinyscore::model::packed::{rows_portable, GROUP_ROWS};
 
 /// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
 /// r10, r11, r12, lr, and `acc_r += SMLAD(W_r, A) + SMLAD(UXTB16(W_r), B)` into r4..r7.
@@ -86,7 +89,48 @@ core::arch::global_asm!(
     ".size tinyscore_groups_smlad, . - tinyscore_groups_smlad",
 );
 
+// tinyscore_rows_smlad(weights: r0, operands: r1, shape: r2 = &[words, rows], acc: r3):
+// one group of `rows` rows, row r's word k at weights + 4·r + 4·rows·k. Both counts > 0;
+// weights word-aligned.
+core::arch::global_asm!(
+    ".section .text.tinyscore_rows_smlad,\"ax\",%progbits",
+    ".global tinyscore_rows_smlad",
+    ".p2align 2",
+    ".thumb_func",
+    ".type tinyscore_rows_smlad, %function",
+    "tinyscore_rows_smlad:",
+    "push {{r4-r11, lr}}",
+    "ldm r2, {{r4, r5}}",
+    "lsls r6, r5, #2",
+    "2:",
+    "movs r7, #0",
+    "mov r8, r0",
+    "mov r9, r1",
+    "mov r10, r4",
+    "1:",
+    "ldr r11, [r8]",
+    "add r8, r8, r6",
+    "ldrd r12, lr, [r9], #8",
+    "smlad r7, r11, r12, r7",
+    "uxtb16 r11, r11",
+    "smlad r7, r11, lr, r7",
+    "subs r10, r10, #1",
+    "bne 1b",
+    "str r7, [r3], #4",
+    "adds r0, r0, #4",
+    "subs r5, r5, #1",
+    "bne 2b",
+    "pop {{r4-r11, pc}}",
+    ".size tinyscore_rows_smlad, . - tinyscore_rows_smlad",
+);
+
 extern "C" {
+    fn tinyscore_rows_smlad(
+        weights: *const u8,
+        operands: *const u32,
+        shape: *const [usize; 2],
+        acc: *mut i32,
+    );
     fn tinyscore_groups_smlad(
         weights: *const u8,
         operands: *const u32,
@@ -98,38 +142,56 @@ extern "C" {
 /// Words (of each row) one iteration of the assembly's main loop takes.
 const UNROLL: usize = 4;
 
-/// The packed kernel (a `tinyscore::model::packed::GroupsKernel`): the assembly loops where
-/// the weights are word-aligned and the groups too, the portable kernel otherwise.
-pub fn groups(weights: &[u8], group_bytes: usize, words: usize, operands: &[u32], acc: &mut [i32]) {
+/// The packed kernel (a `tinyscore::model::packed::RowsKernel`): the assembly loops where
+/// the weights are word-aligned and hold the whole layer, the portable kernel otherwise.
+pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32], acc: &mut [i32]) {
+    let count = words.end.saturating_sub(words.start);
     let groups = acc.len() / GROUP_ROWS;
-    let word_bytes = 4 * GROUP_ROWS * words;
-    let fits = words > 0
-        && groups > 0
-        && group_bytes >= word_bytes
-        && group_bytes.is_multiple_of(4)
-        && weights.len() >= (groups - 1) * group_bytes + word_bytes
-        && operands.len() >= 2 * words
+    let rest = acc.len() % GROUP_ROWS;
+    let group_bytes = GROUP_ROWS * inputs;
+    let rest_start = groups * group_bytes + 4 * rest * words.start;
+    let fits = count > 0
+        && words.end <= inputs / 4
+        && weights.len() >= groups * group_bytes + 4 * rest * words.end
+        && operands.len() >= 2 * count
         && (weights.as_ptr() as usize).is_multiple_of(4);
     if !fits {
-        groups_portable(weights, group_bytes, words, operands, acc);
+        rows_portable(weights, inputs, words, operands, acc);
         return;
     }
-    let shape = [
-        words / UNROLL,
-        groups,
-        group_bytes - word_bytes,
-        words % UNROLL,
-    ];
-    // SAFETY: group g reads the 16·words bytes at weights[g·group_bytes..] (word-aligned:
-    // the start and group_bytes are multiples of 4) and operands[..2·words], all within the
-    // slices checked above; it writes acc[..4·groups] and restores the registers AAPCS makes
-    // it keep.
-    unsafe {
-        tinyscore_groups_smlad(
-            weights.as_ptr(),
-            operands.as_ptr(),
-            &shape,
-            acc.as_mut_ptr(),
-        )
-    };
+    let (grouped, last) = acc.split_at_mut(groups * GROUP_ROWS);
+    if groups > 0 {
+        let shape = [
+            count / UNROLL,
+            groups,
+            group_bytes - 16 * count,
+            count % UNROLL,
+        ];
+        // SAFETY: group g reads the 16·count bytes at 16·words.start + g·group_bytes (a
+        // multiple of 4 from a word-aligned start) and operands[..2·count], all within the
+        // slices checked above; it writes acc[..4·groups] and restores the registers AAPCS
+        // makes it keep.
+        unsafe {
+            tinyscore_groups_smlad(
+                weights.as_ptr().add(16 * words.start),
+                operands.as_ptr(),
+                &shape,
+                grouped.as_mut_ptr(),
+            )
+        };
+    }
+    if rest > 0 {
+        let shape = [count, rest];
+        // SAFETY: the last group's rows read the 4·rest·count bytes from rest_start (a multiple
+        // of 4) and operands[..2·count], within the slices checked above; they write the rest
+        // rows of acc.
+        unsafe {
+            tinyscore_rows_smlad(
+                weights.as_ptr().add(rest_start),
+                operands.as_ptr(),
+                &shape,
+                last.as_mut_ptr(),
+            )
+        };
+    }
 }
