@@ -78,7 +78,8 @@ fn uxtb16(a: u32) -> u32 {
 }
 
 /// Adds a run of words of one group of `acc.len()` rows to `acc` (see [`RowsKernel`]).
-pub fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
+#[inline(always)]
+fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
     let rows = acc.len();
     if rows == 0 {
         return;
@@ -107,7 +108,12 @@ pub fn rows_portable(
         let start = group.saturating_add(4 * rows * words.start);
         let end = group.saturating_add(4 * rows * words.end);
         if let Some(run) = weights.get(start..end) {
-            dot_portable(run, operands, acc);
+            // A full group's four rows are a constant the compiler unrolls for.
+            if rows == GROUP_ROWS {
+                dot_portable(run, operands, &mut acc[..GROUP_ROWS]);
+            } else {
+                dot_portable(run, operands, acc);
+            }
         }
     }
 }
@@ -249,7 +255,7 @@ impl Model<'_> {
             &levels,
             own_words..words,
             time_tail,
-            biases(first),
+            Start::Bias,
             &mut pairs,
             &mut shared,
         );
@@ -269,28 +275,19 @@ impl Model<'_> {
                     _ => (&*odd, even),
                 };
                 let totals = if i == 0 {
-                    let shared = shared.iter().copied();
                     let own = 0..own_words;
                     self.word_sums(
                         layer,
                         from,
                         own,
                         !time_tail,
-                        shared,
+                        Start::Sums(&shared),
                         &mut pairs,
                         &mut totals,
                     )
                 } else {
                     let all = 0..MAX_WIDTH;
-                    self.word_sums(
-                        layer,
-                        from,
-                        all,
-                        true,
-                        biases(layer),
-                        &mut pairs,
-                        &mut totals,
-                    )
+                    self.word_sums(layer, from, all, true, Start::Bias, &mut pairs, &mut totals)
                 };
                 if i < last {
                     let activation = layer.activation_table();
@@ -311,7 +308,7 @@ impl Model<'_> {
         }
     }
 
-    /// For every row `o` of a packed layer, `base[o]` plus its part of `Σⱼ w[o][j]·(q[j] − z)`
+    /// For every row `o` of a packed layer, its `start` plus its part of `Σⱼ w[o][j]·(q[j] − z)`
     /// from the words numbered in `words` and, when `tail`, from its tail: into `out`, whose
     /// rows it returns. The installed kernel multiplies.
     #[cfg_attr(not(target_os = "none"), inline(always))]
@@ -322,7 +319,7 @@ impl Model<'_> {
         q: &[i8; MAX_WIDTH],
         words: core::ops::Range<usize>,
         tail: bool,
-        base: impl Iterator<Item = i32>,
+        start: Start<'_>,
         pairs: &mut [u32; MAX_WIDTH / 2],
         out: &'t mut [i32; MAX_WIDTH],
     ) -> &'t mut [i32] {
@@ -339,8 +336,23 @@ impl Model<'_> {
         let out = &mut out[..outputs];
         (self.kernel)(layer.weights, inputs, from..to, pairs, out);
         let constant = even.wrapping_mul(128);
-        for (total, base) in out.iter_mut().zip(base) {
-            *total = (*total >> 8).wrapping_sub(constant).wrapping_add(base);
+        let finish = |total: &mut i32, start: i32| {
+            *total = (*total >> 8).wrapping_sub(constant).wrapping_add(start);
+        };
+        match start {
+            Start::Bias => {
+                for (total, bias) in out.iter_mut().zip(layer.bias.chunks_exact(4)) {
+                    finish(
+                        total,
+                        i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]),
+                    );
+                }
+            }
+            Start::Sums(sums) => {
+                for (total, sum) in out.iter_mut().zip(sums) {
+                    finish(total, *sum);
+                }
+            }
         }
         let tail_len = inputs % 4;
         if tail && tail_len > 0 {
@@ -360,11 +372,11 @@ impl Model<'_> {
     }
 }
 
-/// A packed layer's (folded) biases.
-#[inline(always)]
-fn biases<'l>(layer: &Int8Layer<'l>) -> impl Iterator<Item = i32> + 'l {
-    layer
-        .bias
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+/// What the row sums of a packed layer start from.
+#[derive(Clone, Copy)]
+enum Start<'s> {
+    /// The layer's (folded) biases.
+    Bias,
+    /// Sums already made: the first layer's shared time part, its bias included.
+    Sums(&'s [i32; MAX_WIDTH]),
 }
