@@ -78,7 +78,6 @@ fn uxtb16(a: u32) -> u32 {
 }
 
 /// Adds a run of words of one group of `acc.len()` rows to `acc` (see [`RowsKernel`]).
-#[inline(always)]
 fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
     let rows = acc.len();
     if rows == 0 {
@@ -108,12 +107,7 @@ pub fn rows_portable(
         let start = group.saturating_add(4 * rows * words.start);
         let end = group.saturating_add(4 * rows * words.end);
         if let Some(run) = weights.get(start..end) {
-            // A full group's four rows are a constant the compiler unrolls for.
-            if rows == GROUP_ROWS {
-                dot_portable(run, operands, &mut acc[..GROUP_ROWS]);
-            } else {
-                dot_portable(run, operands, acc);
-            }
+            dot_portable(run, operands, acc);
         }
     }
 }
