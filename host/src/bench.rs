@@ -7,7 +7,7 @@ use crate::sampling::BATCH;
 use serde::Serialize;
 use std::hint::black_box;
 use std::time::Instant;
-use tinyscore::model::Dims;
+use tinyscore::model::{Dims, Output};
 use tinyscore::{
     particle_noise, Diffused, EulerMaruyama, GaussianStream, Model, ModelSde, Sampler, Score,
     TimeGrid, VpSde,
@@ -95,6 +95,7 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
         dims,
         sde: ModelSde::Vp(VpSde::default()),
         t_end: 1e-3,
+        output: Output::Noise,
         mean: vec![0.0; 2],
         std: vec![1.0; 2],
         fourier: (0..16).map(|_| 16.0 * noise.sample()).collect(),

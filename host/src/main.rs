@@ -10,7 +10,7 @@ use tinyscore_host::model_file::{
     import_safetensors_file, write_rust_include, write_safetensors, ExportFormat, Network,
 };
 use tinyscore_host::options::{
-    sample_exact, NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
+    sample_exact, NetworkScore, OutputKind, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
 use tinyscore_host::train::TrainConfig;
 use tinyscore_host::{bench, datasets, demo, firmware, langevin, plot, quantize, train};
@@ -124,6 +124,9 @@ enum Command {
         /// The forward process.
         #[arg(long, value_enum, default_value = "vp")]
         sde: SdeKind,
+        /// What the network learns.
+        #[arg(long, value_enum, default_value = "residual")]
+        output: OutputKind,
         /// Optimiser steps.
         #[arg(long, default_value_t = TrainConfig::default().steps)]
         steps: u64,
@@ -560,6 +563,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             data,
             sde,
+            output,
             steps,
             batch,
             lr,
@@ -584,6 +588,7 @@ fn run(cli: Cli) -> Result<()> {
                 fourier_scale,
                 sde: (sde.code(), p0, p1),
                 t_end: 1e-3,
+                output: output.model_output().code(),
                 steps,
                 batch,
                 lr,

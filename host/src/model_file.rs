@@ -7,7 +7,7 @@ use crate::io::write_atomically;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
-use tinyscore::model::{crc32, Dims, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, VERSION};
+use tinyscore::model::{crc32, Dims, Output, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, VERSION};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
 
 /// A float network held in memory, ready to write.
@@ -19,6 +19,8 @@ pub struct Network {
     pub sde: ModelSde,
     /// Where sampling stops.
     pub t_end: f32,
+    /// What the network's output is.
+    pub output: Output,
     /// Data mean per dimension.
     pub mean: Vec<f32>,
     /// Data std per dimension.
@@ -66,7 +68,14 @@ impl Network {
             put(weights);
             put(bias);
         }
-        encode_file(Precision::F32, &self.dims, self.sde, self.t_end, &payload)
+        encode_file(
+            Precision::F32,
+            &self.dims,
+            self.sde,
+            self.t_end,
+            self.output,
+            &payload,
+        )
     }
 
     /// Writes the model atomically.
@@ -112,6 +121,7 @@ impl Network {
             dims,
             sde: header.sde,
             t_end: header.t_end,
+            output: header.output,
             mean,
             std,
             fourier: model.frequencies().collect(),
@@ -127,6 +137,7 @@ pub fn encode_file(
     dims: &Dims,
     sde: ModelSde,
     t_end: f32,
+    output: Output,
     payload: &[u8],
 ) -> Result<Vec<u8>> {
     let (p0, p1) = sde.parameters();
@@ -139,7 +150,8 @@ pub fn encode_file(
         bytes.extend_from_slice(&(d as u16).to_le_bytes());
     }
     bytes.push(sde.code());
-    bytes.extend_from_slice(&[0; 3]);
+    bytes.push(output.code());
+    bytes.extend_from_slice(&[0; 2]);
     for v in [p0, p1, t_end] {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
@@ -196,10 +208,18 @@ pub fn sde_from_text(text: &str) -> Result<ModelSde> {
     })
 }
 
+/// The safetensors metadata `output` of a network whose output is ε̂ itself.
+const OUTPUT_NOISE: &str = "eps";
+
+/// The safetensors metadata `output` of a network whose output is ε̂ less σ/(α² + σ²)·x,
+/// which a PyTorch user adds back to get ε̂.
+const OUTPUT_RESIDUAL: &str = "eps - sigma/(alpha^2 + sigma^2) * x";
+
 /// Reads a PyTorch model in the layout of `moons_ref.safetensors`: `embed.W` (F), `l1.weight`
 /// (H, N + 2F), `l1.bias`, …, `l{L+1}.weight` (N, H), `l{L+1}.bias`, float32; `__metadata__`
-/// with `sde` (e.g. `VP beta_min=0.1 beta_max=20`) and `data` (`… mean=[…] std=[…]`). `sde`
-/// and `normalization` override the metadata when given.
+/// with `sde` (e.g. `VP beta_min=0.1 beta_max=20`) and `data` (`… mean=[…] std=[…]`), and
+/// optionally `output` (as [`write_safetensors`] writes it; without it the network's output
+/// is ε̂). `sde` and `normalization` override the metadata when given.
 pub fn import_safetensors(
     bytes: &[u8],
     sde: Option<ModelSde>,
@@ -294,10 +314,19 @@ pub fn import_safetensors(
             (as_f32(read("mean")?), as_f32(read("std")?))
         }
     };
+    let output = match metadata.get("output").map(String::as_str) {
+        None | Some(OUTPUT_NOISE) => Output::Noise,
+        Some(OUTPUT_RESIDUAL) => Output::GaussianResidual,
+        Some(other) => bail!(
+            "unknown `output` `{other}` in the metadata (expected `{OUTPUT_NOISE}` or \
+             `{OUTPUT_RESIDUAL}`)"
+        ),
+    };
     let network = Network {
         dims,
         sde,
         t_end,
+        output,
         mean,
         std,
         fourier,
@@ -396,6 +425,14 @@ pub fn write_safetensors(path: &Path, network: &Network) -> Result<()> {
         (
             "model".to_string(),
             "eps-prediction MLP, tinyscore .tsm layout".to_string(),
+        ),
+        (
+            "output".to_string(),
+            match network.output {
+                Output::Noise => OUTPUT_NOISE,
+                Output::GaussianResidual => OUTPUT_RESIDUAL,
+            }
+            .to_string(),
         ),
     ]);
     let bytes = safetensors::serialize(views, Some(metadata))?;

@@ -68,6 +68,26 @@ impl SdeKind {
     }
 }
 
+/// What a trained network's output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    /// ε̂ less the Gaussian data's noise prediction σ/(α² + σ²)·x, which the model adds back
+    /// in f32: ε̂ keeps growing with x beyond the network's (or int8's) ranges.
+    Residual,
+    /// ε̂ itself (score_sde's ε-prediction).
+    Noise,
+}
+
+impl OutputKind {
+    /// The model file's output.
+    pub fn model_output(self) -> tinyscore::model::Output {
+        match self {
+            OutputKind::Residual => tinyscore::model::Output::GaussianResidual,
+            OutputKind::Noise => tinyscore::model::Output::Noise,
+        }
+    }
+}
+
 /// The spacing of the time grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleKind {

@@ -18,7 +18,7 @@ use anyhow::{ensure, Result};
 use std::fmt;
 use tinyscore::model::quant::time_feature;
 use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
-use tinyscore::model::Precision;
+use tinyscore::model::{Output, Precision};
 use tinyscore::{particle_noise, LinearSde, Model};
 
 /// One int8 layer, ready to write.
@@ -101,7 +101,7 @@ impl QuantizedNetwork {
             payload.len(),
             f.dims.int8_payload_len()
         );
-        encode_file(Precision::Int8, &f.dims, f.sde, f.t_end, &payload)
+        encode_file(Precision::Int8, &f.dims, f.sde, f.t_end, f.output, &payload)
     }
 }
 
@@ -145,6 +145,8 @@ pub struct QuantizationReport {
     pub faithful_radius: f64,
     /// The prior's mass beyond [`QuantizationReport::faithful_radius`].
     pub prior_mass_beyond: f64,
+    /// What the network's output is (which decides what a stray beyond that radius does).
+    pub output: Output,
 }
 
 impl fmt::Display for QuantizationReport {
@@ -189,11 +191,16 @@ impl fmt::Display for QuantizationReport {
              mass beyond: {:.1e}{}",
             self.faithful_radius,
             self.prior_mass_beyond,
-            if self.prior_mass_beyond > 1e-6 {
-                " — a particle that strays there can run away, so check large int8 runs for \
-                 outliers"
-            } else {
-                ""
+            match (self.prior_mass_beyond > 1e-6, self.output) {
+                (false, _) => "",
+                (true, Output::Noise) => {
+                    " — a particle that strays there can run away, so check large int8 runs \
+                     for outliers"
+                }
+                (true, Output::GaussianResidual) => {
+                    " — the Gaussian part of ε̂ still pulls a particle that strays there \
+                     inward, but it may end off the data, so check large int8 runs for outliers"
+                }
             }
         )
     }
@@ -500,6 +507,7 @@ pub fn report(
         max_abs_error,
         faithful_radius,
         prior_mass_beyond: gaussian_tail_mass(quantized.float.dims.dim as usize, faithful_radius),
+        output: quantized.float.output,
     })
 }
 
@@ -515,7 +523,8 @@ pub const FAITHFUL_FRACTION: f32 = 0.8;
 /// variance). Beyond it the int8 network's calibrated ranges saturate, ε̂ stops growing with
 /// `x`, and the reverse SDE's drift `+½β·x` is no longer cancelled: a particle that gets
 /// there can run away (seen: one particle of 5000 ending at x = 146 with a model whose radius
-/// was 4.2, where the f32 model's samples were fine).
+/// was 4.2, where the f32 model's samples were fine). With [`Output::GaussianResidual`] only
+/// the residual saturates; the Gaussian part, exact in f32, keeps the drift inward.
 pub fn faithful_radius(float: &[u8], int8: &[u8]) -> Result<f64> {
     let (float, int8) = (Model::parse(float)?, Model::parse(int8)?);
     let header = float.header();

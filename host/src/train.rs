@@ -1,5 +1,9 @@
 //! Training the score network by denoising score matching (ε-prediction), as score_sde does.
 //!
+//! With the default [`Output::GaussianResidual`] the model's ε̂ is the network's output plus
+//! `c(t)·x_t`, `c = σ/(α² + σ²)`, so the network is fitted to the target `z − c·x_t`: the same
+//! loss, the same gradient with respect to the network's output.
+//!
 //! Each step draws a batch of data points `x₀`, times `t ~ U(t_end, T)` and noise `z`, forms
 //! `x_t = α(t)·x₀ + σ(t)·z`, and minimises the mean over the batch and the dimensions of
 //! `(ε̂(x_t, t) − z)²` (score_sde's `reduce_mean` loss) with Adam: linear warm-up, cosine decay,
@@ -20,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tinyscore::model::Dims;
+use tinyscore::model::{Dims, Output};
 use tinyscore::{particle_noise, LinearSde, ModelSde};
 
 /// What to train and how.
@@ -38,6 +42,10 @@ pub struct TrainConfig {
     pub sde: (u8, f32, f32),
     /// Smallest training time (and where sampling stops).
     pub t_end: f32,
+    /// What the network learns: the code of a [`tinyscore::model::Output`] (checkpoints
+    /// from before it learnt ε̂ itself, code 0).
+    #[serde(default)]
+    pub output: u8,
     /// Optimiser steps.
     pub steps: u64,
     /// Batch size.
@@ -69,6 +77,7 @@ impl Default for TrainConfig {
             fourier_scale: 16.0,
             sde: (sde.code(), p0, p1),
             t_end: 1e-3,
+            output: Output::GaussianResidual.code(),
             steps: 10_000,
             batch: 512,
             lr: 1e-2,
@@ -94,6 +103,14 @@ impl TrainConfig {
     pub fn model_sde(&self) -> Result<ModelSde> {
         Ok(ModelSde::from_code(self.sde.0, self.sde.1, self.sde.2)?)
     }
+    /// What the network learns.
+    pub fn model_output(&self) -> Result<Output> {
+        match self.output {
+            0 => Ok(Output::Noise),
+            1 => Ok(Output::GaussianResidual),
+            code => anyhow::bail!("unknown network output code {code}"),
+        }
+    }
     fn dims(&self, dim: usize) -> Dims {
         Dims {
             dim: dim as u32,
@@ -118,6 +135,7 @@ impl TrainConfig {
             "the Fourier scale must be positive"
         );
         self.model_sde()?;
+        self.model_output()?;
         Ok(())
     }
 }
@@ -229,6 +247,7 @@ impl TrainState {
             dims,
             sde: self.config.model_sde()?,
             t_end: self.config.t_end,
+            output: self.config.model_output()?,
             mean: self.mean.clone(),
             std: self.std.clone(),
             fourier: self.fourier.clone(),
@@ -379,14 +398,21 @@ fn draw_rows(
     for ((alpha, sigma), &t) in alphas.iter_mut().zip(sigmas.iter_mut()).zip(&ws.times) {
         (*alpha, *sigma) = (sde.alpha(t), sde.sigma(t));
     }
+    // A residual network learns z − c·x_t, so that ε̂ = network + c·x_t (c as the core's
+    // `Header::gaussian_gain` computes it).
+    let residual = config.output == Output::GaussianResidual.code();
     let draws = ws.points.iter().zip(alphas.iter().zip(sigmas.iter()));
     for ((row, z), (&k, (&alpha, &sigma))) in inputs
         .chunks_exact_mut(width)
-        .zip(targets.chunks_exact(dim))
+        .zip(targets.chunks_exact_mut(dim))
         .zip(draws)
     {
+        let gain = sigma / (alpha * alpha + sigma * sigma);
         for ((x, z), x0) in row.iter_mut().zip(z).zip(&data[k * dim..(k + 1) * dim]) {
-            *x = alpha * x0 + sigma * z;
+            *x = alpha * x0 + sigma * *z;
+            if residual {
+                *z -= gain * *x;
+            }
         }
     }
     crate::simd::time_features(inputs, width, dim, &ws.times, &state.fourier);

@@ -197,6 +197,28 @@ fn train_quantize_sample_eval_plot_end_to_end() {
         path_str(&p("m.tsm")),
     ]);
     assert!(p("m.ckpt").exists(), "no checkpoint written");
+    // The default network learns the residual on the Gaussian noise prediction (header byte
+    // 17); a safetensors round trip keeps it, and every other byte.
+    let trained = std::fs::read(p("m.tsm")).unwrap();
+    assert_eq!(
+        trained[17], 1,
+        "the default output is the Gaussian residual"
+    );
+    tinyscore_ok(&[
+        "export",
+        path_str(&p("m.tsm")),
+        "--format",
+        "safetensors",
+        "--out",
+        path_str(&p("m.safetensors")),
+    ]);
+    tinyscore_ok(&[
+        "import",
+        path_str(&p("m.safetensors")),
+        "--out",
+        path_str(&p("back.tsm")),
+    ]);
+    assert_eq!(std::fs::read(p("back.tsm")).unwrap(), trained);
     let report = tinyscore_ok(&[
         "quantize",
         path_str(&p("m.tsm")),

@@ -96,7 +96,8 @@ pub fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
 }
 
 /// A small int8 model of 3-D data (a noisy helix), trained for a few hundred steps and
-/// quantized: a model of another dimension than the reference's, for the firmware.
+/// quantized: a model of another dimension than the reference's, and with `train`'s default
+/// residual output ([`tinyscore::model::Output::GaussianResidual`]), for the firmware.
 pub fn helix_int8() -> Vec<u8> {
     use tinyscore_host::train::{train, TrainConfig, TrainState, TrainingData};
     let mut noise = tinyscore::particle_noise(11, 0);

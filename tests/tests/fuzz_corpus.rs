@@ -25,10 +25,15 @@ fn every_corpus_input_parses_or_fails_cleanly() {
     }
     println!("{inputs} corpus inputs, {accepted} valid models");
     assert!(
-        inputs >= 3 && accepted >= 3,
-        "the three seed models must be in the corpus and parse"
+        inputs >= 4 && accepted >= 4,
+        "the four seed models must be in the corpus and parse"
     );
-    for seed in ["moons_ref.tsm", "small_ve.tsm", "tiny_vp.tsm"] {
+    for seed in [
+        "moons_ref.tsm",
+        "small_ve.tsm",
+        "tiny_vp.tsm",
+        "tiny_vp_residual.tsm",
+    ] {
         let bytes = std::fs::read(dir.join(seed)).unwrap();
         Model::parse(&bytes).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }

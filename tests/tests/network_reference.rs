@@ -1,8 +1,9 @@
 //! The imported PyTorch reference model against `moons_ref_crosscheck.json`, and the model
 //! file's round trip and corruption behaviour.
 
-use tinyscore::model::{Model, ModelError, HEADER_LEN};
-use tinyscore::{LinearSde, NeuralScore, Score};
+use tinyscore::model::packed::pack_int8;
+use tinyscore::model::{Dims, Model, ModelError, Output, HEADER_LEN};
+use tinyscore::{Component, Diffused, LinearSde, ModelSde, NeuralScore, Score, SubVpSde, VeSde};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
 use tinyscore_tests::{
     pairs, reference_file, reference_int8, reference_json, reference_model_bytes, with_field,
@@ -150,6 +151,7 @@ fn corrupted_fields_of(bytes: &[u8]) {
         (6, 7, "precision"),
         (7, 1, "activation"),
         (16, 9, "sde"),
+        (17, 2, "output"),
     ] {
         let err = Model::parse(&with_field(bytes, offset, &[value])).unwrap_err();
         assert!(
@@ -217,5 +219,108 @@ fn batched_network_scores_give_the_bits_of_single_evaluations() {
             single.map(f32::to_bits),
             "particle {i}"
         );
+    }
+}
+
+/// The header's output byte (offset 17): 1 makes ε̂ the network's output plus
+/// `c(t)·x`, `c = σ/(α² + σ²)`.
+const OUTPUT_OFFSET: usize = 17;
+
+#[test]
+fn a_residual_model_adds_the_gaussian_noise_prediction_to_its_network_in_f32() {
+    let int8 = reference_int8().1;
+    let mut packed = vec![0u8; int8.len()];
+    pack_int8(&int8, &mut packed).unwrap();
+    let reference = reference_json("moons_ref_crosscheck.json");
+    let points: Vec<[f32; 2]> = pairs(&reference["x"])
+        .iter()
+        .map(|x| [x[0] as f32, x[1] as f32])
+        .collect();
+    for bytes in [reference_model_bytes(), int8, packed] {
+        let residual_bytes = with_field(&bytes, OUTPUT_OFFSET, &[1]);
+        let (plain, residual) = (
+            Model::parse(&bytes).unwrap(),
+            Model::parse(&residual_bytes).unwrap(),
+        );
+        assert_eq!(plain.header().output, Output::Noise);
+        assert_eq!(residual.header().output, Output::GaussianResidual);
+        let (plain, residual) = (
+            NeuralScore::<2>::new(plain).unwrap(),
+            NeuralScore::<2>::new(residual).unwrap(),
+        );
+        let sde = residual.sde();
+        for t in [1e-3f32, 0.1, 0.5, 1.0] {
+            let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+            let gain = sigma / (alpha * alpha + sigma * sigma);
+            let mut batch = vec![[0.0f32; 2]; points.len()];
+            residual.score_batch(&points, t, &mut batch);
+            for (x, batched) in points.iter().zip(&batch) {
+                let network = plain.predict_noise(x, t);
+                let eps: [f32; 2] = core::array::from_fn(|d| network[d] + gain * x[d]);
+                let score = eps.map(|e| -e / sigma);
+                let bits = |v: [f32; 2]| v.map(f32::to_bits);
+                assert_eq!(
+                    bits(residual.predict_noise(x, t)),
+                    bits(eps),
+                    "ε̂ at t {t} x {x:?}"
+                );
+                assert_eq!(
+                    bits(residual.score(x, t)),
+                    bits(score),
+                    "score at t {t} x {x:?}"
+                );
+                assert_eq!(
+                    bits(*batched),
+                    bits(score),
+                    "batched score at t {t} x {x:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_residual_model_with_a_zero_network_scores_unit_gaussian_data_exactly() {
+    // Its network outputs 0, so its score is the Gaussian part alone: that of N(0, I) data
+    // diffused by the SDE, −x/(α² + σ²), which the core's closed-form scores compute
+    // independently. Sub-VP and VE, where α² + σ² ≠ 1, tell c = σ/(α² + σ²) from c = σ.
+    // Both are a few f32 operations from the same α and σ: 1e-6 relative allows a few ulps.
+    let dims = Dims {
+        dim: 2,
+        fourier: 4,
+        hidden: 8,
+        layers: 1,
+    };
+    for sde in [
+        ModelSde::SubVp(SubVpSde::default()),
+        ModelSde::Ve(VeSde::default()),
+    ] {
+        let network = Network {
+            dims,
+            sde,
+            t_end: 1e-3,
+            output: Output::GaussianResidual,
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+            fourier: vec![1.0, 2.0, 3.0, 4.0],
+            layers: (0..=dims.layers)
+                .map(|i| {
+                    let (inputs, outputs) = dims.layer_shape(i);
+                    (vec![0.0; inputs * outputs], vec![0.0; outputs])
+                })
+                .collect(),
+        };
+        let bytes = network.to_bytes().unwrap();
+        let score = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
+        let exact = Diffused::new(sde, Component::new(1.0, [0.0; 2], [1.0; 2]).unwrap());
+        for t in [1e-3f32, 0.05, 0.3, 0.7, 1.0] {
+            for x in [[0.3f32, -1.2], [4.0, 2.5], [-7.0, 0.01]] {
+                let (got, expected) = (score.score(&x, t), exact.score(&x, t));
+                for d in 0..2 {
+                    let rel = (got[d] - expected[d]).abs() / expected[d].abs();
+                    assert!(rel < 1e-6, "{sde:?} t {t} x {x:?}: {got:?} vs {expected:?}");
+                }
+            }
+        }
     }
 }

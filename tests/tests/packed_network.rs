@@ -181,6 +181,7 @@ fn random_network_in(
         dims,
         sde: tinyscore::ModelSde::Vp(VpSde::default()),
         t_end: 1e-3,
+        output: tinyscore::model::Output::Noise,
         mean: vec![0.0; dim as usize],
         std: vec![1.0; dim as usize],
         fourier: (0..fourier).map(|k| k as f32 * 0.7).collect(),

@@ -77,6 +77,30 @@ impl Precision {
     }
 }
 
+/// What the network's output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Output {
+    /// The noise prediction ε̂ itself (code 0).
+    Noise,
+    /// ε̂ less the noise prediction for unit-variance Gaussian data, `c(t)·x` with
+    /// `c = σ/(α² + σ²)` (code 1): the model adds `c(t)·x` back in f32. The network learns
+    /// only what the data adds to a Gaussian, which stays small far from the data, so ε̂
+    /// keeps growing with `x` where the network's activations (or an int8 model's ranges)
+    /// no longer do.
+    GaussianResidual,
+}
+
+impl Output {
+    /// The header code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Output::Noise => 0,
+            Output::GaussianResidual => 1,
+        }
+    }
+}
+
 /// The forward process a model was trained with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -256,6 +280,32 @@ pub struct Header {
     pub sde: ModelSde,
     /// Where sampling should stop (the smallest training time), in (0, T).
     pub t_end: f32,
+    /// What the network's output is.
+    pub output: Output,
+}
+
+impl Header {
+    /// The `c(t)` of [`Output::GaussianResidual`] (`None` for [`Output::Noise`]): ε̂ is the
+    /// network's output plus `c(t)·x`.
+    #[inline]
+    pub fn gaussian_gain(&self, t: f32) -> Option<f32> {
+        match self.output {
+            Output::Noise => None,
+            Output::GaussianResidual => {
+                let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
+                Some(sigma / (alpha * alpha + sigma * sigma))
+            }
+        }
+    }
+}
+
+/// `eps` with the Gaussian part `gain·x` added back, if the model has one.
+#[inline(always)]
+fn with_gaussian(eps: f32, gain: Option<f32>, x: f32) -> f32 {
+    match gain {
+        Some(c) => eps + c * x,
+        None => eps,
+    }
 }
 
 /// One dense layer's bytes, borrowed from the file.
@@ -502,7 +552,8 @@ impl<'a> Model<'a> {
             layers: header.u16()? as u32,
         };
         let sde_code = header.u8()?;
-        header.take(3)?; // reserved
+        let output_code = header.u8()?;
+        header.take(2)?; // reserved
         let (p0, p1, t_end) = (header.f32()?, header.f32()?, header.f32()?);
         let payload_len = header.u32()? as usize;
         header.take(4)?; // reserved
@@ -537,6 +588,16 @@ impl<'a> Model<'a> {
             value => {
                 return Err(ModelError::UnknownCode {
                     field: "precision",
+                    value,
+                })
+            }
+        };
+        let output = match output_code {
+            0 => Output::Noise,
+            1 => Output::GaussianResidual,
+            value => {
+                return Err(ModelError::UnknownCode {
+                    field: "output",
                     value,
                 })
             }
@@ -590,6 +651,7 @@ impl<'a> Model<'a> {
                 dims,
                 sde,
                 t_end,
+                output,
             },
             mean,
             std,
@@ -684,9 +746,10 @@ impl<'a> Model<'a> {
         for (slot, v) in a.iter_mut().zip(x) {
             slot[0] = *v;
         }
+        let gain = self.header.gaussian_gain(t);
         let h = self.forward::<1>(&mut a, t);
-        for (o, row) in out.iter_mut().zip(h) {
-            *o = row[0];
+        for ((o, row), x) in out.iter_mut().zip(h).zip(x) {
+            *o = with_gaussian(row[0], gain, *x);
         }
         Ok(())
     }
@@ -1129,6 +1192,7 @@ struct ScorePoints<'a, const N: usize> {
     xs: &'a [[f32; N]],
     out: &'a mut [[f32; N]],
     sigma: f32,
+    gain: Option<f32>,
 }
 
 impl<const N: usize> packed::Points for ScorePoints<'_, N> {
@@ -1139,8 +1203,9 @@ impl<const N: usize> packed::Points for ScorePoints<'_, N> {
         self.xs.get(p).and_then(|x| x.get(d)).map_or(0.0, |v| *v)
     }
     fn put(&mut self, p: usize, d: usize, eps: f32) {
+        let x = self.coordinate(p, d);
         if let Some(slot) = self.out.get_mut(p).and_then(|s| s.get_mut(d)) {
-            *slot = -eps / self.sigma;
+            *slot = -with_gaussian(eps, self.gain, x) / self.sigma;
         }
     }
 }
@@ -1208,7 +1273,13 @@ impl<const N: usize> NeuralScore<'_, N> {
             return false;
         };
         let sigma = self.model.header.sde.sigma(t);
-        let mut points = ScorePoints { xs, out, sigma };
+        let gain = self.model.header.gaussian_gain(t);
+        let mut points = ScorePoints {
+            xs,
+            out,
+            sigma,
+            gain,
+        };
         self.model.forward_packed(layers, t, &mut points);
         true
     }
@@ -1228,11 +1299,13 @@ impl<const N: usize> NeuralScore<'_, N> {
             }
         }
         let sigma = self.model.header.sde.sigma(t);
+        let gain = self.model.header.gaussian_gain(t);
         forward(&mut a);
         let eps = &a[..N.min(MAX_WIDTH)];
-        for (p, o) in out.iter_mut().enumerate().take(xs.len().min(L)) {
-            for (d, v) in o.iter_mut().enumerate() {
-                *v = -eps.get(d).map_or(0.0, |row| row[p]) / sigma;
+        for ((p, o), x) in out.iter_mut().enumerate().zip(xs).take(L) {
+            for ((d, v), x) in o.iter_mut().enumerate().zip(x) {
+                let eps = eps.get(d).map_or(0.0, |row| row[p]);
+                *v = -with_gaussian(eps, gain, *x) / sigma;
             }
         }
     }
