@@ -13,10 +13,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
-use tinyscore::model::packed::rows_portable;
+use tinyscore::model::packed::Kernels;
 use tinyscore::{particle_noise, NeuralScore, Score};
 use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
-use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNEL, LOCKSTEP};
+use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNELS, LOCKSTEP};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -60,7 +60,7 @@ fn run_qemu() -> Result<(), ()> {
         let model = parse(MODEL).map_err(|e| defmt::println!("error: model file: {}", e))?;
         let score =
             NeuralScore::<DIM>::new(model).map_err(|e| defmt::println!("error: model: {}", e))?;
-        let portable = NeuralScore::<DIM>::new(model.with_kernel(rows_portable))
+        let portable = NeuralScore::<DIM>::new(model.with_kernels(Kernels::PORTABLE))
             .map_err(|e| defmt::println!("error: model: {}", e))?;
         count_score_and_noise(&score, &portable)?;
     }
@@ -193,6 +193,7 @@ fn count_score_and_noise<S: Score<N>, const N: usize>(score: &S, portable: &S) -
         }
     }
     count_lockstep(score, portable)?;
+    check_kernels()?;
     count_kernel();
     let mut noise = particle_noise(CONFIG.seed, u64::MAX);
     let start = ticks();
@@ -225,6 +226,87 @@ fn count_lockstep<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Resul
     Ok(())
 }
 
+/// The installed activation and operand kernels against the portable ones: the activation
+/// on 64 layers of 64 channels
+/// drawn over the whole range the kernel type allows (totals below 2³⁰ in magnitude, every
+/// multiplier, shifts −31..=−1 with small ones half the time, every zero point): small
+/// shifts make rounding ties common (a tie every 2^e values), so both tie directions are met
+/// many times; the operands on 64 inputs of 64 random levels each.
+fn check_kernels() -> Result<(), ()> {
+    // xorshift32: any spread of words will do here.
+    let mut state = 0x9E37_79B9u32;
+    let mut next_u32 = || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let lut: [u8; 256] = core::array::from_fn(|i| (i as u8).wrapping_mul(167) ^ 0x5a);
+    #[repr(align(4))]
+    struct Multipliers([u8; 256]);
+    for layer in 0..64 {
+        let mut multipliers = Multipliers([0; 256]);
+        let mut shifts = [0u8; 64];
+        let mut totals = [0i32; 64];
+        for o in 0..64 {
+            let word = next_u32();
+            let multiplier = if word % 16 == 0 {
+                0
+            } else {
+                (1 << 30) | (word >> 2) as i32
+            };
+            multipliers.0[4 * o..4 * o + 4].copy_from_slice(&multiplier.to_le_bytes());
+            let r = next_u32();
+            let e = if r % 2 == 0 {
+                1 + (r >> 1) % 6
+            } else {
+                1 + (r >> 1) % 31
+            };
+            shifts[o] = (-(e as i32)) as i8 as u8;
+            // Totals of every size up to 2³⁰, most of them small as in a real layer.
+            let bits = 1 + next_u32() % 30;
+            totals[o] = (next_u32() as i32) >> (32 - bits);
+        }
+        let pre = (next_u32() % 256) as i32 - 128;
+        let (mut fast, mut reference) = ([0i8; 64], [0i8; 64]);
+        (KERNELS.activation)(&totals, &multipliers.0, &shifts, pre, &lut, &mut fast);
+        tinyscore::model::packed::activate_portable(
+            &totals,
+            &multipliers.0,
+            &shifts,
+            pre,
+            &lut,
+            &mut reference,
+        );
+        if fast != reference {
+            defmt::println!(
+                "error: the activation kernels disagree in layer {=usize}",
+                layer
+            );
+            return Err(());
+        }
+        #[repr(align(4))]
+        struct Levels([i8; 64]);
+        let mut q = Levels([0; 64]);
+        for chunk in q.0.chunks_exact_mut(4) {
+            chunk.copy_from_slice(&next_u32().to_le_bytes().map(|b| b as i8));
+        }
+        let (mut fast, mut reference) = ([0u32; 32], [0u32; 32]);
+        let sums = (
+            (KERNELS.operands)(&q.0, &mut fast),
+            tinyscore::model::packed::operands(&q.0, &mut reference),
+        );
+        if sums.0 != sums.1 || fast != reference {
+            defmt::println!(
+                "error: the operand kernels disagree on input {=usize}",
+                layer
+            );
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
 /// Ticks of 64 calls of the installed kernel on a layer of 64 × 64 (4096 MACs), call
 /// included: the cost of the multiply–accumulates alone.
 fn count_kernel() {
@@ -235,7 +317,7 @@ fn count_kernel() {
     let mut acc = [0i32; 64];
     let start = ticks();
     for _ in 0..64 {
-        KERNEL(
+        (KERNELS.rows)(
             core::hint::black_box(&weights.0),
             64,
             0..16,

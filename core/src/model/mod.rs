@@ -331,6 +331,9 @@ pub struct Int8Layer<'a> {
     pre: QuantParams,
     lut: Option<&'a [u8; 256]>,
     post: QuantParams,
+    /// Every shift ≤ −1 and every |bias| ≤ 2²⁹: the range of an installed
+    /// [`packed::ActivationKernel`].
+    narrow_requantization: bool,
 }
 
 impl Int8Layer<'_> {
@@ -393,16 +396,16 @@ impl Int8Layer<'_> {
 
 /// A hidden layer's requantization target and SiLU table.
 #[derive(Clone, Copy)]
-struct Activation<'a> {
-    pre: i32,
-    lut: &'a [u8; 256],
+pub(crate) struct Activation<'a> {
+    pub(crate) pre: i32,
+    pub(crate) lut: &'a [u8; 256],
 }
 
 impl Activation<'_> {
     /// A channel's output level for accumulator `acc`: requantized with the channel's
     /// `(multiplier, shift)` to the pre-activation tensor, clamped to int8, SiLU by table.
     #[inline(always)]
-    fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
+    pub(crate) fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
         let level = (requantize_parsed(acc, multiplier, shift) + self.pre).clamp(-128, 127);
         // Entry `level + 128`: the level's byte with its sign bit flipped.
         self.lut[(level as u8 ^ 0x80) as usize] as i8
@@ -444,7 +447,7 @@ pub struct Model<'a> {
     std: &'a [u8],
     fourier: &'a [u8],
     layers: Layers<'a>,
-    kernel: packed::RowsKernel,
+    kernels: packed::Kernels,
 }
 
 /// Reads consecutive sections of a byte slice, failing instead of panicking.
@@ -657,15 +660,15 @@ impl<'a> Model<'a> {
             std,
             fourier,
             layers,
-            kernel: packed::rows_portable,
+            kernels: packed::Kernels::PORTABLE,
         })
     }
 
-    /// The model with `kernel` multiplying the rows of a packed model
-    /// ([`Precision::Int8Packed`]); other precisions do not use it. The kernel must compute
-    /// what [`packed::rows_portable`] does, bit for bit.
-    pub fn with_kernel(self, kernel: packed::RowsKernel) -> Self {
-        Model { kernel, ..self }
+    /// The model with `kernels` running a packed model ([`Precision::Int8Packed`]); other
+    /// precisions do not use them. They must compute what [`packed::Kernels::PORTABLE`]
+    /// does, bit for bit.
+    pub fn with_kernels(self, kernels: packed::Kernels) -> Self {
+        Model { kernels, ..self }
     }
 
     /// The header.
@@ -966,6 +969,8 @@ fn parse_int8_layers<'a>(
             layer.pre = payload.quant_params()?;
             layer.lut = payload.take(256)?.try_into().ok();
             layer.post = payload.quant_params()?;
+            layer.narrow_requantization = layer.shift.iter().all(|&s| (s as i8) <= -1)
+                && (0..outputs).all(|o| layer.bias(o).unsigned_abs() <= 1 << 29);
             input = layer.post;
         }
     }

@@ -36,7 +36,9 @@
 //! terms are below 2²¹ each, so the `SMLAD` accumulator stays below 2³¹ and is exactly 256
 //! times the corrected sum.
 
-use super::{crc32, f32_at, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH};
+use super::{
+    crc32, f32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH,
+};
 use crate::error::ParamError;
 
 /// Rows one kernel call multiplies together (interleaved word by word in the layout).
@@ -62,6 +64,64 @@ pub type RowsKernel = fn(
     operands: &[u32],
     acc: &mut [i32],
 );
+
+/// A kernel for a hidden layer's activation: for every channel `o < levels.len()`,
+/// `levels[o] = lut[clamp(requantize(totals[o], M_o, shift_o) + pre, −128, 127) + 128]` with
+/// `M_o` the little-endian i32 `o` of `multipliers` and `shift_o` the i8 `shifts[o]`, as
+/// [`activate_portable`] computes it. The model calls it only for layers where every shift
+/// is at most −1 and every bias at most 2²⁹ in magnitude (so `|totals[o]| < 2³⁰`), which it
+/// checks when it parses; other layers run [`activate_portable`].
+pub type ActivationKernel = fn(
+    totals: &[i32],
+    multipliers: &[u8],
+    shifts: &[u8],
+    pre: i32,
+    lut: &[u8; 256],
+    levels: &mut [i8],
+);
+
+/// A kernel for a layer input's operand words: what [`operands`] computes, for `q` of a
+/// whole number of words.
+pub type OperandsKernel = fn(q: &[i8], operands: &mut [u32]) -> i32;
+
+/// The kernels a packed model runs: the portable ones ([`Kernels::PORTABLE`]) unless firmware
+/// installs its own with [`Model::with_kernels`], which must give the same bits.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    /// Multiplies the rows of a layer.
+    pub rows: RowsKernel,
+    /// Requantizes a hidden layer's sums and applies its SiLU table.
+    pub activation: ActivationKernel,
+    /// Makes the operand words of a layer's input.
+    pub operands: OperandsKernel,
+}
+
+impl Kernels {
+    /// [`rows_portable`], [`activate_portable`] and [`operands`].
+    pub const PORTABLE: Kernels = Kernels {
+        rows: rows_portable,
+        activation: activate_portable,
+        operands,
+    };
+}
+
+/// The portable [`ActivationKernel`]: the int8 network's own requantization and table, so
+/// also the reference for layers outside an installed kernel's range.
+pub fn activate_portable(
+    totals: &[i32],
+    multipliers: &[u8],
+    shifts: &[u8],
+    pre: i32,
+    lut: &[u8; 256],
+    levels: &mut [i8],
+) {
+    let activation = Activation { pre, lut };
+    let requantization = multipliers.chunks_exact(4).zip(shifts);
+    for ((total, (m, shift)), q) in totals.iter().zip(requantization).zip(levels) {
+        let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
+        *q = activation.level(*total, multiplier, *shift as i8 as i32);
+    }
+}
 
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, signed 16-bit halves, wrapping.
 #[inline(always)]
@@ -119,7 +179,8 @@ fn halves(lo: i32, hi: i32) -> u32 {
 }
 
 /// Fills `operands` with the pairs `A_k, B_k` of the input levels `q` (one pair per whole
-/// word of four inputs) and returns `Σ_k (q_{4k} + q_{4k+2})`.
+/// word of four inputs) and returns `Σ_k (q_{4k} + q_{4k+2})`. The portable
+/// [`OperandsKernel`].
 pub fn operands(q: &[i8], operands: &mut [u32]) -> i32 {
     let mut even = 0;
     for (x, pair) in q.chunks_exact(4).zip(operands.chunks_exact_mut(2)) {
@@ -238,8 +299,8 @@ impl Model<'_> {
         let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
         let last = self.header.dims.layers as usize;
         let mut pairs = [0u32; MAX_WIDTH / 2];
-        let mut levels = [0i8; MAX_WIDTH];
-        self.for_each_time_level(first.input, t, |i, q| levels[i] = q);
+        let mut levels = Levels([0; MAX_WIDTH]);
+        self.for_each_time_level(first.input, t, |i, q| levels.0[i] = q);
         let words = first.inputs.min(MAX_WIDTH) / 4;
         let own_words = n.div_ceil(4).min(words);
         let time_tail = n <= 4 * words;
@@ -255,10 +316,10 @@ impl Model<'_> {
         );
         // Hidden layer i writes its levels into hidden[i % 2] and reads its input from the
         // other one (layer 0 from `levels`, whose time features stay for the next point).
-        let mut hidden = [[0i8; MAX_WIDTH]; 2];
+        let mut hidden = [Levels([0; MAX_WIDTH]); 2];
         let mut totals = [0i32; MAX_WIDTH];
         for p in 0..points.count() {
-            for (d, level) in levels.iter_mut().enumerate().take(n) {
+            for (d, level) in levels.0.iter_mut().enumerate().take(n) {
                 *level = first.input.quantize(points.coordinate(p, d));
             }
             for (i, layer) in layers.iter().enumerate().take(last + 1) {
@@ -284,14 +345,15 @@ impl Model<'_> {
                     self.word_sums(layer, from, all, true, Start::Bias, &mut pairs, &mut totals)
                 };
                 if i < last {
-                    let activation = layer.activation_table();
-                    let requantization = layer.multiplier.chunks_exact(4).zip(layer.shift);
-                    for ((total, (m, shift)), q) in
-                        totals.iter().zip(requantization).zip(to.iter_mut())
-                    {
-                        let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
-                        *q = activation.level(*total, multiplier, *shift as i8 as i32);
-                    }
+                    let Activation { pre, lut } = layer.activation_table();
+                    let activate = if layer.narrow_requantization {
+                        self.kernels.activation
+                    } else {
+                        activate_portable
+                    };
+                    let (multipliers, shifts) = (layer.multiplier, layer.shift);
+                    let levels = &mut to.0[..totals.len()];
+                    activate(totals, multipliers, shifts, pre, lut, levels);
                 } else {
                     let scales = layer.weight_scale.chunks_exact(4).map(f32_at);
                     for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
@@ -310,7 +372,7 @@ impl Model<'_> {
     fn word_sums<'t>(
         &self,
         layer: &Int8Layer<'_>,
-        q: &[i8; MAX_WIDTH],
+        q: &Levels,
         words: core::ops::Range<usize>,
         tail: bool,
         start: Start<'_>,
@@ -324,11 +386,11 @@ impl Model<'_> {
         let all_words = inputs / 4;
         let to = words.end.min(all_words);
         let from = words.start.min(to);
-        let even = operands(&q[4 * from..4 * to], pairs);
+        let even = (self.kernels.operands)(&q.0[4 * from..4 * to], pairs);
         let pairs = &pairs[..2 * (to - from)];
         let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
         let out = &mut out[..outputs];
-        (self.kernel)(layer.weights, inputs, from..to, pairs, out);
+        (self.kernels.rows)(layer.weights, inputs, from..to, pairs, out);
         let constant = even.wrapping_mul(128);
         let finish = |total: &mut i32, start: i32| {
             *total = (*total >> 8).wrapping_sub(constant).wrapping_add(start);
@@ -351,7 +413,7 @@ impl Model<'_> {
         let tail_len = inputs % 4;
         if tail && tail_len > 0 {
             // Each row's tail follows the word part of its group, in row order.
-            let tail_inputs = &q[4 * all_words..inputs];
+            let tail_inputs = &q.0[4 * all_words..inputs];
             for (g, group) in out.chunks_mut(GROUP_ROWS).enumerate() {
                 let start = g * GROUP_ROWS * inputs + 4 * all_words * group.len();
                 let tails = layer.weights.get(start..).unwrap_or(&[]);
@@ -365,6 +427,11 @@ impl Model<'_> {
         out
     }
 }
+
+/// A layer input's int8 levels, word-aligned so that a kernel may read them a word at a time.
+#[derive(Clone, Copy)]
+#[repr(align(4))]
+struct Levels([i8; MAX_WIDTH]);
 
 /// What the row sums of a packed layer start from.
 #[derive(Clone, Copy)]

@@ -66,7 +66,7 @@ pub mod baked {
 #[cfg(tinyscore_dsp)]
 pub mod smlad;
 
-use tinyscore::model::packed::RowsKernel;
+use tinyscore::model::packed::Kernels;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     ModelError, NeuralScore, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion,
@@ -156,18 +156,22 @@ impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
     }
 }
 
-/// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
-/// extension, else the portable one.
+/// This core's kernels for packed int8 models: the SMLAD ones where the core has the DSP
+/// extension, else the portable ones.
 #[cfg(tinyscore_dsp)]
-pub const KERNEL: RowsKernel = smlad::rows;
-/// This core's kernel for packed int8 layers: the SMLAD one where the core has the DSP
-/// extension, else the portable one.
+pub const KERNELS: Kernels = Kernels {
+    rows: smlad::rows,
+    activation: smlad::activate,
+    operands: smlad::operands,
+};
+/// This core's kernels for packed int8 models: the SMLAD ones where the core has the DSP
+/// extension, else the portable ones.
 #[cfg(not(tinyscore_dsp))]
-pub const KERNEL: RowsKernel = tinyscore::model::packed::rows_portable;
+pub const KERNELS: Kernels = Kernels::PORTABLE;
 
-/// Parses a model file, with [`KERNEL`] installed for packed int8 layers.
+/// Parses a model file, with [`KERNELS`] installed for packed int8 models.
 pub fn parse(model: &[u8]) -> Result<Model<'_>, ModelError> {
-    Ok(Model::parse(model)?.with_kernel(KERNEL))
+    Ok(Model::parse(model)?.with_kernels(KERNELS))
 }
 
 /// Parses `model`, samples `config.particles` particles ([`LOCKSTEP`] at a time) and sends

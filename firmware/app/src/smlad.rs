@@ -14,7 +14,9 @@
 
 use core::ops::Range;
 
-use tinyscore::model::packed::{rows_portable, GROUP_ROWS};
+use tinyscore::model::packed::{
+    activate_portable, operands as operands_portable, rows_portable, GROUP_ROWS,
+};
 
 /// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
 /// r10, r11, r12, lr, and `acc_r += SMLAD(W_r, A) + SMLAD(UXTB16(W_r), B)` into r4..r7.
@@ -124,7 +126,84 @@ core::arch::global_asm!(
     ".size tinyscore_rows_smlad, . - tinyscore_rows_smlad",
 );
 
+// tinyscore_activate_smlad(totals: r0, multipliers: r1, shifts: r2, shape: r3 = &[channels,
+// 1 + 2·pre, address of lut[128], address of levels]): channels > 0, multipliers
+// word-aligned. Per channel, with k the total, M the multiplier and e = −shift ≥ 1:
+//   x = SMMULR(2k, M) = ⌊(k·M + 2³⁰) / 2³¹⌋        the doubling high multiply, as |k| < 2³⁰
+//   y = (x + (x >> 31)) >> (e − 1)                   e − 1 = ¬shift
+//   q = SSAT₈((y + 1 + 2·pre) >> 1)                  = ⌊(x' + 2^(e−1)) / 2^e⌋ + pre, clamped
+// which rounds x / 2^e half away from zero (x' = x − 1 when x < 0), as gemmlowp does; then
+// the table entry q + 128.
+core::arch::global_asm!(
+    ".section .text.tinyscore_activate_smlad,\"ax\",%progbits",
+    ".global tinyscore_activate_smlad",
+    ".p2align 2",
+    ".thumb_func",
+    ".type tinyscore_activate_smlad, %function",
+    "tinyscore_activate_smlad:",
+    "push {{r4-r9, lr}}",
+    "ldm r3, {{r4, r5, r6, r7}}",
+    "1:",
+    "ldr r8, [r0], #4",
+    "ldr r9, [r1], #4",
+    "lsls r8, r8, #1",
+    "smmulr r8, r8, r9",
+    "ldrsb r9, [r2], #1",
+    "mvns r9, r9",
+    "add r8, r8, r8, asr #31",
+    "asrs r8, r8, r9",
+    "add r8, r8, r5",
+    "ssat r8, #8, r8, asr #1",
+    "ldrb r8, [r6, r8]",
+    "strb r8, [r7], #1",
+    "subs r4, r4, #1",
+    "bne 1b",
+    "pop {{r4-r9, pc}}",
+    ".size tinyscore_activate_smlad, . - tinyscore_activate_smlad",
+);
+
+// tinyscore_operands_smlad(q: r0, words: r1, operands: r2) -> Σ (q₀ + q₂): words > 0, q
+// word-aligned. For the word X = [q₀, q₁, q₂, q₃]:
+//   A = SSUB16(SXTB16(X ror 8), (127, 127))       = (q₁ − 127, q₃ − 127)
+//   B = SSUB16((X << 8) & 0xFF00FF00, A)          = (256·q₀ + 127 − q₁, 256·q₂ + 127 − q₃)
+// (256·(q mod 256) read as a signed half is 256·q), and SXTAB16 adds (q₀, q₂) to two
+// halves that cannot overflow (64 words of |q| ≤ 128 at most).
+core::arch::global_asm!(
+    ".section .text.tinyscore_operands_smlad,\"ax\",%progbits",
+    ".global tinyscore_operands_smlad",
+    ".p2align 2",
+    ".thumb_func",
+    ".type tinyscore_operands_smlad, %function",
+    "tinyscore_operands_smlad:",
+    "push {{r4-r7, lr}}",
+    "movs r3, #0",
+    "mov r12, #0x007F007F",
+    "1:",
+    "ldr r4, [r0], #4",
+    "sxtb16 r5, r4, ror #8",
+    "ssub16 r5, r5, r12",
+    "lsls r6, r4, #8",
+    "and r6, r6, #0xFF00FF00",
+    "ssub16 r6, r6, r5",
+    "sxtab16 r3, r3, r4",
+    "strd r5, r6, [r2], #8",
+    "subs r1, r1, #1",
+    "bne 1b",
+    "sxth r0, r3",
+    "add r0, r0, r3, asr #16",
+    "pop {{r4-r7, pc}}",
+    ".size tinyscore_operands_smlad, . - tinyscore_operands_smlad",
+);
+
 extern "C" {
+    fn tinyscore_operands_smlad(q: *const i8, words: usize, operands: *mut u32) -> i32;
+    fn tinyscore_activate_smlad(
+        totals: *const i32,
+        multipliers: *const u8,
+        shifts: *const u8,
+        shape: *const [usize; 4],
+        levels: *mut i8,
+    );
     fn tinyscore_rows_smlad(
         weights: *const u8,
         operands: *const u32,
@@ -194,4 +273,64 @@ pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32]
             )
         };
     }
+}
+
+/// The activation kernel (a `tinyscore::model::packed::ActivationKernel`): 14 instructions
+/// a channel in assembly (the portable one takes about 30 on this core), for the range the
+/// kernel type states; the portable kernel where the slices are short or the multipliers
+/// not word-aligned.
+pub fn activate(
+    totals: &[i32],
+    multipliers: &[u8],
+    shifts: &[u8],
+    pre: i32,
+    lut: &[u8; 256],
+    levels: &mut [i8],
+) {
+    let channels = levels.len();
+    let fits = channels > 0
+        && totals.len() >= channels
+        && multipliers.len() >= 4 * channels
+        && shifts.len() >= channels
+        && (multipliers.as_ptr() as usize).is_multiple_of(4);
+    if !fits {
+        activate_portable(totals, multipliers, shifts, pre, lut, levels);
+        return;
+    }
+    let shape = [
+        channels,
+        (1 + 2 * pre) as usize,
+        lut.as_ptr() as usize + 128,
+        levels.as_mut_ptr() as usize,
+    ];
+    // SAFETY: reads totals[..channels], multipliers[..4·channels] (word-aligned),
+    // shifts[..channels] and lut[q + 128] for a q the SSAT keeps in −128..=127; writes
+    // levels[..channels]; restores the registers AAPCS makes it keep.
+    unsafe {
+        tinyscore_activate_smlad(
+            totals.as_ptr(),
+            multipliers.as_ptr(),
+            shifts.as_ptr(),
+            &shape,
+            levels.as_mut_ptr(),
+        )
+    };
+}
+
+/// The operands kernel (a `tinyscore::model::packed::OperandsKernel`): 10 instructions a
+/// word of four inputs in assembly; the portable kernel where `q` is not word-aligned or
+/// `operands` is short.
+pub fn operands(q: &[i8], operands: &mut [u32]) -> i32 {
+    let words = q.len() / 4;
+    let fits = words > 0
+        && words <= 64
+        && operands.len() >= 2 * words
+        && (q.as_ptr() as usize).is_multiple_of(4);
+    if !fits {
+        return operands_portable(q, operands);
+    }
+    // SAFETY: reads q[..4·words] (word-aligned) and writes operands[..2·words]; restores the
+    // registers AAPCS makes it keep. At most 64 words keeps the halves of the even sum
+    // from overflowing.
+    unsafe { tinyscore_operands_smlad(q.as_ptr(), words, operands.as_mut_ptr()) }
 }
