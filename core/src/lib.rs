@@ -61,7 +61,7 @@ mod vector;
 pub use error::{ParamError, ParticleError, SampleError, StepError};
 pub use grid::{Schedule, TimeGrid};
 pub use mcmc::{KineticState, Ula, Underdamped};
-pub use model::{Model, ModelError, ModelSde, NeuralScore};
+pub use model::{Model, ModelError, ModelSde, NeuralScore, PackedScore};
 pub use noise::{
     box_muller, box_muller_lanes, particle_noise, particle_rng, DefaultRng, GaussianStream,
     LANES as NOISE_LANES,

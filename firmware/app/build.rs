@@ -35,6 +35,7 @@ fn main() {
     // Cores with the DSP extension (Cortex-M4/M7, `thumbv7em`) multiply an int8 model in
     // the packed layout with the SMLAD kernel (`src/smlad.rs`): same numbers, same bits.
     println!("cargo::rustc-check-cfg=cfg(tinyscore_dsp)");
+    println!("cargo::rustc-check-cfg=cfg(tinyscore_packed)");
     let dsp = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em"));
     if dsp {
         println!("cargo::rustc-cfg=tinyscore_dsp");
@@ -42,6 +43,8 @@ fn main() {
             let int8 = bytes.clone();
             tinyscore::model::packed::pack_int8(&int8, &mut bytes)
                 .unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
+            // The application links only the packed evaluator (`PackedScore`).
+            println!("cargo::rustc-cfg=tinyscore_packed");
         }
     }
     fs::write(out.join("model.tsm"), &bytes).expect("OUT_DIR is writable");

@@ -226,12 +226,13 @@ fn count_lockstep<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Resul
     Ok(())
 }
 
-/// The installed activation and operand kernels against the portable ones: the activation
+/// The installed row, activation and operand kernels against the portable ones: the activation
 /// on 64 layers of 64 channels
 /// drawn over the whole range the kernel type allows (totals below 2³⁰ in magnitude, every
 /// multiplier, shifts −31..=−1 with small ones half the time, every zero point): small
 /// shifts make rounding ties common (a tie every 2^e values), so both tie directions are met
 /// many times; the operands on 64 inputs of 64 random levels each.
+#[inline(never)] // Its buffers must not add to the frame that evaluates the score.
 fn check_kernels() -> Result<(), ()> {
     // xorshift32: any spread of words will do here.
     let mut state = 0x9E37_79B9u32;
@@ -303,17 +304,58 @@ fn check_kernels() -> Result<(), ()> {
             );
             return Err(());
         }
+        // Rows: 18 of 64 inputs (four groups of four and a last group of two), random
+        // bytes, operands, init and starts, over one of three runs of words.
+        #[repr(align(4))]
+        struct Bytes<const B: usize>([u8; B]);
+        let mut weights = Bytes([0u8; 18 * 64]);
+        weights.0.iter_mut().for_each(|b| *b = next_u32() as u8);
+        let mut starts = Bytes([0u8; 4 * 18]);
+        starts.0.iter_mut().for_each(|b| *b = next_u32() as u8);
+        let pairs: [u32; 32] = core::array::from_fn(|_| next_u32());
+        let init = next_u32() as i32;
+        let words = [0..16, 1..16, 0..1][layer % 3].clone();
+        let pairs = &pairs[..2 * words.len()];
+        let (mut fast, mut reference) = ([0i32; 18], [0i32; 18]);
+        let rows = KERNELS.rows;
+        rows(
+            &weights.0,
+            64,
+            words.clone(),
+            pairs,
+            init,
+            &starts.0,
+            &mut fast,
+        );
+        let portable = tinyscore::model::packed::rows_portable;
+        portable(
+            &weights.0,
+            64,
+            words,
+            pairs,
+            init,
+            &starts.0,
+            &mut reference,
+        );
+        if fast != reference {
+            defmt::println!("error: the row kernels disagree in layer {=usize}", layer);
+            return Err(());
+        }
     }
     Ok(())
 }
 
 /// Ticks of 64 calls of the installed kernel on a layer of 64 × 64 (4096 MACs), call
 /// included: the cost of the multiply–accumulates alone.
+#[inline(never)] // Its buffers must not add to the frame that evaluates the score.
 fn count_kernel() {
     #[repr(align(4))]
     struct Weights([u8; 64 * 64]);
     let weights = Weights(core::array::from_fn(|i| (i * 37) as u8));
     let operands: [u32; 32] = core::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9));
+    #[repr(align(4))]
+    struct Starts([u8; 4 * 64]);
+    let starts = Starts([0; 4 * 64]);
     let mut acc = [0i32; 64];
     let start = ticks();
     for _ in 0..64 {
@@ -322,6 +364,8 @@ fn count_kernel() {
             64,
             0..16,
             core::hint::black_box(&operands),
+            0,
+            &starts.0,
             &mut acc,
         );
     }

@@ -7,7 +7,7 @@ use rand_core::Rng;
 use tinyscore::model::packed::{operands, pack_int8, rows_portable, GROUP_ROWS};
 use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
-use tinyscore::{particle_rng, NeuralScore, Score, VpSde};
+use tinyscore::{particle_rng, NeuralScore, PackedScore, Score, VpSde};
 use tinyscore_host::model_file::Network;
 use tinyscore_host::quantize::{QuantizedActivation, QuantizedLayer, QuantizedNetwork};
 use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
@@ -21,13 +21,15 @@ fn packed(bytes: &[u8]) -> Vec<u8> {
 
 /// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit, and
 /// so must the packed model's batched scores (which share the time features' sums between
-/// the points) with the int8 model's scores point by point, for batches of 1 to 9 points.
+/// the points) with the int8 model's scores point by point, for batches of 1 to 9 points;
+/// [`PackedScore`] (the firmware's) gives the same bits, batched and alone.
 fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
     let packed = packed(int8);
     let plain = NeuralScore::<N>::new(Model::parse(int8).unwrap()).unwrap();
     let model = Model::parse(&packed).unwrap();
     assert_eq!(model.header().precision, Precision::Int8Packed);
     let fast = NeuralScore::<N>::new(model).unwrap();
+    let only_packed = PackedScore::<N>::new(model).unwrap();
     let mut rng = particle_rng(seed, 0);
     let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 24) as f32;
     for _ in 0..count {
@@ -47,16 +49,26 @@ fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
         let t = uniform();
         let mut scores = vec![[0.0f32; N]; batch];
         fast.score_batch(&xs, t, &mut scores);
-        for (x, s) in xs.iter().zip(&scores) {
+        // The firmware's packed-only score, batched and one point at a time.
+        let mut packed_only = vec![[0.0f32; N]; batch];
+        only_packed.score_batch(&xs, t, &mut packed_only);
+        for ((x, s), p) in xs.iter().zip(&scores).zip(&packed_only) {
             let one = plain.score(x, t);
             assert_eq!(s.map(f32::to_bits), one.map(f32::to_bits), "x {x:?} t {t}");
+            assert_eq!(p.map(f32::to_bits), one.map(f32::to_bits), "x {x:?} t {t}");
+            let alone = only_packed.score(x, t);
+            assert_eq!(
+                alone.map(f32::to_bits),
+                one.map(f32::to_bits),
+                "x {x:?} t {t}"
+            );
         }
     }
 }
 
 #[test]
-fn the_kernel_computes_256_times_the_corrected_dot_product() {
-    // The identity in the module docs, for every row of a group, over random words and
+fn the_kernel_computes_the_corrected_dot_product_plus_its_start() {
+    // The identity in the module docs (the sums are 256 times it), for every row of a group, over random words and
     // inputs that include the extremes −128 and 127.
     let mut rng = particle_rng(5, 0);
     for _ in 0..2000 {
@@ -82,15 +94,30 @@ fn the_kernel_computes_256_times_the_corrected_dot_product() {
                 .map(|k| q[4 * k] as i32 + q[4 * k + 2] as i32)
                 .sum::<i32>()
         );
+        // The sums start from −256·128·Σq_even, so that after the shift only the starts are
+        // left to add (as the packed evaluation runs it).
+        let starts: Vec<i32> = (0..GROUP_ROWS)
+            .map(|_| rng.next_u32() as i32 >> 2)
+            .collect();
+        let start_bytes: Vec<u8> = starts.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let init = even.wrapping_mul(-128 * 256);
         let mut acc = [1i32; GROUP_ROWS];
-        rows_portable(&stored, 4 * words, 0..words, &pairs, &mut acc);
-        for (row, acc) in w.iter().zip(acc) {
+        rows_portable(
+            &stored,
+            4 * words,
+            0..words,
+            &pairs,
+            init,
+            &start_bytes,
+            &mut acc,
+        );
+        for ((row, acc), start) in w.iter().zip(acc).zip(&starts) {
             let dot: i64 = (0..4 * words).map(|j| row[j] as i64 * q[j] as i64).sum();
             let odd: i64 = (0..4 * words)
                 .filter(|j| j % 2 == 1)
                 .map(|j| row[j] as i64)
                 .sum();
-            assert_eq!(acc as i64, 256 * (dot - 127 * odd + 128 * even as i64));
+            assert_eq!(acc as i64, dot - 127 * odd + *start as i64);
         }
     }
 }
@@ -211,7 +238,7 @@ fn random_networks_of_awkward_shapes_give_the_int8_bits() {
 }
 
 #[test]
-fn only_int8_models_pack_and_a_short_buffer_is_refused() {
+fn only_int8_models_pack_only_packed_ones_make_a_packed_score_and_a_short_buffer_is_refused() {
     let float = reference_model_bytes();
     let mut out = vec![0u8; float.len()];
     assert!(matches!(
@@ -223,6 +250,17 @@ fn only_int8_models_pack_and_a_short_buffer_is_refused() {
     assert!(matches!(
         pack_int8(&int8, &mut short),
         Err(ModelError::InvalidParameter(e)) if e.parameter == "packing buffer"
+    ));
+    // Only a packed model makes a PackedScore, and only of its own dimension.
+    let int8_model = Model::parse(&int8).unwrap();
+    assert!(matches!(
+        PackedScore::<2>::new(int8_model),
+        Err(ModelError::InvalidParameter(e)) if e.parameter == "model"
+    ));
+    let packed_model = packed(&int8);
+    assert!(matches!(
+        PackedScore::<3>::new(Model::parse(&packed_model).unwrap()),
+        Err(ModelError::DimensionMismatch { .. })
     ));
     // A packed file is not packed twice, and a corrupted one is refused like any other.
     let twice = packed(&int8);

@@ -1218,6 +1218,44 @@ impl<const N: usize> packed::Points for ScorePoints<'_, N> {
 /// Points the network evaluates together in a batch.
 pub const LANES: usize = 16;
 
+/// A packed int8 model ([`Precision::Int8Packed`]) as a [`Score`] on `[f32; N]`: the bits
+/// [`NeuralScore`] gives for it, with only the packed evaluator reachable, so that firmware
+/// running a packed model leaves the f32 and int8 evaluators out of its flash.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedScore<'a, const N: usize> {
+    model: Model<'a>,
+}
+
+impl<'a, const N: usize> PackedScore<'a, N> {
+    /// The score of `model`, which must be packed and of dimension `N`.
+    pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
+        NeuralScore::<N>::new(model)?;
+        ParamError::require(
+            model.header.precision == Precision::Int8Packed,
+            "model",
+            "a packed int8 model (precision 2)",
+        )?;
+        Ok(PackedScore { model })
+    }
+    /// The model's SDE.
+    pub fn sde(&self) -> ModelSde {
+        self.model.header.sde
+    }
+}
+
+impl<const N: usize> Score<N> for PackedScore<'_, N> {
+    fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
+        let mut out = [[0.0f32; N]; 1];
+        self.model
+            .packed_scores(core::slice::from_ref(x), t, &mut out);
+        out[0]
+    }
+
+    fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
+        self.model.packed_scores(xs, t, out);
+    }
+}
+
 /// Runs the network on a batch of [`LANES`] points, as [`Model::forward_lanes`] does.
 pub type LanesForward = fn(&Model<'_>, &mut [[f32; LANES]; MAX_WIDTH], f32);
 
@@ -1270,23 +1308,30 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
     }
 }
 
-impl<const N: usize> NeuralScore<'_, N> {
+impl Model<'_> {
     /// `−ε̂/σ(t)` for every point of `xs` into `out` when the model is packed (which shares
     /// the time features' work between the points, without a lane buffer); false otherwise.
-    fn score_packed(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) -> bool {
-        let Layers::Int8Packed(layers) = &self.model.layers else {
+    fn packed_scores<const N: usize>(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) -> bool {
+        let Layers::Int8Packed(layers) = &self.layers else {
             return false;
         };
-        let sigma = self.model.header.sde.sigma(t);
-        let gain = self.model.header.gaussian_gain(t);
+        let sigma = self.header.sde.sigma(t);
+        let gain = self.header.gaussian_gain(t);
         let mut points = ScorePoints {
             xs,
             out,
             sigma,
             gain,
         };
-        self.model.forward_packed(layers, t, &mut points);
+        self.forward_packed(layers, t, &mut points);
         true
+    }
+}
+
+impl<const N: usize> NeuralScore<'_, N> {
+    /// [`Model::packed_scores`] of the model.
+    fn score_packed(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) -> bool {
+        self.model.packed_scores(xs, t, out)
     }
 
     /// `−ε̂/σ(t)` for up to `L` points; `forward` runs the network on the lanes.

@@ -50,18 +50,22 @@ pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
 /// A kernel for the rows of a packed layer with `inputs` inputs and weight section
 /// `weights`: for every row `o < acc.len()` it sums `SMLAD(W_k, A_k) + SMLAD(UXTB16(W_k), B_k)`
-/// (wrapping, from 0) over the words `k` in `words` into `acc[o]`, where `W_k` is the
-/// little-endian word `k` of row `o` in the layout (in the group of four rows holding `o`, or
-/// in the last, smaller group) and `A_k, B_k = operands[2j], operands[2j + 1]` for
-/// `j = k − words.start`. The rows' tails are not the kernel's.
+/// (wrapping, from `init`) over the words `k` in `words`, where `W_k` is the little-endian
+/// word `k` of row `o` in the layout (in the group of four rows holding `o`, or in the last,
+/// smaller group) and `A_k, B_k = operands[2j], operands[2j + 1]` for `j = k − words.start`,
+/// and sets `acc[o]` to that sum shifted right by 8 (arithmetic) plus the little-endian i32
+/// `o` of `starts` (wrapping; `starts` holds one for every row). The rows' tails are not the
+/// kernel's.
 ///
 /// [`rows_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
-/// with [`Model::with_kernel`], which must give the same bits.
+/// with [`Model::with_kernels`], which must give the same bits.
 pub type RowsKernel = fn(
     weights: &[u8],
     inputs: usize,
     words: core::ops::Range<usize>,
     operands: &[u32],
+    init: i32,
+    starts: &[u8],
     acc: &mut [i32],
 );
 
@@ -157,11 +161,13 @@ pub fn rows_portable(
     inputs: usize,
     words: core::ops::Range<usize>,
     operands: &[u32],
+    init: i32,
+    starts: &[u8],
     acc: &mut [i32],
 ) {
     let group_bytes = GROUP_ROWS * inputs;
     for (g, acc) in acc.chunks_mut(GROUP_ROWS).enumerate() {
-        acc.fill(0);
+        acc.fill(init);
         let rows = acc.len();
         let group = g.saturating_mul(group_bytes);
         let start = group.saturating_add(4 * rows * words.start);
@@ -169,6 +175,10 @@ pub fn rows_portable(
         if let Some(run) = weights.get(start..end) {
             dot_portable(run, operands, acc);
         }
+    }
+    for (total, start) in acc.iter_mut().zip(starts.chunks_exact(4)) {
+        let start = i32::from_le_bytes([start[0], start[1], start[2], start[3]]);
+        *total = (*total >> 8).wrapping_add(start);
     }
 }
 
@@ -304,20 +314,24 @@ impl Model<'_> {
         let words = first.inputs.min(MAX_WIDTH) / 4;
         let own_words = n.div_ceil(4).min(words);
         let time_tail = n <= 4 * words;
-        let mut shared = [0i32; MAX_WIDTH];
-        self.word_sums(
+        let mut totals = [0i32; MAX_WIDTH];
+        let time_part = self.word_sums(
             first,
             &levels,
             own_words..words,
             time_tail,
-            Start::Bias,
+            first.bias,
             &mut pairs,
-            &mut shared,
+            &mut totals,
         );
+        // The shared sums start each point's own: as bytes, as a layer's biases are.
+        let mut shared = [0u8; 4 * MAX_WIDTH];
+        for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
+            bytes.copy_from_slice(&sum.to_le_bytes());
+        }
         // Hidden layer i writes its levels into hidden[i % 2] and reads its input from the
         // other one (layer 0 from `levels`, whose time features stay for the next point).
         let mut hidden = [Levels([0; MAX_WIDTH]); 2];
-        let mut totals = [0i32; MAX_WIDTH];
         for p in 0..points.count() {
             for (d, level) in levels.0.iter_mut().enumerate().take(n) {
                 *level = first.input.quantize(points.coordinate(p, d));
@@ -336,13 +350,14 @@ impl Model<'_> {
                         from,
                         own,
                         !time_tail,
-                        Start::Sums(&shared),
+                        &shared,
                         &mut pairs,
                         &mut totals,
                     )
                 } else {
                     let all = 0..MAX_WIDTH;
-                    self.word_sums(layer, from, all, true, Start::Bias, &mut pairs, &mut totals)
+                    let bias = layer.bias;
+                    self.word_sums(layer, from, all, true, bias, &mut pairs, &mut totals)
                 };
                 if i < last {
                     let Activation { pre, lut } = layer.activation_table();
@@ -364,9 +379,10 @@ impl Model<'_> {
         }
     }
 
-    /// For every row `o` of a packed layer, its `start` plus its part of `Σⱼ w[o][j]·(q[j] − z)`
-    /// from the words numbered in `words` and, when `tail`, from its tail: into `out`, whose
-    /// rows it returns. The installed kernel multiplies.
+    /// For every row `o` of a packed layer, its start (the little-endian i32 `o` of
+    /// `starts`) plus its part of `Σⱼ w[o][j]·(q[j] − z)` from the words numbered in `words`
+    /// and, when `tail`, from its tail: into `out`, whose rows it returns. The installed
+    /// kernel multiplies.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     #[allow(clippy::too_many_arguments)]
     fn word_sums<'t>(
@@ -375,7 +391,7 @@ impl Model<'_> {
         q: &Levels,
         words: core::ops::Range<usize>,
         tail: bool,
-        start: Start<'_>,
+        starts: &[u8],
         pairs: &mut [u32; MAX_WIDTH / 2],
         out: &'t mut [i32; MAX_WIDTH],
     ) -> &'t mut [i32] {
@@ -390,26 +406,9 @@ impl Model<'_> {
         let pairs = &pairs[..2 * (to - from)];
         let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
         let out = &mut out[..outputs];
-        (self.kernels.rows)(layer.weights, inputs, from..to, pairs, out);
-        let constant = even.wrapping_mul(128);
-        let finish = |total: &mut i32, start: i32| {
-            *total = (*total >> 8).wrapping_sub(constant).wrapping_add(start);
-        };
-        match start {
-            Start::Bias => {
-                for (total, bias) in out.iter_mut().zip(layer.bias.chunks_exact(4)) {
-                    finish(
-                        total,
-                        i32::from_le_bytes([bias[0], bias[1], bias[2], bias[3]]),
-                    );
-                }
-            }
-            Start::Sums(sums) => {
-                for (total, sum) in out.iter_mut().zip(sums) {
-                    finish(total, *sum);
-                }
-            }
-        }
+        // The sums' `128·Σq_even` (module docs), taken off before the shift.
+        let init = even.wrapping_mul(-128 * 256);
+        (self.kernels.rows)(layer.weights, inputs, from..to, pairs, init, starts, out);
         let tail_len = inputs % 4;
         if tail && tail_len > 0 {
             // Each row's tail follows the word part of its group, in row order.
@@ -432,12 +431,3 @@ impl Model<'_> {
 #[derive(Clone, Copy)]
 #[repr(align(4))]
 struct Levels([i8; MAX_WIDTH]);
-
-/// What the row sums of a packed layer start from.
-#[derive(Clone, Copy)]
-enum Start<'s> {
-    /// The layer's (folded) biases.
-    Bias,
-    /// Sums already made: the first layer's shared time part, its bias included.
-    Sums(&'s [i32; MAX_WIDTH]),
-}

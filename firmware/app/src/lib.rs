@@ -69,8 +69,8 @@ pub mod smlad;
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
     particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
-    ModelError, NeuralScore, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion,
-    SampleError, Sampler, Schedule, Score, Solver, TimeGrid,
+    ModelError, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler,
+    Schedule, Score, Solver, TimeGrid,
 };
 
 /// The samplers the firmware runs.
@@ -194,7 +194,12 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     sink: &mut K,
 ) -> Result<(), AppError> {
     let model = parse(model).map_err(AppError::Model)?;
-    let score = NeuralScore::<N>::new(model).map_err(AppError::Model)?;
+    // A packed model (the build packs an int8 one for a core with the DSP extension) runs
+    // through `PackedScore`, which keeps the other evaluators out of flash.
+    #[cfg(tinyscore_packed)]
+    let score = tinyscore::PackedScore::<N>::new(model).map_err(AppError::Model)?;
+    #[cfg(not(tinyscore_packed))]
+    let score = tinyscore::NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;
     let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config.steps)

@@ -1,15 +1,21 @@
-//! The packed int8 kernel in Cortex-M4 assembly: two multiply–accumulates per `SMLAD`, three
-//! instructions per weight word (see `tinyscore::model::packed` for the layout and the
-//! algebra), behind the safe [`rows`].
+//! The packed int8 kernels in Cortex-M4 assembly, behind safe functions that fall back to the
+//! portable kernels where a slice does not fit (see `tinyscore::model::packed` for the
+//! layout and the algebra):
 //!
-//! One inner iteration takes four words of four interleaved rows (64 MACs): four `LDM` for
-//! the input operands, four `LDM` for the weights, 48 multiply instructions and the loop's
-//! `SUBS`/`BNE` — 58 instructions, 0.906 per MAC; a second loop takes the words left over
-//! one at a time (16 MACs in 16 instructions). Each group of four rows adds 17 (clear the
-//! sums, rewind the operands, enter the loops, store the sums, skip to the next group,
-//! count). A last group of one to three rows (the output layer of 2-D data) runs a row at a
-//! time: 8 instructions a word. [`rows`] gives the same bits as
-//! `tinyscore::model::packed::rows_portable`: the `count` build checks it on the chip, and the
+//! - [`rows`]: two multiply–accumulates per `SMLAD`, three instructions per weight word. One
+//!   inner iteration takes sixteen words of four interleaved rows (256 MACs, a whole row of a
+//!   64-input layer): sixteen `LDM` for the input operands, sixteen for the weights, 192
+//!   multiply instructions and the loop's `SUBS`/`BNE` — 226 instructions, 0.883 per MAC; a
+//!   second loop takes the words left over one at a time (16 MACs in 16 instructions). Each
+//!   group of four rows adds 23: start the sums, rewind the operands, enter the loops, shift
+//!   the sums and add their starts (the biases, or the first layer's shared time part), store
+//!   them, step to the next group. A last group of one to three rows (the output layer of 2-D
+//!   data) runs a row at a time: 8 instructions a word.
+//! - [`activate`]: a hidden layer's requantization and SiLU table, 14 instructions a channel.
+//! - [`operands`]: a layer input's operand words, 10 instructions a word of four inputs.
+//!
+//! Each gives the bits of its portable kernel: the `count` build checks all three on random
+//! inputs on the chip and whole evaluations against the portable kernels, and the
 //! host-against-firmware tests compare whole samples bit for bit.
 
 use core::ops::Range;
@@ -40,8 +46,9 @@ macro_rules! step {
 }
 
 // tinyscore_groups_smlad(weights: r0, operands: r1, shape: r2 = &[iterations of four
-// words, groups, bytes from a group's last word to the next group, single words], acc: r3).
-// Groups > 0, words (4·iterations + singles) > 0; weights word-aligned.
+// words, groups, bytes from a group's last word to the next group, single words, init,
+// address of the starts], acc: r3). Groups > 0, words (4·iterations + singles) > 0; weights
+// and starts word-aligned. Each row's sum starts from init and ends as (sum >> 8) + start.
 core::arch::global_asm!(
     ".section .text.tinyscore_groups_smlad,\"ax\",%progbits",
     ".global tinyscore_groups_smlad",
@@ -50,21 +57,34 @@ core::arch::global_asm!(
     ".type tinyscore_groups_smlad, %function",
     "tinyscore_groups_smlad:",
     "push {{r4-r11, lr}}",
-    "ldm r2, {{r4, r5, r6, r7}}",
-    // [sp] operands, [sp, #4] iterations, [sp, #8] groups left, [sp, #12] skip bytes,
-    // [sp, #16] single words.
-    "push {{r1, r4, r5, r6, r7}}",
+    "ldm r2, {{r4, r5, r6, r7, r8, r9}}",
+    // [sp] operands, [sp, #4] iterations, [sp, #8] the end of acc, [sp, #12] skip bytes,
+    // [sp, #16] single words, [sp, #20] init, [sp, #24] starts.
+    "add r5, r3, r5, lsl #4",
+    "push {{r1, r4, r5, r6, r7, r8, r9}}",
     "2:",
-    "movs r4, #0",
-    "movs r5, #0",
-    "movs r6, #0",
-    "movs r7, #0",
+    "ldr r4, [sp, #20]",
+    "mov r5, r4",
+    "mov r6, r4",
+    "mov r7, r4",
     "ldr r1, [sp]",
     "ldr r2, [sp, #4]",
-    // CBZ reaches 126 bytes forward; the loop is 230.
+    // CBZ reaches 126 bytes forward; the loop is 900.
     "cmp r2, #0",
     "beq 3f",
     "1:",
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
+    step!(),
     step!(),
     step!(),
     step!(),
@@ -79,21 +99,27 @@ core::arch::global_asm!(
     "subs r2, r2, #1",
     "bne 4b",
     "5:",
+    "ldr r2, [sp, #24]",
+    "ldm r2!, {{r8, r9, r10, r11}}",
+    "str r2, [sp, #24]",
+    "add r4, r8, r4, asr #8",
+    "add r5, r9, r5, asr #8",
+    "add r6, r10, r6, asr #8",
+    "add r7, r11, r7, asr #8",
     "stm r3!, {{r4-r7}}",
     "ldr r2, [sp, #12]",
     "add r0, r0, r2",
     "ldr r2, [sp, #8]",
-    "subs r2, r2, #1",
-    "str r2, [sp, #8]",
+    "cmp r3, r2",
     "bne 2b",
-    "add sp, sp, #20",
+    "add sp, sp, #28",
     "pop {{r4-r11, pc}}",
     ".size tinyscore_groups_smlad, . - tinyscore_groups_smlad",
 );
 
-// tinyscore_rows_smlad(weights: r0, operands: r1, shape: r2 = &[words, rows], acc: r3):
-// one group of `rows` rows, row r's word k at weights + 4·r + 4·rows·k. Both counts > 0;
-// weights word-aligned.
+// tinyscore_rows_smlad(weights: r0, operands: r1, shape: r2 = &[words, rows, init, address
+// of the starts], acc: r3): one group of `rows` rows, row r's word k at weights + 4·r +
+// 4·rows·k, each ending as (sum >> 8) + start. Both counts > 0; weights word-aligned.
 core::arch::global_asm!(
     ".section .text.tinyscore_rows_smlad,\"ax\",%progbits",
     ".global tinyscore_rows_smlad",
@@ -102,10 +128,12 @@ core::arch::global_asm!(
     ".type tinyscore_rows_smlad, %function",
     "tinyscore_rows_smlad:",
     "push {{r4-r11, lr}}",
-    "ldm r2, {{r4, r5}}",
+    "ldm r2, {{r4, r5, r7, r8}}",
+    // [sp] init, [sp, #4] starts.
+    "push {{r7, r8}}",
     "lsls r6, r5, #2",
     "2:",
-    "movs r7, #0",
+    "ldr r7, [sp]",
     "mov r8, r0",
     "mov r9, r1",
     "mov r10, r4",
@@ -118,10 +146,15 @@ core::arch::global_asm!(
     "smlad r7, r11, lr, r7",
     "subs r10, r10, #1",
     "bne 1b",
+    "ldr r11, [sp, #4]",
+    "ldr r12, [r11], #4",
+    "str r11, [sp, #4]",
+    "add r7, r12, r7, asr #8",
     "str r7, [r3], #4",
     "adds r0, r0, #4",
     "subs r5, r5, #1",
     "bne 2b",
+    "add sp, sp, #8",
     "pop {{r4-r11, pc}}",
     ".size tinyscore_rows_smlad, . - tinyscore_rows_smlad",
 );
@@ -207,23 +240,31 @@ extern "C" {
     fn tinyscore_rows_smlad(
         weights: *const u8,
         operands: *const u32,
-        shape: *const [usize; 2],
+        shape: *const [usize; 4],
         acc: *mut i32,
     );
     fn tinyscore_groups_smlad(
         weights: *const u8,
         operands: *const u32,
-        shape: *const [usize; 4],
+        shape: *const [usize; 6],
         acc: *mut i32,
     );
 }
 
 /// Words (of each row) one iteration of the assembly's main loop takes.
-const UNROLL: usize = 4;
+const UNROLL: usize = 16;
 
 /// The packed kernel (a `tinyscore::model::packed::RowsKernel`): the assembly loops where
 /// the weights are word-aligned and hold the whole layer, the portable kernel otherwise.
-pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32], acc: &mut [i32]) {
+pub fn rows(
+    weights: &[u8],
+    inputs: usize,
+    words: Range<usize>,
+    operands: &[u32],
+    init: i32,
+    starts: &[u8],
+    acc: &mut [i32],
+) {
     let count = words.end.saturating_sub(words.start);
     let groups = acc.len() / GROUP_ROWS;
     let rest = acc.len() % GROUP_ROWS;
@@ -233,9 +274,11 @@ pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32]
         && words.end <= inputs / 4
         && weights.len() >= groups * group_bytes + 4 * rest * words.end
         && operands.len() >= 2 * count
-        && (weights.as_ptr() as usize).is_multiple_of(4);
+        && starts.len() >= 4 * acc.len()
+        && (weights.as_ptr() as usize).is_multiple_of(4)
+        && (starts.as_ptr() as usize).is_multiple_of(4);
     if !fits {
-        rows_portable(weights, inputs, words, operands, acc);
+        rows_portable(weights, inputs, words, operands, init, starts, acc);
         return;
     }
     let (grouped, last) = acc.split_at_mut(groups * GROUP_ROWS);
@@ -245,11 +288,13 @@ pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32]
             groups,
             group_bytes - 16 * count,
             count % UNROLL,
+            init as usize,
+            starts.as_ptr() as usize,
         ];
         // SAFETY: group g reads the 16·count bytes at 16·words.start + g·group_bytes (a
-        // multiple of 4 from a word-aligned start) and operands[..2·count], all within the
-        // slices checked above; it writes acc[..4·groups] and restores the registers AAPCS
-        // makes it keep.
+        // multiple of 4 from a word-aligned start), operands[..2·count] and the starts of its
+        // rows, all within the slices checked above; it writes acc[..4·groups] and restores
+        // the registers AAPCS makes it keep.
         unsafe {
             tinyscore_groups_smlad(
                 weights.as_ptr().add(16 * words.start),
@@ -260,10 +305,15 @@ pub fn rows(weights: &[u8], inputs: usize, words: Range<usize>, operands: &[u32]
         };
     }
     if rest > 0 {
-        let shape = [count, rest];
+        let shape = [
+            count,
+            rest,
+            init as usize,
+            starts.as_ptr() as usize + 4 * 4 * groups,
+        ];
         // SAFETY: the last group's rows read the 4·rest·count bytes from rest_start (a multiple
-        // of 4) and operands[..2·count], within the slices checked above; they write the rest
-        // rows of acc.
+        // of 4), operands[..2·count] and their starts, within the slices checked above; they
+        // write the rest rows of acc.
         unsafe {
             tinyscore_rows_smlad(
                 weights.as_ptr().add(rest_start),
