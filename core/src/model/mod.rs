@@ -1329,11 +1329,6 @@ impl Model<'_> {
 }
 
 impl<const N: usize> NeuralScore<'_, N> {
-    /// [`Model::packed_scores`] of the model.
-    fn score_packed(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) -> bool {
-        self.model.packed_scores(xs, t, out)
-    }
-
     /// `−ε̂/σ(t)` for up to `L` points; `forward` runs the network on the lanes.
     fn score_lanes<const L: usize>(
         &self,
@@ -1364,7 +1359,10 @@ impl<const N: usize> NeuralScore<'_, N> {
 impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];
-        if self.score_packed(core::slice::from_ref(x), t, &mut out) {
+        if self
+            .model
+            .packed_scores(core::slice::from_ref(x), t, &mut out)
+        {
             return out[0];
         }
         self.score_lanes::<1>(core::slice::from_ref(x), t, &mut out, |a| {
@@ -1374,7 +1372,7 @@ impl<const N: usize> Score<N> for NeuralScore<'_, N> {
     }
 
     fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
-        if self.score_packed(xs, t, out) {
+        if self.model.packed_scores(xs, t, out) {
             return;
         }
         // A chip has no stack for a lane buffer of LANES points (16 KiB): it scores the other
