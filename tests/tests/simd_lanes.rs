@@ -1,20 +1,37 @@
-//! The host's batch evaluations (`tinyscore_host::simd`, compiled for AVX2 where the CPU
-//! has it) against the baseline build of the same code, bit for bit: the network for the
-//! f32, int8 and packed int8 models, and the exact mixture score. The wider vectors must not
-//! change a single result.
+//! The host's batch evaluations (`tinyscore_host::simd`, compiled for AVX2 and AVX-512 where
+//! the CPU has them) against the baseline build of the same code, bit for bit: the network
+//! for the f32, int8 and packed int8 models, and the exact mixture score. The wider vectors
+//! must not change a single result. Every copy the CPU runs is compared; the CI machines run
+//! both (an AMD EPYC with AVX-512), and AVX2 is required.
 
 use rand_core::Rng;
 use tinyscore::model::packed::pack_int8;
 use tinyscore::{
     particle_rng, Component, GaussianData, GaussianMixture, Model, NeuralScore, Score,
 };
-use tinyscore_host::simd::{exact_mixture, neural_score};
+use tinyscore_host::simd::{exact_mixture_on, neural_score_on, Vectors};
 use tinyscore_tests::{reference_int8, reference_model_bytes};
 
+/// The copies compared with the baseline: every wider one this CPU runs.
+fn wider_copies() -> Vec<Vectors> {
+    let copies: Vec<Vectors> = Vectors::supported()
+        .into_iter()
+        .filter(|&v| v != Vectors::Baseline)
+        .collect();
+    println!("comparing the baseline with {copies:?}");
+    copies
+}
+
 fn assert_same_bits(bytes: &[u8], seed: u64) {
+    for vectors in wider_copies() {
+        assert_same_bits_on(vectors, bytes, seed);
+    }
+}
+
+fn assert_same_bits_on(vectors: Vectors, bytes: &[u8], seed: u64) {
     let model = Model::parse(bytes).unwrap();
     let baseline = NeuralScore::<2>::new(model).unwrap();
-    let fastest = neural_score::<2>(model).unwrap();
+    let fastest = neural_score_on::<2>(vectors, model).unwrap();
     let mut rng = particle_rng(seed, 0);
     let mut uniform = || (rng.next_u32() >> 8) as f32 / (1 << 24) as f32;
     // Full batches of 16 take the fastest path; points far outside the data too.
@@ -27,7 +44,8 @@ fn assert_same_bits(bytes: &[u8], seed: u64) {
         fastest.score_batch(&xs, t, &mut a);
         baseline.score_batch(&xs, t, &mut b);
         for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
-            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "x {x:?} t {t}");
+            let bits = (a.map(f32::to_bits), b.map(f32::to_bits));
+            assert_eq!(bits.0, bits.1, "{vectors:?}: x {x:?} t {t}");
         }
     }
 }
@@ -51,7 +69,7 @@ fn the_fastest_batch_path_gives_the_baseline_bits() {
     assert_same_bits(&packed, 3);
 }
 
-/// The mixture's AVX2 copy against the baseline, on a shared-std mixture (one set of
+/// The mixture's AVX2 and AVX-512 copies against the baseline, on a shared-std mixture (one set of
 /// inverse variances) and one with its own std per component, in 3-D, at times from pure
 /// noise to the data, with points far out and a partial last batch.
 #[test]
@@ -68,9 +86,12 @@ fn the_fastest_mixture_score_gives_the_baseline_bits() {
             Component::new(1.0, [0.3 * k as f32, 1.0, -0.5], [s, 2.0 * s, 0.5]).unwrap()
         })
         .collect();
-    for components in [&shared, &own] {
+    for (components, vectors) in [&shared, &own]
+        .into_iter()
+        .flat_map(|c| wider_copies().into_iter().map(move |v| (c, v)))
+    {
         let baseline = GaussianMixture::new(components).unwrap();
-        let fastest = exact_mixture(components).unwrap();
+        let fastest = exact_mixture_on(vectors, components).unwrap();
         let xs: Vec<[f32; 3]> = (0..1000)
             .map(|_| core::array::from_fn(|_| 24.0 * uniform() - 12.0))
             .collect();
@@ -83,7 +104,7 @@ fn the_fastest_mixture_score_gives_the_baseline_bits() {
                 assert_eq!(
                     a.map(f32::to_bits),
                     b.map(f32::to_bits),
-                    "x {x:?} σ {sigma}"
+                    "{vectors:?}: x {x:?} σ {sigma}"
                 );
             }
         }
