@@ -18,8 +18,9 @@
 //! A and B fit 16 bits for int8 `q` and depend only on the input, so they are made once per
 //! layer input ([`operands`]); the `−127·Σw_odd` term is a per-row constant folded into the
 //! stored bias (with the input zero point's `−z·Σw`), and `128·Σq_even` is one number per
-//! input vector. Three instructions for four MACs; with four rows interleaved word by word the
-//! weights of one step load with a single `LDM`.
+//! input vector, taken off by starting every row's sum at `−256·128·Σq_even`. Three
+//! instructions for four MACs; with four rows interleaved word by word the weights of one
+//! step load with a single `LDM`.
 //!
 //! # Layout of one layer (`out` rows, `in` inputs, `K = ⌊in/4⌋` words per row)
 //! Rows go in groups of four ([`GROUP_ROWS`]; the last group holds what remains). A group of
@@ -33,8 +34,8 @@
 //!
 //! # Bounds
 //! With `|q| ≤ 128`, `|w| ≤ 128` and at most 256 inputs, `|Σwq| < 2²²` and the two correction
-//! terms are below 2²¹ each, so the `SMLAD` accumulator stays below 2³¹ and is exactly 256
-//! times the corrected sum.
+//! terms are below 2²¹ each, so the `SMLAD` accumulator (wrapping on the way) ends below 2³¹
+//! and exactly 256 times the corrected sum, which an arithmetic shift by 8 recovers.
 
 use super::{
     crc32, f32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH,
