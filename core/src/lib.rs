@@ -41,10 +41,14 @@
 //! # Bit-exactness
 //! Every float function goes through [`math`] (libm, or own f32 kernels), never through
 //! `std`'s platform functions, and nothing is fused (`mul_add`): the same inputs give the same
-//! bits on every target.
+//! bits on every target. The `std` feature, for hosts, changes one route: [`math::sqrt`]
+//! becomes `f32::sqrt`, the same correctly rounded result, which the compiler can vectorise.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
 
 mod error;
 mod grid;
@@ -63,8 +67,8 @@ pub use grid::{Schedule, TimeGrid};
 pub use mcmc::{KineticState, Ula, Underdamped};
 pub use model::{Model, ModelError, ModelSde, NeuralScore, PackedScore};
 pub use noise::{
-    box_muller, box_muller_lanes, particle_noise, particle_rng, DefaultRng, GaussianStream,
-    LANES as NOISE_LANES,
+    box_muller, box_muller_lanes, particle_noise, particle_rng, BoxMullerLanes, DefaultRng,
+    GaussianStream, LANES as NOISE_LANES,
 };
 pub use observe::{NullObserver, Observer, Trajectory};
 pub use score::{

@@ -24,10 +24,15 @@
 //! Box–Muller hot path therefore uses [`sin_cos_turns`], a native-f32 kernel for `sin 2πu`,
 //! `cos 2πu` with exact range reduction, and [`ln_unit`], libm's pure-f32 `logf` inlined.
 
-/// Square root, correctly rounded.
+/// Square root, correctly rounded. With the `std` feature through `f32::sqrt`, which the
+/// compiler sees (libm's is an opaque instruction), so loops of it vectorise; both are
+/// IEEE 754's correctly rounded square root, the same bits.
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
-    libm::sqrtf(x)
+    #[cfg(feature = "std")]
+    return x.sqrt();
+    #[cfg(not(feature = "std"))]
+    return libm::sqrtf(x);
 }
 
 /// `ln(1 + x)`, accurate near 0.

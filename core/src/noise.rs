@@ -23,9 +23,12 @@ pub fn box_muller(word1: u32, word2: u32) -> (f32, f32) {
 }
 
 /// [`box_muller`] on `L` pairs of words at once, with the same bits per pair. Each step is a
-/// loop over the lanes with no branch, so it vectorises (the square root, an instruction
-/// the compiler cannot see into, gets a loop of its own).
-#[inline]
+/// loop over the lanes with no branch, so it vectorises (the square root gets a loop of its
+/// own: it vectorises only where [`math::sqrt`] is `f32::sqrt`, the `std` feature). Always
+/// inlined off the chips, so a caller compiled for wider vectors gets its own copy
+/// ([`GaussianStream::with_lanes`]).
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline)]
 pub fn box_muller_lanes<const L: usize>(
     word1: &[u32; L],
     word2: &[u32; L],
@@ -53,8 +56,14 @@ pub fn box_muller_lanes<const L: usize>(
 }
 
 /// Streams drawn together by [`GaussianStream::normals`]: the Box–Muller lanes. Fewer
-/// streams are drawn one by one, which is the same work per stream as a single lane.
-pub const LANES: usize = 16;
+/// streams are drawn one by one, which is the same work per stream as a single lane. On a
+/// host 32, two AVX-512 registers, so that two independent chains of the polynomials overlap
+/// (1.1× the throughput of 16); on a chip 16, its lockstep batch.
+pub const LANES: usize = if cfg!(target_os = "none") { 16 } else { 32 };
+
+/// [`box_muller_lanes`] on [`LANES`] pairs, as a function a host compiles for its widest
+/// vectors (a `#[target_feature]` copy): the same f32 operations, so the same bits.
+pub type BoxMullerLanes = fn(&[u32; LANES], &[u32; LANES]) -> ([f32; LANES], [f32; LANES]);
 
 /// An endless stream of standard normal `f32` drawn from `R` by Box–Muller.
 ///
@@ -64,12 +73,45 @@ pub const LANES: usize = 16;
 pub struct GaussianStream<R> {
     rng: R,
     spare: Option<f32>,
+    /// A host's wider copy of Box–Muller; chips have none, and no room to spare for it.
+    #[cfg(not(target_os = "none"))]
+    lanes: Option<BoxMullerLanes>,
 }
 
 impl<R: Rng> GaussianStream<R> {
     /// A stream drawing from `rng`.
     pub const fn new(rng: R) -> Self {
-        GaussianStream { rng, spare: None }
+        GaussianStream {
+            rng,
+            spare: None,
+            #[cfg(not(target_os = "none"))]
+            lanes: None,
+        }
+    }
+
+    /// The stream with [`GaussianStream::normals`] running its groups' Box–Muller through
+    /// `lanes` (a group uses its first stream's), a copy of [`box_muller_lanes`] compiled for
+    /// wider vectors; the bits are the same. Hosts only (chips have no wider vectors).
+    #[cfg(not(target_os = "none"))]
+    pub fn with_lanes(self, lanes: BoxMullerLanes) -> Self {
+        GaussianStream {
+            lanes: Some(lanes),
+            ..self
+        }
+    }
+
+    /// Box–Muller on a group of [`LANES`] pairs, through this stream's lanes if it has them.
+    #[inline]
+    fn box_muller_group(
+        &self,
+        word1: &[u32; LANES],
+        word2: &[u32; LANES],
+    ) -> ([f32; LANES], [f32; LANES]) {
+        #[cfg(not(target_os = "none"))]
+        if let Some(lanes) = self.lanes {
+            return lanes(word1, word2);
+        }
+        box_muller_lanes(word1, word2)
     }
 
     /// The next standard normal.
@@ -135,7 +177,7 @@ impl<R: Rng> GaussianStream<R> {
                 if !drawn {
                     break;
                 }
-                let (z1, z2) = box_muller_lanes(&word1, &word2);
+                let (z1, z2) = streams[0].box_muller_group(&word1, &word2);
                 for (p, (stream, o)) in streams.iter_mut().zip(out.iter_mut()).enumerate() {
                     let k = filled[p];
                     if k < N {
@@ -170,7 +212,7 @@ impl<R: Rng> GaussianStream<R> {
                 *w1 = stream.rng.next_u32();
                 *w2 = stream.rng.next_u32();
             }
-            let (z1, z2) = box_muller_lanes(&word1, &word2);
+            let (z1, z2) = streams[0].box_muller_group(&word1, &word2);
             for (((o, stream), z1), z2) in out.iter_mut().zip(streams.iter_mut()).zip(z1).zip(z2) {
                 o[first] = z1;
                 match o.get_mut(first + 1) {

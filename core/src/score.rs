@@ -163,8 +163,9 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
 /// Components handled per pass of the softmax: their logits live on the stack.
 const CHUNK: usize = 8;
 /// Points a mixture scores together: the loops over them are the innermost, so they
-/// vectorise.
-pub const LANES: usize = 16;
+/// vectorise. 32, two AVX-512 registers, so that two independent chains of the softmax
+/// overlap (1.05× the throughput of 16).
+pub const LANES: usize = 32;
 
 impl<const N: usize> GaussianMixture<'_, N> {
     /// `1/v` per dimension for component `c`, and `−½ Σ ln v` (0 when the std is shared).

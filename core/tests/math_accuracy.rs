@@ -100,6 +100,28 @@ fn ln_unit_is_libm_logf_bit_for_bit_on_every_box_muller_input() {
     }
 }
 
+/// `math::sqrt` is `f32::sqrt` with the `std` feature (on in the workspace's test run, where
+/// the host crate asks for it) and `libm::sqrtf` without (on the chips): both must be the
+/// correctly rounded square root, so the chips and the host agree. Every Box–Muller radius²
+/// `−2 ln u` and every 61st non-negative f32 bit pattern (both ends, subnormals, +∞); negative
+/// inputs give NaN on both routes.
+#[test]
+fn sqrt_is_libm_sqrtf_bit_for_bit() {
+    let radii = (1..=(1u32 << 24)).map(|m| -2.0 * math::ln_unit(m as f32 / (1u32 << 24) as f32));
+    let patterns = (0..=0x7f80_0000u32).step_by(61).map(f32::from_bits);
+    let ends = [0.0, f32::MIN_POSITIVE, f32::MAX, f32::INFINITY].into_iter();
+    for x in radii.chain(patterns).chain(ends) {
+        assert_eq!(
+            math::sqrt(x).to_bits(),
+            libm::sqrtf(x).to_bits(),
+            "x = {x:e}"
+        );
+    }
+    for x in [-1.0, -f32::MIN_POSITIVE, f32::NEG_INFINITY, f32::NAN] {
+        assert!(math::sqrt(x).is_nan() && libm::sqrtf(x).is_nan(), "x = {x}");
+    }
+}
+
 #[test]
 fn libm_routes_are_within_one_ulp() {
     let mut worst_ln = 0.0f64;

@@ -151,9 +151,7 @@ pub fn em_particle_steps_per_s(min_seconds: f64) -> f64 {
     let sampler = Sampler::new(EulerMaruyama, grid);
     let mut first = 0u64;
     rate(min_seconds, || {
-        let mut noises: Vec<_> = (first..first + BATCH as u64)
-            .map(|i| particle_noise(1, i))
-            .collect();
+        let mut noises = crate::simd::particle_noises(1, first..first + BATCH as u64);
         first += BATCH as u64;
         let mut xs = [[0.0f32; 2]; BATCH];
         sampler
@@ -179,7 +177,7 @@ pub fn gaussians_per_s(min_seconds: f64) -> f64 {
 
 /// Standard normals per second drawn as 2-D vectors from 64 streams together.
 pub fn batched_gaussians_per_s(min_seconds: f64) -> f64 {
-    let mut streams: Vec<_> = (0..64).map(|i| particle_noise(2, i)).collect();
+    let mut streams = crate::simd::particle_noises(2, 0..64);
     let mut out = vec![[0.0f32; 2]; streams.len()];
     rate(min_seconds, || {
         for _ in 0..1000 {

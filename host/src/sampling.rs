@@ -4,7 +4,7 @@
 use crate::datasets::Points;
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
-use tinyscore::{particle_noise, DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
+use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
 
 /// Particles advanced in lockstep by one task: enough for the score to vectorise, few enough
 /// that the solvers' stack scratch stays small.
@@ -126,9 +126,8 @@ pub fn in_batches(
             .enumerate()
             .try_for_each(|(chunk, xs)| {
                 let first = chunk * BATCH;
-                let mut noises: Vec<_> = (first..first + xs.len() / dim.max(1))
-                    .map(|i| particle_noise(seed, i as u64))
-                    .collect();
+                let particles = first as u64..(first + xs.len() / dim.max(1)) as u64;
+                let mut noises = crate::simd::particle_noises(seed, particles);
                 batch(first, xs, &mut noises)
             })
     })

@@ -1,6 +1,7 @@
-//! The host's hot loops on its widest vectors: the score network ([`neural_score`]) and the
-//! exact mixture score ([`exact_mixture`]) run their full batches through a copy compiled for
-//! AVX-512 or AVX2, whichever is the widest the CPU has ([`Vectors`]), and training its time
+//! The host's hot loops on its widest vectors: the score network ([`neural_score`]), the
+//! exact mixture score ([`exact_mixture`]) and the noise ([`particle_noises`]) run their full
+//! batches through a copy compiled for AVX-512 or AVX2, whichever is the widest the CPU has
+//! ([`Vectors`]), and training its time
 //! features ([`time_features`]), SiLU ([`bias_silu_with_slope`]) and thin output layer
 //! ([`thin_forward`], [`thin_backward`]) through an AVX2 copy (all checked at run time, so the
 //! binary still runs on any x86-64).
@@ -11,10 +12,12 @@
 //! Training's SiLU is the exception: its AVX2 copy uses fused multiply–adds (see
 //! [`bias_silu_with_slope`]).
 
+use std::ops::Range;
 use tinyscore::model::{LanesForward, LANES, MAX_WIDTH};
 use tinyscore::{
-    Component, GaussianMixture, MixtureLanes, Model, ModelError, NeuralScore, ParamError,
-    MIXTURE_LANES,
+    box_muller_lanes, particle_noise, BoxMullerLanes, Component, DefaultRng, GaussianMixture,
+    GaussianStream, MixtureLanes, Model, ModelError, NeuralScore, ParamError, MIXTURE_LANES,
+    NOISE_LANES,
 };
 
 /// Whether this CPU runs AVX2 code.
@@ -173,6 +176,65 @@ unsafe fn mixture_lanes_avx512<const N: usize>(
     out: &mut [[f32; N]; MIXTURE_LANES],
 ) {
     mixture.score_lanes(xs, alpha, sigma, out)
+}
+
+/// The noise streams of `particles` in the run seeded with `seed`, their batches' Box–Muller
+/// on the widest copy this CPU runs.
+pub fn particle_noises(seed: u64, particles: Range<u64>) -> Vec<GaussianStream<DefaultRng>> {
+    particle_noises_on(Vectors::widest(), seed, particles)
+}
+
+/// [`particle_noises`] with the Box–Muller copy for `vectors`, which must be one of
+/// [`Vectors::supported`] (the baseline otherwise).
+pub fn particle_noises_on(
+    vectors: Vectors,
+    seed: u64,
+    particles: Range<u64>,
+) -> Vec<GaussianStream<DefaultRng>> {
+    let lanes = box_muller_on(vectors);
+    particles
+        .map(|i| match lanes {
+            Some(lanes) => particle_noise(seed, i).with_lanes(lanes),
+            None => particle_noise(seed, i),
+        })
+        .collect()
+}
+
+/// Box–Muller on a group of streams compiled for `vectors`, when it is not the baseline one.
+fn box_muller_on(vectors: Vectors) -> Option<BoxMullerLanes> {
+    if !Vectors::supported().contains(&vectors) {
+        return None;
+    }
+    match vectors {
+        Vectors::Baseline => None,
+        // SAFETY (both): chosen only on a CPU with the feature the copy is built for.
+        #[cfg(target_arch = "x86_64")]
+        Vectors::Avx2 => Some(|word1, word2| unsafe { box_muller_avx2(word1, word2) }),
+        #[cfg(target_arch = "x86_64")]
+        Vectors::Avx512 => Some(|word1, word2| unsafe { box_muller_avx512(word1, word2) }),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => None,
+    }
+}
+
+/// [`box_muller_lanes`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn box_muller_avx2(
+    word1: &[u32; NOISE_LANES],
+    word2: &[u32; NOISE_LANES],
+) -> ([f32; NOISE_LANES], [f32; NOISE_LANES]) {
+    box_muller_lanes(word1, word2)
+}
+
+/// [`box_muller_lanes`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn box_muller_avx512(
+    word1: &[u32; NOISE_LANES],
+    word2: &[u32; NOISE_LANES],
+) -> ([f32; NOISE_LANES], [f32; NOISE_LANES]) {
+    box_muller_lanes(word1, word2)
 }
 
 /// Adds `bias` to every row of `z` (rows of `bias.len()`), then applies SiLU in place,

@@ -1,15 +1,16 @@
 //! The host's batch evaluations (`tinyscore_host::simd`, compiled for AVX2 and AVX-512 where
 //! the CPU has them) against the baseline build of the same code, bit for bit: the network
-//! for the f32, int8 and packed int8 models, and the exact mixture score. The wider vectors
+//! for the f32, int8 and packed int8 models, the exact mixture score and the noise. The wider vectors
 //! must not change a single result. Every copy the CPU runs is compared; the CI machines run
 //! both (an AMD EPYC with AVX-512), and AVX2 is required.
 
 use rand_core::Rng;
 use tinyscore::model::packed::pack_int8;
 use tinyscore::{
-    particle_rng, Component, GaussianData, GaussianMixture, Model, NeuralScore, Score,
+    particle_rng, Component, GaussianData, GaussianMixture, GaussianStream, Model, NeuralScore,
+    Score,
 };
-use tinyscore_host::simd::{exact_mixture_on, neural_score_on, Vectors};
+use tinyscore_host::simd::{exact_mixture_on, neural_score_on, particle_noises_on, Vectors};
 use tinyscore_tests::{reference_int8, reference_model_bytes};
 
 /// The copies compared with the baseline: every wider one this CPU runs.
@@ -106,6 +107,37 @@ fn the_fastest_mixture_score_gives_the_baseline_bits() {
                     b.map(f32::to_bits),
                     "{vectors:?}: x {x:?} σ {sigma}"
                 );
+            }
+        }
+    }
+}
+
+/// The noise streams' Box–Muller copies against the baseline's, bit for bit: 100 streams
+/// (three full groups of 32 and a partial one, drawn stream by stream) drawing 2-D and 3-D
+/// vectors in turn (a 3-D vector leaves a spare, which sends the next draw down the
+/// spare-handling path), 4·10⁵ normals per copy.
+#[test]
+fn the_fastest_noise_gives_the_baseline_bits() {
+    require_avx2();
+    const STREAMS: u64 = 100;
+    for vectors in wider_copies() {
+        let mut fastest = particle_noises_on(vectors, 7, 0..STREAMS);
+        let mut baseline = particle_noises_on(Vectors::Baseline, 7, 0..STREAMS);
+        let same_bits = |round: usize, a: &[f32], b: &[f32]| {
+            let bits = |v: &[f32]| v.iter().map(|z| z.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b), "{vectors:?}: round {round}");
+        };
+        for round in 0..800 {
+            if round % 2 == 0 {
+                let (mut a, mut b) = ([[0.0f32; 2]; 100], [[0.0f32; 2]; 100]);
+                GaussianStream::normals(&mut fastest, &mut a);
+                GaussianStream::normals(&mut baseline, &mut b);
+                same_bits(round, a.as_flattened(), b.as_flattened());
+            } else {
+                let (mut a, mut b) = ([[0.0f32; 3]; 100], [[0.0f32; 3]; 100]);
+                GaussianStream::normals(&mut fastest, &mut a);
+                GaussianStream::normals(&mut baseline, &mut b);
+                same_bits(round, a.as_flattened(), b.as_flattened());
             }
         }
     }

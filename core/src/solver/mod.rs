@@ -73,7 +73,7 @@ pub(crate) fn checked_scores<'o, S: Score<N>, const N: usize, const B: usize>(
 ) -> Result<&'o [[f32; N]], StepError> {
     let out = &mut out[..xs.len().min(B)];
     score.score_batch(&xs[..out.len()], t, out);
-    match out.iter().position(|s| !vector::all_finite(s)) {
+    match vector::first_non_finite(out) {
         None => Ok(out),
         Some(particle) => Err(StepError::NonFiniteScore { particle }),
     }
@@ -242,7 +242,7 @@ impl<P> Sampler<P> {
 
 /// Fails at `step` with the first particle whose state is not finite.
 fn check_states<const N: usize>(xs: &[[f32; N]], step: u32) -> Result<(), ParticleError> {
-    match xs.iter().position(|x| !vector::all_finite(x)) {
+    match vector::first_non_finite(xs) {
         None => Ok(()),
         Some(particle) => Err(ParticleError {
             particle,
