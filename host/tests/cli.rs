@@ -606,9 +606,11 @@ fn bench_json_has_the_documented_figures() {
         let value = report[key].as_f64().unwrap_or(0.0);
         assert!(value > 0.0, "{key}: {}", report[key]);
     }
-    // The peak is measured wherever AVX2 and FMA run (every x86-64 CI machine here); no
-    // GEMM can beat it, so the training products' rate stays below it.
+    // The peak is measured wherever AVX2 and FMA run (every x86-64 CI machine here). It is
+    // not compared with the training rate: two timings taken at different moments of a
+    // shared machine can cross (a CI run saw 58.7 GFLOP/s of training against a 54.0 peak
+    // measured while another process ran), and timings are for benchmarks, not tests.
     if let Some(peak) = report["peak_gflops"].as_f64() {
-        assert!(report["train_gflops"].as_f64().unwrap() < peak, "{report}");
+        assert!(peak.is_finite() && peak > 0.0, "{report}");
     }
 }
