@@ -80,21 +80,30 @@ pub fn neural_score_on<const N: usize>(
     })
 }
 
-/// The network's batch evaluation compiled for `vectors`, when it is not the baseline one.
-fn lanes_on(vectors: Vectors) -> Option<LanesForward> {
+/// Of a kernel's copies for AVX2 and AVX-512, the one for `vectors` if this CPU runs it;
+/// `None` for the baseline (the caller's own build) and for copies the CPU cannot run.
+fn copy_for<K>(vectors: Vectors, avx2: K, avx512: K) -> Option<K> {
     if !Vectors::supported().contains(&vectors) {
         return None;
     }
     match vectors {
         Vectors::Baseline => None,
-        // SAFETY (both): chosen only on a CPU with the feature the copy is built for.
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx2 => Some(|model, a, t| unsafe { forward_lanes_avx2(model, a, t) }),
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx512 => Some(|model, a, t| unsafe { forward_lanes_avx512(model, a, t) }),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => None,
+        Vectors::Avx2 => Some(avx2),
+        Vectors::Avx512 => Some(avx512),
     }
+}
+
+/// The network's batch evaluation compiled for `vectors`, when it is not the baseline one.
+fn lanes_on(vectors: Vectors) -> Option<LanesForward> {
+    // SAFETY (both): `copy_for` picks a copy only on a CPU with the feature it is built for.
+    #[cfg(target_arch = "x86_64")]
+    return copy_for::<LanesForward>(
+        vectors,
+        |model, a, t| unsafe { forward_lanes_avx2(model, a, t) },
+        |model, a, t| unsafe { forward_lanes_avx512(model, a, t) },
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    return copy_for(vectors, None, None).flatten(); // no wider copies off x86-64
 }
 
 /// [`Model::forward_lanes`] compiled for AVX2.
@@ -133,23 +142,19 @@ pub fn exact_mixture_on<const N: usize>(
 
 /// The mixture's batch score compiled for `vectors`, when it is not the baseline one.
 fn mixture_lanes_on<const N: usize>(vectors: Vectors) -> Option<MixtureLanes<N>> {
-    if !Vectors::supported().contains(&vectors) {
-        return None;
-    }
-    match vectors {
-        Vectors::Baseline => None,
-        // SAFETY (both): chosen only on a CPU with the feature the copy is built for.
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx2 => Some(|mixture, xs, alpha, sigma, out| unsafe {
+    // SAFETY (both): `copy_for` picks a copy only on a CPU with the feature it is built for.
+    #[cfg(target_arch = "x86_64")]
+    return copy_for::<MixtureLanes<N>>(
+        vectors,
+        |mixture, xs, alpha, sigma, out| unsafe {
             mixture_lanes_avx2(mixture, xs, alpha, sigma, out)
-        }),
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx512 => Some(|mixture, xs, alpha, sigma, out| unsafe {
+        },
+        |mixture, xs, alpha, sigma, out| unsafe {
             mixture_lanes_avx512(mixture, xs, alpha, sigma, out)
-        }),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => None,
-    }
+        },
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    return copy_for(vectors, None, None).flatten(); // no wider copies off x86-64
 }
 
 /// [`GaussianMixture::score_lanes`] compiled for AVX2.
@@ -202,19 +207,15 @@ pub fn particle_noises_on(
 
 /// Box–Muller on a group of streams compiled for `vectors`, when it is not the baseline one.
 fn box_muller_on(vectors: Vectors) -> Option<BoxMullerLanes> {
-    if !Vectors::supported().contains(&vectors) {
-        return None;
-    }
-    match vectors {
-        Vectors::Baseline => None,
-        // SAFETY (both): chosen only on a CPU with the feature the copy is built for.
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx2 => Some(|word1, word2| unsafe { box_muller_avx2(word1, word2) }),
-        #[cfg(target_arch = "x86_64")]
-        Vectors::Avx512 => Some(|word1, word2| unsafe { box_muller_avx512(word1, word2) }),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => None,
-    }
+    // SAFETY (both): `copy_for` picks a copy only on a CPU with the feature it is built for.
+    #[cfg(target_arch = "x86_64")]
+    return copy_for::<BoxMullerLanes>(
+        vectors,
+        |word1, word2| unsafe { box_muller_avx2(word1, word2) },
+        |word1, word2| unsafe { box_muller_avx512(word1, word2) },
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    return copy_for(vectors, None, None).flatten(); // no wider copies off x86-64
 }
 
 /// [`box_muller_lanes`] compiled for AVX2.
