@@ -7,11 +7,22 @@ use std::io::Write;
 use std::path::Path;
 
 /// Writes `path` through a temporary file in the same directory, renamed into place only when
-/// `write` succeeded: a failure or an interruption never leaves a partial file.
+/// `write` succeeded: a failure or an interruption never leaves a partial file. A path that
+/// exists but is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is written directly:
+/// a rename would replace the device with a file, and there is no file to keep whole.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
+    if is_special(path) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut buffered = std::io::BufWriter::new(file);
+        write(&mut buffered)?;
+        return Ok(buffered.flush()?);
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -48,8 +59,19 @@ pub fn temporary_sibling(path: &Path) -> Result<tempfile::NamedTempFile> {
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
-/// Renames a finished temporary file (from [`temporary_sibling`]) to `path`.
+/// Whether `path` exists and is not a regular file (a device or a pipe), which the writers
+/// here write into rather than replace.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Renames a finished temporary file (from [`temporary_sibling`]) to `path` (or, for a device
+/// or a pipe, copies it there; see [`write_atomically`]).
 pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    if is_special(path) {
+        let bytes = std::fs::read(tmp.path())?;
+        return write_atomically(path, |w| Ok(w.write_all(&bytes)?));
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;

@@ -614,3 +614,29 @@ fn bench_json_has_the_documented_figures() {
         assert!(peak.is_finite() && peak > 0.0, "{report}");
     }
 }
+
+/// An output path that is a pipe (or a device such as `/dev/null`) is written into, not
+/// replaced by a renamed temporary file, which would leave a regular file in its place.
+#[test]
+fn an_output_pipe_stays_a_pipe_and_gets_the_samples() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("pipe");
+    let pipe = dir.join("samples.csv");
+    let made = Command::new("mkfifo").arg(&pipe).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "this test needs mkfifo (coreutils)"
+    );
+    // Opening a pipe for reading waits for its writer; the reader thread collects what comes.
+    let reader = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || std::fs::read_to_string(pipe).unwrap())
+    };
+    let args = ["sample", "--exact", "8gaussians", "-n", "7", "--steps", "5"];
+    let o = tinyscore(&[&args[..], &["--out", path_str(&pipe)]].concat());
+    let still_a_pipe = std::fs::metadata(&pipe).is_ok_and(|m| m.file_type().is_fifo());
+    assert!(still_a_pipe, "the pipe was replaced by a file");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = reader.join().unwrap();
+    assert_eq!(csv.lines().count(), 1 + 7, "{csv}");
+}
