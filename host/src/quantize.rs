@@ -314,12 +314,12 @@ pub const LOW_TAILS: [f64; 12] = [
 ];
 
 /// The fraction of the highest calibration values clipped off each post-activation tensor
-/// but the last hidden layer's. SiLU passes its input's long upper tail through (layer 1 of
-/// a moons model: [−0.28, 10.9], mostly below 2), so the top 0.01 % set the grid step for
-/// everything; clipping them and correcting the next layer's bias for the mean this moves
-/// ([`correct_hidden_biases`]) took the int8 model's sw2 from 1.00–1.45× the f32 model's to
-/// 0.94–1.26× over ten training seeds. The last hidden layer's top is kept: it carries the
-/// large ε̂ that pull far-off particles back, and clipping it too let samples stray.
+/// but the last hidden layer's. SiLU passes its input's long upper tail through (layer 1 of a
+/// moons model reaches 10.9), so a few extreme values set the grid step for all the others;
+/// clipping the top 0.01 % and correcting the next layer's bias for the mean this moves (the
+/// bias correction in `quantize`) took the int8 model's sw2 from 1.00–1.45× the f32 model's
+/// to 0.94–1.26× over ten training seeds. The last hidden layer's top is kept: it carries
+/// the large ε̂ that pull far-off particles back, and clipping it too let samples stray.
 pub const HIGH_TAIL: f64 = 1e-4;
 
 /// Values per tensor the clipping search looks at (an even subsample of the sorted values).
@@ -332,7 +332,7 @@ const SEARCH_VALUES: usize = 1 << 16;
 /// pre-activation tensor — of [`LOW_TAILS`], the clipping with the least
 /// `E[(SiLU(v) − SiLU(Q(v)))²]` over its calibration values — and the top [`HIGH_TAIL`] of
 /// the hidden post-activation tensors but the last. Then the hidden layers' biases are
-/// corrected for the mean error of their int8 sums ([`correct_hidden_biases`]). Returns the
+/// corrected for the mean error of their int8 sums (bias correction). Returns the
 /// int8 network and what calibration saw of each tensor (input, then each hidden layer's
 /// pre- and post-activation).
 pub fn quantize(
