@@ -125,6 +125,9 @@ pub struct TensorReport {
     pub clipped: (f64, f64),
     /// Its int8 quantization.
     pub quant: QuantParams,
+    /// For a hidden layer's pre-activation: how far the bias correction moved its channels'
+    /// sums, the mean |shift| in int8 steps of this tensor.
+    pub bias_shift: Option<f64>,
 }
 
 /// What quantization did: the calibrated ranges and the error of ε̂ against the float model.
@@ -176,6 +179,18 @@ impl fmt::Display for QuantizationReport {
                 hi,
                 q.scale,
                 q.zero_point
+            )?;
+        }
+        let shifts: Vec<String> = self
+            .tensors
+            .iter()
+            .filter_map(|t| Some(format!("{} {:.3}", t.name, t.bias_shift?)))
+            .collect();
+        if !shifts.is_empty() {
+            writeln!(
+                f,
+                "bias correction, mean |shift| of the hidden sums in int8 steps: {}",
+                shifts.join(", ")
             )?;
         }
         writeln!(
@@ -370,8 +385,8 @@ pub fn quantize(
         })
         .collect();
     let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
-    correct_hidden_biases(&mut quantized, inputs);
-    let tensors = tensor_reports(&quantized, &calibration, &tails);
+    let shifts = correct_hidden_biases(&mut quantized, inputs);
+    let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
     Ok((quantized, tensors))
 }
 
@@ -423,13 +438,15 @@ fn int8_accumulators(quantized: &QuantizedNetwork, x: &[f32], t: f32, layer: usi
 /// calibration inputs. Rounding a wide post-SiLU tensor to its grid, and clipping its top,
 /// shift the next layer's sums by a mean that this takes out. The output layer keeps its
 /// bias: its error depends on t (largest at small t), which one constant per coordinate
-/// cannot follow, and correcting it was measured to make samples worse.
-fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, f32)]) {
+/// cannot follow, and correcting it was measured to make samples worse. Returns, per hidden
+/// layer, the mean |shift| of its sums in steps of its pre-activation tensor.
+fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, f32)]) -> Vec<f64> {
     let reference: Vec<Vec<[Vec<f32>; 2]>> = inputs
         .iter()
         .map(|(x, t)| activations(&quantized.float, x, *t).1)
         .collect();
     let hidden = quantized.layers.len() - 1;
+    let mut shifts = Vec::with_capacity(hidden);
     for layer in 0..hidden {
         let s_in = match layer {
             0 => quantized.input.scale,
@@ -454,10 +471,17 @@ fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, 
             }
         }
         let largest = 1i64 << 30; // the format's bound on a bias
-        for (b, e) in quantized.layers[layer].bias.iter_mut().zip(&mean_error) {
-            *b = (*b as i64 - e.round() as i64).clamp(-largest, largest) as i32;
+        let l = &mut quantized.layers[layer];
+        let pre_step = l.activation.as_ref().map_or(1.0, |a| a.pre.scale) as f64;
+        let mut moved = 0.0;
+        for ((b, e), s_w) in l.bias.iter_mut().zip(&mean_error).zip(&l.weight_scale) {
+            let shift = e.round() as i64;
+            *b = (*b as i64 - shift).clamp(-largest, largest) as i32;
+            moved += (shift as f64 * s_in * *s_w as f64 / pre_step).abs();
         }
+        shifts.push(moved / l.bias.len().max(1) as f64);
     }
+    shifts
 }
 
 /// Each activation tensor's observed range, clipping and quantization.
@@ -465,12 +489,14 @@ fn tensor_reports(
     quantized: &QuantizedNetwork,
     calibration: &Calibration,
     tails: &[(f64, f64)],
+    bias_shifts: &[f64],
 ) -> Vec<TensorReport> {
     let report = |name: String, k: usize, quant: QuantParams| TensorReport {
         name,
         observed: calibration.range(k, (0.0, 0.0)),
         clipped: tails.get(k).copied().unwrap_or_default(),
         quant,
+        bias_shift: None,
     };
     let mut tensors = vec![report("input".into(), 0, quantized.input)];
     let activations = quantized
@@ -478,7 +504,9 @@ fn tensor_reports(
         .iter()
         .filter_map(|l| l.activation.as_ref());
     for (i, a) in activations.enumerate() {
-        tensors.push(report(format!("layer {} pre", i + 1), 1 + 2 * i, a.pre));
+        let mut pre = report(format!("layer {} pre", i + 1), 1 + 2 * i, a.pre);
+        pre.bias_shift = bias_shifts.get(i).copied();
+        tensors.push(pre);
         tensors.push(report(format!("layer {} silu", i + 1), 2 + 2 * i, a.post));
     }
     tensors
