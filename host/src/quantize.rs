@@ -431,8 +431,8 @@ fn int8_accumulators(quantized: &QuantizedNetwork, x: &[f32], t: f32, layer: usi
     Vec::new()
 }
 
-/// Empirical bias correction (Nagel et al., "Data-Free Quantization Through Weight
-/// Equalization and Bias Correction", 2019, §4.2): hidden layer by hidden layer, each
+/// Bias correction, in its empirical form (Nagel et al., "Data-Free Quantization Through
+/// Weight Equalization and Bias Correction", 2019): hidden layer by hidden layer, each
 /// channel's int32 bias moves by the mean difference between its int8 pre-activation (after
 /// the int8 layers before it, already corrected) and the float network's, over the
 /// calibration inputs. Rounding a wide post-SiLU tensor to its grid, and clipping its top,
@@ -445,7 +445,7 @@ fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, 
         .iter()
         .map(|(x, t)| activations(&quantized.float, x, *t).1)
         .collect();
-    let hidden = quantized.layers.len() - 1;
+    let hidden = quantized.layers.len().saturating_sub(1);
     let mut shifts = Vec::with_capacity(hidden);
     for layer in 0..hidden {
         let s_in = match layer {
