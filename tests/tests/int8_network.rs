@@ -239,10 +239,10 @@ fn silu_tables_are_bit_exact_and_within_half_a_step() {
     }
 }
 
-/// The int8 network computed independently from the file's quantities: i64 accumulators of
-/// `w·(q − z)`, the reference requantization and table, the dequantized output.
-fn reference_forward(model: &Model<'_>, x: &[f32], t: f32) -> Vec<f32> {
-    let dims = model.header().dims;
+/// The int8 sums of layer `upto` (0 = the first), computed independently from the file's
+/// quantities: i64 accumulators of `w·(q − z)` and, for the layers before it, the reference
+/// requantization and table.
+fn reference_sums(model: &Model<'_>, x: &[f32], t: f32, upto: u32) -> Vec<i64> {
     let first = model.int8_layer(0).unwrap();
     let input = first.input();
     let quantize = |v: f32| {
@@ -258,32 +258,43 @@ fn reference_forward(model: &Model<'_>, x: &[f32], t: f32) -> Vec<f32> {
     features.extend(angles.iter().map(|&a| math::sin_cos(a).1));
     let mut levels: Vec<i64> = features.iter().map(|&v| quantize(v)).collect();
     let mut zero = input.zero_point as i64;
-    for i in 0..dims.layers {
+    for i in 0..=upto {
         let layer = model.int8_layer(i).unwrap();
-        let (pre, post) = layer.activation().unwrap();
-        levels = (0..layer.outputs())
+        let sums: Vec<i64> = (0..layer.outputs())
             .map(|o| {
-                let acc: i64 = layer.bias(o) as i64
+                layer.bias(o) as i64
                     + (0..layer.inputs())
                         .map(|j| layer.weight(o, j) as i64 * (levels[j] - zero))
-                        .sum::<i64>();
+                        .sum::<i64>()
+            })
+            .collect();
+        if i == upto {
+            return sums;
+        }
+        let (pre, post) = layer.activation().unwrap();
+        let lut = reference_lut(pre, post);
+        levels = sums
+            .iter()
+            .enumerate()
+            .map(|(o, acc)| {
                 let (m, shift) = layer.requantization(o).unwrap();
-                let q = reference_requantize(acc as i32, m, shift) as i64 + pre.zero_point as i64;
-                let q = q.clamp(-128, 127);
-                reference_lut(pre, post)[(q + 128) as usize] as i64
+                let q = reference_requantize(*acc as i32, m, shift) as i64 + pre.zero_point as i64;
+                lut[(q.clamp(-128, 127) + 128) as usize] as i64
             })
             .collect();
         zero = post.zero_point as i64;
     }
-    let output = model.int8_layer(dims.layers).unwrap();
-    (0..output.outputs())
-        .map(|o| {
-            let acc: i64 = output.bias(o) as i64
-                + (0..output.inputs())
-                    .map(|j| output.weight(o, j) as i64 * (levels[j] - zero))
-                    .sum::<i64>();
-            acc as f32 * (output.input().scale * output.weight_scale(o))
-        })
+    unreachable!("the loop returns at layer `upto`")
+}
+
+/// The int8 network computed independently from the file's quantities: the output layer's
+/// [`reference_sums`], dequantized.
+fn reference_forward(model: &Model<'_>, x: &[f32], t: f32) -> Vec<f32> {
+    let output = model.int8_layer(model.header().dims.layers).unwrap();
+    let sums = reference_sums(model, x, t, model.header().dims.layers);
+    sums.iter()
+        .enumerate()
+        .map(|(o, acc)| *acc as f32 * (output.input().scale * output.weight_scale(o)))
         .collect()
 }
 
@@ -487,6 +498,34 @@ fn the_faithful_radius_finds_where_int8_saturates_and_nothing_in_an_identical_mo
     assert!((3.0..10.0).contains(&radius), "radius {radius}");
 }
 
+/// The float network's pre-activations of hidden layer `layer` (0 = the first).
+fn float_pre_activations(
+    network: &tinyscore_host::model_file::Network,
+    x: &[f32],
+    t: f32,
+    layer: usize,
+) -> Vec<f32> {
+    let mut a = x.to_vec();
+    let (sin, cos): (Vec<f32>, Vec<f32>) = network
+        .fourier
+        .iter()
+        .map(|&w| tinyscore::model::quant::time_feature(t, w))
+        .unzip();
+    a.extend(sin.iter().chain(&cos));
+    for (k, (weights, bias)) in network.layers.iter().enumerate() {
+        let pre: Vec<f32> = bias
+            .iter()
+            .zip(weights.chunks_exact(a.len()))
+            .map(|(b, row)| row.iter().zip(&a).map(|(w, v)| w * v).sum::<f32>() + b)
+            .collect();
+        if k == layer {
+            return pre;
+        }
+        a = pre.iter().map(|&v| v / (1.0 + (-v).exp())).collect();
+    }
+    unreachable!("a hidden layer's index")
+}
+
 /// `quantize` corrects each hidden layer's biases for the mean error of its int8 sums, so on
 /// fresh inputs every hidden channel's int8 pre-activation is unbiased against the float
 /// network's: its mean error over 10⁴ inputs is within five standard errors (the calibration
@@ -501,63 +540,19 @@ fn hidden_int8_sums_are_unbiased_against_the_float_network() {
     let network = reference_network();
     let inputs = diffused_inputs(&network, &raw_moons(10_000, 11), 10_000, 11).unwrap();
     let dims = model.header().dims;
-    let first = model.int8_layer(0).unwrap().input();
     let n = inputs.len() as f64;
     let mut worst = 0.0f64;
     for i in 0..dims.layers {
         let layer = model.int8_layer(i).unwrap();
         let (mut sum, mut sum2) = (vec![0.0f64; layer.outputs()], vec![0.0f64; layer.outputs()]);
         for (x, t) in &inputs {
-            let mut features = x.clone();
-            let (sin, cos): (Vec<f32>, Vec<f32>) = network
-                .fourier
-                .iter()
-                .map(|&w| tinyscore::model::quant::time_feature(*t, w))
-                .unzip();
-            features.extend(sin.iter().chain(&cos));
-            // Float and int8 forward up to layer i's sums.
-            let mut float = features.clone();
-            let mut levels: Vec<i64> = features.iter().map(|&v| first.quantize(v) as i64).collect();
-            let mut zero = first.zero_point as i64;
-            for k in 0..=i {
-                let l = model.int8_layer(k).unwrap();
-                let (weights, bias) = &network.layers[k as usize];
-                let pre: Vec<f32> = bias
-                    .iter()
-                    .zip(weights.chunks_exact(float.len()))
-                    .map(|(b, row)| row.iter().zip(&float).map(|(w, a)| w * a).sum::<f32>() + b)
-                    .collect();
-                let acc: Vec<i64> = (0..l.outputs())
-                    .map(|o| {
-                        l.bias(o) as i64
-                            + (0..l.inputs())
-                                .map(|j| l.weight(o, j) as i64 * (levels[j] - zero))
-                                .sum::<i64>()
-                    })
-                    .collect();
-                if k == i {
-                    for o in 0..l.outputs() {
-                        let unit = l.input().scale as f64 * l.weight_scale(o) as f64;
-                        let error = acc[o] as f64 * unit - pre[o] as f64;
-                        sum[o] += error / unit;
-                        sum2[o] += (error / unit).powi(2);
-                    }
-                    break;
-                }
-                let (pre_q, post_q) = l.activation().unwrap();
-                let lut = reference_lut(pre_q, post_q);
-                levels = acc
-                    .iter()
-                    .enumerate()
-                    .map(|(o, a)| {
-                        let (m, shift) = l.requantization(o).unwrap();
-                        let q = reference_requantize(*a as i32, m, shift) as i64
-                            + pre_q.zero_point as i64;
-                        lut[(q.clamp(-128, 127) + 128) as usize] as i64
-                    })
-                    .collect();
-                zero = post_q.zero_point as i64;
-                float = pre.iter().map(|&v| v / (1.0 + (-v).exp())).collect();
+            let sums = reference_sums(&model, x, *t, i);
+            let pre = float_pre_activations(&network, x, *t, i as usize);
+            for o in 0..layer.outputs() {
+                let unit = layer.input().scale as f64 * layer.weight_scale(o) as f64;
+                let error = sums[o] as f64 - pre[o] as f64 / unit;
+                sum[o] += error;
+                sum2[o] += error * error;
             }
         }
         for (o, (s, s2)) in sum.iter().zip(&sum2).enumerate() {
