@@ -40,9 +40,12 @@ fn main() {
     if dsp {
         println!("cargo::rustc-cfg=tinyscore_dsp");
         if parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8) {
-            let int8 = bytes.clone();
-            tinyscore::model::packed::pack_int8(&int8, &mut bytes)
-                .unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
+            let int8 = std::mem::take(&mut bytes);
+            let packing = tinyscore::model::packed::packed_len(&int8).and_then(|len| {
+                bytes.resize(len, 0);
+                tinyscore::model::packed::pack_int8(&int8, &mut bytes)
+            });
+            packing.unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
             // The application links only the packed evaluator (`PackedScore`).
             println!("cargo::rustc-cfg=tinyscore_packed");
         }

@@ -226,14 +226,18 @@ fn count_lockstep<S: Score<N>, const N: usize>(score: &S, portable: &S) -> Resul
     Ok(())
 }
 
-/// The installed row, activation and operand kernels against the portable ones: the activation
-/// on 64 layers of 64 channels
-/// drawn over the whole range the kernel type allows (totals below 2³⁰ in magnitude, every
-/// multiplier, shifts −31..=−1 with small ones half the time, every zero point): small
-/// shifts make rounding ties common (a tie every 2^e values), so both tie directions are met
-/// many times; the operands on 64 inputs of 64 random levels each.
+/// The installed kernels against the portable ones on random inputs, 64 rounds of 18 rows
+/// (four groups of four and two left over): the wide activation with every multiplier,
+/// shifts −31..=−1 (small ones half the time: a rounding tie every 2^e values, so both tie
+/// directions are met many times), every zero point and totals of every size below 2³⁰ (the
+/// range the kernel type allows); the wide sums on the same rows; over 32, 21, 6 and 1 words
+/// (every loop of the assembly). The byte part's operands on 64 random levels, and its rows
+/// on random words of 64, 35 and 7 inputs.
 #[inline(never)] // Its buffers must not add to the frame that evaluates the score.
 fn check_kernels() -> Result<(), ()> {
+    use tinyscore::model::packed::{
+        operands, rows_portable, wide_activation_portable, wide_portable, Requantization,
+    };
     // xorshift32: any spread of words will do here.
     let mut state = 0x9E37_79B9u32;
     let mut next_u32 = || {
@@ -244,46 +248,70 @@ fn check_kernels() -> Result<(), ()> {
     };
     let lut: [u8; 256] = core::array::from_fn(|i| (i as u8).wrapping_mul(167) ^ 0x5a);
     #[repr(align(4))]
-    struct Multipliers([u8; 256]);
-    for layer in 0..64 {
-        let mut multipliers = Multipliers([0; 256]);
-        let mut shifts = [0u8; 64];
-        let mut totals = [0i32; 64];
-        for o in 0..64 {
+    struct Bytes<const B: usize>([u8; B]);
+    const ROWS: usize = 18;
+    for round in 0..64 {
+        // Wide weights and levels: int8 values as the i16 halves of the packed layout.
+        let pairs = [32, 21, 6, 1][round % 4];
+        let mut weights = Bytes([0u8; 4 * 32 * ROWS]);
+        for half in weights.0.chunks_exact_mut(2) {
+            half.copy_from_slice(&(next_u32() as i8 as i16).to_le_bytes());
+        }
+        let half = |byte: u32| byte as i8 as i16 as u16 as u32;
+        let levels: [u32; 32] = core::array::from_fn(|_| {
+            let word = next_u32();
+            half(word) | (half(word >> 8) << 16)
+        });
+        let mut multipliers = Bytes([0u8; 4 * ROWS]);
+        let mut shifts = [0u8; ROWS];
+        let mut starts = Bytes([0u8; 4 * ROWS]);
+        let channels = multipliers
+            .0
+            .chunks_exact_mut(4)
+            .zip(starts.0.chunks_exact_mut(4));
+        for ((multiplier_bytes, start_bytes), shift) in channels.zip(&mut shifts) {
             let word = next_u32();
             let multiplier = if word % 16 == 0 {
                 0
             } else {
                 (1 << 30) | (word >> 2) as i32
             };
-            multipliers.0[4 * o..4 * o + 4].copy_from_slice(&multiplier.to_le_bytes());
+            multiplier_bytes.copy_from_slice(&multiplier.to_le_bytes());
             let r = next_u32();
             let e = if r % 2 == 0 {
                 1 + (r >> 1) % 6
             } else {
                 1 + (r >> 1) % 31
             };
-            shifts[o] = (-(e as i32)) as i8 as u8;
-            // Totals of every size up to 2³⁰, most of them small as in a real layer.
-            let bits = 1 + next_u32() % 30;
-            totals[o] = (next_u32() as i32) >> (32 - bits);
+            *shift = (-(e as i32)) as i8 as u8;
+            // Starts of every size up to 2²⁹, most of them small as in a real layer; the
+            // sums add less than 2²⁰.
+            let bits = 1 + next_u32() % 29;
+            let start = (next_u32() as i32) >> (32 - bits);
+            start_bytes.copy_from_slice(&start.to_le_bytes());
         }
-        let pre = (next_u32() % 256) as i32 - 128;
-        let (mut fast, mut reference) = ([0i8; 64], [0i8; 64]);
-        (KERNELS.activation)(&totals, &multipliers.0, &shifts, pre, &lut, &mut fast);
-        tinyscore::model::packed::activate_portable(
-            &totals,
-            &multipliers.0,
-            &shifts,
-            pre,
-            &lut,
-            &mut reference,
-        );
+        let requantization = Requantization {
+            multipliers: &multipliers.0,
+            shifts: &shifts,
+            pre: (next_u32() % 256) as i32 - 128,
+            lut: &lut,
+        };
+        let (mut fast, mut reference) = ([0u32; ROWS / 2], [0u32; ROWS / 2]);
+        let (w, s) = (&weights.0, &starts.0);
+        (KERNELS.wide_activation)(w, pairs, &levels, s, &requantization, &mut fast);
+        wide_activation_portable(w, pairs, &levels, s, &requantization, &mut reference);
         if fast != reference {
             defmt::println!(
-                "error: the activation kernels disagree in layer {=usize}",
-                layer
+                "error: the wide activation kernels disagree in round {=usize}",
+                round
             );
+            return Err(());
+        }
+        let (mut fast, mut reference) = ([0i32; ROWS], [0i32; ROWS]);
+        (KERNELS.wide)(w, pairs, &levels, s, &mut fast);
+        wide_portable(w, pairs, &levels, s, &mut reference);
+        if fast != reference {
+            defmt::println!("error: the wide kernels disagree in round {=usize}", round);
             return Err(());
         }
         #[repr(align(4))]
@@ -295,82 +323,60 @@ fn check_kernels() -> Result<(), ()> {
         let (mut fast, mut reference) = ([0u32; 32], [0u32; 32]);
         let sums = (
             (KERNELS.operands)(&q.0, &mut fast),
-            tinyscore::model::packed::operands(&q.0, &mut reference),
+            operands(&q.0, &mut reference),
         );
         if sums.0 != sums.1 || fast != reference {
             defmt::println!(
-                "error: the operand kernels disagree on input {=usize}",
-                layer
+                "error: the operand kernels disagree in round {=usize}",
+                round
             );
             return Err(());
         }
-        // Rows: 18 of 64 inputs (four groups of four and a last group of two), random
-        // bytes, operands, init and starts, over one of three runs of words.
-        #[repr(align(4))]
-        struct Bytes<const B: usize>([u8; B]);
-        let mut weights = Bytes([0u8; 18 * 64]);
+        // Byte rows: random bytes, operands, init and starts.
+        let inputs = [64, 35, 7][round % 3];
+        let mut weights = Bytes([0u8; 64 * ROWS]);
         weights.0.iter_mut().for_each(|b| *b = next_u32() as u8);
-        let mut starts = Bytes([0u8; 4 * 18]);
         starts.0.iter_mut().for_each(|b| *b = next_u32() as u8);
         let pairs: [u32; 32] = core::array::from_fn(|_| next_u32());
+        let pairs = &pairs[..2 * (inputs / 4)];
         let init = next_u32() as i32;
-        let words = [0..16, 1..16, 0..1][layer % 3].clone();
-        let pairs = &pairs[..2 * words.len()];
-        let (mut fast, mut reference) = ([0i32; 18], [0i32; 18]);
-        let rows = KERNELS.rows;
-        rows(
-            &weights.0,
-            64,
-            words.clone(),
-            pairs,
-            init,
-            &starts.0,
-            &mut fast,
-        );
-        let portable = tinyscore::model::packed::rows_portable;
-        portable(
-            &weights.0,
-            64,
-            words,
-            pairs,
-            init,
-            &starts.0,
-            &mut reference,
-        );
+        let (mut fast, mut reference) = ([0i32; ROWS], [0i32; ROWS]);
+        let (w, s) = (&weights.0[..inputs * ROWS], &starts.0);
+        (KERNELS.rows)(w, inputs, pairs, init, s, &mut fast);
+        rows_portable(w, inputs, pairs, init, s, &mut reference);
         if fast != reference {
-            defmt::println!("error: the row kernels disagree in layer {=usize}", layer);
+            defmt::println!("error: the row kernels disagree in round {=usize}", round);
             return Err(());
         }
     }
     Ok(())
 }
 
-/// Ticks of 64 calls of the installed kernel on a layer of 64 × 64 (4096 MACs), call
+/// Ticks of 64 calls of the installed wide kernel on a layer of 64 × 64 (4096 MACs), call
 /// included: the cost of the multiply–accumulates alone.
-#[inline(never)] // Its buffers must not add to the frame that evaluates the score.
+#[inline(never)]
 fn count_kernel() {
     #[repr(align(4))]
-    struct Weights([u8; 64 * 64]);
-    let weights = Weights(core::array::from_fn(|i| (i * 37) as u8));
-    let operands: [u32; 32] = core::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9));
+    struct Weights([u8; 4 * 32 * 64]);
+    // In flash, as a model's weights are.
+    static WEIGHTS: Weights = Weights([0x35; 4 * 32 * 64]);
+    let levels: [u32; 32] = core::array::from_fn(|i| (i as u32).wrapping_mul(0x9E37_79B9));
     #[repr(align(4))]
     struct Starts([u8; 4 * 64]);
     let starts = Starts([0; 4 * 64]);
-    let mut acc = [0i32; 64];
+    let mut totals = [0i32; 64];
     let start = ticks();
     for _ in 0..64 {
-        (KERNELS.rows)(
-            core::hint::black_box(&weights.0),
-            64,
-            0..16,
-            core::hint::black_box(&operands),
-            0,
+        (KERNELS.wide)(
+            core::hint::black_box(&WEIGHTS.0),
+            32,
+            core::hint::black_box(&levels),
             &starts.0,
-            &mut acc,
+            &mut totals,
         );
     }
     defmt::println!("count kernel_ticks_x64_4096mac {=u64}", ticks() - start);
-    core::hint::black_box(acc);
+    core::hint::black_box(totals);
 }
 
 /// A panic is reported as a defmt frame and ends the run with a failure status.

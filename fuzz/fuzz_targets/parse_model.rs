@@ -18,7 +18,8 @@ fn exercise(bytes: &[u8]) {
             let _ = score.score(&[0.5, -0.5], 0.3);
         }
         let _ = model.denormalize(&[1.0f32; 2]);
-        let mut packed = vec![0u8; bytes.len()];
+        let len = tinyscore::model::packed::packed_len(bytes).unwrap_or(0);
+        let mut packed = vec![0u8; len];
         if tinyscore::model::packed::pack_int8(bytes, &mut packed).is_ok() {
             let packed = Model::parse(&packed).expect("a packed model parses");
             let mut packed_out = [0.0f32; 64];

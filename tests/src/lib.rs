@@ -128,3 +128,12 @@ pub fn helix_int8() -> Vec<u8> {
     let (quantized, _) = quantize(&network, &calibration).expect("the model quantizes");
     quantized.to_bytes().expect("the int8 model writes")
 }
+
+/// The packed form (precision 2) of the int8 model `int8`, as the firmware build writes it.
+pub fn packed(int8: &[u8]) -> Vec<u8> {
+    let len = tinyscore::model::packed::packed_len(int8).expect("an int8 model parses");
+    let mut out = vec![0u8; len];
+    let written = tinyscore::model::packed::pack_int8(int8, &mut out).expect("an int8 model packs");
+    assert_eq!(written, len);
+    out
+}

@@ -1,12 +1,12 @@
 //! The imported PyTorch reference model against `moons_ref_crosscheck.json`, and the model
 //! file's round trip and corruption behaviour.
 
-use tinyscore::model::packed::pack_int8;
 use tinyscore::model::{Dims, Model, ModelError, Output, HEADER_LEN};
 use tinyscore::{Component, Diffused, LinearSde, ModelSde, NeuralScore, Score, SubVpSde, VeSde};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
 use tinyscore_tests::{
-    pairs, reference_file, reference_int8, reference_json, reference_model_bytes, with_field,
+    packed, pairs, reference_file, reference_int8, reference_json, reference_model_bytes,
+    with_field,
 };
 
 /// The f32 and the int8 reference models: the corruption tests run on both layouts.
@@ -229,8 +229,7 @@ const OUTPUT_OFFSET: usize = 17;
 #[test]
 fn a_residual_model_adds_the_gaussian_noise_prediction_to_its_network_in_f32() {
     let int8 = reference_int8().1;
-    let mut packed = vec![0u8; int8.len()];
-    pack_int8(&int8, &mut packed).unwrap();
+    let packed = packed(&int8);
     let reference = reference_json("moons_ref_crosscheck.json");
     let points: Vec<[f32; 2]> = pairs(&reference["x"])
         .iter()

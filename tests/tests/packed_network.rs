@@ -4,20 +4,15 @@
 //! zero points over their whole ranges.
 
 use rand_core::Rng;
-use tinyscore::model::packed::{operands, pack_int8, rows_portable, GROUP_ROWS};
+use tinyscore::model::packed::{
+    operands, pack_int8, packed_len, rows_portable, wide_portable, GROUP_ROWS,
+};
 use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
 use tinyscore::{particle_rng, NeuralScore, PackedScore, Score, VpSde};
 use tinyscore_host::model_file::Network;
 use tinyscore_host::quantize::{QuantizedActivation, QuantizedLayer, QuantizedNetwork};
-use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
-
-fn packed(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; bytes.len()];
-    let len = pack_int8(bytes, &mut out).expect("an int8 model packs");
-    assert_eq!(len, bytes.len());
-    out
-}
+use tinyscore_tests::{helix_int8, packed, reference_int8, reference_model_bytes};
 
 /// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit, and
 /// so must the packed model's batched scores (which share the time features' sums between
@@ -102,15 +97,7 @@ fn the_kernel_computes_the_corrected_dot_product_plus_its_start() {
         let start_bytes: Vec<u8> = starts.iter().flat_map(|s| s.to_le_bytes()).collect();
         let init = even.wrapping_mul(-128 * 256);
         let mut acc = [1i32; GROUP_ROWS];
-        rows_portable(
-            &stored,
-            4 * words,
-            0..words,
-            &pairs,
-            init,
-            &start_bytes,
-            &mut acc,
-        );
+        rows_portable(&stored, 4 * words, &pairs, init, &start_bytes, &mut acc);
         for ((row, acc), start) in w.iter().zip(acc).zip(&starts) {
             let dot: i64 = (0..4 * words).map(|j| row[j] as i64 * q[j] as i64).sum();
             let odd: i64 = (0..4 * words)
@@ -118,6 +105,49 @@ fn the_kernel_computes_the_corrected_dot_product_plus_its_start() {
                 .map(|j| row[j] as i64)
                 .sum();
             assert_eq!(acc as i64, dot - 127 * odd + *start as i64);
+        }
+    }
+}
+
+#[test]
+fn the_wide_kernel_computes_the_dot_product_plus_its_start() {
+    // The wide part's layout (module docs): groups of four rows interleaved word by word,
+    // the rows left over one after another; a word holds two weights as i16 halves. For
+    // 1 to 9 rows (every count of rows left over) and inputs of both parities, with levels
+    // and weights that include the extremes −128 and 127.
+    let mut rng = particle_rng(6, 0);
+    for _ in 0..2000 {
+        let rows = 1 + rng.next_u32() as usize % 9;
+        let inputs = 1 + rng.next_u32() as usize % 40;
+        let pairs = inputs.div_ceil(2);
+        let q: Vec<i8> = (0..inputs).map(|_| rng.next_u32() as i8).collect();
+        let w: Vec<Vec<i8>> = (0..rows)
+            .map(|_| (0..inputs).map(|_| rng.next_u32() as i8).collect())
+            .collect();
+        let half = |row: &[i8], j: usize| row.get(j).map_or(0, |&v| v as i16 as u16 as u32);
+        let word = |row: &[i8], k: usize| half(row, 2 * k) | (half(row, 2 * k + 1) << 16);
+        let grouped = rows - rows % GROUP_ROWS;
+        let mut stored = Vec::new();
+        for group in w[..grouped].chunks(GROUP_ROWS) {
+            for k in 0..pairs {
+                for row in group {
+                    stored.extend(word(row, k).to_le_bytes());
+                }
+            }
+        }
+        for row in &w[grouped..] {
+            for k in 0..pairs {
+                stored.extend(word(row, k).to_le_bytes());
+            }
+        }
+        let levels: Vec<u32> = (0..pairs).map(|k| word(&q, k)).collect();
+        let starts: Vec<i32> = (0..rows).map(|_| rng.next_u32() as i32 >> 2).collect();
+        let start_bytes: Vec<u8> = starts.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let mut totals = vec![1i32; rows];
+        wide_portable(&stored, pairs, &levels, &start_bytes, &mut totals);
+        for ((row, total), start) in w.iter().zip(&totals).zip(&starts) {
+            let dot: i32 = row.iter().zip(&q).map(|(w, q)| *w as i32 * *q as i32).sum();
+            assert_eq!(*total, start + dot);
         }
     }
 }
@@ -246,7 +276,7 @@ fn only_int8_models_pack_only_packed_ones_make_a_packed_score_and_a_short_buffer
         Err(ModelError::InvalidParameter(e)) if e.parameter == "model to pack"
     ));
     let (_, int8) = reference_int8();
-    let mut short = vec![0u8; int8.len() - 1];
+    let mut short = vec![0u8; packed_len(&int8).unwrap() - 1];
     assert!(matches!(
         pack_int8(&int8, &mut short),
         Err(ModelError::InvalidParameter(e)) if e.parameter == "packing buffer"

@@ -5,13 +5,12 @@
 //! both (an AMD EPYC with AVX-512), and AVX2 is required.
 
 use rand_core::Rng;
-use tinyscore::model::packed::pack_int8;
 use tinyscore::{
     particle_rng, Component, GaussianData, GaussianMixture, GaussianStream, Model, NeuralScore,
     Score,
 };
 use tinyscore_host::simd::{exact_mixture_on, neural_score_on, particle_noises_on, Vectors};
-use tinyscore_tests::{reference_int8, reference_model_bytes};
+use tinyscore_tests::{packed, reference_int8, reference_model_bytes};
 
 /// The copies compared with the baseline: every wider one this CPU runs.
 fn wider_copies() -> Vec<Vectors> {
@@ -65,8 +64,7 @@ fn the_fastest_batch_path_gives_the_baseline_bits() {
     assert_same_bits(&reference_model_bytes(), 1);
     let int8 = reference_int8().1;
     assert_same_bits(&int8, 2);
-    let mut packed = vec![0u8; int8.len()];
-    pack_int8(&int8, &mut packed).unwrap();
+    let packed = packed(&int8);
     assert_same_bits(&packed, 3);
 }
 

@@ -263,7 +263,35 @@ impl Dims {
     pub fn payload_len(&self, precision: Precision) -> usize {
         match precision {
             Precision::F32 => self.f32_payload_len(),
-            Precision::Int8 | Precision::Int8Packed => self.int8_payload_len(),
+            Precision::Int8 => self.int8_payload_len(),
+            Precision::Int8Packed => {
+                let widened: usize = (0..=self.layers)
+                    .map(|i| self.packed_weights_len(i) - self.int8_weights_len(i))
+                    .sum();
+                self.int8_payload_len() + widened
+            }
+        }
+    }
+    /// Bytes of layer `i`'s int8 weights: one per weight.
+    fn int8_weights_len(&self, i: u32) -> usize {
+        let (inputs, outputs) = self.layer_shape(i);
+        outputs * inputs
+    }
+    /// Bytes of layer `i`'s packed weights: its first [`Dims::packed_wide_inputs`] inputs
+    /// in 16-bit pairs (four bytes a pair, the last pair padded), the rest one byte each.
+    pub fn packed_weights_len(&self, i: u32) -> usize {
+        let (inputs, outputs) = self.layer_shape(i);
+        let wide = self.packed_wide_inputs(i);
+        outputs * (4 * wide.div_ceil(2) + (inputs - wide))
+    }
+    /// How many of layer `i`'s first inputs a packed model multiplies with 16-bit weights:
+    /// the data coordinates for the first layer (its time features stay bytes, as their sums
+    /// are made once for all points), every input for later layers.
+    pub fn packed_wide_inputs(&self, i: u32) -> usize {
+        if i == 0 {
+            self.dim as usize
+        } else {
+            self.layer_shape(i).0
         }
     }
 }
@@ -641,12 +669,10 @@ impl<'a> Model<'a> {
         let fourier = payload.finite_f32s(dims.fourier as usize)?;
         let layers = match precision {
             Precision::F32 => Layers::F32(parse_f32_layers(&mut payload, &dims)?),
-            Precision::Int8 => Layers::Int8(parse_int8_layers(&mut payload, &dims, MAX_INT8_BIAS)?),
-            Precision::Int8Packed => Layers::Int8Packed(parse_int8_layers(
-                &mut payload,
-                &dims,
-                packed::MAX_PACKED_BIAS,
-            )?),
+            Precision::Int8 => Layers::Int8(parse_int8_layers(&mut payload, &dims, false)?),
+            Precision::Int8Packed => {
+                Layers::Int8Packed(parse_int8_layers(&mut payload, &dims, true)?)
+            }
         };
         Ok(Model {
             header: Header {
@@ -914,17 +940,26 @@ fn parse_f32_layers<'a>(
 /// is at most 256·128·255 < 2²³ in magnitude).
 const MAX_INT8_BIAS: i32 = 1 << 30;
 
-/// Reads the int8 input quantization and layers.
+/// Reads the int8 input quantization and layers, `packed` or not (precision 2 or 1).
 fn parse_int8_layers<'a>(
     payload: &mut Cursor<'a>,
     dims: &Dims,
-    max_bias: i32,
+    packed: bool,
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
+    let max_bias = if packed {
+        packed::MAX_PACKED_BIAS
+    } else {
+        MAX_INT8_BIAS
+    };
     let mut input = payload.quant_params()?;
     let mut layers = [Int8Layer::default(); MAX_LAYERS as usize + 1];
     for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
         let (inputs, outputs) = dims.layer_shape(i as u32);
-        let weights = payload.take(outputs * inputs)?;
+        let weights = if packed {
+            payload.take(dims.packed_weights_len(i as u32))?
+        } else {
+            payload.take(outputs * inputs)?
+        };
         let bias = payload.i32s_in(
             outputs,
             -max_bias..=max_bias,

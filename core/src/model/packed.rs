@@ -4,10 +4,20 @@
 //!
 //! # Why a layout
 //! `SMLAD acc, a, b` adds `a.lo·b.lo + a.hi·b.hi` (signed 16-bit halves) to `acc`: two MACs in
-//! one instruction, but int8 weights must first be widened to 16 bits. CMSIS-NN widens each
-//! weight word with two `SXTB16`, which makes four instructions for four MACs. Here each word's
-//! even bytes are stored offset by 128 (XOR 0x80), so for the word `W = [w₀, w₁, w₂, w₃]` of
-//! inputs `q₀..q₃` the raw word and one `UXTB16` suffice:
+//! one instruction, on 16-bit operands. A point's input levels are made 16-bit once per layer,
+//! but int8 weights would have to be widened at every use (CMSIS-NN: two `SXTB16` a word, four
+//! instructions for four MACs). So the packed layout stores a layer's weights in two parts:
+//!
+//! - **Wide part**: the weights of the inputs each point brings — all inputs of the later
+//!   layers, the data coordinates of the first — as 16-bit pairs `(w[2k], w[2k+1])`. Against
+//!   the point's level pairs `(q[2k], q[2k+1])` each word is one `SMLAD`, and four rows
+//!   interleaved word by word load with one `LDM`: eleven instructions for sixteen MACs. These
+//!   weights take twice the bytes (4 KiB more for a 64 × 64 layer). The hidden layers'
+//!   activations write their levels as such pairs, ready for the next layer.
+//! - **Byte part**: the first layer's time-feature weights, whose sums all points share (made
+//!   once per time, [`Model`]'s batched evaluation), stay one byte each. Each word's even bytes
+//!   are stored offset by 128 (XOR 0x80), so that for the word `W = [w₀, w₁, w₂, w₃]` of inputs
+//!   `q₀..q₃` the raw word and one `UXTB16` suffice:
 //!
 //! ```text
 //! W.lo = 256·w₁ + (w₀ + 128)      UXTB16(W).lo = w₀ + 128      (and .hi likewise for w₂, w₃)
@@ -15,30 +25,38 @@
 //! SMLAD(W, A) + SMLAD(UXTB16(W), B) = 256·(Σ wᵢqᵢ − 127·(w₁ + w₃) + 128·(q₀ + q₂))
 //! ```
 //!
-//! A and B fit 16 bits for int8 `q` and depend only on the input, so they are made once per
-//! layer input ([`operands`]); the `−127·Σw_odd` term is a per-row constant folded into the
-//! stored bias (with the input zero point's `−z·Σw`), and `128·Σq_even` is one number per
-//! input vector, taken off by starting every row's sum at `−256·128·Σq_even`. Three
-//! instructions for four MACs; with four rows interleaved word by word the weights of one
-//! step load with a single `LDM`.
+//! A and B fit 16 bits for int8 `q` and depend only on the input ([`operands`]); the
+//! `−127·Σw_odd` term is a per-row constant folded into the stored bias (with the input zero
+//! point's `−z·Σw`), and `128·Σq_even` is one number per input vector, taken off by starting
+//! every row's sum at `−256·128·Σq_even`: three instructions for four MACs.
 //!
-//! # Layout of one layer (`out` rows, `in` inputs, `K = ⌊in/4⌋` words per row)
-//! Rows go in groups of four ([`GROUP_ROWS`]; the last group holds what remains). A group of
-//! `R` rows is its word part — word `k` of each of its rows in turn, `(k·R + r)·4` bytes in,
-//! even bytes XOR 0x80 — then its tail: each row's last `in mod 4` weights, plain. The bias
-//! section holds the folded constant `bias − z_in·Σⱼwⱼ + 127·Σ_{k<K}(w_{4k+1} + w_{4k+3})`.
-//! Everything else is as in precision 1, and the file is the same size.
+//! # Layout of one layer (`out` rows, `in` inputs of which the first `V` are wide)
+//! The weight section is the wide part, then the byte part
+//! ([`Dims::packed_weights_len`](super::Dims::packed_weights_len)).
+//! - Wide part, `P = ⌈V/2⌉` words a row, each word the little-endian i16 halves `w[2k]`,
+//!   `w[2k+1]` (0 past `V`): rows in groups of four ([`GROUP_ROWS`]), word `k` of each row of
+//!   a group in turn (`(k·4 + r)·4` bytes into the group); the `out mod 4` rows left over
+//!   follow row by row.
+//! - Byte part, the `in − V` inputs after the wide ones, `K = ⌊(in − V)/4⌋` words a row: rows
+//!   in groups of four, the last holding what remains; a group of `R` rows is its words — word
+//!   `k` of each of its rows in turn, `(k·R + r)·4` bytes in, even bytes XOR 0x80 — then its
+//!   tail, each row's last `(in − V) mod 4` weights, plain.
+//!
+//! The bias section holds the folded constant `bias − z_in·Σⱼwⱼ + 127·Σ_{k<K}(w_{V+4k+1} +
+//! w_{V+4k+3})`. Everything else is as in precision 1.
 //!
 //! The arithmetic is exact in i32 (see the bounds below), so the packed network's outputs are
-//! bit-identical to the int8 network's, whichever kernel runs it.
+//! bit-identical to the int8 network's, whichever kernels run it.
 //!
 //! # Bounds
 //! With `|q| ≤ 128`, `|w| ≤ 128` and at most 256 inputs, `|Σwq| < 2²²` and the two correction
-//! terms are below 2²¹ each, so the `SMLAD` accumulator (wrapping on the way) ends below 2³¹
-//! and exactly 256 times the corrected sum, which an arithmetic shift by 8 recovers.
+//! terms are below 2²¹ each, so the byte part's accumulator (wrapping on the way) ends below
+//! 2³¹ and exactly 256 times the corrected sum, which an arithmetic shift by 8 recovers. The
+//! wide part's sums are the plain sums.
 
 use super::{
-    crc32, f32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN, MAX_WIDTH,
+    crc32, f32_at, i32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN,
+    HEADER_LEN, MAX_WIDTH,
 };
 use crate::error::ParamError;
 
@@ -49,83 +67,82 @@ pub const GROUP_ROWS: usize = 4;
 /// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs).
 pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
-/// A kernel for the rows of a packed layer with `inputs` inputs and weight section
-/// `weights`: for every row `o < acc.len()` it sums `SMLAD(W_k, A_k) + SMLAD(UXTB16(W_k), B_k)`
-/// (wrapping, from `init`) over the words `k` in `words`, where `W_k` is the little-endian
-/// word `k` of row `o` in the layout (in the group of four rows holding `o`, or in the last,
-/// smaller group) and `A_k, B_k = operands[2j], operands[2j + 1]` for `j = k − words.start`,
-/// and sets `acc[o]` to that sum shifted right by 8 (arithmetic) plus the little-endian i32
-/// `o` of `starts` (wrapping; `starts` holds one for every row). The rows' tails are not the
-/// kernel's.
+/// A kernel for a byte part of `inputs` inputs (`K = ⌊inputs/4⌋` words a row) and weights
+/// `weights`: for every row `o < acc.len()` it sums `SMLAD(W_k, A_k) + SMLAD(UXTB16(W_k),
+/// B_k)` (wrapping, from `init`) over the words `k < K`, where `W_k` is the little-endian word
+/// `k` of row `o` in the layout (in the group of four rows holding `o`, or in the last,
+/// smaller group) and `A_k, B_k = operands[2k], operands[2k + 1]`, and sets `acc[o]` to that
+/// sum shifted right by 8 (arithmetic) plus the little-endian i32 `o` of `starts` (wrapping;
+/// `starts` holds one for every row). The rows' tails are not the kernel's.
 ///
 /// [`rows_portable`] is the reference; firmware for a Cortex-M4 installs an assembly one
 /// with [`Model::with_kernels`], which must give the same bits.
-pub type RowsKernel = fn(
-    weights: &[u8],
-    inputs: usize,
-    words: core::ops::Range<usize>,
-    operands: &[u32],
-    init: i32,
-    starts: &[u8],
-    acc: &mut [i32],
-);
-
-/// A kernel for a hidden layer's activation: for every channel `o < levels.len()`,
-/// `levels[o] = lut[clamp(requantize(totals[o], M_o, shift_o) + pre, −128, 127) + 128]` with
-/// `M_o` the little-endian i32 `o` of `multipliers` and `shift_o` the i8 `shifts[o]`, as
-/// [`activate_portable`] computes it. The model calls it only for layers where every shift
-/// is at most −1 and every bias at most 2²⁹ in magnitude (so `|totals[o]| < 2³⁰`), which it
-/// checks when it parses; other layers run [`activate_portable`].
-pub type ActivationKernel = fn(
-    totals: &[i32],
-    multipliers: &[u8],
-    shifts: &[u8],
-    pre: i32,
-    lut: &[u8; 256],
-    levels: &mut [i8],
-);
+pub type RowsKernel =
+    fn(weights: &[u8], inputs: usize, operands: &[u32], init: i32, starts: &[u8], acc: &mut [i32]);
 
 /// A kernel for a layer input's operand words: what [`operands`] computes, for `q` of a
 /// whole number of words.
 pub type OperandsKernel = fn(q: &[i8], operands: &mut [u32]) -> i32;
 
+/// A kernel for a wide part of `pairs` words a row: for every row `o < totals.len()`,
+/// `totals[o]` is the little-endian i32 `o` of `starts` plus `Σ_k SMLAD(W_k, levels[k])`
+/// over `k < pairs` (wrapping), where `W_k` is word `k` of row `o` in the layout. The
+/// reference is [`wide_portable`].
+pub type WideKernel =
+    fn(weights: &[u8], pairs: usize, levels: &[u32], starts: &[u8], totals: &mut [i32]);
+
+/// A kernel for a hidden layer's wide part and activation: for every channel `o` below
+/// `requantization.shifts.len()`, the [`WideKernel`] total `s_o`, then
+/// `lut[clamp(requantize(s_o, M_o, shift_o) + pre, −128, 127) + 128]` (the int8 network's
+/// level, [`wide_activation_portable`]) as an i16 into half `o mod 2` (low first) of
+/// `levels_out[o / 2]`. The model calls an installed one only for layers where every shift is
+/// at most −1 and every bias at most 2²⁹ in magnitude (so `|s_o| < 2³⁰`), which it checks
+/// when it parses; other layers run [`wide_activation_portable`].
+pub type WideActivationKernel = fn(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization<'_>,
+    levels_out: &mut [u32],
+);
+
+/// A hidden layer's requantization to its pre-activation tensor and its SiLU table, as a
+/// [`WideActivationKernel`] takes them.
+#[derive(Clone, Copy, Debug)]
+pub struct Requantization<'a> {
+    /// Each channel's Q31 multiplier, a little-endian i32.
+    pub multipliers: &'a [u8],
+    /// Each channel's shift, an i8: one for every channel.
+    pub shifts: &'a [u8],
+    /// The pre-activation tensor's zero point.
+    pub pre: i32,
+    /// The SiLU table, entry `q + 128` for level `q`.
+    pub lut: &'a [u8; 256],
+}
+
 /// The kernels a packed model runs: the portable ones ([`Kernels::PORTABLE`]) unless firmware
 /// installs its own with [`Model::with_kernels`], which must give the same bits.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernels {
-    /// Multiplies the rows of a layer.
+    /// Multiplies the rows of a byte part (the first layer's time features).
     pub rows: RowsKernel,
-    /// Requantizes a hidden layer's sums and applies its SiLU table.
-    pub activation: ActivationKernel,
-    /// Makes the operand words of a layer's input.
+    /// Makes the operand words of a byte part's input.
     pub operands: OperandsKernel,
+    /// Multiplies the wide part of the output layer.
+    pub wide: WideKernel,
+    /// Multiplies the wide part of a hidden layer and applies its activation.
+    pub wide_activation: WideActivationKernel,
 }
 
 impl Kernels {
-    /// [`rows_portable`], [`activate_portable`] and [`operands`].
+    /// [`rows_portable`], [`operands`], [`wide_portable`] and [`wide_activation_portable`].
     pub const PORTABLE: Kernels = Kernels {
         rows: rows_portable,
-        activation: activate_portable,
         operands,
+        wide: wide_portable,
+        wide_activation: wide_activation_portable,
     };
-}
-
-/// The portable [`ActivationKernel`]: the int8 network's own requantization and table, so
-/// also the reference for layers outside an installed kernel's range.
-pub fn activate_portable(
-    totals: &[i32],
-    multipliers: &[u8],
-    shifts: &[u8],
-    pre: i32,
-    lut: &[u8; 256],
-    levels: &mut [i8],
-) {
-    let activation = Activation { pre, lut };
-    let requantization = multipliers.chunks_exact(4).zip(shifts);
-    for ((total, (m, shift)), q) in totals.iter().zip(requantization).zip(levels) {
-        let multiplier = i32::from_le_bytes([m[0], m[1], m[2], m[3]]);
-        *q = activation.level(*total, multiplier, *shift as i8 as i32);
-    }
 }
 
 /// `SMLAD`: `acc + a.lo·b.lo + a.hi·b.hi`, signed 16-bit halves, wrapping.
@@ -142,7 +159,100 @@ fn uxtb16(a: u32) -> u32 {
     a & 0x00FF_00FF
 }
 
-/// Adds a run of words of one group of `acc.len()` rows to `acc` (see [`RowsKernel`]).
+/// Sets half `i mod 2` (low first) of `words[i / 2]` to `value` (nothing past the end).
+#[inline(always)]
+pub(super) fn set_half(words: &mut [u32], i: usize, value: i16) {
+    if let Some(word) = words.get_mut(i / 2) {
+        let shift = 16 * (i % 2);
+        *word = (*word & !(0xFFFF << shift)) | ((value as u16 as u32) << shift);
+    }
+}
+
+/// The blocks of a wide part of `rows` rows: its groups of four, then one for each row left
+/// over.
+fn wide_blocks(rows: usize) -> usize {
+    rows / GROUP_ROWS + rows % GROUP_ROWS
+}
+
+/// Block `b` of a wide part of `rows` rows (see [`wide_blocks`]): the index of its first row,
+/// its number of rows and their totals (see [`WideKernel`]). Shared by the portable kernels,
+/// so a chip holds it once.
+#[inline(never)]
+fn wide_block(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    rows: usize,
+    b: usize,
+) -> (usize, usize, [i32; GROUP_ROWS]) {
+    let levels = levels.get(..pairs).unwrap_or(levels);
+    let groups = rows / GROUP_ROWS;
+    let (first, count) = if b < groups {
+        (b * GROUP_ROWS, GROUP_ROWS)
+    } else {
+        (groups * GROUP_ROWS + (b - groups), 1)
+    };
+    // A group's words are interleaved, word k of its rows in turn; a row left over is alone.
+    let at = first.saturating_mul(pairs).saturating_mul(4);
+    let len = count.saturating_mul(pairs).saturating_mul(4);
+    let words = weights.get(at..at.saturating_add(len)).unwrap_or(&[]);
+    let mut acc: [i32; GROUP_ROWS] = core::array::from_fn(|r| i32_at(starts, first + r));
+    for (step, level) in words.chunks_exact(4 * count).zip(levels) {
+        for (w, acc) in step.chunks_exact(4).zip(&mut acc) {
+            *acc = smlad(u32::from_le_bytes([w[0], w[1], w[2], w[3]]), *level, *acc);
+        }
+    }
+    (first, count, acc)
+}
+
+/// The portable [`WideKernel`].
+pub fn wide_portable(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    totals: &mut [i32],
+) {
+    for b in 0..wide_blocks(totals.len()) {
+        let (first, count, block) = wide_block(weights, pairs, levels, starts, totals.len(), b);
+        let rows = totals.iter_mut().skip(first).take(count);
+        for (total, value) in rows.zip(block) {
+            *total = value;
+        }
+    }
+}
+
+/// The portable [`WideActivationKernel`]: the int8 network's own requantization and table, so
+/// also the reference for layers outside an installed kernel's range.
+pub fn wide_activation_portable(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization<'_>,
+    levels_out: &mut [u32],
+) {
+    let Requantization {
+        multipliers,
+        shifts,
+        pre,
+        lut,
+    } = *requantization;
+    let activation = Activation { pre, lut };
+    let channels = shifts.len();
+    for b in 0..wide_blocks(channels) {
+        let (first, count, block) = wide_block(weights, pairs, levels, starts, channels, b);
+        for (o, total) in (first..first + count).zip(block) {
+            let shift = shifts.get(o).map_or(0, |&s| s as i8 as i32);
+            let level = activation.level(total, i32_at(multipliers, o), shift);
+            set_half(levels_out, o, level as i16);
+        }
+    }
+}
+
+/// Adds the words of one group of `acc.len()` rows of a byte part to `acc` (see
+/// [`RowsKernel`]).
 fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
     let rows = acc.len();
     if rows == 0 {
@@ -160,19 +270,17 @@ fn dot_portable(words: &[u8], operands: &[u32], acc: &mut [i32]) {
 pub fn rows_portable(
     weights: &[u8],
     inputs: usize,
-    words: core::ops::Range<usize>,
     operands: &[u32],
     init: i32,
     starts: &[u8],
     acc: &mut [i32],
 ) {
-    let group_bytes = GROUP_ROWS * inputs;
+    let group_bytes = GROUP_ROWS.saturating_mul(inputs);
+    let words = inputs / 4;
     for (g, acc) in acc.chunks_mut(GROUP_ROWS).enumerate() {
         acc.fill(init);
-        let rows = acc.len();
-        let group = g.saturating_mul(group_bytes);
-        let start = group.saturating_add(4 * rows * words.start);
-        let end = group.saturating_add(4 * rows * words.end);
+        let start = g.saturating_mul(group_bytes);
+        let end = start.saturating_add(4 * acc.len() * words);
         if let Some(run) = weights.get(start..end) {
             dot_portable(run, operands, acc);
         }
@@ -203,13 +311,26 @@ pub fn operands(q: &[i8], operands: &mut [u32]) -> i32 {
     even
 }
 
-/// Byte offset of weight `(o, j)` in a packed layer of `inputs × outputs`.
-fn packed_index(inputs: usize, outputs: usize, o: usize, j: usize) -> usize {
+/// Byte offset of weight `(o, j)` in a packed layer of `inputs × outputs` whose first `wide`
+/// inputs are wide (module docs): the i16's first byte in the wide part, the byte in the byte
+/// part.
+fn packed_index(inputs: usize, outputs: usize, wide: usize, o: usize, j: usize) -> usize {
+    let pairs = wide.div_ceil(2);
+    if j < wide {
+        let grouped = outputs - outputs % GROUP_ROWS;
+        let word = if o < grouped {
+            (o - o % GROUP_ROWS) * pairs + (j / 2) * GROUP_ROWS + o % GROUP_ROWS
+        } else {
+            o * pairs + j / 2
+        };
+        return 4 * word + 2 * (j % 2);
+    }
+    let (inputs, j) = (inputs - wide, j - wide);
     let group = o / GROUP_ROWS;
     let rows = GROUP_ROWS.min(outputs - group * GROUP_ROWS);
     let r = o % GROUP_ROWS;
     let words = inputs / 4;
-    let start = group * GROUP_ROWS * inputs;
+    let start = 4 * pairs * outputs + group * GROUP_ROWS * inputs;
     if j < 4 * words {
         start + ((j / 4) * rows + r) * 4 + j % 4
     } else {
@@ -217,56 +338,91 @@ fn packed_index(inputs: usize, outputs: usize, o: usize, j: usize) -> usize {
     }
 }
 
+/// The byte offset of the payload length in the header.
+const PAYLOAD_LEN_AT: usize = 32;
+
+/// The length of the packed form of the model `file`, which [`pack_int8`] writes.
+pub fn packed_len(file: &[u8]) -> Result<usize, ModelError> {
+    let dims = Model::parse(file)?.header().dims;
+    Ok(HEADER_LEN + dims.payload_len(Precision::Int8Packed) + CHECKSUM_LEN)
+}
+
 /// Writes the packed form (precision 2) of the int8 model `file` into the start of `out` and
-/// returns its length, which is the file's. Fails on a file that does not parse, that is not
-/// int8, or an `out` shorter than the file.
+/// returns its length, [`packed_len`] (the file's plus the wide parts' extra bytes). Fails on
+/// a file that does not parse, that is not int8, or an `out` shorter than the packed file.
 pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
     let model = Model::parse(file)?;
+    let dims = model.header().dims;
     ParamError::require(
         model.header().precision == Precision::Int8,
         "model to pack",
         "an int8 model (precision 1)",
     )?;
-    let len = file.len();
+    let len = packed_len(file)?;
+    let payload = len - HEADER_LEN - CHECKSUM_LEN;
     ParamError::require(
         out.len() >= len,
         "packing buffer",
-        "at least as long as the model file",
+        "at least as long as the packed model file",
     )?;
     let out = &mut out[..len];
-    out.copy_from_slice(file);
-    out[6] = Precision::Int8Packed.code();
-    // Sections are borrowed from `file`, so their addresses give their offsets in it.
+    // Sections are borrowed from `file`, so their addresses give their offsets in it. Every
+    // section keeps its bytes but the weights; those after a layer's weights move by the
+    // bytes the packed weights add.
     let offset = |section: &[u8]| section.as_ptr() as usize - file.as_ptr() as usize;
-    for i in 0..=model.header().dims.layers {
+    let mut read = 0;
+    let mut moved = 0;
+    let mut bias_at = [0usize; super::MAX_LAYERS as usize + 1];
+    for i in 0..=dims.layers {
         let Some(layer) = model.int8_layer(i) else {
             continue;
         };
-        let (inputs, outputs) = (layer.inputs(), layer.outputs());
-        let words = inputs / 4;
         let weights = offset(layer.weights);
-        let biases = offset(layer.bias);
+        out[read + moved..weights + moved].copy_from_slice(&file[read..weights]);
+        let (inputs, outputs) = (layer.inputs(), layer.outputs());
+        let wide = dims.packed_wide_inputs(i);
+        let packed_len = dims.packed_weights_len(i);
+        let packed = &mut out[weights + moved..weights + moved + packed_len];
+        packed.fill(0);
         for o in 0..outputs {
-            let mut sum = 0i64;
-            let mut odd = 0i64;
             for j in 0..inputs {
                 let w = layer.weight(o, j);
-                let in_words = j < 4 * words;
-                let stored = if in_words && j % 2 == 0 {
-                    w as u8 ^ 0x80
+                let at = packed_index(inputs, outputs, wide, o, j);
+                if j < wide {
+                    packed[at..at + 2].copy_from_slice(&(w as i16).to_le_bytes());
+                } else if (j - wide) % 2 == 0 && j - wide < 4 * ((inputs - wide) / 4) {
+                    packed[at] = w as u8 ^ 0x80;
                 } else {
-                    w as u8
-                };
-                out[weights + packed_index(inputs, outputs, o, j)] = stored;
-                sum += w as i64;
-                if in_words && j % 2 == 1 {
-                    odd += w as i64;
+                    packed[at] = w as u8;
                 }
             }
+        }
+        read = weights + layer.weights.len();
+        moved += packed_len - layer.weights.len();
+        bias_at[i as usize] = offset(layer.bias) + moved;
+    }
+    let body = file.len() - CHECKSUM_LEN;
+    out[read + moved..body + moved].copy_from_slice(&file[read..body]);
+    out[6] = Precision::Int8Packed.code();
+    out[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 4].copy_from_slice(&(payload as u32).to_le_bytes());
+    for i in 0..=dims.layers {
+        let Some(layer) = model.int8_layer(i) else {
+            continue;
+        };
+        let (inputs, wide) = (layer.inputs(), dims.packed_wide_inputs(i));
+        let byte_words = (inputs - wide) / 4;
+        for o in 0..layer.outputs() {
+            let sum: i64 = (0..inputs).map(|j| layer.weight(o, j) as i64).sum();
+            let odd: i64 = (0..byte_words)
+                .map(|k| {
+                    layer.weight(o, wide + 4 * k + 1) as i64
+                        + layer.weight(o, wide + 4 * k + 3) as i64
+                })
+                .sum();
             let folded = layer.bias(o) as i64 - layer.input().zero_point as i64 * sum + 127 * odd;
             // Within ±(2³⁰ + 2²⁴): the parser bounded the bias and the weights are int8.
             let folded = folded.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-            let at = biases + 4 * o;
+            let at = bias_at[i as usize] + 4 * o;
             out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
         }
     }
@@ -289,14 +445,11 @@ pub(super) trait Points {
 
 impl Model<'_> {
     /// The packed network on every point of `points`, all at time `t`: the same integers as
-    /// `forward_int8`, so the same bits, with raw levels `q` between layers.
+    /// `forward_int8`, so the same bits.
     ///
-    /// The first layer's input is a point's N coordinates and then the time features, which
-    /// all points share. Its sums over the words that hold only time features (and over the
-    /// tail, when the coordinates end before it) are made once, with the bias; each point then
-    /// adds the sums over its own words. Over any set of words the kernel's sum is exactly 256
-    /// times a whole number below 2²³ (module docs), so split sums shift down and add up to
-    /// the same integers.
+    /// The first layer's byte part (the time features, which all points share) is summed once,
+    /// with the bias; each point's first layer starts from those sums and adds its wide part,
+    /// its own coordinates. Between layers a point's levels are 16-bit pairs.
     #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(super) fn forward_packed(
         &self,
@@ -307,70 +460,64 @@ impl Model<'_> {
         let Some(first) = layers.first() else {
             return;
         };
-        let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
-        let last = self.header.dims.layers as usize;
-        let mut pairs = [0u32; MAX_WIDTH / 2];
-        let mut levels = Levels([0; MAX_WIDTH]);
-        self.for_each_time_level(first.input, t, |i, q| levels.0[i] = q);
-        let words = first.inputs.min(MAX_WIDTH) / 4;
-        let own_words = n.div_ceil(4).min(words);
-        let time_tail = n <= 4 * words;
+        let dims = self.header.dims;
+        let n = (dims.dim as usize).min(MAX_WIDTH);
+        let last = dims.layers as usize;
+        let mut time_levels = Levels([0; MAX_WIDTH]);
+        self.for_each_time_level(first.input, t, |i, q| {
+            if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
+                *level = q;
+            }
+        });
         let mut totals = [0i32; MAX_WIDTH];
-        let time_part = self.word_sums(
-            first,
-            &levels,
-            own_words..words,
-            time_tail,
-            first.bias,
-            &mut pairs,
-            &mut totals,
-        );
+        let rows = first.outputs().min(MAX_WIDTH);
+        let byte_part = first.weights.get(4 * n.div_ceil(2) * rows..).unwrap_or(&[]);
+        let time_inputs = first.inputs.saturating_sub(n).min(MAX_WIDTH);
+        let time_part = &mut totals[..rows];
+        self.byte_sums(byte_part, time_inputs, &time_levels, first.bias, time_part);
         // The shared sums start each point's own: as bytes, as a layer's biases are.
         let mut shared = [0u8; 4 * MAX_WIDTH];
         for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
             bytes.copy_from_slice(&sum.to_le_bytes());
         }
-        // Hidden layer i writes its levels into hidden[i % 2] and reads its input from the
-        // other one (layer 0 from `levels`, whose time features stay for the next point).
-        let mut hidden = [Levels([0; MAX_WIDTH]); 2];
+        // A point's levels as 16-bit pairs: its coordinates' (`own`, layer 0's input), then
+        // hidden layer i's in hidden[i % 2], read by layer i + 1.
+        let mut own = [0u32; MAX_WIDTH / 2];
+        let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
         for p in 0..points.count() {
-            for (d, level) in levels.0.iter_mut().enumerate().take(n) {
-                *level = first.input.quantize(points.coordinate(p, d));
+            for d in 0..n {
+                set_half(
+                    &mut own,
+                    d,
+                    first.input.quantize(points.coordinate(p, d)) as i16,
+                );
             }
             for (i, layer) in layers.iter().enumerate().take(last + 1) {
                 let [even, odd] = &mut hidden;
                 let (from, to) = match i {
-                    0 => (&levels, even),
+                    0 => (&own, even),
                     _ if i % 2 == 1 => (&*even, odd),
                     _ => (&*odd, even),
                 };
-                let totals = if i == 0 {
-                    let own = 0..own_words;
-                    self.word_sums(
-                        layer,
-                        from,
-                        own,
-                        !time_tail,
-                        &shared,
-                        &mut pairs,
-                        &mut totals,
-                    )
-                } else {
-                    let all = 0..MAX_WIDTH;
-                    let bias = layer.bias;
-                    self.word_sums(layer, from, all, true, bias, &mut pairs, &mut totals)
-                };
+                let pairs = dims.packed_wide_inputs(i as u32).min(MAX_WIDTH).div_ceil(2);
+                let starts = if i == 0 { &shared[..] } else { layer.bias };
                 if i < last {
                     let Activation { pre, lut } = layer.activation_table();
-                    let activate = if layer.narrow_requantization {
-                        self.kernels.activation
-                    } else {
-                        activate_portable
+                    let requantization = Requantization {
+                        multipliers: layer.multiplier,
+                        shifts: layer.shift,
+                        pre,
+                        lut,
                     };
-                    let (multipliers, shifts) = (layer.multiplier, layer.shift);
-                    let levels = &mut to.0[..totals.len()];
-                    activate(totals, multipliers, shifts, pre, lut, levels);
+                    let activate = if layer.narrow_requantization {
+                        self.kernels.wide_activation
+                    } else {
+                        wide_activation_portable
+                    };
+                    activate(layer.weights, pairs, from, starts, &requantization, to);
                 } else {
+                    let totals = &mut totals[..layer.outputs().min(MAX_WIDTH)];
+                    (self.kernels.wide)(layer.weights, pairs, from, starts, totals);
                     let scales = layer.weight_scale.chunks_exact(4).map(f32_at);
                     for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
                         points.put(p, d, *total as f32 * (layer.input.scale * scale));
@@ -380,43 +527,24 @@ impl Model<'_> {
         }
     }
 
-    /// For every row `o` of a packed layer, its start (the little-endian i32 `o` of
-    /// `starts`) plus its part of `Σⱼ w[o][j]·(q[j] − z)` from the words numbered in `words`
-    /// and, when `tail`, from its tail: into `out`, whose rows it returns. The installed
-    /// kernel multiplies.
+    /// For every row `o < out.len()` of a byte part of `inputs` inputs, its start (the
+    /// little-endian i32 `o` of `starts`) plus `Σⱼ w[o][j]·q[j]` over the part, into `out`.
+    /// The installed kernels multiply the words; the tails are summed here.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[allow(clippy::too_many_arguments)]
-    fn word_sums<'t>(
-        &self,
-        layer: &Int8Layer<'_>,
-        q: &Levels,
-        words: core::ops::Range<usize>,
-        tail: bool,
-        starts: &[u8],
-        pairs: &mut [u32; MAX_WIDTH / 2],
-        out: &'t mut [i32; MAX_WIDTH],
-    ) -> &'t mut [i32] {
-        let inputs = layer.inputs.min(MAX_WIDTH);
-        if inputs == 0 {
-            return &mut [];
-        }
-        let all_words = inputs / 4;
-        let to = words.end.min(all_words);
-        let from = words.start.min(to);
-        let even = (self.kernels.operands)(&q.0[4 * from..4 * to], pairs);
-        let pairs = &pairs[..2 * (to - from)];
-        let outputs = (layer.weights.len() / inputs).min(MAX_WIDTH);
-        let out = &mut out[..outputs];
+    fn byte_sums(&self, weights: &[u8], inputs: usize, q: &Levels, starts: &[u8], out: &mut [i32]) {
+        let words = inputs.min(MAX_WIDTH) / 4;
+        let mut pairs = [0u32; MAX_WIDTH / 2];
+        let even = (self.kernels.operands)(&q.0[..4 * words], &mut pairs);
         // The sums' `128·Σq_even` (module docs), taken off before the shift.
         let init = even.wrapping_mul(-128 * 256);
-        (self.kernels.rows)(layer.weights, inputs, from..to, pairs, init, starts, out);
+        (self.kernels.rows)(weights, inputs, &pairs[..2 * words], init, starts, out);
         let tail_len = inputs % 4;
-        if tail && tail_len > 0 {
-            // Each row's tail follows the word part of its group, in row order.
-            let tail_inputs = &q.0[4 * all_words..inputs];
+        if tail_len > 0 {
+            // Each row's tail follows the words of its group, in row order.
+            let tail_inputs = q.0.get(4 * words..inputs).unwrap_or(&[]);
             for (g, group) in out.chunks_mut(GROUP_ROWS).enumerate() {
-                let start = g * GROUP_ROWS * inputs + 4 * all_words * group.len();
-                let tails = layer.weights.get(start..).unwrap_or(&[]);
+                let start = g * GROUP_ROWS * inputs + 4 * words * group.len();
+                let tails = weights.get(start..).unwrap_or(&[]);
                 for (total, tail) in group.iter_mut().zip(tails.chunks_exact(tail_len)) {
                     for (w, x) in tail.iter().zip(tail_inputs) {
                         *total = total.wrapping_add(*w as i8 as i32 * *x as i32);
@@ -424,11 +552,10 @@ impl Model<'_> {
                 }
             }
         }
-        out
     }
 }
 
-/// A layer input's int8 levels, word-aligned so that a kernel may read them a word at a time.
+/// A byte part's int8 levels, word-aligned so that a kernel may read them a word at a time.
 #[derive(Clone, Copy)]
 #[repr(align(4))]
 struct Levels([i8; MAX_WIDTH]);

@@ -161,8 +161,9 @@ impl<W: embedded_io::Write> SampleSink for BinarySink<W> {
 #[cfg(tinyscore_dsp)]
 pub const KERNELS: Kernels = Kernels {
     rows: smlad::rows,
-    activation: smlad::activate,
     operands: smlad::operands,
+    wide: smlad::wide,
+    wide_activation: smlad::wide_activation,
 };
 /// This core's kernels for packed int8 models: the SMLAD ones where the core has the DSP
 /// extension, else the portable ones.

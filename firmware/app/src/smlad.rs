@@ -2,26 +2,28 @@
 //! portable kernels where a slice does not fit (see `tinyscore::model::packed` for the
 //! layout and the algebra):
 //!
-//! - [`rows`]: two multiply–accumulates per `SMLAD`, three instructions per weight word. One
-//!   inner iteration takes sixteen words of four interleaved rows (256 MACs, a whole row of a
-//!   64-input layer): sixteen `LDM` for the input operands, sixteen for the weights, 192
-//!   multiply instructions and the loop's `SUBS`/`BNE` — 226 instructions, 0.883 per MAC; a
-//!   second loop takes the words left over one at a time (16 MACs in 16 instructions). Each
-//!   group of four rows adds 23: start the sums, rewind the operands, enter the loops, shift
-//!   the sums and add their starts (the biases, or the first layer's shared time part), store
-//!   them, step to the next group. A last group of one to three rows (the output layer of 2-D
-//!   data) runs a row at a time: 8 instructions a word.
-//! - [`activate`]: a hidden layer's requantization and SiLU table, 14 instructions a channel.
-//! - [`operands`]: a layer input's operand words, 10 instructions a word of four inputs.
+//! - [`wide_activation`] and [`wide`]: the wide parts (16-bit weights), two multiply–
+//!   accumulates per `SMLAD`. One step takes two words of four interleaved rows (16 MACs):
+//!   one `LDM` for the two input words, two for the weights, eight `SMLAD` — 11 instructions,
+//!   0.69 per MAC; eight steps make one iteration of the main loop, and the words left over
+//!   go two, then one, at a time. [`wide_activation`] ends each group of four rows with the
+//!   requantization and SiLU table of its four channels, fused (11 instructions a channel),
+//!   and writes the levels as the next layer's 16-bit pairs; [`wide`] (the output layer)
+//!   adds nothing, and takes a last group of one to three rows a row at a time, four words
+//!   in six instructions.
+//! - [`rows`]: the byte part (the first layer's time features, summed once for all points):
+//!   three instructions per word of four weights; one inner iteration takes four words of
+//!   four interleaved rows (64 MACs in 58 instructions), a second loop the words left over;
+//!   a last group of one to three rows runs a row at a time.
+//! - [`operands`]: the byte part's operand words, 10 instructions a word of four inputs.
 //!
-//! Each gives the bits of its portable kernel: the `count` build checks all three on random
+//! Each gives the bits of its portable kernel: the `count` build checks all four on random
 //! inputs on the chip and whole evaluations against the portable kernels, and the
 //! host-against-firmware tests compare whole samples bit for bit.
 
-use core::ops::Range;
-
 use tinyscore::model::packed::{
-    activate_portable, operands as operands_portable, rows_portable, GROUP_ROWS,
+    operands as operands_portable, rows_portable, wide_activation_portable, wide_portable,
+    Requantization, GROUP_ROWS,
 };
 
 /// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
@@ -69,22 +71,10 @@ core::arch::global_asm!(
     "mov r7, r4",
     "ldr r1, [sp]",
     "ldr r2, [sp, #4]",
-    // CBZ reaches 126 bytes forward; the loop is 900.
+    // CBZ reaches 126 bytes forward; the loop is 228.
     "cmp r2, #0",
     "beq 3f",
     "1:",
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
-    step!(),
     step!(),
     step!(),
     step!(),
@@ -159,40 +149,208 @@ core::arch::global_asm!(
     ".size tinyscore_rows_smlad, . - tinyscore_rows_smlad",
 );
 
-// tinyscore_activate_smlad(totals: r0, multipliers: r1, shifts: r2, shape: r3 = &[channels,
-// 1 + 2·pre, address of lut[128], address of levels]): channels > 0, multipliers
-// word-aligned. Per channel, with k the total, M the multiplier and e = −shift ≥ 1:
+/// Two words of a wide part: input words `k`, `k + 1` into r8, r9, word `k` of the four rows
+/// into r10, r11, r12, lr, then word `k + 1`, and `acc_r += SMLAD(W_r, level)` into r4..r7.
+macro_rules! wide_double {
+    () => {
+        "ldm r1!, {{r8, r9}}
+         ldm r0!, {{r10, r11, r12, lr}}
+         smlad r4, r10, r8, r4
+         smlad r5, r11, r8, r5
+         smlad r6, r12, r8, r6
+         smlad r7, lr, r8, r7
+         ldm r0!, {{r10, r11, r12, lr}}
+         smlad r4, r10, r9, r4
+         smlad r5, r11, r9, r5
+         smlad r6, r12, r9, r6
+         smlad r7, lr, r9, r7"
+    };
+}
+
+/// One channel's requantization and table lookup (see the comment of
+/// `tinyscore_wide_groups`) of the total in `$x`, with the multipliers at r2, the shifts at
+/// r8, `1 + 2·pre` in r9 and the table's middle in r10; the level goes out as an i16 at r3.
+macro_rules! wide_activate {
+    ($x:literal) => {
+        concat!(
+            "ldr r12, [r2], #4
+             lsls ",
+            $x,
+            ", ",
+            $x,
+            ", #1
+             smmulr ",
+            $x,
+            ", ",
+            $x,
+            ", r12
+             ldrsb r12, [r8], #1
+             mvns r12, r12
+             add ",
+            $x,
+            ", ",
+            $x,
+            ", ",
+            $x,
+            ", asr #31
+             asrs ",
+            $x,
+            ", ",
+            $x,
+            ", r12
+             add ",
+            $x,
+            ", ",
+            $x,
+            ", r9
+             ssat ",
+            $x,
+            ", #8, ",
+            $x,
+            ", asr #1
+             ldrsb ",
+            $x,
+            ", [r10, ",
+            $x,
+            "]
+             strh ",
+            $x,
+            ", [r3], #2\n"
+        )
+    };
+}
+
+// tinyscore_wide_groups(weights: r0, levels: r1, shape: r2 = &[iterations of sixteen words,
+// steps of two, single word (0 or 1), the end of out, address of the starts, address of the
+// multipliers (0: no activation), address of the shifts, 1 + 2·pre, address of lut[128]],
+// out: r3). Groups of four rows, words > 0; weights, starts and multipliers word-aligned.
+// Each row's total is start + Σ SMLAD; without an activation the four totals go out as i32.
+// With one, per channel, with k the total, M the multiplier and e = −shift ≥ 1:
 //   x = SMMULR(2k, M) = ⌊(k·M + 2³⁰) / 2³¹⌋        the doubling high multiply, as |k| < 2³⁰
 //   y = (x + (x >> 31)) >> (e − 1)                   e − 1 = ¬shift
 //   q = SSAT₈((y + 1 + 2·pre) >> 1)                  = ⌊(x' + 2^(e−1)) / 2^e⌋ + pre, clamped
 // which rounds x / 2^e half away from zero (x' = x − 1 when x < 0), as gemmlowp does; then
-// the table entry q + 128.
+// the table entry q + 128, sign-extended, goes out as the i16 level.
 core::arch::global_asm!(
-    ".section .text.tinyscore_activate_smlad,\"ax\",%progbits",
-    ".global tinyscore_activate_smlad",
+    ".section .text.tinyscore_wide_groups,\"ax\",%progbits",
+    ".global tinyscore_wide_groups",
     ".p2align 2",
     ".thumb_func",
-    ".type tinyscore_activate_smlad, %function",
-    "tinyscore_activate_smlad:",
-    "push {{r4-r9, lr}}",
-    "ldm r3, {{r4, r5, r6, r7}}",
+    ".type tinyscore_wide_groups, %function",
+    "tinyscore_wide_groups:",
+    "push {{r4-r11, lr}}",
+    "ldm r2, {{r4-r12}}",
+    // [sp] levels, [sp, #4] iterations, [sp, #8] steps, [sp, #12] single, [sp, #16] the end
+    // of out, [sp, #20] starts, [sp, #24] multipliers, [sp, #28] shifts, [sp, #32]
+    // 1 + 2·pre, [sp, #36] lut + 128.
+    "push {{r1, r4-r12}}",
+    "2:",
+    "ldr r2, [sp, #20]",
+    "ldm r2!, {{r4-r7}}",
+    "str r2, [sp, #20]",
+    "ldr r1, [sp]",
+    "ldr r2, [sp, #4]",
+    // CBZ reaches 126 bytes forward; the loop is 322.
+    "cmp r2, #0",
+    "beq 3f",
     "1:",
-    "ldr r8, [r0], #4",
-    "ldr r9, [r1], #4",
-    "lsls r8, r8, #1",
-    "smmulr r8, r8, r9",
-    "ldrsb r9, [r2], #1",
-    "mvns r9, r9",
-    "add r8, r8, r8, asr #31",
-    "asrs r8, r8, r9",
-    "add r8, r8, r5",
-    "ssat r8, #8, r8, asr #1",
-    "ldrb r8, [r6, r8]",
-    "strb r8, [r7], #1",
-    "subs r4, r4, #1",
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    wide_double!(),
+    "subs r2, r2, #1",
     "bne 1b",
-    "pop {{r4-r9, pc}}",
-    ".size tinyscore_activate_smlad, . - tinyscore_activate_smlad",
+    "3:",
+    "ldr r2, [sp, #8]",
+    "cbz r2, 5f",
+    "4:",
+    wide_double!(),
+    "subs r2, r2, #1",
+    "bne 4b",
+    "5:",
+    "ldr r2, [sp, #12]",
+    "cbz r2, 6f",
+    "ldr r8, [r1], #4",
+    "ldm r0!, {{r10, r11, r12, lr}}",
+    "smlad r4, r10, r8, r4",
+    "smlad r5, r11, r8, r5",
+    "smlad r6, r12, r8, r6",
+    "smlad r7, lr, r8, r7",
+    "6:",
+    "add r1, sp, #24",
+    "ldm r1, {{r2, r8, r9, r10}}",
+    "cbnz r2, 7f",
+    "stm r3!, {{r4-r7}}",
+    "b 8f",
+    "7:",
+    wide_activate!("r4"),
+    wide_activate!("r5"),
+    wide_activate!("r6"),
+    wide_activate!("r7"),
+    "stm r1, {{r2, r8}}",
+    "8:",
+    "ldr r2, [sp, #16]",
+    "cmp r3, r2",
+    "bne 2b",
+    "add sp, sp, #40",
+    "pop {{r4-r11, pc}}",
+    ".size tinyscore_wide_groups, . - tinyscore_wide_groups",
+);
+
+// tinyscore_wide_rows(weights: r0, levels: r1, shape: r2 = &[runs of four words, single
+// words, rows, address of the starts], totals: r3): rows of a wide part one after another,
+// each start + Σ SMLAD. Rows > 0, words (4·runs + singles) > 0; starts word-aligned.
+core::arch::global_asm!(
+    ".section .text.tinyscore_wide_rows,\"ax\",%progbits",
+    ".global tinyscore_wide_rows",
+    ".p2align 2",
+    ".thumb_func",
+    ".type tinyscore_wide_rows, %function",
+    "tinyscore_wide_rows:",
+    "push {{r4-r11, lr}}",
+    "ldm r2, {{r4, r5, r6, r7}}",
+    // [sp] levels, [sp, #4] runs, [sp, #8] singles, [sp, #12] rows left, [sp, #16] starts.
+    "push {{r1, r4, r5, r6, r7}}",
+    "2:",
+    "ldr r6, [sp, #16]",
+    "ldr r2, [r6], #4",
+    "str r6, [sp, #16]",
+    "ldr r1, [sp]",
+    "ldr lr, [sp, #4]",
+    "cmp lr, #0",
+    "beq 3f",
+    "1:",
+    "ldm r0!, {{r4, r5, r6, r7}}",
+    "ldm r1!, {{r8, r9, r10, r11}}",
+    "smlad r2, r4, r8, r2",
+    "smlad r2, r5, r9, r2",
+    "smlad r2, r6, r10, r2",
+    "smlad r2, r7, r11, r2",
+    "subs lr, lr, #1",
+    "bne 1b",
+    "3:",
+    "ldr lr, [sp, #8]",
+    "cmp lr, #0",
+    "beq 5f",
+    "4:",
+    "ldr r4, [r0], #4",
+    "ldr r8, [r1], #4",
+    "smlad r2, r4, r8, r2",
+    "subs lr, lr, #1",
+    "bne 4b",
+    "5:",
+    "str r2, [r3], #4",
+    "ldr lr, [sp, #12]",
+    "subs lr, lr, #1",
+    "str lr, [sp, #12]",
+    "bne 2b",
+    "add sp, sp, #20",
+    "pop {{r4-r11, pc}}",
+    ".size tinyscore_wide_rows, . - tinyscore_wide_rows",
 );
 
 // tinyscore_operands_smlad(q: r0, words: r1, operands: r2) -> Σ (q₀ + q₂): words > 0, q
@@ -230,13 +388,6 @@ core::arch::global_asm!(
 
 extern "C" {
     fn tinyscore_operands_smlad(q: *const i8, words: usize, operands: *mut u32) -> i32;
-    fn tinyscore_activate_smlad(
-        totals: *const i32,
-        multipliers: *const u8,
-        shifts: *const u8,
-        shape: *const [usize; 4],
-        levels: *mut i8,
-    );
     fn tinyscore_rows_smlad(
         weights: *const u8,
         operands: *const u32,
@@ -249,36 +400,54 @@ extern "C" {
         shape: *const [usize; 6],
         acc: *mut i32,
     );
+    fn tinyscore_wide_groups(
+        weights: *const u8,
+        levels: *const u32,
+        shape: *const [usize; 9],
+        out: *mut u8,
+    );
+    fn tinyscore_wide_rows(
+        weights: *const u8,
+        levels: *const u32,
+        shape: *const [usize; 4],
+        totals: *mut i32,
+    );
 }
 
-/// Words (of each row) one iteration of the assembly's main loop takes.
-const UNROLL: usize = 16;
+/// Words (of each row) one iteration of the byte kernel's main loop takes.
+const UNROLL: usize = 4;
 
-/// The packed kernel (a `tinyscore::model::packed::RowsKernel`): the assembly loops where
-/// the weights are word-aligned and hold the whole layer, the portable kernel otherwise.
+/// Words (of each row) one iteration of the wide kernels' main loop takes.
+const WIDE_UNROLL: usize = 16;
+
+/// Whether `bytes` starts on a word boundary.
+fn word_aligned(bytes: &[u8]) -> bool {
+    (bytes.as_ptr() as usize).is_multiple_of(4)
+}
+
+/// The byte-part kernel (a `tinyscore::model::packed::RowsKernel`): the assembly loops where
+/// the weights are word-aligned and hold the whole part, the portable kernel otherwise.
 pub fn rows(
     weights: &[u8],
     inputs: usize,
-    words: Range<usize>,
     operands: &[u32],
     init: i32,
     starts: &[u8],
     acc: &mut [i32],
 ) {
-    let count = words.end.saturating_sub(words.start);
+    let count = inputs / 4;
     let groups = acc.len() / GROUP_ROWS;
     let rest = acc.len() % GROUP_ROWS;
-    let group_bytes = GROUP_ROWS * inputs;
-    let rest_start = groups * group_bytes + 4 * rest * words.start;
+    let group_bytes = GROUP_ROWS.saturating_mul(inputs);
+    let rest_start = groups.saturating_mul(group_bytes);
     let fits = count > 0
-        && words.end <= inputs / 4
-        && weights.len() >= groups * group_bytes + 4 * rest * words.end
+        && weights.len() >= rest_start.saturating_add(4 * rest * count)
         && operands.len() >= 2 * count
         && starts.len() >= 4 * acc.len()
-        && (weights.as_ptr() as usize).is_multiple_of(4)
-        && (starts.as_ptr() as usize).is_multiple_of(4);
+        && word_aligned(weights)
+        && word_aligned(starts);
     if !fits {
-        rows_portable(weights, inputs, words, operands, init, starts, acc);
+        rows_portable(weights, inputs, operands, init, starts, acc);
         return;
     }
     let (grouped, last) = acc.split_at_mut(groups * GROUP_ROWS);
@@ -291,13 +460,13 @@ pub fn rows(
             init as usize,
             starts.as_ptr() as usize,
         ];
-        // SAFETY: group g reads the 16·count bytes at 16·words.start + g·group_bytes (a
-        // multiple of 4 from a word-aligned start), operands[..2·count] and the starts of its
-        // rows, all within the slices checked above; it writes acc[..4·groups] and restores
-        // the registers AAPCS makes it keep.
+        // SAFETY: group g reads the 16·count bytes at g·group_bytes (a multiple of 4 from a
+        // word-aligned start), operands[..2·count] and the starts of its rows, all within the
+        // slices checked above; it writes acc[..4·groups] and restores the registers AAPCS
+        // makes it keep.
         unsafe {
             tinyscore_groups_smlad(
-                weights.as_ptr().add(16 * words.start),
+                weights.as_ptr(),
                 operands.as_ptr(),
                 &shape,
                 grouped.as_mut_ptr(),
@@ -325,46 +494,133 @@ pub fn rows(
     }
 }
 
-/// The activation kernel (a `tinyscore::model::packed::ActivationKernel`): 14 instructions
-/// a channel in assembly (the portable one takes about 30 on this core), for the range the
-/// kernel type states; the portable kernel where the slices are short or the multipliers
-/// not word-aligned.
-pub fn activate(
-    totals: &[i32],
-    multipliers: &[u8],
-    shifts: &[u8],
-    pre: i32,
-    lut: &[u8; 256],
-    levels: &mut [i8],
-) {
-    let channels = levels.len();
-    let fits = channels > 0
-        && totals.len() >= channels
-        && multipliers.len() >= 4 * channels
-        && shifts.len() >= channels
-        && (multipliers.as_ptr() as usize).is_multiple_of(4);
-    if !fits {
-        activate_portable(totals, multipliers, shifts, pre, lut, levels);
+/// Whether a wide part of `rows` rows of `pairs` words fits the assembly: some words, the
+/// levels, the weights and the starts all there, weights and starts word-aligned.
+fn wide_fits(weights: &[u8], pairs: usize, levels: &[u32], starts: &[u8], rows: usize) -> bool {
+    pairs > 0
+        && levels.len() >= pairs
+        && weights.len() >= pairs.saturating_mul(4).saturating_mul(rows)
+        && starts.len() >= rows.saturating_mul(4)
+        && word_aligned(weights)
+        && word_aligned(starts)
+}
+
+/// The wide kernel's loop counts for `pairs` words: iterations of [`WIDE_UNROLL`], steps of
+/// two, and a last single word.
+fn wide_counts(pairs: usize) -> [usize; 3] {
+    [pairs / WIDE_UNROLL, pairs % WIDE_UNROLL / 2, pairs % 2]
+}
+
+/// The wide kernel (a `tinyscore::model::packed::WideKernel`): the assembly where the slices
+/// fit, the portable kernel otherwise.
+pub fn wide(weights: &[u8], pairs: usize, levels: &[u32], starts: &[u8], totals: &mut [i32]) {
+    let rows = totals.len();
+    if !wide_fits(weights, pairs, levels, starts, rows) {
+        wide_portable(weights, pairs, levels, starts, totals);
         return;
     }
+    let groups = rows / GROUP_ROWS;
+    let rest = rows % GROUP_ROWS;
+    let (grouped, last) = totals.split_at_mut(groups * GROUP_ROWS);
+    if groups > 0 {
+        let [iterations, steps, single] = wide_counts(pairs);
+        let out = grouped.as_mut_ptr() as *mut u8;
+        let end = out as usize + 16 * groups;
+        // Multipliers at 0: no activation.
+        let starts = starts.as_ptr() as usize;
+        let shape = [iterations, steps, single, end, starts, 0, 0, 0, 0];
+        // SAFETY: reads the 16·pairs·groups bytes of the groups' weights (word-aligned),
+        // levels[..pairs] and starts[..16·groups], within the slices checked above; writes
+        // totals[..4·groups]; restores the registers AAPCS makes it keep.
+        unsafe { tinyscore_wide_groups(weights.as_ptr(), levels.as_ptr(), &shape, out) };
+    }
+    if rest > 0 {
+        let shape = [
+            pairs / 4,
+            pairs % 4,
+            rest,
+            starts.as_ptr() as usize + 16 * groups,
+        ];
+        // SAFETY: the rows left over read their 4·pairs·rest bytes after the groups' (a
+        // multiple of 4 in), levels[..pairs] and their starts, within the slices checked
+        // above; they write the rest of totals.
+        unsafe {
+            tinyscore_wide_rows(
+                weights.as_ptr().add(16 * pairs * groups),
+                levels.as_ptr(),
+                &shape,
+                last.as_mut_ptr(),
+            )
+        };
+    }
+}
+
+/// The wide activation kernel (a `tinyscore::model::packed::WideActivationKernel`): the
+/// assembly for the groups of four channels where the slices fit, the portable kernel for
+/// the channels left over and otherwise.
+pub fn wide_activation(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization<'_>,
+    levels_out: &mut [u32],
+) {
+    let Requantization {
+        multipliers,
+        shifts,
+        pre,
+        lut,
+    } = *requantization;
+    let channels = shifts.len();
+    let groups = channels / GROUP_ROWS;
+    let fits = groups > 0
+        && wide_fits(weights, pairs, levels, starts, channels)
+        && multipliers.len() >= 4 * channels
+        && word_aligned(multipliers)
+        && levels_out.len() >= channels.div_ceil(2);
+    if !fits {
+        wide_activation_portable(weights, pairs, levels, starts, requantization, levels_out);
+        return;
+    }
+    let [iterations, steps, single] = wide_counts(pairs);
+    let out = levels_out.as_mut_ptr() as *mut u8;
+    let end = out as usize + 8 * groups;
     let shape = [
-        channels,
+        iterations,
+        steps,
+        single,
+        end,
+        starts.as_ptr() as usize,
+        multipliers.as_ptr() as usize,
+        shifts.as_ptr() as usize,
         (1 + 2 * pre) as usize,
         lut.as_ptr() as usize + 128,
-        levels.as_mut_ptr() as usize,
     ];
-    // SAFETY: reads totals[..channels], multipliers[..4·channels] (word-aligned),
-    // shifts[..channels] and lut[q + 128] for a q the SSAT keeps in −128..=127; writes
-    // levels[..channels]; restores the registers AAPCS makes it keep.
-    unsafe {
-        tinyscore_activate_smlad(
-            totals.as_ptr(),
-            multipliers.as_ptr(),
-            shifts.as_ptr(),
-            &shape,
-            levels.as_mut_ptr(),
-        )
-    };
+    // SAFETY: as in `wide` for the groups' weights, levels and starts; reads
+    // multipliers[..16·groups] (word-aligned), shifts[..4·groups] and lut[q + 128] for a q the
+    // SSAT keeps in −128..=127; writes levels_out[..2·groups]; restores the registers AAPCS
+    // makes it keep.
+    unsafe { tinyscore_wide_groups(weights.as_ptr(), levels.as_ptr(), &shape, out) };
+    let done = groups * GROUP_ROWS;
+    if done < channels {
+        // The channels left over, one after another after the groups (an even count done, so
+        // their levels start a word).
+        let rest = Requantization {
+            multipliers: &multipliers[4 * done..],
+            shifts: &shifts[done..],
+            pre,
+            lut,
+        };
+        wide_activation_portable(
+            &weights[4 * pairs * done..],
+            pairs,
+            levels,
+            &starts[4 * done..],
+            &rest,
+            &mut levels_out[done / 2..],
+        );
+    }
 }
 
 /// The operands kernel (a `tinyscore::model::packed::OperandsKernel`): 10 instructions a
