@@ -58,6 +58,9 @@ use super::{
     crc32, f32_at, i32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN,
     HEADER_LEN, MAX_WIDTH,
 };
+
+/// The largest data dimension, as a length.
+const MAX_DIM: usize = super::MAX_DIM as usize;
 use crate::error::ParamError;
 
 /// Rows one kernel call multiplies together (interleaved word by word in the layout).
@@ -450,7 +453,11 @@ impl Model<'_> {
     /// The first layer's byte part (the time features, which all points share) is summed once,
     /// with the bias; each point's first layer starts from those sums and adds its wide part,
     /// its own coordinates. Between layers a point's levels are 16-bit pairs.
+    ///
+    /// Never inlined on a chip: its scratch space (≈ 3 KiB) is then on the stack only while
+    /// it runs, not in the frame of every evaluator that might call it.
     #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline(never))]
     pub(super) fn forward_packed(
         &self,
         layers: &[Int8Layer<'_>],
@@ -461,29 +468,33 @@ impl Model<'_> {
             return;
         };
         let dims = self.header.dims;
-        let n = (dims.dim as usize).min(MAX_WIDTH);
+        let n = (dims.dim as usize).min(MAX_DIM);
         let last = dims.layers as usize;
-        let mut time_levels = Levels([0; MAX_WIDTH]);
-        self.for_each_time_level(first.input, t, |i, q| {
-            if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
-                *level = q;
-            }
-        });
-        let mut totals = [0i32; MAX_WIDTH];
-        let rows = first.outputs().min(MAX_WIDTH);
-        let byte_part = first.weights.get(4 * n.div_ceil(2) * rows..).unwrap_or(&[]);
-        let time_inputs = first.inputs.saturating_sub(n).min(MAX_WIDTH);
-        let time_part = &mut totals[..rows];
-        self.byte_sums(byte_part, time_inputs, &time_levels, first.bias, time_part);
-        // The shared sums start each point's own: as bytes, as a layer's biases are.
+        // The shared sums start each point's own: as bytes, as a layer's biases are. (In a
+        // block, so that the stack slots of its scratch can be reused after it.)
         let mut shared = [0u8; 4 * MAX_WIDTH];
-        for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
-            bytes.copy_from_slice(&sum.to_le_bytes());
+        {
+            let mut time_levels = Levels([0; MAX_WIDTH]);
+            self.for_each_time_level(first.input, t, |i, q| {
+                if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
+                    *level = q;
+                }
+            });
+            let mut time_part = [0i32; MAX_WIDTH];
+            let rows = first.outputs().min(MAX_WIDTH);
+            let time_part = &mut time_part[..rows];
+            let byte_part = first.weights.get(4 * n.div_ceil(2) * rows..).unwrap_or(&[]);
+            let time_inputs = first.inputs.saturating_sub(n).min(MAX_WIDTH);
+            self.byte_sums(byte_part, time_inputs, &time_levels, first.bias, time_part);
+            for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
+                bytes.copy_from_slice(&sum.to_le_bytes());
+            }
         }
         // A point's levels as 16-bit pairs: its coordinates' (`own`, layer 0's input), then
         // hidden layer i's in hidden[i % 2], read by layer i + 1.
-        let mut own = [0u32; MAX_WIDTH / 2];
+        let mut own = [0u32; MAX_DIM / 2];
         let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
+        let mut totals = [0i32; MAX_DIM];
         for p in 0..points.count() {
             for d in 0..n {
                 set_half(
@@ -495,9 +506,9 @@ impl Model<'_> {
             for (i, layer) in layers.iter().enumerate().take(last + 1) {
                 let [even, odd] = &mut hidden;
                 let (from, to) = match i {
-                    0 => (&own, even),
-                    _ if i % 2 == 1 => (&*even, odd),
-                    _ => (&*odd, even),
+                    0 => (&own[..], even),
+                    _ if i % 2 == 1 => (&even[..], odd),
+                    _ => (&odd[..], even),
                 };
                 let pairs = dims.packed_wide_inputs(i as u32).min(MAX_WIDTH).div_ceil(2);
                 let starts = if i == 0 { &shared[..] } else { layer.bias };
@@ -516,7 +527,7 @@ impl Model<'_> {
                     };
                     activate(layer.weights, pairs, from, starts, &requantization, to);
                 } else {
-                    let totals = &mut totals[..layer.outputs().min(MAX_WIDTH)];
+                    let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
                     (self.kernels.wide)(layer.weights, pairs, from, starts, totals);
                     let scales = layer.weight_scale.chunks_exact(4).map(f32_at);
                     for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
