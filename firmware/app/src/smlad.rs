@@ -3,14 +3,15 @@
 //! layout and the algebra):
 //!
 //! - [`wide_activation`] and [`wide`]: the wide parts (16-bit weights), two multiply–
-//!   accumulates per `SMLAD`. One step takes two words of four interleaved rows (16 MACs):
-//!   one `LDM` for the two input words, two for the weights, eight `SMLAD` — 11 instructions,
-//!   0.69 per MAC; eight steps make one iteration of the main loop, and the words left over
-//!   go two, then one, at a time. [`wide_activation`] ends each group of four rows with the
-//!   requantization and SiLU table of its four channels, fused (11 instructions a channel),
-//!   and writes the levels as the next layer's 16-bit pairs; [`wide`] (the output layer)
-//!   adds nothing, and takes a last group of one to three rows a row at a time, four words
-//!   in six instructions.
+//!   accumulates per `SMLAD`, in one assembly function for groups of four rows. One step takes
+//!   two words of four interleaved rows (16 MACs): one `LDM` for the two input words, two for
+//!   the weights, eight `SMLAD` — 11 instructions, 0.69 per MAC; eight steps make one iteration
+//!   of the main loop, and the words left over go two, then one, at a time. Each group ends
+//!   either with the requantization and SiLU table of its four channels, fused (11
+//!   instructions a channel), writing the levels as the next layer's 16-bit pairs
+//!   ([`wide_activation`], the hidden layers), or by storing its four sums ([`wide`], the
+//!   output layer). [`wide`] takes a last group of one to three rows (the output layer of 2-D
+//!   data) a row at a time, four words in six instructions.
 //! - [`rows`]: the byte part (the first layer's time features, summed once for all points):
 //!   three instructions per word of four weights; one inner iteration takes four words of
 //!   four interleaved rows (64 MACs in 58 instructions), a second loop the words left over;
@@ -170,52 +171,21 @@ macro_rules! wide_double {
 /// One channel's requantization and table lookup (see the comment of
 /// `tinyscore_wide_groups`) of the total in `$x`, with the multipliers at r2, the shifts at
 /// r8, `1 + 2·pre` in r9 and the table's middle in r10; the level goes out as an i16 at r3.
+#[rustfmt::skip] // One instruction a line.
 macro_rules! wide_activate {
     ($x:literal) => {
         concat!(
-            "ldr r12, [r2], #4
-             lsls ",
-            $x,
-            ", ",
-            $x,
-            ", #1
-             smmulr ",
-            $x,
-            ", ",
-            $x,
-            ", r12
-             ldrsb r12, [r8], #1
-             mvns r12, r12
-             add ",
-            $x,
-            ", ",
-            $x,
-            ", ",
-            $x,
-            ", asr #31
-             asrs ",
-            $x,
-            ", ",
-            $x,
-            ", r12
-             add ",
-            $x,
-            ", ",
-            $x,
-            ", r9
-             ssat ",
-            $x,
-            ", #8, ",
-            $x,
-            ", asr #1
-             ldrsb ",
-            $x,
-            ", [r10, ",
-            $x,
-            "]
-             strh ",
-            $x,
-            ", [r3], #2\n"
+            "ldr r12, [r2], #4\n",
+            "lsls ", $x, ", ", $x, ", #1\n",
+            "smmulr ", $x, ", ", $x, ", r12\n",
+            "ldrsb r12, [r8], #1\n",
+            "mvns r12, r12\n",
+            "add ", $x, ", ", $x, ", ", $x, ", asr #31\n",
+            "asrs ", $x, ", ", $x, ", r12\n",
+            "add ", $x, ", ", $x, ", r9\n",
+            "ssat ", $x, ", #8, ", $x, ", asr #1\n",
+            "ldrsb ", $x, ", [r10, ", $x, "]\n",
+            "strh ", $x, ", [r3], #2\n",
         )
     };
 }
