@@ -65,7 +65,7 @@ mod vector;
 pub use error::{ParamError, ParticleError, SampleError, StepError};
 pub use grid::{Schedule, TimeGrid};
 pub use mcmc::{KineticState, Ula, Underdamped};
-pub use model::{Model, ModelError, ModelSde, NeuralScore, PackedScore};
+pub use model::{Int8Score, Model, ModelError, ModelSde, NeuralScore, PackedScore};
 pub use noise::{
     box_muller, box_muller_lanes, particle_noise, particle_rng, BoxMullerLanes, DefaultRng,
     GaussianStream, LANES as NOISE_LANES,

@@ -36,14 +36,20 @@ fn main() {
     // the packed layout with the SMLAD kernel (`src/smlad.rs`): same numbers, same bits.
     println!("cargo::rustc-check-cfg=cfg(tinyscore_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyscore_packed)");
+    println!("cargo::rustc-check-cfg=cfg(tinyscore_int8)");
     let dsp = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em"));
+    let int8 = parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8);
+    if int8 && !dsp {
+        // The application links only the int8 evaluator (`Int8Score`).
+        println!("cargo::rustc-cfg=tinyscore_int8");
+    }
     if dsp {
         println!("cargo::rustc-cfg=tinyscore_dsp");
-        if parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8) {
-            let int8 = std::mem::take(&mut bytes);
-            let packing = tinyscore::model::packed::packed_len(&int8).and_then(|len| {
+        if int8 {
+            let unpacked = std::mem::take(&mut bytes);
+            let packing = tinyscore::model::packed::packed_len(&unpacked).and_then(|len| {
                 bytes.resize(len, 0);
-                tinyscore::model::packed::pack_int8(&int8, &mut bytes)
+                tinyscore::model::packed::pack_int8(&unpacked, &mut bytes)
             });
             packing.unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
             // The application links only the packed evaluator (`PackedScore`).

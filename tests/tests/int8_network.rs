@@ -6,7 +6,7 @@ use tinyscore::model::quant::{
     quantize_multiplier, requantize, requantize_parsed, silu_lut, QuantParams, SILU_MAX_SLOPE,
 };
 use tinyscore::model::{Int8Layer, Model, ModelError, Precision, HEADER_LEN};
-use tinyscore::{math, particle_rng, NeuralScore, Score};
+use tinyscore::{math, particle_rng, Int8Score, NeuralScore, Score};
 use tinyscore_host::quantize::{diffused_inputs, report};
 use tinyscore_tests::{
     raw_moons, reference_int8, reference_model_bytes, reference_network, with_field,
@@ -568,4 +568,43 @@ fn hidden_int8_sums_are_unbiased_against_the_float_network() {
         }
     }
     println!("largest |mean error| / bound: {worst:.2}");
+}
+
+#[test]
+fn the_int8_only_score_gives_the_neural_scores_bits_and_takes_only_int8_models() {
+    // The firmware of a core without the DSP extension samples through `Int8Score`, which
+    // links only the int8 evaluator: it must give `NeuralScore`'s bits, one point at a time
+    // and batched.
+    let (_, int8) = reference_int8();
+    let model = Model::parse(&int8).unwrap();
+    let (only, full) = (
+        Int8Score::<2>::new(model).unwrap(),
+        NeuralScore::<2>::new(model).unwrap(),
+    );
+    let mut rng = particle_rng(11, 0);
+    let mut uniform = || (rand_core::Rng::next_u32(&mut rng) >> 8) as f32 / (1 << 24) as f32;
+    let xs: Vec<[f32; 2]> = (0..40)
+        .map(|_| [8.0 * uniform() - 4.0, 8.0 * uniform() - 4.0])
+        .collect();
+    for t in [1e-3, 0.3, 1.0] {
+        let (mut a, mut b) = (vec![[0.0; 2]; xs.len()], vec![[0.0; 2]; xs.len()]);
+        only.score_batch(&xs, t, &mut a);
+        full.score_batch(&xs, t, &mut b);
+        for ((x, a), b) in xs.iter().zip(&a).zip(&b) {
+            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "x {x:?} t {t}");
+            assert_eq!(only.score(x, t).map(f32::to_bits), b.map(f32::to_bits));
+        }
+    }
+    // Only an unpacked int8 model of its own dimension.
+    let float = reference_model_bytes();
+    for bytes in [float, tinyscore_tests::packed(&int8)] {
+        assert!(matches!(
+            Int8Score::<2>::new(Model::parse(&bytes).unwrap()),
+            Err(ModelError::InvalidParameter(e)) if e.parameter == "model"
+        ));
+    }
+    assert!(matches!(
+        Int8Score::<3>::new(model),
+        Err(ModelError::DimensionMismatch { .. })
+    ));
 }

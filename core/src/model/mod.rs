@@ -1291,6 +1291,46 @@ impl<const N: usize> Score<N> for PackedScore<'_, N> {
     }
 }
 
+/// An unpacked int8 model ([`Precision::Int8`]) as a [`Score`] on `[f32; N]`: the bits
+/// [`NeuralScore`] gives for it, with only the int8 evaluator reachable, so that firmware
+/// running an int8 model on a core without the DSP extension leaves the f32 and packed
+/// evaluators out of its flash.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Score<'a, const N: usize> {
+    score: NeuralScore<'a, N>,
+}
+
+impl<'a, const N: usize> Int8Score<'a, N> {
+    /// The score of `model`, which must be int8 (unpacked) and of dimension `N`.
+    pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
+        let score = NeuralScore::<N>::new(model)?;
+        ParamError::require(
+            model.header.precision == Precision::Int8,
+            "model",
+            "an int8 model (precision 1)",
+        )?;
+        Ok(Int8Score { score })
+    }
+    /// The model's SDE.
+    pub fn sde(&self) -> ModelSde {
+        self.score.sde()
+    }
+}
+
+impl<const N: usize> Score<N> for Int8Score<'_, N> {
+    fn score(&self, x: &[f32; N], t: f32) -> [f32; N] {
+        let mut out = [[0.0f32; N]; 1];
+        let model = &self.score.model;
+        self.score
+            .score_lanes::<1>(core::slice::from_ref(x), t, &mut out, |a| {
+                if let Layers::Int8(layers) = &model.layers {
+                    model.forward_int8::<1>(layers, a, t);
+                }
+            });
+        out[0]
+    }
+}
+
 /// Runs the network on a batch of [`LANES`] points, as [`Model::forward_lanes`] does.
 pub type LanesForward = fn(&Model<'_>, &mut [[f32; LANES]; MAX_WIDTH], f32);
 

@@ -196,10 +196,13 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
 ) -> Result<(), AppError> {
     let model = parse(model).map_err(AppError::Model)?;
     // A packed model (the build packs an int8 one for a core with the DSP extension) runs
-    // through `PackedScore`, which keeps the other evaluators out of flash.
+    // through `PackedScore`, an int8 one elsewhere through `Int8Score`: each keeps the other
+    // evaluators out of flash.
     #[cfg(tinyscore_packed)]
     let score = tinyscore::PackedScore::<N>::new(model).map_err(AppError::Model)?;
-    #[cfg(not(tinyscore_packed))]
+    #[cfg(tinyscore_int8)]
+    let score = tinyscore::Int8Score::<N>::new(model).map_err(AppError::Model)?;
+    #[cfg(not(any(tinyscore_packed, tinyscore_int8)))]
     let score = tinyscore::NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;
