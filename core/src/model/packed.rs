@@ -14,8 +14,9 @@
 //!   interleaved word by word load with one `LDM`: eleven instructions for sixteen MACs. These
 //!   weights take twice the bytes (4 KiB more for a 64 × 64 layer). The hidden layers'
 //!   activations write their levels as such pairs, ready for the next layer.
-//! - **Byte part**: the first layer's time-feature weights, whose sums all points share (made
-//!   once per time, [`Model`]'s batched evaluation), stay one byte each. Each word's even bytes
+//! - **Byte part**: the first layer's time-feature weights stay one byte each: a batch of
+//!   points at one time shares their sums, made once, so their speed matters less than their
+//!   flash. Each word's even bytes
 //!   are stored offset by 128 (XOR 0x80), so that for the word `W = [w₀, w₁, w₂, w₃]` of inputs
 //!   `q₀..q₃` the raw word and one `UXTB16` suffice:
 //!
@@ -164,7 +165,7 @@ fn uxtb16(a: u32) -> u32 {
 
 /// Sets half `i mod 2` (low first) of `words[i / 2]` to `value` (nothing past the end).
 #[inline(always)]
-pub(super) fn set_half(words: &mut [u32], i: usize, value: i16) {
+fn set_half(words: &mut [u32], i: usize, value: i16) {
     if let Some(word) = words.get_mut(i / 2) {
         let shift = 16 * (i % 2);
         *word = (*word & !(0xFFFF << shift)) | ((value as u16 as u32) << shift);
