@@ -371,65 +371,58 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
     )?;
     let out = &mut out[..len];
     // Sections are borrowed from `file`, so their addresses give their offsets in it. Every
-    // section keeps its bytes but the weights; those after a layer's weights move by the
-    // bytes the packed weights add.
+    // section keeps its bytes but the weights and biases; those after a layer's weights move
+    // by the bytes the packed weights add.
     let offset = |section: &[u8]| section.as_ptr() as usize - file.as_ptr() as usize;
     let mut read = 0;
     let mut moved = 0;
-    let mut bias_at = [0usize; super::MAX_LAYERS as usize + 1];
     for i in 0..=dims.layers {
         let Some(layer) = model.int8_layer(i) else {
             continue;
         };
-        let weights = offset(layer.weights);
-        out[read + moved..weights + moved].copy_from_slice(&file[read..weights]);
         let (inputs, outputs) = (layer.inputs(), layer.outputs());
         let wide = dims.packed_wide_inputs(i);
+        let byte_words = (inputs - wide) / 4;
+        let weights = offset(layer.weights);
+        out[read + moved..weights + moved].copy_from_slice(&file[read..weights]);
+        let packed_at = weights + moved;
         let packed_len = dims.packed_weights_len(i);
-        let packed = &mut out[weights + moved..weights + moved + packed_len];
-        packed.fill(0);
-        for o in 0..outputs {
-            for j in 0..inputs {
-                let w = layer.weight(o, j);
-                let at = packed_index(inputs, outputs, wide, o, j);
-                if j < wide {
-                    packed[at..at + 2].copy_from_slice(&(w as i16).to_le_bytes());
-                } else if (j - wide) % 2 == 0 && j - wide < 4 * ((inputs - wide) / 4) {
-                    packed[at] = w as u8 ^ 0x80;
-                } else {
-                    packed[at] = w as u8;
-                }
-            }
-        }
+        out[packed_at..packed_at + packed_len].fill(0);
         read = weights + layer.weights.len();
         moved += packed_len - layer.weights.len();
-        bias_at[i as usize] = offset(layer.bias) + moved;
+        let bias = offset(layer.bias);
+        out[read + moved..bias + moved].copy_from_slice(&file[read..bias]);
+        for o in 0..outputs {
+            let mut sum = 0i64;
+            let mut odd = 0i64;
+            for j in 0..inputs {
+                let w = layer.weight(o, j);
+                let at = packed_at + packed_index(inputs, outputs, wide, o, j);
+                let in_words = j >= wide && j - wide < 4 * byte_words;
+                if j < wide {
+                    out[at..at + 2].copy_from_slice(&(w as i16).to_le_bytes());
+                } else if in_words && (j - wide) % 2 == 0 {
+                    out[at] = w as u8 ^ 0x80;
+                } else {
+                    out[at] = w as u8;
+                }
+                sum += w as i64;
+                if in_words && (j - wide) % 2 == 1 {
+                    odd += w as i64;
+                }
+            }
+            let folded = layer.bias(o) as i64 - layer.input().zero_point as i64 * sum + 127 * odd;
+            // Within ±(2³⁰ + 2²⁴): the parser bounded the bias and the weights are int8.
+            let folded = folded.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            let at = bias + moved + 4 * o;
+            out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
+        }
+        read = bias + layer.bias.len();
     }
     let body = file.len() - CHECKSUM_LEN;
     out[read + moved..body + moved].copy_from_slice(&file[read..body]);
     out[6] = Precision::Int8Packed.code();
     out[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 4].copy_from_slice(&(payload as u32).to_le_bytes());
-    for i in 0..=dims.layers {
-        let Some(layer) = model.int8_layer(i) else {
-            continue;
-        };
-        let (inputs, wide) = (layer.inputs(), dims.packed_wide_inputs(i));
-        let byte_words = (inputs - wide) / 4;
-        for o in 0..layer.outputs() {
-            let sum: i64 = (0..inputs).map(|j| layer.weight(o, j) as i64).sum();
-            let odd: i64 = (0..byte_words)
-                .map(|k| {
-                    layer.weight(o, wide + 4 * k + 1) as i64
-                        + layer.weight(o, wide + 4 * k + 3) as i64
-                })
-                .sum();
-            let folded = layer.bias(o) as i64 - layer.input().zero_point as i64 * sum + 127 * odd;
-            // Within ±(2³⁰ + 2²⁴): the parser bounded the bias and the weights are int8.
-            let folded = folded.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-            let at = bias_at[i as usize] + 4 * o;
-            out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
-        }
-    }
     let body = len - CHECKSUM_LEN;
     let checksum = crc32(&out[..body]);
     out[body..].copy_from_slice(&checksum.to_le_bytes());
