@@ -75,7 +75,7 @@ pub use score::{
     Component, Diffused, DoubleWell, GaussianData, GaussianMixture, MixtureLanes, Score,
     LANES as MIXTURE_LANES,
 };
-pub use sde::{LinearSde, OrnsteinUhlenbeck, ReverseSde, Sde, SubVpSde, VeSde, VpSde};
+pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
     Ancestral, AnnealedLangevin, Corrector, Ddim, DpmSolverPp2M, EulerMaruyama, LangevinCorrector,
     MultistepHistory, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler,

@@ -1,4 +1,4 @@
-//! Forward noising processes `dx = f(x, t) dt + g(t) dw` and the reverse-time SDE.
+//! Forward noising processes `dx = f(x, t) dt + g(t) dw`.
 //!
 //! All four processes here are linear: `f(x, t) = a(t)·x`, so the marginal given the data is
 //! Gaussian, `x_t = α(t)·x₀ + σ(t)·z`, with α and σ in closed form. That is what the exact
@@ -17,7 +17,6 @@
 
 use crate::error::ParamError;
 use crate::noise::GaussianStream;
-use crate::score::Score;
 use crate::{math, vector};
 use rand_core::Rng;
 
@@ -64,29 +63,6 @@ impl<D: LinearSde, const N: usize> Sde<N> for D {
     #[inline]
     fn diffusion(&self, t: f32) -> f32 {
         self.diffusion_coeff(t)
-    }
-}
-
-/// The reverse-time SDE `dx = [f(x, t) − g(t)² s(x, t)] dt + g(t) dw̄` of a forward process
-/// `sde` with score `score` (Anderson 1982), integrated with negative time steps.
-#[derive(Clone, Copy, Debug)]
-pub struct ReverseSde<'a, D, S> {
-    /// The forward process.
-    pub sde: &'a D,
-    /// The score of its marginals.
-    pub score: &'a S,
-}
-
-impl<D: LinearSde, S: Score<N>, const N: usize> Sde<N> for ReverseSde<'_, D, S> {
-    #[inline]
-    fn drift(&self, x: &[f32; N], t: f32) -> [f32; N] {
-        let g = self.sde.diffusion_coeff(t);
-        let f = self.sde.drift(x, t);
-        vector::axpy(-g * g, &self.score.score(x, t), &f)
-    }
-    #[inline]
-    fn diffusion(&self, t: f32) -> f32 {
-        self.sde.diffusion_coeff(t)
     }
 }
 

@@ -7,7 +7,8 @@ use crate::io::write_atomically;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
-use tinyscore::model::{crc32, Dims, Output, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, VERSION};
+use tinyscore::model::format::{write_file, F32LayerValues, LayerValues, Payload};
+use tinyscore::model::{Dims, Header, Output, Precision};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
 
 /// A float network held in memory, ready to write.
@@ -32,49 +33,32 @@ pub struct Network {
 }
 
 impl Network {
+    /// The header of this network's file at `precision`.
+    pub fn header(&self, precision: Precision) -> Header {
+        Header {
+            precision,
+            dims: self.dims,
+            sde: self.sde,
+            t_end: self.t_end,
+            output: self.output,
+        }
+    }
+
     /// The `.tsm` bytes (f32 precision).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        self.dims.validate()?;
-        let n = self.dims.dim as usize;
-        ensure!(
-            self.mean.len() == n && self.std.len() == n,
-            "normalisation must have {n} entries"
-        );
-        ensure!(
-            self.fourier.len() == self.dims.fourier as usize,
-            "expected {} Fourier frequencies",
-            self.dims.fourier
-        );
-        ensure!(
-            self.layers.len() == self.dims.layers as usize + 1,
-            "expected {} layers",
-            self.dims.layers + 1
-        );
-        let mut payload = Vec::with_capacity(self.dims.f32_payload_len());
-        let mut put = |values: &[f32]| {
-            values
-                .iter()
-                .for_each(|v| payload.extend_from_slice(&v.to_le_bytes()))
-        };
-        put(&self.mean);
-        put(&self.std);
-        put(&self.fourier);
-        for (i, (weights, bias)) in self.layers.iter().enumerate() {
-            let (inputs, outputs) = self.dims.layer_shape(i as u32);
-            ensure!(
-                weights.len() == inputs * outputs && bias.len() == outputs,
-                "layer {i} should be {outputs}×{inputs}"
-            );
-            put(weights);
-            put(bias);
-        }
+        let layers: Vec<F32LayerValues<'_>> = self
+            .layers
+            .iter()
+            .map(|(weights, bias)| F32LayerValues { weights, bias })
+            .collect();
         encode_file(
-            Precision::F32,
-            &self.dims,
-            self.sde,
-            self.t_end,
-            self.output,
-            &payload,
+            &self.header(Precision::F32),
+            &Payload {
+                mean: &self.mean,
+                std: &self.std,
+                fourier: &self.fourier,
+                layers: LayerValues::F32(&layers),
+            },
         )
     }
 
@@ -130,36 +114,11 @@ impl Network {
     }
 }
 
-/// A complete `.tsm` file: header, `payload`, CRC-32; parsed back before it is returned, so
-/// nothing the reader would refuse is ever written.
-pub fn encode_file(
-    precision: Precision,
-    dims: &Dims,
-    sde: ModelSde,
-    t_end: f32,
-    output: Output,
-    payload: &[u8],
-) -> Result<Vec<u8>> {
-    let (p0, p1) = sde.parameters();
-    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len() + CHECKSUM_LEN);
-    bytes.extend_from_slice(&MAGIC);
-    bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.push(precision.code());
-    bytes.push(0); // activation: SiLU
-    for d in [dims.dim, dims.fourier, dims.hidden, dims.layers] {
-        bytes.extend_from_slice(&(d as u16).to_le_bytes());
-    }
-    bytes.push(sde.code());
-    bytes.push(output.code());
-    bytes.extend_from_slice(&[0; 2]);
-    for v in [p0, p1, t_end] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    bytes.extend_from_slice(&[0; 4]);
-    bytes.extend_from_slice(payload);
-    let checksum = crc32(&bytes);
-    bytes.extend_from_slice(&checksum.to_le_bytes());
+/// A complete `.tsm` file of `header` and `payload` (`tinyscore::model::format`); parsed
+/// back before it is returned, so nothing the reader would refuse is ever written.
+pub fn encode_file(header: &Header, payload: &Payload<'_>) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(header.dims.file_len(header.precision));
+    write_file(header, payload, |piece| bytes.extend_from_slice(piece))?;
     Model::parse(&bytes).context("the written model does not parse back")?;
     Ok(bytes)
 }

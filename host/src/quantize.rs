@@ -16,8 +16,9 @@ use crate::datasets::Points;
 use crate::model_file::{encode_file, Network};
 use anyhow::{ensure, Result};
 use std::fmt;
-use tinyscore::model::quant::time_feature;
+use tinyscore::model::format::{Int8ActivationValues, Int8LayerValues, LayerValues, Payload};
 use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
+use tinyscore::model::LayerObserver;
 use tinyscore::model::{Output, Precision};
 use tinyscore::{particle_noise, LinearSde, Model};
 
@@ -64,44 +65,34 @@ impl QuantizedNetwork {
     /// The `.tsm` bytes (int8 precision; layout in `docs/FORMAT.md`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let f = &self.float;
-        let mut payload = Vec::with_capacity(f.dims.int8_payload_len());
-        let put_f32 = |payload: &mut Vec<u8>, values: &[f32]| {
-            values
-                .iter()
-                .for_each(|v| payload.extend_from_slice(&v.to_le_bytes()))
-        };
-        put_f32(&mut payload, &f.mean);
-        put_f32(&mut payload, &f.std);
-        put_f32(&mut payload, &f.fourier);
-        let put_params = |payload: &mut Vec<u8>, q: QuantParams| {
-            payload.extend_from_slice(&q.scale.to_le_bytes());
-            payload.extend_from_slice(&q.zero_point.to_le_bytes());
-        };
-        put_params(&mut payload, self.input);
-        for layer in &self.layers {
-            payload.extend(layer.weights.iter().map(|&w| w as u8));
-            layer
-                .bias
-                .iter()
-                .for_each(|b| payload.extend_from_slice(&b.to_le_bytes()));
-            put_f32(&mut payload, &layer.weight_scale);
-            if let Some(a) = &layer.activation {
-                a.multiplier
-                    .iter()
-                    .for_each(|m| payload.extend_from_slice(&m.to_le_bytes()));
-                payload.extend(a.shift.iter().map(|&s| s as u8));
-                put_params(&mut payload, a.pre);
-                payload.extend(a.lut.iter().map(|&v| v as u8));
-                put_params(&mut payload, a.post);
-            }
-        }
-        ensure!(
-            payload.len() == f.dims.int8_payload_len(),
-            "int8 payload is {} bytes, the dimensions imply {}",
-            payload.len(),
-            f.dims.int8_payload_len()
-        );
-        encode_file(Precision::Int8, &f.dims, f.sde, f.t_end, f.output, &payload)
+        let layers: Vec<Int8LayerValues<'_>> = self
+            .layers
+            .iter()
+            .map(|layer| Int8LayerValues {
+                weights: &layer.weights,
+                bias: &layer.bias,
+                weight_scale: &layer.weight_scale,
+                activation: layer.activation.as_ref().map(|a| Int8ActivationValues {
+                    multiplier: &a.multiplier,
+                    shift: &a.shift,
+                    pre: a.pre,
+                    lut: &a.lut,
+                    post: a.post,
+                }),
+            })
+            .collect();
+        encode_file(
+            &f.header(Precision::Int8),
+            &Payload {
+                mean: &f.mean,
+                std: &f.std,
+                fourier: &f.fourier,
+                layers: LayerValues::Int8 {
+                    input: self.input,
+                    layers: &layers,
+                },
+            },
+        )
     }
 }
 
@@ -256,27 +247,50 @@ pub fn diffused_inputs(
         .collect())
 }
 
-/// The float network's activations on one input: the input tensor, then per hidden layer the
-/// pre-activation and post-activation vectors.
-fn activations(network: &Network, x: &[f32], t: f32) -> (Vec<f32>, Vec<[Vec<f32>; 2]>) {
-    let mut input = x.to_vec();
-    let (sin, cos): (Vec<f32>, Vec<f32>) =
-        network.fourier.iter().map(|&w| time_feature(t, w)).unzip();
-    input.extend(sin);
-    input.extend(cos);
-    let mut hidden = Vec::new();
-    let mut h = input.clone();
-    for (weights, bias) in &network.layers[..network.layers.len() - 1] {
-        let pre: Vec<f32> = bias
-            .iter()
-            .zip(weights.chunks_exact(h.len()))
-            .map(|(b, row)| row.iter().zip(&h).map(|(w, a)| w * a).sum::<f32>() + b)
-            .collect();
-        let post: Vec<f32> = pre.iter().map(|&v| v / (1.0 + (-v).exp())).collect();
-        h = post.clone();
-        hidden.push([pre, post]);
+/// Collects what the core's forward pass shows of a network on one point at a time (see
+/// [`LayerObserver`]): the f32 network's tensors in the order of [`Calibration`] (the input,
+/// then each hidden layer's pre- and post-activation), or one int8 layer's accumulators.
+#[derive(Default)]
+struct Recorder {
+    /// The f32 tensors' values, appended point after point.
+    tensors: Vec<Vec<f32>>,
+    /// The int8 layer whose accumulators are kept, and what they were.
+    int8_layer: Option<usize>,
+    accumulators: Vec<i32>,
+}
+
+impl Recorder {
+    fn tensor(&mut self, k: usize) -> &mut Vec<f32> {
+        if self.tensors.len() <= k {
+            self.tensors.resize(k + 1, Vec::new());
+        }
+        &mut self.tensors[k]
     }
-    (input, hidden)
+}
+
+impl LayerObserver for Recorder {
+    fn input(&mut self, _feature: usize, values: &[f32]) {
+        self.tensor(0).extend_from_slice(values);
+    }
+    fn f32_hidden(&mut self, layer: usize, _channel: usize, pre: &[f32], post: &[f32]) {
+        self.tensor(1 + 2 * layer).extend_from_slice(pre);
+        self.tensor(2 + 2 * layer).extend_from_slice(post);
+    }
+    fn int8_accumulators(&mut self, layer: usize, _channel: usize, accumulators: &[i32]) {
+        if self.int8_layer == Some(layer) {
+            self.accumulators.extend_from_slice(accumulators);
+        }
+    }
+}
+
+/// Runs the model `bytes` on every input with `recorder` watching.
+fn record(bytes: &[u8], inputs: &[(Vec<f32>, f32)], recorder: &mut Recorder) -> Result<()> {
+    let model = Model::parse(bytes)?;
+    let mut out = vec![0.0f32; model.header().dims.dim as usize];
+    for (x, t) in inputs {
+        model.predict_noise_observed(x, *t, &mut out, recorder)?;
+    }
+    Ok(())
 }
 
 /// The activation values of every tensor over the calibration set, each sorted: the input,
@@ -286,18 +300,13 @@ struct Calibration {
 }
 
 impl Calibration {
-    fn new(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Calibration {
-        let mut tensors = vec![Vec::new(); 1 + 2 * network.dims.layers as usize];
-        for (x, t) in inputs {
-            let (input, layers) = activations(network, x, *t);
-            tensors[0].extend(input);
-            for (i, [pre, post]) in layers.into_iter().enumerate() {
-                tensors[1 + 2 * i].extend(pre);
-                tensors[2 + 2 * i].extend(post);
-            }
-        }
+    fn new(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Calibration> {
+        let mut recorder = Recorder::default();
+        record(&network.to_bytes()?, inputs, &mut recorder)?;
+        let mut tensors = recorder.tensors;
+        tensors.resize(1 + 2 * network.dims.layers as usize, Vec::new());
         tensors.iter_mut().for_each(|v| v.sort_by(f32::total_cmp));
-        Calibration { tensors }
+        Ok(Calibration { tensors })
     }
 
     /// Tensor `k`'s range without the fractions `tails = (low, high)` of its values at
@@ -355,7 +364,7 @@ pub fn quantize(
     inputs: &[(Vec<f32>, f32)],
 ) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
     ensure!(!inputs.is_empty(), "no calibration inputs");
-    let calibration = Calibration::new(network, inputs);
+    let calibration = Calibration::new(network, inputs)?;
     let silu = |v: f32| v / (1.0 + (-v).exp());
     let silu_error = |k: usize, low_tail: f64| -> f64 {
         let sorted = &calibration.tensors[k];
@@ -385,50 +394,9 @@ pub fn quantize(
         })
         .collect();
     let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
-    let shifts = correct_hidden_biases(&mut quantized, inputs);
+    let shifts = correct_hidden_biases(&mut quantized, inputs)?;
     let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
     Ok((quantized, tensors))
-}
-
-/// The int8 network's accumulators of layer `layer` on one input, as the core computes them.
-fn int8_accumulators(quantized: &QuantizedNetwork, x: &[f32], t: f32, layer: usize) -> Vec<i32> {
-    let input = quantized.input;
-    let mut levels: Vec<i8> = x.iter().map(|v| input.quantize(*v)).collect();
-    let (sin, cos): (Vec<f32>, Vec<f32>) = quantized
-        .float
-        .fourier
-        .iter()
-        .map(|&w| time_feature(t, w))
-        .unzip();
-    levels.extend(sin.iter().chain(&cos).map(|v| input.quantize(*v)));
-    let mut zero_point = input.zero_point;
-    for (i, l) in quantized.layers.iter().enumerate() {
-        let acc: Vec<i32> = l
-            .bias
-            .iter()
-            .zip(l.weights.chunks_exact(levels.len()))
-            .map(|(b, row)| {
-                row.iter().zip(&levels).fold(*b, |acc, (w, q)| {
-                    acc.wrapping_add(*w as i32 * (*q as i32 - zero_point))
-                })
-            })
-            .collect();
-        let Some(a) = l.activation.as_ref().filter(|_| i < layer) else {
-            return acc;
-        };
-        levels = acc
-            .iter()
-            .zip(a.multiplier.iter().zip(&a.shift))
-            .map(|(acc, (m, shift))| {
-                let level = (tinyscore::model::quant::requantize_parsed(*acc, *m, *shift as i32)
-                    + a.pre.zero_point)
-                    .clamp(-128, 127);
-                a.lut[(level + 128) as usize]
-            })
-            .collect();
-        zero_point = a.post.zero_point;
-    }
-    Vec::new()
 }
 
 /// Bias correction, in its empirical form (Nagel et al., "Data-Free Quantization Through
@@ -440,11 +408,13 @@ fn int8_accumulators(quantized: &QuantizedNetwork, x: &[f32], t: f32, layer: usi
 /// bias: its error depends on t (largest at small t), which one constant per coordinate
 /// cannot follow, and correcting it was measured to make samples worse. Returns, per hidden
 /// layer, the mean |shift| of its sums in steps of its pre-activation tensor.
-fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, f32)]) -> Vec<f64> {
-    let reference: Vec<Vec<[Vec<f32>; 2]>> = inputs
-        .iter()
-        .map(|(x, t)| activations(&quantized.float, x, *t).1)
-        .collect();
+fn correct_hidden_biases(
+    quantized: &mut QuantizedNetwork,
+    inputs: &[(Vec<f32>, f32)],
+) -> Result<Vec<f64>> {
+    // The float network's pre-activations, tensor 1 + 2·layer, point after point.
+    let mut reference = Recorder::default();
+    record(&quantized.float.to_bytes()?, inputs, &mut reference)?;
     let hidden = quantized.layers.len().saturating_sub(1);
     let mut shifts = Vec::with_capacity(hidden);
     for layer in 0..hidden {
@@ -455,14 +425,24 @@ fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, 
                 .as_ref()
                 .map_or(1.0, |a| a.post.scale),
         } as f64;
-        let mut mean_error = vec![0.0f64; quantized.layers[layer].bias.len()];
-        for ((x, t), reference) in inputs.iter().zip(&reference) {
-            let acc = int8_accumulators(quantized, x, *t, layer);
-            let [float_pre, _] = &reference[layer];
+        // The int8 accumulators with the layers before this one corrected.
+        let mut int8 = Recorder {
+            int8_layer: Some(layer),
+            ..Recorder::default()
+        };
+        record(&quantized.to_bytes()?, inputs, &mut int8)?;
+        let channels = quantized.layers[layer].bias.len();
+        let float_pre = reference.tensor(1 + 2 * layer);
+        let mut mean_error = vec![0.0f64; channels];
+        for (acc, float) in int8
+            .accumulators
+            .chunks_exact(channels)
+            .zip(float_pre.chunks_exact(channels))
+        {
             for (((e, acc), float), s_w) in mean_error
                 .iter_mut()
-                .zip(&acc)
-                .zip(float_pre)
+                .zip(acc)
+                .zip(float)
                 .zip(&quantized.layers[layer].weight_scale)
             {
                 // In bias units, s_in·s_w: the accumulator's own.
@@ -481,7 +461,7 @@ fn correct_hidden_biases(quantized: &mut QuantizedNetwork, inputs: &[(Vec<f32>, 
         }
         shifts.push(moved / l.bias.len().max(1) as f64);
     }
-    shifts
+    Ok(shifts)
 }
 
 /// Each activation tensor's observed range, clipping and quantization.

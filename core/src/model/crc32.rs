@@ -25,7 +25,13 @@ const TABLE: [u32; 16] = {
 
 /// The CRC-32 of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(!0u32, |c, &b| {
+    crc32_update(0, bytes)
+}
+
+/// The CRC-32 of some bytes followed by `bytes`, from `crc`, the CRC-32 of the bytes before
+/// (0 for none): a checksum computed a piece at a time.
+pub fn crc32_update(crc: u32, bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!crc, |c, &b| {
         let c = c ^ b as u32;
         let c = TABLE[(c & 0xF) as usize] ^ (c >> 4);
         TABLE[(c & 0xF) as usize] ^ (c >> 4)
@@ -34,7 +40,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::crc32;
+    use super::{crc32, crc32_update};
 
     /// The CRC bit by bit, as the polynomial defines it.
     fn crc32_bitwise(bytes: &[u8]) -> u32 {
@@ -70,6 +76,11 @@ mod tests {
                 crc32_bitwise(&bytes[..len]),
                 "{len} bytes"
             );
+        }
+        // Piece by piece, split anywhere, it is the CRC of the whole.
+        for split in [0, 1, 3, 500, 999, 1000] {
+            let (a, b) = bytes.split_at(split);
+            assert_eq!(crc32_update(crc32(a), b), crc32(&bytes), "split at {split}");
         }
     }
 }

@@ -59,6 +59,11 @@ pub enum ModelError {
         /// Its byte offset in the file.
         offset: usize,
     },
+    /// A reserved header byte is not 0.
+    NonZeroReserved {
+        /// Its byte offset in the file.
+        offset: usize,
+    },
     /// A parameter outside its range (SDE parameters, normalisation std, end time).
     InvalidParameter(ParamError),
     /// The model's data dimension differs from the one the caller compiled for.
@@ -99,6 +104,9 @@ impl fmt::Display for ModelError {
                 "inconsistent section sizes: the dimensions imply {expected} bytes, the file has {found}"
             ),
             ModelError::NonFinite { offset } => write!(f, "non-finite value at byte {offset}"),
+            ModelError::NonZeroReserved { offset } => {
+                write!(f, "reserved header byte {offset} is not 0")
+            }
             ModelError::InvalidParameter(e) => write!(f, "{e}"),
             ModelError::DimensionMismatch { model, expected } => write!(
                 f,

@@ -55,21 +55,18 @@
 //! 2³¹ and exactly 256 times the corrected sum, which an arithmetic shift by 8 recovers. The
 //! wide part's sums are the plain sums.
 
-use super::{
-    crc32, f32_at, i32_at, Activation, Int8Layer, Model, ModelError, Precision, CHECKSUM_LEN,
-    HEADER_LEN, MAX_WIDTH,
-};
+use super::crc32::crc32;
+use super::format::{f32_at, i32_at, Header, Int8Layer, Precision, CHECKSUM_LEN, HEADER_LEN};
+use super::format::{MAX_DIM as MAX_DIM_U32, MAX_WIDTH};
+use super::int8::{for_each_time_level, Activation};
+use super::{Model, ModelError};
+use crate::error::ParamError;
 
 /// The largest data dimension, as a length.
-const MAX_DIM: usize = super::MAX_DIM as usize;
-use crate::error::ParamError;
+const MAX_DIM: usize = MAX_DIM_U32 as usize;
 
 /// Rows one kernel call multiplies together (interleaved word by word in the layout).
 pub const GROUP_ROWS: usize = 4;
-
-/// Largest |folded bias| a packed file may hold: an int8 bias (≤ 2³⁰) plus the folded terms
-/// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs).
-pub(crate) const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
 /// A kernel for a byte part of `inputs` inputs (`K = ⌊inputs/4⌋` words a row) and weights
 /// `weights`: for every row `o < acc.len()` it sums `SMLAD(W_k, A_k) + SMLAD(UXTB16(W_k),
@@ -342,13 +339,10 @@ fn packed_index(inputs: usize, outputs: usize, wide: usize, o: usize, j: usize) 
     }
 }
 
-/// The byte offset of the payload length in the header.
-const PAYLOAD_LEN_AT: usize = 32;
-
 /// The length of the packed form of the model `file`, which [`pack_int8`] writes.
 pub fn packed_len(file: &[u8]) -> Result<usize, ModelError> {
     let dims = Model::parse(file)?.header().dims;
-    Ok(HEADER_LEN + dims.payload_len(Precision::Int8Packed) + CHECKSUM_LEN)
+    Ok(dims.file_len(Precision::Int8Packed))
 }
 
 /// Writes the packed form (precision 2) of the int8 model `file` into the start of `out` and
@@ -362,8 +356,11 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
         "model to pack",
         "an int8 model (precision 1)",
     )?;
-    let len = packed_len(file)?;
-    let payload = len - HEADER_LEN - CHECKSUM_LEN;
+    let header = Header {
+        precision: Precision::Int8Packed,
+        ..*model.header()
+    };
+    let len = dims.file_len(header.precision);
     ParamError::require(
         out.len() >= len,
         "packing buffer",
@@ -374,7 +371,8 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
     // section keeps its bytes but the weights and biases; those after a layer's weights move
     // by the bytes the packed weights add.
     let offset = |section: &[u8]| section.as_ptr() as usize - file.as_ptr() as usize;
-    let mut read = 0;
+    out[..HEADER_LEN].copy_from_slice(&header.encode()?);
+    let mut read = HEADER_LEN;
     let mut moved = 0;
     for i in 0..=dims.layers {
         let Some(layer) = model.int8_layer(i) else {
@@ -383,14 +381,14 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
         let (inputs, outputs) = (layer.inputs(), layer.outputs());
         let wide = dims.packed_wide_inputs(i);
         let byte_words = (inputs - wide) / 4;
-        let weights = offset(layer.weights);
+        let weights = offset(layer.weight_bytes());
         out[read + moved..weights + moved].copy_from_slice(&file[read..weights]);
         let packed_at = weights + moved;
         let packed_len = dims.packed_weights_len(i);
         out[packed_at..packed_at + packed_len].fill(0);
-        read = weights + layer.weights.len();
-        moved += packed_len - layer.weights.len();
-        let bias = offset(layer.bias);
+        read = weights + layer.weight_bytes().len();
+        moved += packed_len - layer.weight_bytes().len();
+        let bias = offset(layer.bias_bytes());
         out[read + moved..bias + moved].copy_from_slice(&file[read..bias]);
         for o in 0..outputs {
             let mut sum = 0i64;
@@ -417,12 +415,10 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
             let at = bias + moved + 4 * o;
             out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
         }
-        read = bias + layer.bias.len();
+        read = bias + layer.bias_bytes().len();
     }
     let body = file.len() - CHECKSUM_LEN;
     out[read + moved..body + moved].copy_from_slice(&file[read..body]);
-    out[6] = Precision::Int8Packed.code();
-    out[PAYLOAD_LEN_AT..PAYLOAD_LEN_AT + 4].copy_from_slice(&(payload as u32).to_le_bytes());
     let body = len - CHECKSUM_LEN;
     let checksum = crc32(&out[..body]);
     out[body..].copy_from_slice(&checksum.to_le_bytes());
@@ -440,120 +436,143 @@ pub(super) trait Points {
     fn put(&mut self, p: usize, d: usize, eps: f32);
 }
 
-impl Model<'_> {
-    /// The packed network on every point of `points`, all at time `t`: the same integers as
-    /// `forward_int8`, so the same bits.
-    ///
-    /// The first layer's byte part (the time features, which all points share) is summed once,
-    /// with the bias; each point's first layer starts from those sums and adds its wide part,
-    /// its own coordinates. Between layers a point's levels are 16-bit pairs.
-    ///
-    /// Never inlined on a chip: its scratch space (≈ 3 KiB) is then on the stack only while
-    /// it runs, not in the frame of every evaluator that might call it.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
-    #[cfg_attr(target_os = "none", inline(never))]
-    pub(super) fn forward_packed(
-        &self,
-        layers: &[Int8Layer<'_>],
-        t: f32,
-        points: &mut impl Points,
-    ) {
-        let Some(first) = layers.first() else {
-            return;
-        };
-        let dims = self.header.dims;
-        let n = (dims.dim as usize).min(MAX_DIM);
-        let last = dims.layers as usize;
-        // The shared sums start each point's own: as bytes, as a layer's biases are. (In a
-        // block, so that the stack slots of its scratch can be reused after it.)
-        let mut shared = [0u8; 4 * MAX_WIDTH];
-        {
-            let mut time_levels = Levels([0; MAX_WIDTH]);
-            self.for_each_time_level(first.input, t, |i, q| {
-                if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
-                    *level = q;
-                }
-            });
-            let mut time_part = [0i32; MAX_WIDTH];
-            let rows = first.outputs().min(MAX_WIDTH);
-            let time_part = &mut time_part[..rows];
-            let byte_part = first.weights.get(4 * n.div_ceil(2) * rows..).unwrap_or(&[]);
-            let time_inputs = first.inputs.saturating_sub(n).min(MAX_WIDTH);
-            self.byte_sums(byte_part, time_inputs, &time_levels, first.bias, time_part);
-            for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
-                bytes.copy_from_slice(&sum.to_le_bytes());
+/// The packed network of `model` on every point of `points`, all at time `t`: the same
+/// integers as the int8 network's, so the same bits.
+///
+/// The first layer's byte part (the time features, which all points share) is summed once,
+/// with the bias; each point's first layer starts from those sums and adds its wide part,
+/// its own coordinates. Between layers a point's levels are 16-bit pairs.
+///
+/// Never inlined on a chip: its scratch space (≈ 3 KiB) is then on the stack only while
+/// it runs, not in the frame of every evaluator that might call it.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+#[cfg_attr(target_os = "none", inline(never))]
+pub(super) fn forward(
+    model: &Model<'_>,
+    layers: &[Int8Layer<'_>],
+    t: f32,
+    points: &mut impl Points,
+) {
+    let Some(first) = layers.first() else {
+        return;
+    };
+    let dims = model.header().dims;
+    let kernels = model.kernels();
+    let n = (dims.dim as usize).min(MAX_DIM);
+    let last = dims.layers as usize;
+    // The shared sums start each point's own: as bytes, as a layer's biases are. (In a
+    // block, so that the stack slots of its scratch can be reused after it.)
+    let mut shared = [0u8; 4 * MAX_WIDTH];
+    {
+        let mut time_levels = Levels([0; MAX_WIDTH]);
+        for_each_time_level(model, first.input(), t, |i, q| {
+            if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
+                *level = q;
             }
+        });
+        let mut time_part = [0i32; MAX_WIDTH];
+        let rows = first.outputs().min(MAX_WIDTH);
+        let time_part = &mut time_part[..rows];
+        let byte_part = first
+            .weight_bytes()
+            .get(4 * n.div_ceil(2) * rows..)
+            .unwrap_or(&[]);
+        let time_inputs = first.inputs().saturating_sub(n).min(MAX_WIDTH);
+        let starts = first.bias_bytes();
+        byte_sums(
+            kernels,
+            byte_part,
+            time_inputs,
+            &time_levels,
+            starts,
+            time_part,
+        );
+        for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
+            bytes.copy_from_slice(&sum.to_le_bytes());
         }
-        // A point's levels as 16-bit pairs: its coordinates' (`own`, layer 0's input), then
-        // hidden layer i's in hidden[i % 2], read by layer i + 1.
-        let mut own = [0u32; MAX_DIM / 2];
-        let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
-        let mut totals = [0i32; MAX_DIM];
-        for p in 0..points.count() {
-            for d in 0..n {
-                set_half(
-                    &mut own,
-                    d,
-                    first.input.quantize(points.coordinate(p, d)) as i16,
-                );
-            }
-            for (i, layer) in layers.iter().enumerate().take(last + 1) {
-                let [even, odd] = &mut hidden;
-                let (from, to) = match i {
-                    0 => (&own[..], even),
-                    _ if i % 2 == 1 => (&even[..], odd),
-                    _ => (&odd[..], even),
+    }
+    // A point's levels as 16-bit pairs: its coordinates' (`own`, layer 0's input), then
+    // hidden layer i's in hidden[i % 2], read by layer i + 1.
+    let mut own = [0u32; MAX_DIM / 2];
+    let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
+    let mut totals = [0i32; MAX_DIM];
+    for p in 0..points.count() {
+        for d in 0..n {
+            set_half(
+                &mut own,
+                d,
+                first.input().quantize(points.coordinate(p, d)) as i16,
+            );
+        }
+        for (i, layer) in layers.iter().enumerate().take(last + 1) {
+            let [even, odd] = &mut hidden;
+            let (from, to) = match i {
+                0 => (&own[..], even),
+                _ if i % 2 == 1 => (&even[..], odd),
+                _ => (&odd[..], even),
+            };
+            let pairs = dims.packed_wide_inputs(i as u32).min(MAX_WIDTH).div_ceil(2);
+            let starts = if i == 0 {
+                &shared[..]
+            } else {
+                layer.bias_bytes()
+            };
+            let weights = layer.weight_bytes();
+            if i < last {
+                let (pre, lut) = layer.activation_table();
+                let requantization = Requantization {
+                    multipliers: layer.multiplier_bytes(),
+                    shifts: layer.shift_bytes(),
+                    pre,
+                    lut,
                 };
-                let pairs = dims.packed_wide_inputs(i as u32).min(MAX_WIDTH).div_ceil(2);
-                let starts = if i == 0 { &shared[..] } else { layer.bias };
-                if i < last {
-                    let Activation { pre, lut } = layer.activation_table();
-                    let requantization = Requantization {
-                        multipliers: layer.multiplier,
-                        shifts: layer.shift,
-                        pre,
-                        lut,
-                    };
-                    let activate = if layer.narrow_requantization {
-                        self.kernels.wide_activation
-                    } else {
-                        wide_activation_portable
-                    };
-                    activate(layer.weights, pairs, from, starts, &requantization, to);
+                let activate = if layer.narrow_requantization() {
+                    kernels.wide_activation
                 } else {
-                    let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
-                    (self.kernels.wide)(layer.weights, pairs, from, starts, totals);
-                    let scales = layer.weight_scale.chunks_exact(4).map(f32_at);
-                    for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
-                        points.put(p, d, *total as f32 * (layer.input.scale * scale));
-                    }
+                    wide_activation_portable
+                };
+                activate(weights, pairs, from, starts, &requantization, to);
+            } else {
+                let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
+                (kernels.wide)(weights, pairs, from, starts, totals);
+                let scales = layer.weight_scale_bytes().chunks_exact(4).map(f32_at);
+                let s_in = layer.input().scale;
+                for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {
+                    points.put(p, d, *total as f32 * (s_in * scale));
                 }
             }
         }
     }
+}
 
-    /// For every row `o < out.len()` of a byte part of `inputs` inputs, its start (the
-    /// little-endian i32 `o` of `starts`) plus `Σⱼ w[o][j]·q[j]` over the part, into `out`.
-    /// The installed kernels multiply the words; the tails are summed here.
-    #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn byte_sums(&self, weights: &[u8], inputs: usize, q: &Levels, starts: &[u8], out: &mut [i32]) {
-        let words = inputs.min(MAX_WIDTH) / 4;
-        let mut pairs = [0u32; MAX_WIDTH / 2];
-        let even = (self.kernels.operands)(&q.0[..4 * words], &mut pairs);
-        // The sums' `128·Σq_even` (module docs), taken off before the shift.
-        let init = even.wrapping_mul(-128 * 256);
-        (self.kernels.rows)(weights, inputs, &pairs[..2 * words], init, starts, out);
-        let tail_len = inputs % 4;
-        if tail_len > 0 {
-            // Each row's tail follows the words of its group, in row order.
-            let tail_inputs = q.0.get(4 * words..inputs).unwrap_or(&[]);
-            for (g, group) in out.chunks_mut(GROUP_ROWS).enumerate() {
-                let start = g * GROUP_ROWS * inputs + 4 * words * group.len();
-                let tails = weights.get(start..).unwrap_or(&[]);
-                for (total, tail) in group.iter_mut().zip(tails.chunks_exact(tail_len)) {
-                    for (w, x) in tail.iter().zip(tail_inputs) {
-                        *total = total.wrapping_add(*w as i8 as i32 * *x as i32);
-                    }
+/// For every row `o < out.len()` of a byte part of `inputs` inputs, its start (the
+/// little-endian i32 `o` of `starts`) plus `Σⱼ w[o][j]·q[j]` over the part, into `out`.
+/// The installed kernels multiply the words; the tails are summed here.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+fn byte_sums(
+    kernels: &Kernels,
+    weights: &[u8],
+    inputs: usize,
+    q: &Levels,
+    starts: &[u8],
+    out: &mut [i32],
+) {
+    let words = inputs.min(MAX_WIDTH) / 4;
+    let mut pairs = [0u32; MAX_WIDTH / 2];
+    let even = (kernels.operands)(&q.0[..4 * words], &mut pairs);
+    // The sums' `128·Σq_even` (module docs), taken off before the shift.
+    let init = even.wrapping_mul(-128 * 256);
+    (kernels.rows)(weights, inputs, &pairs[..2 * words], init, starts, out);
+    let tail_len = inputs % 4;
+    if tail_len > 0 {
+        // Each row's tail follows the words of its group, in row order.
+        let tail_inputs = q.0.get(4 * words..inputs).unwrap_or(&[]);
+        for (g, group) in out.chunks_mut(GROUP_ROWS).enumerate() {
+            let start = g * GROUP_ROWS * inputs + 4 * words * group.len();
+            let tails = weights.get(start..).unwrap_or(&[]);
+            for (total, tail) in group.iter_mut().zip(tails.chunks_exact(tail_len)) {
+                for (w, x) in tail.iter().zip(tail_inputs) {
+                    *total = total.wrapping_add(*w as i8 as i32 * *x as i32);
                 }
             }
         }

@@ -1,0 +1,142 @@
+//! The f32 network's forward pass: `h₀ = [x, sin(2πtW), cos(2πtW)]`, dense layers with SiLU,
+//! a linear output, on `L` points at once.
+//!
+//! Each output is the sum over inputs in order, then the bias: the same arithmetic on every
+//! target, for every lane count and row blocking, so the bits are too.
+
+use super::format::{f32_at, F32Layer, MAX_WIDTH};
+use super::{LayerObserver, Model};
+use crate::math;
+
+/// Weight rows accumulated together: independent sums that hide the latency of the adds
+/// (each row's sum keeps its own order, so the bits do not depend on it).
+const ROW_BLOCK: usize = 4;
+
+/// The f32 network on `L` lanes: `a[d][p]` holds coordinate `d` of point `p` on entry;
+/// returns the output rows (ε̂ before the Gaussian part). `observer` sees the input features
+/// and every hidden layer.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+pub(super) fn forward<'s, const L: usize>(
+    model: &Model<'_>,
+    layers: &[F32Layer<'_>],
+    a: &'s mut [[f32; L]; MAX_WIDTH],
+    t: f32,
+    observer: &mut impl LayerObserver,
+) -> &'s [[f32; L]] {
+    let dims = model.header().dims;
+    let n = dims.dim as usize;
+    let f = model.fourier_count();
+    for (j, (sin, cos)) in model.time_features(t).enumerate() {
+        a[n + j] = [sin; L];
+        a[n + f + j] = [cos; L];
+    }
+    for (j, row) in a.iter().enumerate().take(n + 2 * f) {
+        observer.input(j, row);
+    }
+    let mut b = [[0.0f32; L]; MAX_WIDTH];
+    let last = dims.layers as usize;
+    for (i, layer) in layers.iter().enumerate().take(last + 1) {
+        let hidden = (i < last).then_some(i);
+        if i % 2 == 0 {
+            dense::<L>(layer, a, &mut b, hidden, observer);
+        } else {
+            dense::<L>(layer, &b, a, hidden, observer);
+        }
+    }
+    // L + 1 layers: the result is in `b` after an odd count of layers, in `a` otherwise.
+    if last % 2 == 0 {
+        a.copy_from_slice(&b);
+    }
+    &a[..n]
+}
+
+/// `out = act(W·input + b)` for one layer on `L` lanes, reading the weights in place; SiLU
+/// for hidden layer `hidden`, which `observer` sees, and none for the output layer.
+#[cfg_attr(target_os = "none", inline)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
+fn dense<const L: usize>(
+    layer: &F32Layer<'_>,
+    input: &[[f32; L]; MAX_WIDTH],
+    out: &mut [[f32; L]; MAX_WIDTH],
+    hidden: Option<usize>,
+    observer: &mut impl LayerObserver,
+) {
+    let inputs = layer.inputs();
+    let row_bytes = 4 * inputs;
+    if row_bytes == 0 {
+        return;
+    }
+    let input = &input[..inputs.min(MAX_WIDTH)];
+    let mut finish = |row: usize, acc: &[f32; L], bias: &[u8], o: &mut [f32; L]| {
+        let bias = f32_at(bias);
+        let mut pre = [0.0f32; L];
+        for p in 0..L {
+            pre[p] = acc[p] + bias;
+            o[p] = match hidden {
+                Some(_) => pre[p] / (1.0 + math::exp(-pre[p])),
+                None => pre[p],
+            };
+        }
+        if let Some(layer) = hidden {
+            observer.f32_hidden(layer, row, &pre, o);
+        }
+    };
+    let weights = layer.weight_bytes();
+    let blocks = weights.chunks_exact(ROW_BLOCK * row_bytes);
+    let rest = blocks.remainder();
+    let mut biases = layer.bias_bytes().chunks_exact(4);
+    let mut outs = out.iter_mut().enumerate();
+    for block in blocks {
+        let rows: [&[u8]; ROW_BLOCK] =
+            core::array::from_fn(|r| &block[r * row_bytes..(r + 1) * row_bytes]);
+        let acc = accumulate::<L, ROW_BLOCK>(rows, input);
+        for acc in &acc {
+            if let (Some(bias), Some((row, o))) = (biases.next(), outs.next()) {
+                finish(row, acc, bias, o);
+            }
+        }
+    }
+    for row in rest.chunks_exact(row_bytes) {
+        let [acc] = accumulate::<L, 1>([row], input);
+        if let (Some(bias), Some((row, o))) = (biases.next(), outs.next()) {
+            finish(row, &acc, bias, o);
+        }
+    }
+}
+
+/// `Σ_j w_r[j]·input[j]` for `R` weight rows (little-endian f32 bytes, one per input) on `L`
+/// lanes, each sum in input order. Zipped iterators and one accumulator per row keep the loop
+/// free of bounds checks.
+#[inline(always)]
+fn accumulate<const L: usize, const R: usize>(
+    rows: [&[u8]; R],
+    input: &[[f32; L]],
+) -> [[f32; L]; R] {
+    let mut acc = [[0.0f32; L]; R];
+    if let ([r0, r1, r2, r3], [a0, a1, a2, a3]) = (rows.as_slice(), acc.as_mut_slice()) {
+        let weights = r0
+            .chunks_exact(4)
+            .zip(r1.chunks_exact(4))
+            .zip(r2.chunks_exact(4))
+            .zip(r3.chunks_exact(4));
+        for ((((w0, w1), w2), w3), x) in weights.zip(input) {
+            let (w0, w1, w2, w3) = (f32_at(w0), f32_at(w1), f32_at(w2), f32_at(w3));
+            for p in 0..L {
+                a0[p] += w0 * x[p];
+                a1[p] += w1 * x[p];
+                a2[p] += w2 * x[p];
+                a3[p] += w3 * x[p];
+            }
+        }
+        return acc;
+    }
+    for (row, acc) in rows.iter().zip(acc.iter_mut()) {
+        for (w, x) in row.chunks_exact(4).zip(input) {
+            let w = f32_at(w);
+            for p in 0..L {
+                acc[p] += w * x[p];
+            }
+        }
+    }
+    acc
+}
