@@ -5,11 +5,13 @@
 //! Cortex-M4F in QEMU and compare its bits with the host's; then the 8-Gaussians mixture with
 //! its exact score under every sampler family, and the imported PyTorch reference model.
 
-use crate::datasets::{Dataset, Points};
+use crate::data::Dataset;
 use crate::io::{write_atomically, write_csv};
 use crate::metrics::{compare, Metrics};
-use crate::options::{sample_exact, NetworkScore, SampleOptions, SamplerKind};
-use crate::sampling::Samples;
+use crate::model_file::{denormalize, parse, read};
+use crate::points::Points;
+use crate::points::Samples;
+use crate::sampling::{sample_exact, sample_model, SampleOptions, SamplerKind};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -54,10 +56,9 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     let network = crate::model_file::import_safetensors_file(&path, 1e-3)?;
     let model_path = out.join("moons_ref.tsm");
     network.write(&model_path)?;
-    let (score, sde) = NetworkScore::load(&model_path)?;
     let options = SampleOptions::uniform(SamplerKind::Em, 500, n, seed, network.t_end);
     let start = Instant::now();
-    let samples = score.sample(sde, &options, false)?;
+    let samples = sample_file(&model_path, &options, false)?;
     let seconds = start.elapsed().as_secs_f64();
     write_csv(&out.join("moons_ref-em.csv"), &samples)?;
     let dataset = Dataset::Moons;
@@ -127,10 +128,9 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     let mut rows = String::new();
     let mut sw2 = Vec::new();
     for (name, path) in [("f32", &float_path), ("int8", &int8_path)] {
-        let (score, sde) = NetworkScore::load(path)?;
         let options = SampleOptions::uniform(SamplerKind::Em, 500, n, seed, config.t_end);
         let start = Instant::now();
-        let samples = score.sample(sde, &options, true)?;
+        let samples = sample_file(path, &options, true)?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(&out.join(format!("moons-{name}-em.csv")), &samples)?;
         let m = compare(&samples.points(), &reference)?;
@@ -175,10 +175,10 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
 
 /// Draws the f32 model (`tinyscore plot`) into `out/plots`; returns the report's lines.
 fn plot_model(out: &Path, model: &Path, data: &Points, seed: u64) -> Result<String> {
-    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let bytes = read(model)?;
     let samples = crate::io::read_csv(&out.join("moons-f32-em.csv"))?;
     let dir = out.join("plots");
-    let files = crate::plot::all_for_model(&dir, data, &samples, &bytes, seed)?;
+    let files = crate::plot::all_for_model(&dir, data, &samples, parse(&bytes, model)?, seed)?;
     eprintln!("  plots: {}", dir.display());
     Ok(files
         .iter()
@@ -217,15 +217,16 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
         },
     )?;
     let seconds = start.elapsed().as_secs_f64();
-    let (score, sde) = NetworkScore::load(model)?;
+    let bytes = read(model)?;
+    let parsed = parse(&bytes, model)?;
     let options = SampleOptions::uniform(
         SamplerKind::Em,
         FIRMWARE_STEPS,
         FIRMWARE_PARTICLES,
         seed,
-        tinyscore::Model::parse(&score.0)?.header().t_end,
+        parsed.header().t_end,
     );
-    let host = score.sample(sde, &options, false)?;
+    let host = sample_model(parsed, &options)?;
     let identical = chip.dim == host.dim
         && chip.values.len() == host.values.len()
         && chip
@@ -243,22 +244,32 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
         model.display()
     );
     // Host (left, blue) beside chip (right, red), in data units.
-    let parsed = tinyscore::Model::parse(&score.0)?;
-    let to_data = |xs: &Samples| -> Points {
-        let rows: Vec<[f32; 2]> = xs
-            .rows()
-            .map(|x| parsed.denormalize(&[x[0], x[1]]))
-            .collect();
-        Points::from_rows(&rows)
-    };
+    let to_data = |xs: &Samples| -> Result<Points> { Ok(denormalize(&parsed, xs)?.points()) };
     let picture = "plots/host-vs-chip.png";
-    crate::plot::data_and_samples(&out.join(picture), &to_data(&host), &to_data(&chip))?;
+    crate::plot::data_and_samples(&out.join(picture), &to_data(&host)?, &to_data(&chip)?)?;
     Ok(format!(
         "The int8 model on the Cortex-M4F (QEMU `mps2-an386`, `tinyscore firmware run --board \
          qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \
          **bit-identical to the host's** ({seconds:.1} s including the firmware build). Host \
          (left) and chip (right):\n\n![host and chip]({picture})"
     ))
+}
+
+/// The SDE of the exact-score runs.
+fn vp() -> tinyscore::ModelSde {
+    tinyscore::ModelSde::Vp(tinyscore::VpSde::default())
+}
+
+/// Samples the model file `path` (read and parsed once), in data units when `data_units`.
+fn sample_file(path: &Path, options: &SampleOptions, data_units: bool) -> Result<Samples> {
+    let bytes = read(path)?;
+    let model = parse(&bytes, path)?;
+    let samples = sample_model(model, options)?;
+    if data_units {
+        denormalize(&model, &samples)
+    } else {
+        Ok(samples)
+    }
 }
 
 /// Runs the demo, writing samples and `report.md` into `out`; returns the report's text.
@@ -273,7 +284,7 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     for (sampler, steps) in DEMO_RUNS {
         let options = SampleOptions::uniform(sampler, steps, n, seed, 1e-3);
         let start = Instant::now();
-        let samples = sample_exact(&options, &mixture)?;
+        let samples = sample_exact(&options, vp(), &mixture)?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(
             &out.join(format!("8gaussians-{}.csv", sampler.name())),

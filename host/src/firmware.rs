@@ -5,8 +5,8 @@
 //! defmt frame over semihosting and exits QEMU with its status; this module drives that and
 //! decodes the frames with defmt-decoder and the ELF's table.
 
-use crate::options::SamplerKind;
-use crate::sampling::Samples;
+use crate::points::Samples;
+use crate::sampling::SamplerKind;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +21,14 @@ pub enum Board {
 }
 
 impl Board {
+    /// Its command-line name.
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
     /// The Rust target the board's firmware is built for (its QEMU runner is in
     /// `firmware/.cargo/config.toml`).
     pub fn target(self) -> &'static str {

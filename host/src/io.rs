@@ -1,7 +1,7 @@
 //! Files in and out: CSV samples, read with precise errors and written atomically.
 
-use crate::datasets::Points;
-use crate::sampling::Samples;
+use crate::points::Points;
+use crate::points::Samples;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;

@@ -1,16 +1,18 @@
-//! The desktop side of tinyscore: datasets, metrics, parallel sampling and file I/O behind the
-//! `tinyscore` command.
+//! The desktop side of tinyscore, the library behind the `tinyscore` command: data sets and
+//! point lists, the model file, training, quantization, sampling, metrics, plots and the
+//! firmware in QEMU. It knows nothing of argument parsing; the command layer (`src/cmd/`)
+//! reads each input once and passes parsed values down.
 
 pub mod bench;
-pub mod datasets;
+pub mod data;
 pub mod demo;
+pub mod dims;
 pub mod firmware;
 pub mod io;
-pub mod langevin;
 pub mod metrics;
 pub mod model_file;
-pub mod options;
 pub mod plot;
+pub mod points;
 pub mod quantize;
 pub mod sampling;
 pub mod simd;

@@ -6,7 +6,7 @@
 //! - `mmd2`: the V-statistic MMD² with the Gaussian kernel exp(−|a−b|²/2h²), h the median
 //!   pairwise distance within the reference set.
 
-use crate::datasets::Points;
+use crate::points::Points;
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use serde::Serialize;

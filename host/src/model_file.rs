@@ -1,15 +1,45 @@
-//! Writing `.tsm` model files, and importing PyTorch models from safetensors.
-//!
-//! The reader is the core's [`tinyscore::Model::parse`]; the writer here produces exactly the
-//! layout it checks (`docs/FORMAT.md`).
+//! Model files on the host: reading one ([`read`], then [`parse`] once per command), writing
+//! (through the core's `tinyscore::model::format`, the one place that knows the layout),
+//! importing PyTorch models from safetensors and exporting to safetensors or a Rust include.
 
 use crate::io::write_atomically;
+use crate::points::Samples;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
 use tinyscore::model::format::{write_file, F32LayerValues, LayerValues, Payload};
 use tinyscore::model::{Dims, Header, Output, Precision};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
+
+/// The bytes of the model file `path`.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The model in `bytes`, read from `path` (named in the error if it does not parse).
+pub fn parse<'a>(bytes: &'a [u8], path: &Path) -> Result<Model<'a>> {
+    Model::parse(bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// `samples` in `model`'s normalised coordinates mapped to data units.
+pub fn denormalize(model: &Model<'_>, samples: &Samples) -> Result<Samples> {
+    let dim = model.header().dims.dim as usize;
+    ensure!(
+        samples.dim == dim,
+        "{}-D samples for a {dim}-D model",
+        samples.dim
+    );
+    let values = samples
+        .rows()
+        .flat_map(|x| {
+            x.iter().enumerate().map(move |(d, v)| {
+                let (mean, std) = model.normalization(d);
+                mean + std * v
+            })
+        })
+        .collect();
+    Ok(Samples { dim, values })
+}
 
 /// A float network held in memory, ready to write.
 #[derive(Clone, Debug, PartialEq)]

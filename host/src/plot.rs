@@ -4,7 +4,7 @@
 //! The plots carry no text (plotters' font support needs system fonts, which a fresh CI
 //! machine lacks); each file's layout is fixed and described where it is written.
 
-use crate::datasets::Points;
+use crate::points::Points;
 use anyhow::{anyhow, ensure, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -357,10 +357,9 @@ pub fn all_for_model(
     dir: &Path,
     data: &Points,
     samples: &Points,
-    model_bytes: &[u8],
+    model: tinyscore::Model<'_>,
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
-    let model = tinyscore::Model::parse(model_bytes)?;
     crate::with_dim!(
         model.header().dims.dim as usize,
         all_for_model_in(dir, data, samples, model, seed)
@@ -393,7 +392,7 @@ pub fn all_for_mixture(
     dir: &Path,
     data: &Points,
     samples: &Points,
-    mixture: &crate::datasets::Mixture,
+    mixture: &crate::data::Mixture,
     t_end: f32,
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
@@ -407,12 +406,12 @@ fn all_for_mixture_in<const N: usize>(
     dir: &Path,
     data: &Points,
     samples: &Points,
-    mixture: &crate::datasets::Mixture,
+    mixture: &crate::data::Mixture,
     t_end: f32,
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
-    use crate::options::ScoreFor;
-    let exact = crate::options::ExactMixture(mixture.components::<N>()?);
+    use crate::sampling::ScoreFor;
+    let exact = crate::sampling::ExactMixture(mixture.components::<N>()?);
     let sde = tinyscore::VpSde::default();
     let score = exact.for_sde(sde);
     all(

@@ -12,8 +12,8 @@
 //! - SiLU: a 256-entry table from the pre- to the post-activation quantization;
 //! - the output layer is dequantized from its accumulator, so ε̂ loses no extra bits.
 
-use crate::datasets::Points;
 use crate::model_file::{encode_file, Network};
+use crate::points::Points;
 use anyhow::{ensure, Result};
 use std::fmt;
 use tinyscore::model::format::{Int8ActivationValues, Int8LayerValues, LayerValues, Payload};

@@ -1,6 +1,6 @@
 //! The toy datasets: reproducible from a seed, and shaped as their definitions say.
 
-use tinyscore_host::datasets::{Dataset, DATASETS};
+use tinyscore_host::data::{Dataset, DATASETS};
 
 #[test]
 fn every_dataset_is_reproducible_finite_and_named() {

@@ -1,8 +1,8 @@
 //! The metrics on cases with known answers.
 
 use tinyscore::particle_noise;
-use tinyscore_host::datasets::Points;
 use tinyscore_host::metrics::*;
+use tinyscore_host::points::Points;
 
 fn gaussian(n: usize, mean: [f64; 2], seed: u64) -> Points {
     let mut noise = particle_noise(seed, 0);

@@ -2,7 +2,9 @@
 //! run continuing exactly as an uninterrupted one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use tinyscore_host::datasets::{Dataset, Points};
+use tinyscore::model::Output;
+use tinyscore_host::data::Dataset;
+use tinyscore_host::points::Points;
 use tinyscore_host::train::{
     batch_loss_and_gradient, train, TrainConfig, TrainState, TrainingData,
 };
@@ -104,7 +106,7 @@ fn training_is_deterministic_for_a_seed_and_thread_count() {
     // unit-variance noise; with the default residual output the untrained model already
     // predicts the Gaussian part, loss ≈ 0.6, and 200 steps of an 8-wide network gain less).
     let noise_config = TrainConfig {
-        output: 0,
+        output: Output::Noise,
         ..small_config(200, 2)
     };
     let trained = run(&noise_config, None);
@@ -167,7 +169,10 @@ fn a_residual_network_is_trained_on_the_noise_less_the_gaussian_prediction() {
         })
         .sum::<f64>()
         / cells as f64;
-    for (output, expected) in [(0u8, 1.0), (1, mean_alpha2)] {
+    for (output, expected) in [
+        (Output::Noise, 1.0),
+        (Output::GaussianResidual, mean_alpha2),
+    ] {
         let config = TrainConfig {
             batch: 8192,
             output,
@@ -179,7 +184,7 @@ fn a_residual_network_is_trained_on_the_noise_less_the_gaussian_prediction() {
         let (loss, _) = batch_loss_and_gradient(&state, &data, 0, &zero).unwrap();
         assert!(
             (loss as f64 - expected).abs() < 0.055,
-            "output {output}: loss {loss}, expected {expected:.3}"
+            "output {output:?}: loss {loss}, expected {expected:.3}"
         );
     }
 }

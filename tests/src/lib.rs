@@ -1,8 +1,9 @@
 //! Helpers shared by the cross-crate tests.
 
 use std::path::PathBuf;
-use tinyscore_host::datasets::{Dataset, Points, MOONS_MEAN, MOONS_STD};
+use tinyscore_host::data::{Dataset, MOONS_MEAN, MOONS_STD};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
+use tinyscore_host::points::Points;
 use tinyscore_host::quantize::{diffused_inputs, quantize, QuantizedNetwork};
 
 /// The shared reference vectors, `../shared/reference/` beside the checkout.

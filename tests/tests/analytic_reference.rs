@@ -2,7 +2,7 @@
 //! `../shared/reference/analytic_gmm_crosscheck.json`, an independent float64 implementation.
 
 use tinyscore::*;
-use tinyscore_host::datasets::eight_gaussians;
+use tinyscore_host::data::eight_gaussians;
 use tinyscore_tests::{pairs, reference_json};
 
 const U: f64 = f32::EPSILON as f64 / 2.0; // f32 unit round-off, 2⁻²⁴

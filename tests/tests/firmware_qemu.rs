@@ -8,9 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
-use tinyscore::ModelSde;
 use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
-use tinyscore_host::options::{NetworkScore, SampleOptions, SamplerKind, ScheduleKind, SdeKind};
+use tinyscore_host::sampling::{sample_model, SampleOptions, SamplerKind, ScheduleKind};
 use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
 
 /// The QEMU boards.
@@ -66,10 +65,8 @@ fn run_with(
 
 fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
     let model = tinyscore::Model::parse(bytes).unwrap();
-    let sde: ModelSde = model.header().sde;
     let options = SampleOptions {
         sampler,
-        sde: SdeKind::Vp,
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
         denoise: false,
@@ -78,8 +75,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         threads: 2,
         t_end: model.header().t_end,
     };
-    NetworkScore(bytes.to_vec())
-        .sample(sde, &options, false)
+    sample_model(model, &options)
         .unwrap()
         .values
         .iter()

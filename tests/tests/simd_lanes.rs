@@ -155,7 +155,7 @@ fn the_fastest_silu_is_accurate() {
     let z: Vec<f32> = (0..ROW * 1640).map(|i| -100.0 + 0.002 * i as f32).collect();
     let bias: Vec<f32> = (0..ROW).map(|j| 0.37 * j as f32 - 11.0).collect();
     let (mut fast, mut slope) = (z.clone(), vec![0.0f32; z.len()]);
-    tinyscore_host::simd::bias_silu_with_slope(&mut fast, &bias, &mut slope);
+    tinyscore_host::train::kernels::bias_silu_with_slope(&mut fast, &bias, &mut slope);
     for (i, ((&v, &f), &d)) in z.iter().zip(&fast).zip(&slope).enumerate() {
         let v = (v + bias[i % ROW]) as f64;
         let s = 1.0 / (1.0 + (-v).exp());
@@ -184,7 +184,7 @@ fn the_fastest_time_features_give_the_models_bits() {
     let width = DIM + 2 * frequencies.len();
     let times: Vec<f32> = (0..4001).map(|i| i as f32 / 4000.0).collect();
     let mut rows = vec![-7.0f32; width * times.len()];
-    tinyscore_host::simd::time_features(&mut rows, width, DIM, &times, &frequencies);
+    tinyscore_host::train::kernels::time_features(&mut rows, width, DIM, &times, &frequencies);
     for (row, &t) in rows.chunks_exact(width).zip(&times) {
         assert_eq!(&row[..DIM], &[-7.0; DIM], "the data columns are left alone");
         for (j, &w) in frequencies.iter().enumerate() {

@@ -1,58 +1,11 @@
-//! `tinyscore langevin`: Langevin MCMC on a time-independent target, and the Gaussian
-//! mixtures a user can give as JSON.
+//! Langevin MCMC on a time-independent target: ULA or underdamped (BAOAB) chains from
+//! N(0, I), each with its own noise stream.
 
-use crate::datasets::{Dataset, Mixture};
-use crate::sampling::{in_batches, Samples, MAX_DIM};
-use anyhow::{bail, ensure, Context, Result};
-use serde::Deserialize;
+use crate::data::{mixture, Dataset, Mixture};
+use crate::points::Samples;
+use crate::sampling::in_batches;
+use anyhow::{bail, Result};
 use tinyscore::{DefaultRng, GaussianStream, NullObserver, Score, Ula, Underdamped};
-
-/// A Gaussian mixture as JSON: `{"weights": [w…], "means": [[x…]…], "stds": [[s…]…]}`.
-#[derive(Debug, Deserialize)]
-struct MixtureJson {
-    weights: Vec<f32>,
-    means: Vec<Vec<f32>>,
-    stds: Vec<Vec<f32>>,
-}
-
-/// The mixture `spec`: a dataset that is a Gaussian mixture (`8gaussians`) or a JSON file
-/// `{"weights": [w…], "means": [[x…]…], "stds": [[s…]…]}` of 1 to 64 dimensions.
-pub fn mixture(spec: &str) -> Result<Mixture> {
-    if spec.ends_with(".json") {
-        let text = std::fs::read_to_string(spec).with_context(|| format!("cannot read {spec}"))?;
-        let m: MixtureJson = serde_json::from_str(&text)
-            .with_context(|| format!("{spec}: expected {{\"weights\", \"means\", \"stds\"}}"))?;
-        ensure!(
-            !m.weights.is_empty()
-                && m.weights.len() == m.means.len()
-                && m.means.len() == m.stds.len(),
-            "{spec}: weights, means and stds must be non-empty and of one length"
-        );
-        let mixture = Mixture {
-            name: spec.to_owned(),
-            weights: m.weights,
-            means: m.means,
-            stds: m.stds,
-        };
-        let dim = mixture.dim();
-        ensure!(
-            (1..=MAX_DIM).contains(&dim),
-            "{spec}: means of {dim} coordinates (1 to {MAX_DIM} allowed)"
-        );
-        ensure!(
-            mixture
-                .means
-                .iter()
-                .chain(&mixture.stds)
-                .all(|v| v.len() == dim),
-            "{spec}: every mean and std must have {dim} coordinates, as the first mean"
-        );
-        return Ok(mixture);
-    }
-    Dataset::from_name(spec)?
-        .mixture()
-        .with_context(|| format!("`{spec}` has no closed-form score (not a Gaussian mixture)"))
-}
 
 /// Which Langevin dynamics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,9 +1,16 @@
-//! The sampler, SDE and grid choices of the command line, and the dispatch from a choice to
-//! the generic core types.
+//! Sampling on the host: the sampler, SDE and grid choices, and the dispatch from a choice
+//! to the generic core types, for an exact mixture score ([`sample_exact`]) or a parsed
+//! model's network ([`sample_model`]); many particles at once ([`particles`]); Langevin MCMC
+//! on a time-independent target ([`langevin`]).
 
-use crate::datasets::Mixture;
-use crate::sampling::{sample_particles, Samples};
-use anyhow::{bail, ensure, Context, Result};
+pub mod langevin;
+pub mod particles;
+
+pub use particles::{in_batches, sample_particles, thread_pool, BatchFn, BATCH};
+
+use crate::data::Mixture;
+use crate::points::Samples;
+use anyhow::{bail, Result};
 use clap::ValueEnum;
 use tinyscore::{
     Ancestral, AnnealedLangevin, Component, Ddim, Diffused, DpmSolverPp2M, EulerMaruyama,
@@ -68,26 +75,6 @@ impl SdeKind {
     }
 }
 
-/// What a trained network's output is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputKind {
-    /// ε̂ less the Gaussian data's noise prediction σ/(α² + σ²)·x, which the model adds back
-    /// in f32: ε̂ keeps growing with x beyond the network's (or int8's) ranges.
-    Residual,
-    /// ε̂ itself (score_sde's ε-prediction).
-    Noise,
-}
-
-impl OutputKind {
-    /// The model file's output.
-    pub fn model_output(self) -> tinyscore::model::Output {
-        match self {
-            OutputKind::Residual => tinyscore::model::Output::GaussianResidual,
-            OutputKind::Noise => tinyscore::model::Output::Noise,
-        }
-    }
-}
-
 /// The spacing of the time grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleKind {
@@ -99,13 +86,11 @@ pub enum ScheduleKind {
     Logsnr,
 }
 
-/// Everything that defines a sampling run besides the score.
+/// Everything that defines a sampling run besides the score and its SDE.
 #[derive(Clone, Copy, Debug)]
 pub struct SampleOptions {
     /// The sampler.
     pub sampler: SamplerKind,
-    /// The forward process.
-    pub sde: SdeKind,
     /// Steps of the grid.
     pub steps: u32,
     /// Grid spacing.
@@ -123,12 +108,11 @@ pub struct SampleOptions {
 }
 
 impl SampleOptions {
-    /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, under
-    /// the VP-SDE where the score does not fix the SDE itself, no denoising, all cores.
+    /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, no
+    /// denoising, all cores.
     pub fn uniform(sampler: SamplerKind, steps: u32, n: usize, seed: u64, t_end: f32) -> Self {
         SampleOptions {
             sampler,
-            sde: SdeKind::Vp,
             steps,
             schedule: ScheduleKind::Uniform,
             denoise: false,
@@ -164,99 +148,43 @@ impl<D: LinearSde + Sync, const N: usize> ScoreFor<D, N> for ExactMixture<N> {
     }
 }
 
-impl<const N: usize> ExactMixture<N> {
-    /// Runs `options` with this score under the SDE they choose.
-    pub fn sample(&self, options: &SampleOptions) -> Result<Vec<[f32; N]>> {
-        // One SDE type for the three (an enum): a third of the code of one per SDE, for
-        // each of the 64 dimensions.
-        sample_with_sde(options.sde.model_sde(), options, self)
-    }
+/// Samples `mixture` with its exact score diffused by `sde`, whatever its dimension.
+pub fn sample_exact(options: &SampleOptions, sde: ModelSde, mixture: &Mixture) -> Result<Samples> {
+    crate::with_dim!(mixture.dim(), sample_exact_in(options, sde, mixture))
 }
 
-/// Samples `mixture` with its exact score, whatever its dimension.
-pub fn sample_exact(options: &SampleOptions, mixture: &Mixture) -> Result<Samples> {
-    crate::with_dim!(mixture.dim(), sample_exact_in(options, mixture))
-}
-
-fn sample_exact_in<const N: usize>(options: &SampleOptions, mixture: &Mixture) -> Result<Samples> {
-    let exact = ExactMixture(mixture.components::<N>()?);
-    Ok(Samples::from_rows(&exact.sample(options)?))
-}
-
-/// A model file's network, whose SDE is fixed by the file.
-pub struct NetworkScore(pub Vec<u8>);
-
-impl<const N: usize> ScoreFor<ModelSde, N> for NetworkScore {
-    type Score<'a> = NeuralScore<'a, N>;
-    fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
-        // Checked when the file was loaded (see `NetworkScore::load`); callers pick N from
-        // the file's header (see `NetworkScore::sample`).
-        crate::simd::neural_score(Model::parse(&self.0).expect("a checked model"))
-            .expect("N is the model's")
-    }
-}
-
-impl NetworkScore {
-    /// Reads and checks a model file; returns it with its SDE.
-    pub fn load(path: &std::path::Path) -> Result<(Self, ModelSde)> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let model = Model::parse(&bytes).with_context(|| format!("{}", path.display()))?;
-        let sde = model.header().sde;
-        Ok((NetworkScore(bytes), sde))
-    }
-
-    /// `samples` (in the model's coordinates) in data units.
-    pub fn denormalize(&self, samples: &Samples) -> Result<Samples> {
-        let model = Model::parse(&self.0)?;
-        ensure!(
-            samples.dim == model.header().dims.dim as usize,
-            "{}-D samples for a {}-D model",
-            samples.dim,
-            model.header().dims.dim
-        );
-        let values = samples
-            .rows()
-            .flat_map(|x| {
-                x.iter().enumerate().map(move |(d, v)| {
-                    let (mean, std) = model.normalization(d);
-                    mean + std * v
-                })
-            })
-            .collect();
-        Ok(Samples {
-            dim: samples.dim,
-            values,
-        })
-    }
-
-    /// The model's data dimension.
-    pub fn dim(&self) -> usize {
-        Model::parse(&self.0).map_or(0, |m| m.header().dims.dim as usize)
-    }
-
-    /// Samples in the model's coordinates, mapped back to data units when `data_units`.
-    pub fn sample(
-        &self,
-        sde: ModelSde,
-        options: &SampleOptions,
-        data_units: bool,
-    ) -> Result<Samples> {
-        let samples = crate::with_dim!(self.dim(), sample_network_in(self, sde, options))?;
-        if data_units {
-            self.denormalize(&samples)
-        } else {
-            Ok(samples)
-        }
-    }
-}
-
-fn sample_network_in<const N: usize>(
-    network: &NetworkScore,
-    sde: ModelSde,
+fn sample_exact_in<const N: usize>(
     options: &SampleOptions,
+    sde: ModelSde,
+    mixture: &Mixture,
 ) -> Result<Samples> {
-    let samples: Vec<[f32; N]> = sample_with_sde(sde, options, network)?;
+    // One SDE type for the three (an enum): a third of the code of one per SDE, for each
+    // dimension.
+    let exact = ExactMixture(mixture.components::<N>()?);
+    Ok(Samples::from_rows(&sample_with_sde(sde, options, &exact)?))
+}
+
+/// A parsed model's network, whose SDE is the model's.
+impl<'m, const N: usize> ScoreFor<ModelSde, N> for Model<'m> {
+    type Score<'a>
+        = NeuralScore<'m, N>
+    where
+        Self: 'a;
+    fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
+        // Callers pick N from the model's header (see `sample_model`).
+        crate::simd::neural_score(*self).expect("N is the model's dimension")
+    }
+}
+
+/// Samples the network of `model` under its SDE, in the model's (normalised) coordinates
+/// (`model_file::denormalize` maps them to data units).
+pub fn sample_model(model: Model<'_>, options: &SampleOptions) -> Result<Samples> {
+    let dim = model.header().dims.dim as usize;
+    crate::with_dim!(dim, sample_model_in(model, options))
+}
+
+fn sample_model_in<const N: usize>(model: Model<'_>, options: &SampleOptions) -> Result<Samples> {
+    let samples: Vec<[f32; N]> = sample_with_sde(model.header().sde, options, &model)?;
     Ok(Samples::from_rows(&samples))
 }
 

@@ -1,7 +1,6 @@
 //! Many particles at once: each particle has its own RNG stream, so the output is the same
 //! bits whatever the number of threads (and the same as one particle sampled on a chip).
 
-use crate::datasets::Points;
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
@@ -9,65 +8,6 @@ use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
 /// Particles advanced in lockstep by one task: enough for the score to vectorise, few enough
 /// that the solvers' stack scratch stays small.
 pub const BATCH: usize = 64;
-
-/// The largest state dimension the command line handles (models, mixtures and data of 1 to
-/// `MAX_DIM` coordinates).
-pub const MAX_DIM: usize = tinyscore::model::MAX_DIM as usize;
-
-/// Calls the function `$f::<N>(args…)` with `N` the run-time dimension `$dim`, which must be
-/// 1 to [`MAX_DIM`]: the core's states are `[f32; N]`, so each dimension is its own code.
-#[macro_export]
-macro_rules! with_dim {
-    ($dim:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        seq_macro::seq!(N in 1..=64 {
-            match $dim {
-                #( N => $f::<N>($($arg),*), )*
-                d => Err(anyhow::anyhow!(
-                    "{d}-dimensional states: tinyscore handles 1 to {} dimensions",
-                    $crate::sampling::MAX_DIM
-                )),
-            }
-        })
-    };
-}
-
-/// Sampled points in f32, as the samplers produce them (written to CSV bit for bit).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Samples {
-    /// Coordinates per point.
-    pub dim: usize,
-    /// `len × dim` coordinates, row-major.
-    pub values: Vec<f32>,
-}
-
-impl Samples {
-    /// Samples from rows of `N` coordinates.
-    pub fn from_rows<const N: usize>(rows: &[[f32; N]]) -> Self {
-        Samples {
-            dim: N,
-            values: rows.as_flattened().to_vec(),
-        }
-    }
-    /// The number of points.
-    pub fn len(&self) -> usize {
-        self.values.len().checked_div(self.dim).unwrap_or(0)
-    }
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Each point's coordinates, in order.
-    pub fn rows(&self) -> impl Iterator<Item = &[f32]> {
-        self.values.chunks_exact(self.dim.max(1))
-    }
-    /// The points in f64, for metrics and plots.
-    pub fn points(&self) -> Points {
-        Points {
-            dim: self.dim,
-            values: self.values.iter().map(|&v| v as f64).collect(),
-        }
-    }
-}
 
 /// A rayon pool of `threads` threads (0: one per core).
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {

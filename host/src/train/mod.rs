@@ -10,15 +10,17 @@
 //! gradient clipping at global norm 1, and an exponential moving average of the weights, which
 //! is what is saved. The products run on the `gemm` crate (faer's), except a thin output
 //! layer's forward product and backward signal (at most 4 wide), which loops of
-//! [`crate::simd`] run several times faster. The batch is split into one chunk per thread and
+//! `kernels` run several times faster. The batch is split into one chunk per thread and
 //! the chunks' gradients are summed in order, so a run is deterministic for a fixed seed and
 //! thread count on a given kind of CPU (the products and SiLU take fused multiply–adds where
 //! the CPU has them, which round differently). Every step's randomness comes from its own
 //! stream of the seed, so a resumed run continues exactly as an uninterrupted one.
 
-use crate::datasets::Points;
+pub mod kernels;
+
 use crate::io::write_atomically;
 use crate::model_file::Network;
+use crate::points::Points;
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -38,14 +40,15 @@ pub struct TrainConfig {
     pub fourier: u32,
     /// Scale of the Gaussian Fourier frequencies.
     pub fourier_scale: f32,
-    /// The forward process (`[code, p0, p1]` as in the model file).
-    pub sde: (u8, f32, f32),
+    /// The forward process (in checkpoints `[code, p0, p1]`, as in the model file).
+    #[serde(with = "sde_as_codes")]
+    pub sde: ModelSde,
     /// Smallest training time (and where sampling stops).
     pub t_end: f32,
-    /// What the network learns: the code of a [`tinyscore::model::Output`] (checkpoints
-    /// from before it learnt ε̂ itself, code 0).
-    #[serde(default)]
-    pub output: u8,
+    /// What the network learns (in checkpoints its code; a checkpoint without one learns ε̂
+    /// itself, code 0).
+    #[serde(with = "output_as_code", default = "noise_output")]
+    pub output: Output,
     /// Optimiser steps.
     pub steps: u64,
     /// Batch size.
@@ -68,16 +71,14 @@ impl Default for TrainConfig {
     /// `tinyscore train`'s defaults: the 34→64→64→2 network on the VP-SDE, 10⁴ steps of
     /// batch 512 at a peak learning rate of 10⁻² with AdamW decay 0.02 and EMA 0.999.
     fn default() -> Self {
-        let sde = ModelSde::Vp(tinyscore::VpSde::default());
-        let (p0, p1) = sde.parameters();
         TrainConfig {
             hidden: 64,
             layers: 2,
             fourier: 16,
             fourier_scale: 16.0,
-            sde: (sde.code(), p0, p1),
+            sde: ModelSde::Vp(tinyscore::VpSde::default()),
             t_end: 1e-3,
-            output: Output::GaussianResidual.code(),
+            output: Output::GaussianResidual,
             steps: 10_000,
             batch: 512,
             lr: 1e-2,
@@ -99,18 +100,6 @@ impl TrainConfig {
         (2 * dim as u32).clamp(TrainConfig::default().hidden, tinyscore::model::MAX_HIDDEN)
     }
 
-    /// The SDE.
-    pub fn model_sde(&self) -> Result<ModelSde> {
-        Ok(ModelSde::from_code(self.sde.0, self.sde.1, self.sde.2)?)
-    }
-    /// What the network learns.
-    pub fn model_output(&self) -> Result<Output> {
-        match self.output {
-            0 => Ok(Output::Noise),
-            1 => Ok(Output::GaussianResidual),
-            code => anyhow::bail!("unknown network output code {code}"),
-        }
-    }
     fn dims(&self, dim: usize) -> Dims {
         Dims {
             dim: dim as u32,
@@ -134,8 +123,6 @@ impl TrainConfig {
             self.fourier_scale.is_finite() && self.fourier_scale > 0.0,
             "the Fourier scale must be positive"
         );
-        self.model_sde()?;
-        self.model_output()?;
         Ok(())
     }
 }
@@ -245,9 +232,9 @@ impl TrainState {
         let layout = Layout::new(&dims);
         Ok(Network {
             dims,
-            sde: self.config.model_sde()?,
+            sde: self.config.sde,
             t_end: self.config.t_end,
-            output: self.config.model_output()?,
+            output: self.config.output,
             mean: self.mean.clone(),
             std: self.std.clone(),
             fourier: self.fourier.clone(),
@@ -400,7 +387,7 @@ fn draw_rows(
     }
     // A residual network learns z − c·x_t, so that ε̂ = network + c·x_t (c as the core's
     // `Header::gaussian_gain` computes it).
-    let residual = config.output == Output::GaussianResidual.code();
+    let residual = config.output == Output::GaussianResidual;
     let draws = ws.points.iter().zip(alphas.iter().zip(sigmas.iter()));
     for ((row, z), (&k, (&alpha, &sigma))) in inputs
         .chunks_exact_mut(width)
@@ -415,7 +402,7 @@ fn draw_rows(
             }
         }
     }
-    crate::simd::time_features(inputs, width, dim, &ws.times, &state.fourier);
+    kernels::time_features(inputs, width, dim, &ws.times, &state.fourier);
     ws.rows = count;
 }
 
@@ -495,7 +482,7 @@ fn loss_and_gradient(
     let last = layout.layers.len() - 1;
     // A thin output layer (ε̂ of a low-dimensional point) runs its forward product and its
     // backward signal without the GEMM.
-    let thin = last > 0 && layout.layers[last].1 <= crate::simd::THIN_OUTPUTS;
+    let thin = last > 0 && layout.layers[last].1 <= kernels::THIN_OUTPUTS;
     ws.outputs.resize_with(last + 1, Vec::new);
     ws.slopes.resize_with(last, Vec::new);
     // Forward, keeping each layer's output, and SiLU's derivative at each hidden
@@ -506,13 +493,13 @@ fn loss_and_gradient(
         let z = sized(&mut above[0], rows * outputs);
         let bias = &params[b..b + outputs];
         if i == last && thin {
-            crate::simd::thin_forward(input, &params[w..b], bias, z);
+            kernels::thin_forward(input, &params[w..b], bias, z);
             break;
         }
         matmul_abt(rows, inputs, outputs, input, &params[w..b], z);
         if i < last {
             let slope = sized(&mut ws.slopes[i], rows * outputs);
-            crate::simd::bias_silu_with_slope(z, bias, slope);
+            kernels::bias_silu_with_slope(z, bias, slope);
         } else {
             for row in z.chunks_exact_mut(outputs) {
                 for (v, bias) in row.iter_mut().zip(bias) {
@@ -581,7 +568,7 @@ fn loss_and_gradient(
             // dA = g·W (rows × inputs), then through SiLU: SiLU'(z) = σ(z)(1 + z(1 − σ(z))).
             let da = sized(&mut ws.signal_below, rows * inputs);
             if i == last && thin {
-                crate::simd::thin_backward(g, outputs, &params[w..b], &ws.slopes[i - 1], da);
+                kernels::thin_backward(g, outputs, &params[w..b], &ws.slopes[i - 1], da);
             } else {
                 matmul(
                     rows,
@@ -615,7 +602,7 @@ fn batch_gradient(
     workspaces: &mut [Workspace],
     grad: &mut [f32],
 ) -> Result<f32> {
-    let sde = state.config.model_sde()?;
+    let sde = state.config.sde;
     let total = state.config.batch;
     let per = total.div_ceil(workspaces.len().max(1));
     let chunk = |(c, ws): (usize, &mut Workspace)| {
@@ -771,4 +758,39 @@ pub fn batch_loss_and_gradient(
         &mut grad,
     )?;
     Ok((loss, grad))
+}
+
+/// A checkpoint's SDE as the model file codes it, `[code, p0, p1]`.
+mod sde_as_codes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use tinyscore::ModelSde;
+
+    pub fn serialize<S: Serializer>(sde: &ModelSde, s: S) -> Result<S::Ok, S::Error> {
+        let (p0, p1) = sde.parameters();
+        (sde.code(), p0, p1).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ModelSde, D::Error> {
+        let (code, p0, p1) = <(u8, f32, f32)>::deserialize(d)?;
+        ModelSde::from_code(code, p0, p1).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A checkpoint's network output as the model file codes it.
+mod output_as_code {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use tinyscore::model::Output;
+
+    pub fn serialize<S: Serializer>(output: &Output, s: S) -> Result<S::Ok, S::Error> {
+        output.code().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Output, D::Error> {
+        Output::from_code(u8::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a checkpoint without an output code learnt.
+fn noise_output() -> Output {
+    Output::Noise
 }

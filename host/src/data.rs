@@ -1,42 +1,11 @@
-//! The toy datasets of the field, drawn reproducibly from a seed.
+//! The data a command takes: the toy datasets of the field, drawn reproducibly from a seed,
+//! CSV files, and Gaussian mixtures (a dataset or a JSON file) for exact scores.
 
-use anyhow::{bail, Context, Result};
+use crate::dims::MAX_DIM;
+use crate::points::Points;
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
 use tinyscore::{particle_noise, Component};
-
-/// A set of points of one dimension, row-major.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Points {
-    /// The dimension of each point.
-    pub dim: usize,
-    /// `len × dim` coordinates.
-    pub values: Vec<f64>,
-}
-
-impl Points {
-    /// Points from rows of equal length.
-    pub fn from_rows<const N: usize>(rows: &[[f32; N]]) -> Self {
-        Points {
-            dim: N,
-            values: rows.iter().flatten().map(|&v| v as f64).collect(),
-        }
-    }
-    /// The number of points.
-    pub fn len(&self) -> usize {
-        self.values.len().checked_div(self.dim).unwrap_or(0)
-    }
-    /// Whether there are no points.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Point `i`.
-    pub fn row(&self, i: usize) -> &[f64] {
-        &self.values[i * self.dim..(i + 1) * self.dim]
-    }
-    /// All points in order.
-    pub fn rows(&self) -> impl Iterator<Item = &[f64]> {
-        self.values.chunks_exact(self.dim.max(1))
-    }
-}
 
 /// A diagonal Gaussian mixture of any dimension, as the command line reads it; the core's
 /// [`Component`]s of one dimension come from [`Mixture::components`].
@@ -330,4 +299,51 @@ pub fn eight_gaussians() -> [Component<2>; 8] {
         let mean = [(2.0 * angle.cos()) as f32, (2.0 * angle.sin()) as f32];
         Component::new(1.0, mean, [0.1, 0.1]).expect("8-Gaussians parameters are valid")
     })
+}
+
+/// A Gaussian mixture as JSON: `{"weights": [w…], "means": [[x…]…], "stds": [[s…]…]}`.
+#[derive(Debug, Deserialize)]
+struct MixtureJson {
+    weights: Vec<f32>,
+    means: Vec<Vec<f32>>,
+    stds: Vec<Vec<f32>>,
+}
+
+/// The mixture `spec`: a dataset that is a Gaussian mixture (`8gaussians`) or a JSON file
+/// `{"weights": [w…], "means": [[x…]…], "stds": [[s…]…]}` of 1 to 64 dimensions.
+pub fn mixture(spec: &str) -> Result<Mixture> {
+    if spec.ends_with(".json") {
+        let text = std::fs::read_to_string(spec).with_context(|| format!("cannot read {spec}"))?;
+        let m: MixtureJson = serde_json::from_str(&text)
+            .with_context(|| format!("{spec}: expected {{\"weights\", \"means\", \"stds\"}}"))?;
+        ensure!(
+            !m.weights.is_empty()
+                && m.weights.len() == m.means.len()
+                && m.means.len() == m.stds.len(),
+            "{spec}: weights, means and stds must be non-empty and of one length"
+        );
+        let mixture = Mixture {
+            name: spec.to_owned(),
+            weights: m.weights,
+            means: m.means,
+            stds: m.stds,
+        };
+        let dim = mixture.dim();
+        ensure!(
+            (1..=MAX_DIM).contains(&dim),
+            "{spec}: means of {dim} coordinates (1 to {MAX_DIM} allowed)"
+        );
+        ensure!(
+            mixture
+                .means
+                .iter()
+                .chain(&mixture.stds)
+                .all(|v| v.len() == dim),
+            "{spec}: every mean and std must have {dim} coordinates, as the first mean"
+        );
+        return Ok(mixture);
+    }
+    Dataset::from_name(spec)?
+        .mixture()
+        .with_context(|| format!("`{spec}` has no closed-form score (not a Gaussian mixture)"))
 }

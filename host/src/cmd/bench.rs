@@ -1,0 +1,49 @@
+//! `tinyscore bench`: the throughput figures of `BENCHMARKS.md`.
+
+use super::outln;
+use anyhow::Result;
+
+/// Measure throughput (one thread).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Seconds per figure.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let report = tinyscore_host::bench::run(args.seconds);
+    if args.json {
+        outln!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    outln!(
+        "Euler–Maruyama, exact 8-Gaussians score: {:.3e} particle-steps/s",
+        report.em_particle_steps_per_s
+    );
+    outln!(
+        "Box–Muller Gaussians:                    {:.3e} /s (one stream), {:.3e} /s (64 streams together)",
+        report.gaussians_per_s,
+        report.batched_gaussians_per_s
+    );
+    outln!(
+        "score network 34→64→64→2, f32, batch 5000: {:.3e} evaluations/s",
+        report.score_evals_per_s
+    );
+    outln!(
+        "score network 34→64→64→2, int8, batch 5000: {:.3e} evaluations/s",
+        report.int8_score_evals_per_s
+    );
+    outln!(
+        "training 34→64→64→2, batch 512, one thread: {:.0} steps/s ({:.1} GFLOP/s)",
+        report.train_steps_per_s,
+        report.train_gflops
+    );
+    if let Some(peak) = report.peak_gflops {
+        outln!("one core's f32 FMA peak:                 {peak:.1} GFLOP/s");
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! `tinyscore export`: a model as a Rust include for the firmware, or as safetensors.
+
+use anyhow::Result;
+use std::path::PathBuf;
+use tinyscore_host::model_file::{
+    parse, read, write_rust_include, write_safetensors, ExportFormat, Network,
+};
+
+/// Write a model for the firmware (a Rust include) or for PyTorch (safetensors).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model file.
+    input: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Output file.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bytes = read(&args.input)?;
+    let model = parse(&bytes, &args.input)?;
+    match args.format {
+        ExportFormat::Rust => write_rust_include(&args.out, &bytes)?,
+        ExportFormat::Safetensors => write_safetensors(&args.out, &Network::from_model(&model)?)?,
+    }
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

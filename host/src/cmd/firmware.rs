@@ -1,0 +1,196 @@
+//! `tinyscore firmware`: build the firmware for a model, run it in QEMU, measure it.
+
+use super::outln;
+use anyhow::Result;
+use std::path::PathBuf;
+use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
+use tinyscore_host::io::write_csv;
+use tinyscore_host::model_file::{denormalize, parse, read};
+use tinyscore_host::sampling::SamplerKind;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Instructions per score evaluation, per Gaussian and per sample on the Cortex-M4F
+    /// (QEMU `-icount`: instructions, not cycles).
+    Count(CountArgs),
+    /// Flash, static RAM and the measured stack of the firmware for a model.
+    Size(SizeArgs),
+    /// Sample on the board in QEMU and write the samples as CSV.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CountArgs {
+    /// The model file baked into the firmware.
+    #[arg(long, value_name = "MODEL.tsm")]
+    model: PathBuf,
+    /// The sampler of the whole-sample figure.
+    #[arg(long, value_enum, default_value = "em")]
+    sampler: SamplerKind,
+    /// Steps of the whole-sample figure.
+    #[arg(long, default_value_t = 100)]
+    steps: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SizeArgs {
+    /// The board.
+    #[arg(long, value_enum)]
+    board: Board,
+    /// The model file baked into the firmware.
+    #[arg(long, value_name = "MODEL.tsm")]
+    model: PathBuf,
+    /// The sampler the build runs (its stack use is measured on a run).
+    #[arg(long, value_enum, default_value = "em")]
+    sampler: SamplerKind,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The board.
+    #[arg(long, value_enum)]
+    board: Board,
+    /// The model file baked into the firmware.
+    #[arg(long, value_name = "MODEL.tsm")]
+    model: PathBuf,
+    /// The sampler (em, pc, ode-heun or ald on the chip).
+    #[arg(long, value_enum, default_value = "em")]
+    sampler: SamplerKind,
+    /// Steps of the uniform time grid.
+    #[arg(long, default_value_t = 100)]
+    steps: u32,
+    /// Number of samples.
+    #[arg(short, default_value_t = 16)]
+    n: usize,
+    /// How the chip sends its samples: defmt frames, or the binary sink's records
+    /// (written to a host file through semihosting under QEMU).
+    #[arg(long, value_enum, default_value = "defmt")]
+    sink: Sink,
+    /// Seed (particle i uses stream i of this seed, as on the host).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the model's normalised coordinates instead of data units.
+    #[arg(long)]
+    normalized: bool,
+    /// Output CSV.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Count(args) => count(args),
+        Command::Size(args) => size(args),
+        Command::Run(args) => run_board(args),
+    }
+}
+
+fn count(args: CountArgs) -> Result<()> {
+    let counts = firmware::count(&FirmwareRun {
+        model: args.model,
+        sampler: args.sampler,
+        steps: args.steps,
+        // A whole lockstep batch (16 for data of up to 4 dimensions, a multiple of the batch
+        // otherwise), so that the mean per sample is the sampling's.
+        particles: 16,
+        seed: 0,
+        sink: Sink::Defmt,
+    })?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&counts)?);
+        return Ok(());
+    }
+    let macs = counts.macs_per_score as f64;
+    outln!(
+        "score evaluation: {:.0} instructions ({} MACs: {:.2} instructions/MAC)",
+        counts.per_score,
+        counts.macs_per_score,
+        counts.per_score / macs
+    );
+    // Only a packed int8 model has a kernel other than the portable one.
+    if counts.per_score_portable != counts.per_score {
+        outln!(
+            "score evaluation, portable kernel: {:.0} instructions ({:.2}/MAC)",
+            counts.per_score_portable,
+            counts.per_score_portable / macs
+        );
+    }
+    outln!(
+        "score evaluation, {} particles in lockstep: {:.0} instructions ({:.2}/MAC)",
+        counts.lockstep,
+        counts.per_score_lockstep,
+        counts.per_score_lockstep / macs
+    );
+    outln!(
+        "int8 kernel alone: {:.3} instructions/MAC",
+        counts.kernel_per_mac
+    );
+    outln!("Gaussian: {:.1} instructions", counts.per_gaussian);
+    outln!(
+        "one sample ({} {} steps, mean of 16): {:.0} instructions = {:.1} ms at 64 MHz if one \
+         instruction took one cycle",
+        args.sampler.name(),
+        args.steps,
+        counts.per_sample,
+        counts.per_sample / 64e3
+    );
+    Ok(())
+}
+
+fn size(args: SizeArgs) -> Result<()> {
+    let size = firmware::size(
+        args.board,
+        &FirmwareRun {
+            model: args.model,
+            sampler: args.sampler,
+            steps: 10,
+            particles: 1,
+            seed: 0,
+            sink: Sink::Defmt,
+        },
+    )?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&size)?);
+    } else {
+        outln!("flash: {} bytes", size.flash);
+        outln!("ram: {} bytes", size.ram);
+        outln!("stack: {} bytes (measured)", size.stack);
+        outln!("ram + stack: {} bytes", size.ram + size.stack);
+    }
+    Ok(())
+}
+
+fn run_board(args: RunArgs) -> Result<()> {
+    // The firmware reads the model itself (and reports a file it refuses).
+    let samples = firmware::run(
+        args.board,
+        &FirmwareRun {
+            model: args.model.clone(),
+            sampler: args.sampler,
+            steps: args.steps,
+            particles: args.n,
+            seed: args.seed,
+            sink: args.sink,
+        },
+    )?;
+    let samples = if args.normalized {
+        samples
+    } else {
+        let bytes = read(&args.model)?;
+        denormalize(&parse(&bytes, &args.model)?, &samples)?
+    };
+    write_csv(&args.out, &samples)?;
+    eprintln!(
+        "wrote {} samples from {} to {}",
+        samples.len(),
+        args.board.name(),
+        args.out.display()
+    );
+    Ok(())
+}

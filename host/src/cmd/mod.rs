@@ -1,0 +1,91 @@
+//! The `tinyscore` command line: one module per subcommand, each a clap `Args` struct and a
+//! `run` that reads its inputs once, calls the library and reports. Flags that cannot apply
+//! together are refused by clap when the command line is parsed.
+
+mod bench;
+mod demo;
+mod eval;
+mod export;
+mod firmware;
+mod import;
+mod langevin;
+mod plot;
+mod quantize;
+mod sample;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Parser)]
+#[command(
+    name = "tinyscore",
+    version,
+    about = "Score-based generative models, from the desktop to a microcontroller"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Draw samples by integrating the reverse-time dynamics.
+    Sample(sample::Args),
+    /// Langevin MCMC on a time-independent target (its score −∇U is exact).
+    Langevin(langevin::Args),
+    /// Convert a PyTorch model (safetensors, the layout of moons_ref.safetensors) to .tsm.
+    Import(import::Args),
+    /// Train a score network by denoising score matching.
+    Train(train::Args),
+    /// Quantize a float model to integer-only int8, calibrated on diffused data.
+    Quantize(quantize::Args),
+    /// Write a model for the firmware (a Rust include) or for PyTorch (safetensors).
+    Export(export::Args),
+    /// Draw a model: data beside samples, the score field, trajectories, an animated GIF.
+    Plot(plot::Args),
+    /// Build the firmware for a model and run it in QEMU.
+    #[command(subcommand)]
+    Firmware(firmware::Command),
+    /// Compare samples with fresh draws of a dataset: sw2, energy, mmd2 and their floor.
+    Eval(eval::Args),
+    /// Measure throughput (one thread).
+    Bench(bench::Args),
+    /// The whole pipeline in one command, with a markdown report.
+    Demo(demo::Args),
+}
+
+impl Cli {
+    /// Runs the command.
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            Command::Sample(args) => sample::run(args),
+            Command::Langevin(args) => langevin::run(args),
+            Command::Import(args) => import::run(args),
+            Command::Train(args) => train::run(args),
+            Command::Quantize(args) => quantize::run(args),
+            Command::Export(args) => export::run(args),
+            Command::Plot(args) => plot::run(args),
+            Command::Firmware(command) => firmware::run(command),
+            Command::Eval(args) => eval::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::Demo(args) => demo::run(args),
+        }
+    }
+}
+
+/// Writes to stdout; a reader that has gone (`tinyscore eval … | head -1`) is not an error.
+pub(crate) fn emit(text: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// `println!` through [`emit`], returning its error.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::cmd::emit(format_args!("{}\n", format_args!($($arg)*)))? };
+}
+pub(crate) use outln;
