@@ -76,6 +76,10 @@ pub struct GaussianStream<R> {
     /// A host's wider copy of Box–Muller; chips have none, and no room to spare for it.
     #[cfg(not(target_os = "none"))]
     lanes: Option<BoxMullerLanes>,
+    /// How many coordinates of a vector are drawn, the rest being a padded state's zeros
+    /// (hosts only; see [`GaussianStream::with_coordinates`]).
+    #[cfg(not(target_os = "none"))]
+    coordinates: usize,
 }
 
 impl<R: Rng> GaussianStream<R> {
@@ -86,6 +90,8 @@ impl<R: Rng> GaussianStream<R> {
             spare: None,
             #[cfg(not(target_os = "none"))]
             lanes: None,
+            #[cfg(not(target_os = "none"))]
+            coordinates: usize::MAX,
         }
     }
 
@@ -98,6 +104,29 @@ impl<R: Rng> GaussianStream<R> {
             lanes: Some(lanes),
             ..self
         }
+    }
+
+    /// The stream for a state padded to more coordinates than it has: a vector of `N`
+    /// normals ([`normal`](Self::normal), [`normals`](Self::normals),
+    /// [`brownian_increment`](Self::brownian_increment)) takes its first `coordinates` values
+    /// from the stream, exactly as an unpadded state of `coordinates` dimensions does, and is
+    /// 0 beyond them, so the padding stays 0 through every sampler. A host compiles a few state
+    /// sizes and runs the other dimensions padded, with the same bits.
+    #[cfg(not(target_os = "none"))]
+    pub fn with_coordinates(self, coordinates: usize) -> Self {
+        GaussianStream {
+            coordinates,
+            ..self
+        }
+    }
+
+    /// How many coordinates of an `N`-vector are drawn.
+    #[inline(always)]
+    fn drawn<const N: usize>(&self) -> usize {
+        #[cfg(target_os = "none")]
+        return N;
+        #[cfg(not(target_os = "none"))]
+        return N.min(self.coordinates);
     }
 
     /// Box–Muller on a group of [`LANES`] pairs, through this stream's lanes if it has them.
@@ -133,10 +162,11 @@ impl<R: Rng> GaussianStream<R> {
         }
     }
 
-    /// A standard normal vector.
+    /// A standard normal vector (0 in a padded state's padding).
     #[inline]
     pub fn normal<const N: usize>(&mut self) -> [f32; N] {
-        core::array::from_fn(|_| self.sample())
+        let drawn = self.drawn::<N>();
+        core::array::from_fn(|d| if d < drawn { self.sample() } else { 0.0 })
     }
 
     /// A standard normal vector from each stream: `out[i]` is what `streams[i].normal()`
@@ -146,16 +176,23 @@ impl<R: Rng> GaussianStream<R> {
     /// streams left over draw one by one.
     pub fn normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
         let len = streams.len().min(out.len());
+        // The streams of a batch pad alike: the first one says how.
+        let drawn = streams.first().map_or(N, |s| s.drawn::<N>());
+        if drawn < N {
+            for o in out[..len].iter_mut() {
+                o[drawn..].fill(0.0);
+            }
+        }
         let mut groups = streams[..len].chunks_exact_mut(LANES);
         let mut group_out = out[..len].chunks_exact_mut(LANES);
         for (streams, out) in (&mut groups).zip(&mut group_out) {
             if streams.iter().all(|s| s.spare.is_none()) {
-                Self::fresh_normals(streams, out);
+                Self::fresh_normals(streams, out, drawn);
                 continue;
             }
             // How many coordinates of each vector are filled: a stream's spare comes first.
             let mut filled = [0usize; LANES];
-            if N > 0 {
+            if drawn > 0 {
                 for ((stream, o), filled) in streams.iter_mut().zip(out.iter_mut()).zip(&mut filled)
                 {
                     if let Some(z) = stream.spare.take() {
@@ -166,23 +203,23 @@ impl<R: Rng> GaussianStream<R> {
             }
             loop {
                 let (mut word1, mut word2) = ([0u32; LANES], [0u32; LANES]);
-                let mut drawn = false;
+                let mut any_drawn = false;
                 for (p, stream) in streams.iter_mut().enumerate() {
-                    if filled[p] < N {
+                    if filled[p] < drawn {
                         word1[p] = stream.rng.next_u32();
                         word2[p] = stream.rng.next_u32();
-                        drawn = true;
+                        any_drawn = true;
                     }
                 }
-                if !drawn {
+                if !any_drawn {
                     break;
                 }
                 let (z1, z2) = streams[0].box_muller_group(&word1, &word2);
                 for (p, (stream, o)) in streams.iter_mut().zip(out.iter_mut()).enumerate() {
                     let k = filled[p];
-                    if k < N {
+                    if k < drawn {
                         o[k] = z1[p];
-                        if k + 1 < N {
+                        if k + 1 < drawn {
                             o[k + 1] = z2[p];
                         } else {
                             stream.spare = Some(z2[p]);
@@ -205,8 +242,8 @@ impl<R: Rng> GaussianStream<R> {
     /// common case: every particle of a batch draws the same number of normals), with no
     /// decision per stream: pair `j` fills coordinates `2j` and `2j + 1` of every vector, and
     /// an odd dimension leaves every stream the second normal of its last pair as its spare.
-    fn fresh_normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]]) {
-        for first in (0..N).step_by(2) {
+    fn fresh_normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]], drawn: usize) {
+        for first in (0..drawn.min(N)).step_by(2) {
             let (mut word1, mut word2) = ([0u32; LANES], [0u32; LANES]);
             for ((w1, w2), stream) in word1.iter_mut().zip(&mut word2).zip(streams.iter_mut()) {
                 *w1 = stream.rng.next_u32();
@@ -215,7 +252,7 @@ impl<R: Rng> GaussianStream<R> {
             let (z1, z2) = streams[0].box_muller_group(&word1, &word2);
             for (((o, stream), z1), z2) in out.iter_mut().zip(streams.iter_mut()).zip(z1).zip(z2) {
                 o[first] = z1;
-                match o.get_mut(first + 1) {
+                match o.get_mut(first + 1).filter(|_| first + 1 < drawn) {
                     Some(second) => *second = z2,
                     None => stream.spare = Some(z2),
                 }
@@ -228,7 +265,14 @@ impl<R: Rng> GaussianStream<R> {
     #[inline]
     pub fn brownian_increment<const N: usize>(&mut self, dt: f32) -> [f32; N] {
         let scale = math::sqrt(dt.abs());
-        core::array::from_fn(|_| scale * self.sample())
+        let drawn = self.drawn::<N>();
+        core::array::from_fn(|d| {
+            if d < drawn {
+                scale * self.sample()
+            } else {
+                0.0
+            }
+        })
     }
 
     /// The underlying RNG.

@@ -112,6 +112,9 @@ pub struct GaussianMixture<'a, const N: usize> {
     components: &'a [Component<N>],
     /// All components share one std vector: the log-determinants cancel in the softmax.
     shared_std: bool,
+    /// The coordinates that are the data's (N but in a padded state; see
+    /// [`GaussianMixture::with_coordinates`]).
+    coordinates: usize,
     /// Scores full batches of [`LANES`] points when set; else the baseline copy does.
     lanes: Option<MixtureLanes<N>>,
 }
@@ -129,6 +132,7 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
         Ok(GaussianMixture {
             components,
             shared_std,
+            coordinates: N,
             lanes: None,
         })
     }
@@ -154,6 +158,16 @@ impl<'a, const N: usize> GaussianMixture<'a, N> {
     ) {
         self.score_points::<LANES>(xs, alpha, sigma, out);
     }
+    /// The same mixture on a state padded beyond its first `coordinates` coordinates, whose
+    /// components' means are 0 there (the padding then keeps a score of 0): the scores of the
+    /// data's coordinates are the bits of the unpadded mixture's. (Only the log-determinants,
+    /// summed over the data's coordinates, need to know.)
+    pub fn with_coordinates(self, coordinates: usize) -> Self {
+        GaussianMixture {
+            coordinates,
+            ..self
+        }
+    }
     /// The components.
     pub fn components(&self) -> &'a [Component<N>] {
         self.components
@@ -175,7 +189,11 @@ impl<const N: usize> GaussianMixture<'_, N> {
         let log_det = if self.shared_std {
             0.0
         } else {
-            0.5 * inv_var.iter().map(|&iv| math::ln(iv)).sum::<f32>()
+            0.5 * inv_var
+                .iter()
+                .take(self.coordinates)
+                .map(|&iv| math::ln(iv))
+                .sum::<f32>()
         };
         (inv_var, log_det)
     }

@@ -27,20 +27,22 @@ impl Mixture {
         self.means.first().map_or(0, Vec::len)
     }
 
-    /// The components as the core's `N`-dimensional type, each validated.
+    /// The components as the core's type on states of `N` coordinates, each validated; a
+    /// mixture of fewer dimensions is padded with means 0 and stds 1 (see [`crate::dims`]).
     pub fn components<const N: usize>(&self) -> Result<Vec<Component<N>>> {
-        let fixed = |v: &[f32], k: usize| -> Result<[f32; N]> {
-            v.try_into().map_err(|_| {
-                anyhow::anyhow!(
-                    "{}: component {k} has {} coordinates, not {N}",
-                    self.name,
-                    v.len()
-                )
-            })
+        let padded = |v: &[f32], k: usize, pad: f32| -> Result<[f32; N]> {
+            ensure!(
+                v.len() <= N,
+                "{}: component {k} has {} coordinates, more than {N}",
+                self.name,
+                v.len()
+            );
+            Ok(core::array::from_fn(|d| v.get(d).copied().unwrap_or(pad)))
         };
         (0..self.weights.len())
             .map(|k| {
-                let (mean, std) = (fixed(&self.means[k], k)?, fixed(&self.stds[k], k)?);
+                let mean = padded(&self.means[k], k, 0.0)?;
+                let std = padded(&self.stds[k], k, 1.0)?;
                 Component::new(self.weights[k], mean, std)
                     .with_context(|| format!("{}: component {k}", self.name))
             })

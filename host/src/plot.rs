@@ -247,7 +247,8 @@ impl<const N: usize> tinyscore::Observer<N> for PathRecorder<N> {
 }
 
 /// The Euler–Maruyama paths (`steps` steps from T to `t_end`) of particles `0..n` of `seed`,
-/// each state `(t, x)` with `x` mapped by `to_data`.
+/// each state `(t, x)` with `x` mapped by `to_data`, in states whose first `coordinates` are
+/// the data's (see [`crate::dims`]).
 #[allow(clippy::too_many_arguments)]
 fn sample_paths<D, S, const N: usize>(
     sde: &D,
@@ -256,6 +257,7 @@ fn sample_paths<D, S, const N: usize>(
     steps: u32,
     n: usize,
     seed: u64,
+    coordinates: usize,
     to_data: impl Fn(&[f32; N]) -> [f32; N],
 ) -> Result<Vec<TimedPath<N>>>
 where
@@ -267,7 +269,7 @@ where
     (0..n)
         .map(|i| {
             let mut recorder = PathRecorder(Vec::with_capacity(steps as usize + 1));
-            let mut noise = tinyscore::particle_noise(seed, i as u64);
+            let mut noise = tinyscore::particle_noise(seed, i as u64).with_coordinates(coordinates);
             sampler
                 .sample(sde, score, &mut noise, &mut recorder)
                 .map_err(|e| anyhow!("particle {i}: {e}"))?;
@@ -294,6 +296,7 @@ pub fn all<D, S, const N: usize>(
     score: &S,
     t_end: f32,
     seed: u64,
+    coordinates: usize,
     to_data: impl Fn(&[f32; N]) -> [f32; N] + Copy,
     to_model: impl Fn(&[f32; N]) -> [f32; N],
 ) -> Result<Vec<std::path::PathBuf>>
@@ -302,8 +305,8 @@ where
     S: tinyscore::Score<N>,
 {
     ensure!(
-        data.dim == N,
-        "the data have {} coordinates, the model {N}",
+        data.dim == coordinates,
+        "the data have {} coordinates, the model {coordinates}",
         data.dim
     );
     let files: Vec<_> = ["samples.png", "score.png", "trajectories.png", "flow.gif"]
@@ -325,16 +328,17 @@ where
     let time_height =
         |t: f32| ((2.0 * (t - t_end) / (t_max - t_end)) as f64 - 1.0) * 0.9 * view.half;
     let to_f64 = |x: &[f32; N]| x.map(f64::from);
-    let paths: Vec<Vec<[f64; 2]>> = sample_paths(sde, score, t_end, steps, 32, seed, to_data)?
-        .iter()
-        .map(|path| {
-            path.iter()
-                .map(|(t, x)| project(&to_f64(x), time_height(*t)))
-                .collect()
-        })
-        .collect();
+    let paths: Vec<Vec<[f64; 2]>> =
+        sample_paths(sde, score, t_end, steps, 32, seed, coordinates, to_data)?
+            .iter()
+            .map(|path| {
+                path.iter()
+                    .map(|(t, x)| project(&to_f64(x), time_height(*t)))
+                    .collect()
+            })
+            .collect();
     trajectories(&files[2], data, &paths)?;
-    let particles = sample_paths(sde, score, t_end, steps, 400, seed, to_data)?;
+    let particles = sample_paths(sde, score, t_end, steps, 400, seed, coordinates, to_data)?;
     let frames: Vec<Vec<[f64; 2]>> = (0..=40)
         .map(|k| {
             let step = (k * steps as usize / 40).min(steps as usize);
@@ -382,6 +386,7 @@ fn all_for_model_in<const N: usize>(
         &score,
         model.header().t_end,
         seed,
+        model.header().dims.dim as usize,
         |x| model.denormalize(x),
         |x| model.normalize(x),
     )
@@ -411,8 +416,8 @@ fn all_for_mixture_in<const N: usize>(
     seed: u64,
 ) -> Result<Vec<std::path::PathBuf>> {
     use crate::sampling::ScoreFor;
-    let exact = crate::sampling::ExactMixture(mixture.components::<N>()?);
-    let sde = tinyscore::VpSde::default();
+    let exact = crate::sampling::ExactMixture::<N>::new(mixture)?;
+    let sde = tinyscore::ModelSde::Vp(tinyscore::VpSde::default());
     let score = exact.for_sde(sde);
     all(
         dir,
@@ -422,6 +427,7 @@ fn all_for_mixture_in<const N: usize>(
         &score,
         t_end,
         seed,
+        mixture.dim(),
         |x| *x,
         |x| *x,
     )

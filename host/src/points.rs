@@ -57,6 +57,14 @@ impl Samples {
             values: rows.as_flattened().to_vec(),
         }
     }
+    /// Samples from states of `N` coordinates of which the first `dim` are the data's (the
+    /// rest padding; see [`crate::dims`]).
+    pub fn from_padded_rows<const N: usize>(rows: &[[f32; N]], dim: usize) -> Self {
+        Samples {
+            dim: dim.min(N),
+            values: crate::dims::unpad(rows, dim),
+        }
+    }
     /// The number of points.
     pub fn len(&self) -> usize {
         self.values.len().checked_div(self.dim).unwrap_or(0)

@@ -51,7 +51,8 @@ impl Vectors {
     }
 }
 
-/// The score of `model` (of dimension `N`), with the fastest batch evaluation this CPU runs.
+/// The score of `model` on states of `N` coordinates (its dimension, or padded beyond it: see
+/// [`crate::dims`]), with the fastest batch evaluation this CPU runs.
 pub fn neural_score<const N: usize>(model: Model<'_>) -> Result<NeuralScore<'_, N>, ModelError> {
     neural_score_on(Vectors::widest(), model)
 }
@@ -62,7 +63,7 @@ pub fn neural_score_on<const N: usize>(
     vectors: Vectors,
     model: Model<'_>,
 ) -> Result<NeuralScore<'_, N>, ModelError> {
-    let score = NeuralScore::new(model)?;
+    let score = NeuralScore::padded(model)?;
     Ok(match lanes_on(vectors) {
         Some(forward) => score.with_lanes(forward),
         None => score,

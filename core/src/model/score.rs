@@ -190,6 +190,30 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
         }
         Ok(NeuralScore { model, lanes: None })
     }
+    /// The score of `model` on a state padded to `N` coordinates beyond the model's
+    /// dimension: the data's coordinates get the bits [`NeuralScore::new`] gives a state of
+    /// the model's dimension, the padding a score of 0 (and a padded state keeps it at 0; see
+    /// [`GaussianStream::with_coordinates`](crate::GaussianStream::with_coordinates)). Hosts
+    /// only.
+    #[cfg(not(target_os = "none"))]
+    pub fn padded(model: Model<'a>) -> Result<Self, ModelError> {
+        let dim = model.header().dims.dim;
+        if dim as usize > N {
+            return Err(ModelError::DimensionMismatch {
+                model: dim,
+                expected: N as u32,
+            });
+        }
+        Ok(NeuralScore { model, lanes: None })
+    }
+    /// The coordinates the network gives: N, or the model's dimension in a padded state.
+    #[inline(always)]
+    fn outputs(&self) -> usize {
+        #[cfg(target_os = "none")]
+        return N;
+        #[cfg(not(target_os = "none"))]
+        return self.model.header().dims.dim as usize;
+    }
     /// The same score with full batches of [`LANES`] points evaluated by `forward`, which
     /// must compute what [`Model::forward_lanes`] does (typically: call it from a function
     /// compiled for wider vectors, after checking the CPU has them).
@@ -233,7 +257,7 @@ impl<'a, const N: usize> NeuralScore<'a, N> {
         let sigma = header.sde.sigma(t);
         let gain = header.gaussian_gain(t);
         forward(&mut a);
-        let eps = &a[..N.min(MAX_WIDTH)];
+        let eps = &a[..self.outputs().min(N).min(MAX_WIDTH)];
         for ((p, o), x) in out.iter_mut().enumerate().zip(xs).take(L) {
             for ((d, v), x) in o.iter_mut().enumerate().zip(x) {
                 let eps = eps.get(d).map_or(0.0, |row| row[p]);
@@ -257,6 +281,11 @@ impl<const N: usize> Score<N> for NeuralScore<'_, N> {
 
     fn score_batch(&self, xs: &[[f32; N]], t: f32, out: &mut [[f32; N]]) {
         if packed_scores(&self.model, xs, t, out) {
+            // The packed evaluation writes the model's coordinates only.
+            #[cfg(not(target_os = "none"))]
+            for o in out.iter_mut() {
+                o[self.outputs().min(N)..].fill(0.0);
+            }
             return;
         }
         // A chip has no stack for a lane buffer of LANES points (16 KiB): it scores the other

@@ -39,10 +39,13 @@ pub struct LangevinOptions {
     pub threads: usize,
 }
 
-/// Runs `n` independent chains from N(0, I) on `score`; returns their final states.
+/// Runs `n` independent chains from N(0, I) on `score`, in states of `N` coordinates of which
+/// the first `coordinates` are the target's (see [`crate::dims`]); returns their final
+/// states.
 pub fn run<S: Score<N> + Sync, const N: usize>(
     score: &S,
     o: &LangevinOptions,
+    coordinates: usize,
 ) -> Result<Vec<[f32; N]>> {
     let mut out = vec![[0.0f32; N]; o.n];
     let chains = |first: usize, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
@@ -72,6 +75,7 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     in_batches(
         out.as_flattened_mut(),
         N,
+        coordinates,
         o.seed,
         o.threads,
         &|first, xs, noises| chains(first, xs.as_chunks_mut().0, noises),
@@ -86,7 +90,7 @@ fn chain_error(chain: usize, e: impl std::fmt::Display) -> anyhow::Error {
 /// Runs `o` on `target`: `doublewell` or a mixture (see [`mixture`]) of any dimension.
 pub fn run_target(target: &str, o: &LangevinOptions) -> Result<Samples> {
     if target == "doublewell" {
-        let rows: Vec<[f32; 2]> = run(&tinyscore::DoubleWell::new(2.0)?, o)?;
+        let rows: Vec<[f32; 2]> = run(&tinyscore::DoubleWell::new(2.0)?, o, 2)?;
         return Ok(Samples::from_rows(&rows));
     }
     let mixture = mixture(target)?;
@@ -95,8 +99,9 @@ pub fn run_target(target: &str, o: &LangevinOptions) -> Result<Samples> {
 
 fn run_mixture<const N: usize>(mixture: &Mixture, o: &LangevinOptions) -> Result<Samples> {
     let components = mixture.components::<N>()?;
-    let rows = run(&crate::simd::exact_mixture(&components)?, o)?;
-    Ok(Samples::from_rows(&rows))
+    let target = crate::simd::exact_mixture(&components)?.with_coordinates(mixture.dim());
+    let rows = run(&target, o, mixture.dim())?;
+    Ok(Samples::from_padded_rows(&rows, mixture.dim()))
 }
 
 /// The names `--target` takes besides mixtures.

@@ -124,27 +124,46 @@ impl SampleOptions {
     }
 }
 
-/// A score for each forward process: the exact score depends on the SDE, a network's does not.
-pub trait ScoreFor<D: LinearSde, const N: usize> {
-    /// The score under `sde`.
+/// A score for the model SDE chosen (the exact score depends on the SDE, a network's does
+/// not), on states of `N` coordinates of which the first [`coordinates`](Self::coordinates)
+/// are the data's (the rest padding; see [`crate::dims`]).
+pub trait ScoreFor<const N: usize> {
+    /// The score under an SDE.
     type Score<'a>: Score<N> + Sync
     where
         Self: 'a;
     /// Builds it.
-    fn for_sde(&self, sde: D) -> Self::Score<'_>;
+    fn for_sde(&self, sde: ModelSde) -> Self::Score<'_>;
+    /// The data's coordinates.
+    fn coordinates(&self) -> usize;
 }
 
 /// The exact score of a Gaussian-mixture dataset, diffused by whichever SDE is chosen.
-pub struct ExactMixture<const N: usize>(pub Vec<Component<N>>);
+pub struct ExactMixture<const N: usize> {
+    components: Vec<Component<N>>,
+    coordinates: usize,
+}
 
-impl<D: LinearSde + Sync, const N: usize> ScoreFor<D, N> for ExactMixture<N> {
-    type Score<'a> = Diffused<D, GaussianMixture<'a, N>>;
-    fn for_sde(&self, sde: D) -> Self::Score<'_> {
+impl<const N: usize> ExactMixture<N> {
+    /// The components of `mixture` in states of `N` coordinates.
+    pub fn new(mixture: &Mixture) -> Result<Self> {
+        Ok(ExactMixture {
+            components: mixture.components::<N>()?,
+            coordinates: mixture.dim(),
+        })
+    }
+}
+
+impl<const N: usize> ScoreFor<N> for ExactMixture<N> {
+    type Score<'a> = Diffused<ModelSde, GaussianMixture<'a, N>>;
+    fn for_sde(&self, sde: ModelSde) -> Self::Score<'_> {
         // The components were validated when built; an empty list is refused by `new`.
-        Diffused::new(
-            sde,
-            crate::simd::exact_mixture(&self.0).expect("a mixture has components"),
-        )
+        let mixture =
+            crate::simd::exact_mixture(&self.components).expect("a mixture has components");
+        Diffused::new(sde, mixture.with_coordinates(self.coordinates))
+    }
+    fn coordinates(&self) -> usize {
+        self.coordinates
     }
 }
 
@@ -158,21 +177,23 @@ fn sample_exact_in<const N: usize>(
     sde: ModelSde,
     mixture: &Mixture,
 ) -> Result<Samples> {
-    // One SDE type for the three (an enum): a third of the code of one per SDE, for each
-    // dimension.
-    let exact = ExactMixture(mixture.components::<N>()?);
-    Ok(Samples::from_rows(&sample_with_sde(sde, options, &exact)?))
+    let exact = ExactMixture::<N>::new(mixture)?;
+    let rows = sample_with_sde(sde, options, &exact)?;
+    Ok(Samples::from_padded_rows(&rows, mixture.dim()))
 }
 
 /// A parsed model's network, whose SDE is the model's.
-impl<'m, const N: usize> ScoreFor<ModelSde, N> for Model<'m> {
+impl<'m, const N: usize> ScoreFor<N> for Model<'m> {
     type Score<'a>
         = NeuralScore<'m, N>
     where
         Self: 'a;
     fn for_sde(&self, _sde: ModelSde) -> Self::Score<'_> {
-        // Callers pick N from the model's header (see `sample_model`).
-        crate::simd::neural_score(*self).expect("N is the model's dimension")
+        // Callers pick N to hold the model's dimension (see `sample_model`).
+        crate::simd::neural_score(*self).expect("N holds the model's dimension")
+    }
+    fn coordinates(&self) -> usize {
+        self.header().dims.dim as usize
     }
 }
 
@@ -184,20 +205,21 @@ pub fn sample_model(model: Model<'_>, options: &SampleOptions) -> Result<Samples
 }
 
 fn sample_model_in<const N: usize>(model: Model<'_>, options: &SampleOptions) -> Result<Samples> {
-    let samples: Vec<[f32; N]> = sample_with_sde(model.header().sde, options, &model)?;
-    Ok(Samples::from_rows(&samples))
+    let rows: Vec<[f32; N]> = sample_with_sde(model.header().sde, options, &model)?;
+    Ok(Samples::from_padded_rows(
+        &rows,
+        model.header().dims.dim as usize,
+    ))
 }
 
 /// Runs `o` under `sde` with the score `make_score` builds for it.
-pub fn sample_with_sde<D, F, const N: usize>(
-    sde: D,
+pub fn sample_with_sde<F, const N: usize>(
+    sde: ModelSde,
     o: &SampleOptions,
     make_score: &F,
 ) -> Result<Vec<[f32; N]>>
 where
-    D: LinearSde + Sync,
-    F: ScoreFor<D, N>,
-    Ancestral: AncestralFor<D>,
+    F: ScoreFor<N>,
 {
     let schedule = match o.schedule {
         ScheduleKind::Uniform => Schedule::Uniform,
@@ -206,22 +228,34 @@ where
     };
     let grid = TimeGrid::new(schedule, sde.t_max(), o.t_end, o.steps)?;
     let score = make_score.for_sde(sde);
+    let coordinates = make_score.coordinates();
     macro_rules! run {
-        ($solver:expr) => {
+        ($solver:expr, $sde:expr) => {
             sample_particles(
                 &Sampler::new($solver, grid).with_denoise(o.denoise),
-                &sde,
+                $sde,
                 &score,
                 o.n,
                 o.seed,
                 o.threads,
+                coordinates,
             )
+        };
+        ($solver:expr) => {
+            run!($solver, &sde)
         };
     }
     match o.sampler {
         SamplerKind::Em => run!(EulerMaruyama),
         SamplerKind::Rd => run!(ReverseDiffusion),
-        SamplerKind::Ancestral => Ancestral::sample_with(&sde, &score, grid, o),
+        // Ancestral steps are defined for the VP (DDPM) and VE (SMLD) processes.
+        SamplerKind::Ancestral => match sde {
+            ModelSde::Vp(vp) => run!(Ancestral, &vp),
+            ModelSde::Ve(ve) => run!(Ancestral, &ve),
+            ModelSde::SubVp(_) => {
+                bail!("ancestral sampling is defined for the VP and VE SDEs only")
+            }
+        },
         SamplerKind::Pc => run!(PredictorCorrector {
             predictor: ReverseDiffusion,
             corrector: LangevinCorrector::default(),
@@ -238,52 +272,6 @@ where
                 2,
                 sigma_last
             )?)
-        }
-    }
-}
-
-/// Ancestral sampling where the SDE has it (VP, VE); sub-VP has none and is refused.
-pub trait AncestralFor<D: LinearSde> {
-    /// Samples with ancestral steps.
-    fn sample_with<S: Score<N> + Sync, const N: usize>(
-        sde: &D,
-        score: &S,
-        grid: TimeGrid,
-        o: &SampleOptions,
-    ) -> Result<Vec<[f32; N]>>;
-}
-
-macro_rules! ancestral_for {
-    ($sde:ty) => {
-        impl AncestralFor<$sde> for Ancestral {
-            fn sample_with<S: Score<N> + Sync, const N: usize>(
-                sde: &$sde,
-                score: &S,
-                grid: TimeGrid,
-                o: &SampleOptions,
-            ) -> Result<Vec<[f32; N]>> {
-                let sampler = Sampler::new(Ancestral, grid).with_denoise(o.denoise);
-                sample_particles(&sampler, sde, score, o.n, o.seed, o.threads)
-            }
-        }
-    };
-}
-ancestral_for!(VpSde);
-ancestral_for!(VeSde);
-
-impl AncestralFor<ModelSde> for Ancestral {
-    fn sample_with<S: Score<N> + Sync, const N: usize>(
-        sde: &ModelSde,
-        score: &S,
-        grid: TimeGrid,
-        o: &SampleOptions,
-    ) -> Result<Vec<[f32; N]>> {
-        match sde {
-            ModelSde::Vp(vp) => Ancestral::sample_with(vp, score, grid, o),
-            ModelSde::Ve(ve) => Ancestral::sample_with(ve, score, grid, o),
-            ModelSde::SubVp(_) => {
-                bail!("ancestral sampling is defined for the VP and VE SDEs only")
-            }
         }
     }
 }

@@ -16,7 +16,8 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .build()?)
 }
 
-/// Draws particles `0..n` of the run seeded with `seed`, on `threads` threads.
+/// Draws particles `0..n` of the run seeded with `seed`, on `threads` threads, in states of
+/// `N` coordinates of which the first `coordinates` are the data's (see [`crate::dims`]).
 pub fn sample_particles<P, D, S, const N: usize>(
     sampler: &Sampler<P>,
     sde: &D,
@@ -24,6 +25,7 @@ pub fn sample_particles<P, D, S, const N: usize>(
     n: usize,
     seed: u64,
     threads: usize,
+    coordinates: usize,
 ) -> Result<Vec<[f32; N]>>
 where
     P: Solver<D, N> + Sync,
@@ -34,6 +36,7 @@ where
     in_batches(
         out.as_flattened_mut(),
         N,
+        coordinates,
         seed,
         threads,
         &|first, xs, noises| {
@@ -50,12 +53,14 @@ where
 pub type BatchFn<'a> =
     dyn Fn(usize, &mut [f32], &mut [GaussianStream<DefaultRng>]) -> Result<()> + Sync + 'a;
 
-/// Runs `batch` on [`BATCH`]-particle chunks of `values` (`dim` coordinates per particle),
-/// particle i with noise stream i of `seed`, on a pool of `threads`. Not generic, so the
-/// thread-pool machinery is compiled once for every sampler, score and dimension.
+/// Runs `batch` on [`BATCH`]-particle chunks of `values` (`dim` coordinates per particle, of
+/// which the first `coordinates` are drawn from the noise), particle i with noise stream i
+/// of `seed`, on a pool of `threads`. Not generic, so the thread-pool machinery is compiled
+/// once for every sampler, score and dimension.
 pub fn in_batches(
     values: &mut [f32],
     dim: usize,
+    coordinates: usize,
     seed: u64,
     threads: usize,
     batch: &BatchFn<'_>,
@@ -67,7 +72,10 @@ pub fn in_batches(
             .try_for_each(|(chunk, xs)| {
                 let first = chunk * BATCH;
                 let particles = first as u64..(first + xs.len() / dim.max(1)) as u64;
-                let mut noises = crate::simd::particle_noises(seed, particles);
+                let mut noises: Vec<_> = crate::simd::particle_noises(seed, particles)
+                    .into_iter()
+                    .map(|noise| noise.with_coordinates(coordinates))
+                    .collect();
                 batch(first, xs, &mut noises)
             })
     })
