@@ -13,8 +13,8 @@
 use crate::error::{ParamError, SampleError, StepError};
 use crate::noise::GaussianStream;
 use crate::observe::Observer;
+use crate::score::checked_scores;
 use crate::score::Score;
-use crate::solver::checked_scores;
 use crate::{math, vector};
 use rand_core::Rng;
 

@@ -9,7 +9,7 @@
 //!
 //! The learned network implements the same trait, so every sampler takes it unchanged.
 
-use crate::error::ParamError;
+use crate::error::{ParamError, StepError};
 use crate::math;
 use crate::sde::LinearSde;
 
@@ -400,5 +400,22 @@ impl<const N: usize> Score<N> for DoubleWell {
                 -x[d]
             }
         })
+    }
+}
+
+/// The scores of `xs` at `t` into the first `xs.len()` entries of `out`, or an error naming
+/// the first particle whose score is not finite.
+#[inline]
+pub(crate) fn checked_scores<'o, S: Score<N>, const N: usize, const B: usize>(
+    score: &S,
+    xs: &[[f32; N]],
+    t: f32,
+    out: &'o mut [[f32; N]; B],
+) -> Result<&'o [[f32; N]], StepError> {
+    let out = &mut out[..xs.len().min(B)];
+    score.score_batch(&xs[..out.len()], t, out);
+    match crate::vector::first_non_finite(out) {
+        None => Ok(out),
+        Some(particle) => Err(StepError::NonFiniteScore { particle }),
     }
 }

@@ -109,7 +109,7 @@ fn deterministic_sampler_endpoints_match_within_f32_rounding_over_the_steps() {
             // each contributing ≤ u relative to the state's scale (≈ 2, the mode radius); the
             // flow contracts onto the modes, so errors add at most linearly: K·20·u·2 relative
             // to max(|x|, 1), i.e. 2.4·10⁻⁵ at K = 10 and 2.4·10⁻⁴ at K = 100 — inside the
-            // issue's 10⁻³ ceiling.
+            // required 10⁻³ ceiling.
             let tolerance = steps as f64 * 20.0 * U * 2.0;
             let mut worst = 0.0f64;
             for (g, e) in got.iter().zip(&expected) {

@@ -32,7 +32,7 @@ use crate::error::{ParticleError, SampleError, StepError};
 use crate::grid::TimeGrid;
 use crate::noise::GaussianStream;
 use crate::observe::Observer;
-use crate::score::Score;
+use crate::score::{checked_scores, Score};
 use crate::sde::LinearSde;
 use crate::vector;
 use rand_core::Rng;
@@ -60,23 +60,6 @@ pub trait Solver<D: LinearSde, const N: usize> {
         states: &mut [Self::State],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError>;
-}
-
-/// The scores of `xs` at `t` into the first `xs.len()` entries of `out`, or an error naming
-/// the first particle whose score is not finite.
-#[inline]
-pub(crate) fn checked_scores<'o, S: Score<N>, const N: usize, const B: usize>(
-    score: &S,
-    xs: &[[f32; N]],
-    t: f32,
-    out: &'o mut [[f32; N]; B],
-) -> Result<&'o [[f32; N]], StepError> {
-    let out = &mut out[..xs.len().min(B)];
-    score.score_batch(&xs[..out.len()], t, out);
-    match vector::first_non_finite(out) {
-        None => Ok(out),
-        Some(particle) => Err(StepError::NonFiniteScore { particle }),
-    }
 }
 
 /// Runs a [`Solver`] over a [`TimeGrid`], optionally ending with a denoising step.

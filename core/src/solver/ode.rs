@@ -5,10 +5,11 @@
 //! data prediction `x̂₀ = (x + σ_t²s)/α_t` and integrate the linear part exactly in the
 //! log-SNR `λ = ln(α/σ)` (Lu et al., DPM-Solver and DPM-Solver++, 2022).
 
-use super::{checked_scores, Solver};
+use super::Solver;
 use crate::error::StepError;
 use crate::math;
 use crate::noise::GaussianStream;
+use crate::score::checked_scores;
 use crate::score::Score;
 use crate::sde::LinearSde;
 use crate::vector;

@@ -1,9 +1,10 @@
 //! Stochastic reverse-time solvers: they integrate the reverse SDE or run Langevin dynamics.
 
-use super::{checked_scores, Solver};
+use super::Solver;
 use crate::error::{ParamError, StepError};
 use crate::mcmc::langevin_update;
 use crate::noise::{self, GaussianStream};
+use crate::score::checked_scores;
 use crate::score::Score;
 use crate::sde::{LinearSde, Sde, VeSde, VpSde};
 use crate::{math, vector};
