@@ -274,6 +274,8 @@ fn sample_file(path: &Path, options: &SampleOptions, data_units: bool) -> Result
 
 /// Runs the demo, writing samples and `report.md` into `out`; returns the report's text.
 pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
+    // Checked before any work: the metrics compare at least two points.
+    anyhow::ensure!(n >= 2, "-n must be at least 2");
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let trained = trained_section(out, n, seed)?;
     let dataset = Dataset::EightGaussians;

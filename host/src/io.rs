@@ -14,49 +14,54 @@ pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
+    let context = || format!("cannot write {}", path.display());
     if is_special(path) {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .with_context(context)?;
         let mut buffered = std::io::BufWriter::new(file);
-        write(&mut buffered)?;
-        return Ok(buffered.flush()?);
+        write(&mut buffered).with_context(context)?;
+        return buffered.flush().with_context(context);
     }
+    let mut tmp = temporary_in(path, "")?;
+    {
+        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+        write(&mut buffered).with_context(context)?;
+        buffered.flush().with_context(context)?;
+    }
+    commit_temporary(tmp, path)
+}
+
+/// A temporary file for `path` in its directory (created if missing), named with `suffix`,
+/// made as a new file would be (mode 0666 less the umask) or, replacing a file, keeping that
+/// file's permissions when it is committed.
+fn temporary_in(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.suffix(suffix);
+    #[cfg(unix)]
     {
-        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut buffered)?;
-        buffered.flush()?;
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
 /// A temporary file beside `path` with the same extension (for writers that open a path
 /// and pick the format by its extension); [`commit_temporary`] renames it into place.
 pub fn temporary_sibling(path: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let suffix = path
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    tempfile::Builder::new()
-        .suffix(&suffix)
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+    temporary_in(path, &suffix)
 }
 
 /// Whether `path` exists and is not a regular file (a device or a pipe), which the writers
@@ -68,13 +73,16 @@ fn is_special(path: &Path) -> bool {
 /// Renames a finished temporary file (from [`temporary_sibling`]) to `path` (or, for a device
 /// or a pipe, copies it there; see [`write_atomically`]).
 pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    let context = || format!("cannot write {}", path.display());
     if is_special(path) {
-        let bytes = std::fs::read(tmp.path())?;
+        let bytes = std::fs::read(tmp.path()).with_context(context)?;
         return write_atomically(path, |w| Ok(w.write_all(&bytes)?));
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    if let Ok(existing) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), existing.permissions()).with_context(context)?;
+    }
+    tmp.as_file().sync_all().with_context(context)?;
+    tmp.persist(path).with_context(context)?;
     Ok(())
 }
 
@@ -90,6 +98,15 @@ pub fn write_csv(path: &Path, samples: &Samples) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `cell` for a message: at most 40 characters, with `…` where it was cut.
+fn shortened(cell: &str) -> String {
+    const MAX: usize = 40;
+    match cell.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}…", &cell[..end]),
+        None => cell.to_owned(),
+    }
 }
 
 /// Reads a CSV of points: a header row of column names, then one point per row, all finite
@@ -126,16 +143,27 @@ pub fn read_csv(path: &Path) -> Result<Points> {
         for (column, cell) in record.iter().enumerate() {
             let value: f64 = cell.parse().map_err(|_| {
                 anyhow::anyhow!(
-                    "{}: line {line}, column {}: `{cell}` is not a number",
+                    "{}: line {line}, column {}: `{}` is not a number",
                     path.display(),
-                    column + 1
+                    column + 1,
+                    shortened(cell)
                 )
             })?;
             if !value.is_finite() {
                 bail!(
-                    "{}: line {line}, column {}: `{cell}` is not finite",
+                    "{}: line {line}, column {}: `{}` is not finite",
                     path.display(),
-                    column + 1
+                    column + 1,
+                    shortened(cell)
+                );
+            }
+            // Everything downstream (training, sampling, the chip) computes in f32.
+            if value.abs() > f32::MAX as f64 {
+                bail!(
+                    "{}: line {line}, column {}: `{}` is beyond the f32 range (±3.4e38)",
+                    path.display(),
+                    column + 1,
+                    shortened(cell)
                 );
             }
             values.push(value);

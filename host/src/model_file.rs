@@ -286,15 +286,16 @@ pub fn import_safetensors(
         None => sde_from_text(
             metadata
                 .get("sde")
-                .context("no `sde` in the metadata: pass the SDE explicitly")?,
+                .context("no `sde` in the metadata: give it with `tinyscore import --sde`")?,
         )?,
     };
     let (mean, std) = match normalization {
         Some(n) => n,
         None => {
-            let data = metadata
-                .get("data")
-                .context("no `data` in the metadata: pass the normalisation explicitly")?;
+            let data = metadata.get("data").context(
+                "no `data` in the metadata: give the normalisation with `tinyscore import \
+                     --mean … --std …`",
+            )?;
             let read = |key| {
                 numbers_after(data, key)
                     .with_context(|| format!("no `{key}=[…]` in the metadata's data"))
@@ -303,6 +304,13 @@ pub fn import_safetensors(
             (as_f32(read("mean")?), as_f32(read("std")?))
         }
     };
+    ensure!(
+        mean.len() == dims.dim as usize && std.len() == dims.dim as usize,
+        "the normalisation has {} means and {} stds for a {}-dimensional model",
+        mean.len(),
+        std.len(),
+        dims.dim
+    );
     let output = match metadata.get("output").map(String::as_str) {
         None | Some(OUTPUT_NOISE) => Output::Noise,
         Some(OUTPUT_RESIDUAL) => Output::GaussianResidual,

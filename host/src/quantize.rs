@@ -346,6 +346,9 @@ pub const LOW_TAILS: [f64; 12] = [
 /// the large ε̂ that pull far-off particles back, and clipping it too let samples stray.
 pub const HIGH_TAIL: f64 = 1e-4;
 
+/// The most calibration (or evaluation) points `quantize` takes.
+pub const MAX_POINTS: usize = 1 << 20;
+
 /// Values per tensor the clipping search looks at (an even subsample of the sorted values).
 const SEARCH_VALUES: usize = 1 << 16;
 
@@ -711,6 +714,17 @@ pub fn quantize_file(
     out: &std::path::Path,
 ) -> Result<QuantizationReport> {
     use anyhow::Context;
+    ensure!(
+        (1..=MAX_POINTS).contains(&calibration_points) && (1..=MAX_POINTS).contains(&eval_points),
+        "--calib-points and --eval-points must be 1 to {MAX_POINTS} (calibration holds every \
+         activation of every point in memory)"
+    );
+    let same_file = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
+    ensure!(
+        !same_file(input, out),
+        "--out {} is the f32 model itself: write the int8 model to another file",
+        out.display()
+    );
     let float = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let model = Model::parse(&float).with_context(|| format!("{}", input.display()))?;
     ensure!(

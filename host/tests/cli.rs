@@ -640,3 +640,407 @@ fn an_output_pipe_stays_a_pipe_and_gets_the_samples() {
     let csv = reader.join().unwrap();
     assert_eq!(csv.lines().count(), 1 + 7, "{csv}");
 }
+
+/// Runs `tinyscore args…`, which must fail with a message containing `says`; returns it.
+fn refused(args: &[&str], says: &str) -> String {
+    let o = tinyscore(args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "{args:?} was accepted");
+    assert!(
+        stderr.contains(says),
+        "{args:?}: expected a message with `{says}`, got: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn flags_that_do_not_apply_are_refused_not_ignored() {
+    let dir = scratch("flags");
+    let model = dir.join("m.tsm");
+    tinyscore_ok(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "--hidden",
+        "8",
+        "--out",
+        path_str(&model),
+    ]);
+    let out = dir.join("s.csv");
+    let sample = ["sample", "-n", "4", "--steps", "2", "--out", path_str(&out)];
+    refused(
+        &[&sample[..], &["--model", path_str(&model), "--sde", "ve"]].concat(),
+        "--sde",
+    );
+    refused(
+        &[&sample[..], &["--exact", "8gaussians", "--normalized"]].concat(),
+        "cannot be used with",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn thread_batch_and_point_counts_have_documented_limits() {
+    let dir = scratch("limits");
+    let out = dir.join("t.csv");
+    let sample = [
+        "sample",
+        "--exact",
+        "8gaussians",
+        "-n",
+        "100",
+        "--steps",
+        "10",
+    ];
+    refused(
+        &[
+            &sample[..],
+            &["--threads", "100000", "--out", path_str(&out)],
+        ]
+        .concat(),
+        "at most",
+    );
+    refused(
+        &[
+            &sample[..],
+            &["--threads", "18446744073709551615", "--out", path_str(&out)],
+        ]
+        .concat(),
+        "at most",
+    );
+    let help = String::from_utf8_lossy(&tinyscore_ok(&["sample", "--help"]).stdout).into_owned();
+    assert!(help.contains("at most 4 per core"), "{help}");
+    let model = dir.join("x.tsm");
+    refused(
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--batch",
+            "100000000",
+            "--out",
+            path_str(&model),
+        ],
+        "--batch must be 1 to 1048576",
+    );
+    assert!(!model.exists());
+    refused(
+        &[
+            "langevin",
+            "--target",
+            "doublewell",
+            "-n",
+            "0",
+            "--step=-1",
+            "--out",
+            path_str(&out),
+        ],
+        "-n must be at least 1",
+    );
+    refused(
+        &[
+            "langevin",
+            "--target",
+            "doublewell",
+            "-n",
+            "5",
+            "--step=-1",
+            "--out",
+            path_str(&out),
+        ],
+        "step_size",
+    );
+    refused(
+        &["demo", "-n", "0", "--out", path_str(&dir.join("demo"))],
+        "-n must be at least 2",
+    );
+    assert!(
+        !dir.join("demo").exists(),
+        "demo -n 0 began before refusing"
+    );
+    for seconds in ["NaN", "0", "-1", "inf"] {
+        refused(&["bench", &format!("--seconds={seconds}")], "--seconds");
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn training_refuses_a_negative_weight_decay_and_resuming_on_other_data() {
+    let dir = scratch("train-checks");
+    let model = dir.join("d.tsm");
+    refused(
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--weight-decay=-5",
+            "--steps",
+            "300",
+            "--out",
+            path_str(&model),
+        ],
+        "--weight-decay",
+    );
+    assert!(!model.exists());
+    let common = [
+        "--steps",
+        "40",
+        "--batch",
+        "16",
+        "--hidden",
+        "8",
+        "--checkpoint-every",
+        "20",
+    ];
+    tinyscore_ok(
+        &[
+            &["train", "--data", "moons"][..],
+            &common,
+            &["--out", path_str(&model)],
+        ]
+        .concat(),
+    );
+    let message = refused(
+        &[
+            &["train", "--data", "8gaussians"][..],
+            &common,
+            &["--resume", "--out", path_str(&model)],
+        ]
+        .concat(),
+        "other data",
+    );
+    assert!(message.contains("cannot resume"), "{message}");
+    // A setting that differs is named, with both values, not the whole configuration.
+    let message = refused(
+        &[
+            &["train", "--data", "moons", "--lr", "0.5"][..],
+            &common,
+            &["--resume", "--out", path_str(&model)],
+        ]
+        .concat(),
+        "lr: 0.5 → 0.01",
+    );
+    assert!(!message.contains("fourier_scale"), "{message}");
+}
+
+#[test]
+fn csv_values_beyond_f32_are_named_and_long_cells_are_cut() {
+    let dir = scratch("csv-range");
+    let csv = dir.join("ov.csv");
+    std::fs::write(&csv, "x,y\n1e39,2\n.5,.1\n.2,.3\n.7,.9\n").unwrap();
+    let model = dir.join("o.tsm");
+    refused(
+        &["train", "--data", path_str(&csv), "--out", path_str(&model)],
+        "line 2, column 1: `1e39` is beyond the f32 range",
+    );
+    std::fs::write(&csv, "x,y\n1e300,2\n.5,.1\n").unwrap();
+    refused(
+        &["eval", path_str(&csv), "--against", "moons"],
+        "beyond the f32 range",
+    );
+    let long = "9".repeat(1_000_000) + "x";
+    std::fs::write(&csv, format!("x,y\n{long},2\n")).unwrap();
+    let message = refused(
+        &["eval", path_str(&csv), "--against", "moons"],
+        "is not a number",
+    );
+    assert!(
+        message.len() < 1000,
+        "the message repeats the cell: {} bytes",
+        message.len()
+    );
+}
+
+#[test]
+fn outputs_keep_the_umask_and_an_overwritten_files_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("modes");
+    let out = dir.join("p.csv");
+    // `tinyscore sample …` under the given umask.
+    let sample = |umask: &str| {
+        let o = Command::new("sh")
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_tinyscore"))
+            .args([
+                "sample",
+                "--exact",
+                "8gaussians",
+                "-n",
+                "4",
+                "--steps",
+                "2",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    sample("022");
+    assert_eq!(mode(&out), 0o644, "a new output is not 0666 less the umask");
+    std::fs::remove_file(&out).unwrap();
+    sample("077");
+    assert_eq!(mode(&out), 0o600, "a new output is not 0666 less the umask");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o664)).unwrap();
+    sample("022");
+    assert_eq!(mode(&out), 0o664, "overwriting changed the file's mode");
+}
+
+#[test]
+fn quantize_refuses_to_overwrite_its_input_and_import_takes_the_sde() {
+    let dir = scratch("quantize-self");
+    let model = dir.join("m.tsm");
+    tinyscore_ok(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "--hidden",
+        "8",
+        "--out",
+        path_str(&model),
+    ]);
+    let before = std::fs::read(&model).unwrap();
+    refused(
+        &[
+            "quantize",
+            path_str(&model),
+            "--calib",
+            "moons",
+            "--out",
+            path_str(&model),
+        ],
+        "is the f32 model itself",
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    refused(
+        &[
+            "quantize",
+            path_str(&model),
+            "--calib",
+            "moons",
+            "--calib-points",
+            "100000000",
+            "--out",
+            path_str(&dir.join("q.tsm")),
+        ],
+        "--calib-points",
+    );
+    // A safetensors file without metadata: the message names the options, which work.
+    let bare = dir.join("bare.safetensors");
+    let with_metadata = dir.join("full.safetensors");
+    tinyscore_ok(&[
+        "export",
+        path_str(&model),
+        "--format",
+        "safetensors",
+        "--out",
+        path_str(&with_metadata),
+    ]);
+    strip_safetensors_metadata(&with_metadata, &bare);
+    let imported = dir.join("i.tsm");
+    refused(
+        &["import", path_str(&bare), "--out", path_str(&imported)],
+        "--sde",
+    );
+    refused(
+        &[
+            "import",
+            path_str(&bare),
+            "--sde",
+            "vp",
+            "--out",
+            path_str(&imported),
+        ],
+        "--mean",
+    );
+    tinyscore_ok(&[
+        "import",
+        path_str(&bare),
+        "--sde",
+        "vp",
+        "--mean=0.5,-0.25",
+        "--std",
+        "0.9,0.5",
+        "--out",
+        path_str(&imported),
+    ]);
+}
+
+/// Copies a safetensors file without its `__metadata__`.
+fn strip_safetensors_metadata(from: &Path, to: &Path) {
+    let bytes = std::fs::read(from).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    header.as_object_mut().unwrap().remove("__metadata__");
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    std::fs::write(to, out).unwrap();
+}
+
+#[test]
+fn reserved_header_bytes_must_be_zero() {
+    let dir = scratch("reserved");
+    let model = dir.join("m.tsm");
+    tinyscore_ok(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "--hidden",
+        "8",
+        "--out",
+        path_str(&model),
+    ]);
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes[37] = 1;
+    let body = bytes.len() - 4;
+    let crc = crc32(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    let forged = dir.join("forged.tsm");
+    std::fs::write(&forged, &bytes).unwrap();
+    refused(
+        &[
+            "sample",
+            "--model",
+            path_str(&forged),
+            "-n",
+            "2",
+            "--out",
+            path_str(&dir.join("s.csv")),
+        ],
+        "reserved header byte 37",
+    );
+}
+
+/// CRC-32 (zlib's), bit by bit.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}

@@ -9,12 +9,17 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Seconds per figure.
+    /// Seconds per figure (more than 0, at most 600).
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    anyhow::ensure!(
+        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
+        "--seconds {}: give a duration of more than 0 and at most 600 seconds",
+        args.seconds
+    );
     let report = tinyscore_host::bench::run(args.seconds);
     if args.json {
         outln!("{}", serde_json::to_string(&report)?);

@@ -35,7 +35,7 @@ pub struct Args {
     /// Seed (chain i uses stream i).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Threads (0: all cores); the output does not depend on it.
+    /// Threads (0: all cores; at most 4 per core); the output does not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Output CSV.

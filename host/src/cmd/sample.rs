@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, value_name = "MODEL.tsm")]
     model: Option<PathBuf>,
     /// With --model: write the model's normalised coordinates instead of data units.
-    #[arg(long, requires = "model")]
+    #[arg(long, conflicts_with = "exact")]
     normalized: bool,
     /// The forward process (with --exact; a model has its own).
     #[arg(long, value_enum, default_value = "vp", conflicts_with = "model")]
@@ -44,7 +44,7 @@ pub struct Args {
     /// Seed (particle i uses stream i of this seed).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Threads (0: all cores); the output does not depend on it.
+    /// Threads (0: all cores; at most 4 per core); the output does not depend on it.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Output CSV.

@@ -45,7 +45,7 @@ pub struct Args {
     /// Optimiser steps.
     #[arg(long, default_value_t = TrainConfig::default().steps)]
     steps: u64,
-    /// Batch size.
+    /// Batch size (at most 1 048 576).
     #[arg(long, default_value_t = TrainConfig::default().batch)]
     batch: usize,
     /// Peak learning rate (linear warm-up, cosine decay).
@@ -74,7 +74,8 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Threads (0: one per core); a run is deterministic for a fixed seed and thread count.
+    /// Threads (0: one per core; at most 4 per core); a run is deterministic for a fixed seed
+    /// and thread count.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Write a checkpoint (`OUT.ckpt`) every this many steps (0: never).
@@ -112,12 +113,9 @@ pub fn run(args: Args) -> Result<()> {
     let checkpoint_path = args.out.with_extension("ckpt");
     let mut state = if args.resume {
         let state = TrainState::load(&checkpoint_path)?;
-        anyhow::ensure!(
-            state.config == config,
-            "{} was started with other settings: {:?}",
-            checkpoint_path.display(),
-            state.config
-        );
+        state
+            .check_resumes(&config, &points)
+            .with_context(|| format!("cannot resume {}", checkpoint_path.display()))?;
         eprintln!("resuming at step {}", state.step);
         state
     } else {

@@ -89,6 +89,16 @@ fn chain_error(chain: usize, e: impl std::fmt::Display) -> anyhow::Error {
 
 /// Runs `o` on `target`: `doublewell` or a mixture (see [`mixture`]) of any dimension.
 pub fn run_target(target: &str, o: &LangevinOptions) -> Result<Samples> {
+    anyhow::ensure!(o.n > 0, "-n must be at least 1");
+    // The dynamics' parameters are checked before any chain runs.
+    match o.method {
+        Method::Ula => {
+            Ula::new(o.step)?;
+        }
+        Method::Underdamped => {
+            Underdamped::new(o.mass, o.friction, o.kt, o.step)?;
+        }
+    }
     if target == "doublewell" {
         let rows: Vec<[f32; 2]> = run(&tinyscore::DoubleWell::new(2.0)?, o, 2)?;
         return Ok(Samples::from_rows(&rows));

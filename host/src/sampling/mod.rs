@@ -221,6 +221,7 @@ pub fn sample_with_sde<F, const N: usize>(
 where
     F: ScoreFor<N>,
 {
+    anyhow::ensure!(o.n > 0, "-n must be at least 1");
     let schedule = match o.schedule {
         ScheduleKind::Uniform => Schedule::Uniform,
         ScheduleKind::Karras => Schedule::Karras { rho: 7.0 },

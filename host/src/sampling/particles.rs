@@ -9,8 +9,19 @@ use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
 /// that the solvers' stack scratch stays small.
 pub const BATCH: usize = 64;
 
-/// A rayon pool of `threads` threads (0: one per core).
+/// The most threads a command takes: four per core (more only adds the cost of starting
+/// them).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A rayon pool of `threads` threads (0: one per core; at most [`max_threads`]).
 pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    anyhow::ensure!(
+        threads <= max_threads(),
+        "--threads {threads}: at most {} on this machine (4 per core; 0 takes one per core)",
+        max_threads()
+    );
     Ok(rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?)

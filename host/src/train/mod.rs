@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tinyscore::model::{Dims, Output};
 use tinyscore::{particle_noise, LinearSde, ModelSde};
 
+/// The largest batch `train` takes.
+pub const MAX_BATCH: usize = 1 << 20;
+
 /// What to train and how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -110,7 +113,11 @@ impl TrainConfig {
     }
     fn check(&self) -> Result<()> {
         ensure!(self.steps > 0, "--steps must be at least 1");
-        ensure!(self.batch > 0, "--batch must be at least 1");
+        ensure!(
+            (1..=MAX_BATCH).contains(&self.batch),
+            "--batch must be 1 to {MAX_BATCH} (a batch's activations and gradients are held in \
+             memory: about 3 KiB an example for the default network)"
+        );
         ensure!(
             self.lr.is_finite() && self.lr > 0.0,
             "--lr must be a positive number"
@@ -122,6 +129,10 @@ impl TrainConfig {
         ensure!(
             self.fourier_scale.is_finite() && self.fourier_scale > 0.0,
             "the Fourier scale must be positive"
+        );
+        ensure!(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            "--weight-decay must be 0 or more (it shrinks the weights; a negative one grows them)"
         );
         Ok(())
     }
@@ -174,9 +185,64 @@ pub struct TrainState {
     pub ema: Vec<f32>,
     /// Loss of the last step.
     pub last_loss: f32,
+    /// A fingerprint of the training data ([`data_fingerprint`]), so that a run resumes only
+    /// on the data it started with (empty in checkpoints written without one).
+    #[serde(default)]
+    pub data: String,
+}
+
+/// A fingerprint of a training set: its size and a 64-bit FNV-1a hash of its values' bits.
+pub fn data_fingerprint(data: &Points) -> String {
+    let hash = data.values.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+        v.to_bits()
+            .to_le_bytes()
+            .iter()
+            .fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+    });
+    format!(
+        "{} points of {} coordinates, hash {hash:016x}",
+        data.len(),
+        data.dim
+    )
+}
+
+impl TrainConfig {
+    /// The settings in which `other` differs from this configuration, each as
+    /// `name: this → other`.
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
+        let (a, b) = (serde_json::json!(self), serde_json::json!(other));
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+            return Vec::new();
+        };
+        a.iter()
+            .filter(|(key, value)| b.get(*key) != Some(value))
+            .map(|(key, value)| {
+                let theirs = b.get(key).map_or("—".to_owned(), |v| v.to_string());
+                format!("{key}: {value} → {theirs}")
+            })
+            .collect()
+    }
 }
 
 impl TrainState {
+    /// Checks that this checkpoint continues a run of `config` on `data`, naming what
+    /// differs otherwise.
+    pub fn check_resumes(&self, config: &TrainConfig, data: &Points) -> Result<()> {
+        let differences = config.differences(&self.config);
+        ensure!(
+            differences.is_empty(),
+            "the checkpoint was started with other settings (this run → the checkpoint's): {}",
+            differences.join(", ")
+        );
+        let fingerprint = data_fingerprint(data);
+        ensure!(
+            self.data.is_empty() || self.data == fingerprint,
+            "the checkpoint was trained on other data ({}; this run has {fingerprint})",
+            self.data
+        );
+        Ok(())
+    }
+
     /// A fresh run on `data`: normalisation from the data, PyTorch's `Linear` initialisation
     /// (uniform in ±1/√fan_in), Gaussian Fourier frequencies.
     pub fn new(config: TrainConfig, data: &Points) -> Result<TrainState> {
@@ -222,6 +288,7 @@ impl TrainState {
             ema: params.clone(),
             params,
             last_loss: f32::NAN,
+            data: data_fingerprint(data),
             config,
         })
     }
