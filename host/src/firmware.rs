@@ -111,10 +111,8 @@ pub fn elf_size(elf: &[u8]) -> Result<(u64, u64)> {
 /// Builds and runs the firmware for `run` on `board`, and reports its flash, static RAM and
 /// measured stack.
 pub fn size(board: Board, run_settings: &FirmwareRun) -> Result<Size> {
-    let output = build_and_run_mode(board, run_settings, Mode::Sample, &std::env::temp_dir())?;
-    let elf_path = elf_path(board);
-    let elf =
-        std::fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
+    let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
+    let (output, elf) = build_and_run_mode(board, run_settings, Mode::Sample, work.path())?;
     let (flash, ram) = elf_size(&elf)?;
     let stack = output
         .lines()
@@ -138,7 +136,7 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
     // A file that does not parse still goes to the chip, which reports why it refuses it.
     let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
     let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
-    let stdout = build_and_run_mode(board, run, Mode::Sample, work.path())?;
+    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())?;
     let dim = dim.with_context(|| format!("{}", run.model.display()))?;
     let samples = match run.sink {
         Sink::Defmt => parse_samples(&stdout, dim)?,
@@ -206,8 +204,17 @@ impl Board {
 const QEMU_TIMEOUT_S: u32 = 120;
 
 /// Builds the firmware for `run` and `board`, runs it in QEMU (in `work`, where semihosting
-/// writes files) and returns what it printed.
-fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) -> Result<String> {
+/// writes files) and returns what it printed and the ELF it ran.
+///
+/// Builds share the firmware's target directory, so one command at a time builds: each holds
+/// a lock on `firmware/target/tinyscore-build.lock` from the build until its ELF is copied
+/// into `work`, and QEMU runs the copy.
+fn build_and_run_mode(
+    board: Board,
+    run: &FirmwareRun,
+    mode: Mode,
+    work: &Path,
+) -> Result<(String, Vec<u8>)> {
     let sampler = match run.sampler {
         SamplerKind::Em | SamplerKind::Pc | SamplerKind::OdeHeun | SamplerKind::Ald => {
             run.sampler.name()
@@ -219,6 +226,7 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) 
     };
     let model = std::fs::canonicalize(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
+    let lock = build_lock()?;
     let build = Command::new("cargo")
         .current_dir(firmware_dir())
         .args(["build", "--release", "-q", "--target", board.target()])
@@ -249,11 +257,17 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) 
         .context("cannot run cargo to build the firmware")?;
     if !build.status.success() {
         bail!(
-            "the firmware does not build for {board:?}:\n{}",
+            "the firmware does not build for {}:\n{}",
+            board.name(),
             String::from_utf8_lossy(&build.stderr).trim_end()
         );
     }
-    let elf_path = elf_path(board);
+    let built = elf_path(board);
+    let elf = std::fs::read(&built).with_context(|| format!("cannot read {}", built.display()))?;
+    let elf_path = work.join("firmware.elf");
+    std::fs::write(&elf_path, &elf)
+        .with_context(|| format!("cannot write {}", elf_path.display()))?;
+    drop(lock);
     let mut qemu = Command::new("timeout");
     qemu.arg(QEMU_TIMEOUT_S.to_string())
         .arg("qemu-system-arm")
@@ -272,8 +286,6 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) 
         .arg(&elf_path)
         .output()
         .context("cannot run qemu-system-arm (install it: apt-get install qemu-system-arm)")?;
-    let elf =
-        std::fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
     let stdout = decode_defmt(&elf, &output.stdout)?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -288,11 +300,12 @@ fn build_and_run_mode(board: Board, run: &FirmwareRun, mode: Mode, work: &Path) 
             None => "killed by a signal".to_string(),
         };
         bail!(
-            "the firmware failed on {board:?} ({why}): {reported}\n{}",
+            "the firmware failed on {} ({why}): {reported}\n{}",
+            board.name(),
             stderr.trim_end()
         );
     }
-    Ok(stdout)
+    Ok((stdout, elf))
 }
 
 /// Instructions the Cortex-M4F spends (QEMU counts instructions, not cycles).
@@ -326,7 +339,8 @@ const INSTRUCTIONS_PER_TICK: f64 = 40.0;
 
 /// Counts instructions on the Cortex-M4F for the model in `run`.
 pub fn count(run: &FirmwareRun) -> Result<Counts> {
-    let output = build_and_run_mode(Board::QemuM4, run, Mode::Count, &std::env::temp_dir())?;
+    let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
+    let (output, _) = build_and_run_mode(Board::QemuM4, run, Mode::Count, work.path())?;
     let field = |key: &str| -> Result<f64> {
         output
             .lines()
@@ -359,6 +373,24 @@ pub fn count(run: &FirmwareRun) -> Result<Counts> {
         per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
         per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK / run.particles.max(1) as f64,
     })
+}
+
+/// The lock a firmware build holds from its `cargo build` until its ELF is copied out of the
+/// shared target directory (released when dropped): two commands at once build one after the
+/// other, and each runs and decodes the firmware it built.
+pub fn build_lock() -> Result<std::fs::File> {
+    let dir = firmware_dir().join("target");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("tinyscore-build.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 /// The firmware ELF of the last build for `board`.

@@ -31,8 +31,8 @@ fn require_qemu() {
     );
 }
 
-/// The firmware's build directory is shared: one build-and-run at a time, or a test could
-/// run the binary another test just rebuilt with its own model.
+/// One QEMU run at a time: the runs are long, and two at once on a 2-core machine only slow
+/// each other. (Concurrent runs are safe: `two_runs_at_once_each_get_their_own_firmware`.)
 static FIRMWARE: Mutex<()> = Mutex::new(());
 
 /// Each sample's coordinates' bits, row after row.
@@ -223,4 +223,60 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
         counts.per_score_lockstep < counts.per_score,
         "the batch does not share its time features' work: {counts:?}"
     );
+}
+
+#[test]
+fn a_run_waits_for_the_build_lock() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ref-int8.tsm");
+    std::fs::write(&model, reference_int8().1).unwrap();
+    let lock = firmware::build_lock().unwrap();
+    let run = std::thread::spawn(move || {
+        let run = FirmwareRun {
+            model,
+            sampler: SamplerKind::Em,
+            steps: STEPS,
+            particles: PARTICLES,
+            seed: SEED,
+            sink: Sink::Defmt,
+        };
+        firmware::run(Board::QemuM4, &run).map(|s| s.len())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        !run.is_finished(),
+        "the run built while another build held the lock"
+    );
+    drop(lock);
+    let got = run.join().unwrap();
+    assert_eq!(got.unwrap_or_else(|e| panic!("{e:#}")), PARTICLES);
+}
+
+#[test]
+fn two_runs_at_once_each_get_their_own_firmware() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ref-int8.tsm");
+    std::fs::write(&model, reference_int8().1).unwrap();
+    // Two builds with different settings, started together without the test's lock: each
+    // must run (and decode with) the firmware it built, not the one the other built after.
+    let runs = [(SamplerKind::Em, 16), (SamplerKind::Pc, 4)].map(|(sampler, particles)| {
+        let model = model.clone();
+        std::thread::spawn(move || {
+            let run = FirmwareRun {
+                model,
+                sampler,
+                steps: STEPS,
+                particles,
+                seed: SEED,
+                sink: Sink::Defmt,
+            };
+            firmware::run(Board::QemuM4, &run).map(|s| s.len())
+        })
+    });
+    for (handle, expected) in runs.into_iter().zip([16, 4]) {
+        let got = handle.join().unwrap();
+        assert_eq!(got.unwrap_or_else(|e| panic!("{e:#}")), expected);
+    }
 }
