@@ -166,6 +166,9 @@ impl<R: Rng> GaussianStream<R> {
     #[inline]
     pub fn normal<const N: usize>(&mut self) -> [f32; N] {
         let drawn = self.drawn::<N>();
+        if drawn >= N {
+            return core::array::from_fn(|_| self.sample());
+        }
         core::array::from_fn(|d| if d < drawn { self.sample() } else { 0.0 })
     }
 
@@ -187,7 +190,12 @@ impl<R: Rng> GaussianStream<R> {
         let mut group_out = out[..len].chunks_exact_mut(LANES);
         for (streams, out) in (&mut groups).zip(&mut group_out) {
             if streams.iter().all(|s| s.spare.is_none()) {
-                Self::fresh_normals(streams, out, drawn);
+                // The unpadded case with its constant trip count, which unrolls.
+                if drawn >= N {
+                    Self::fresh_normals(streams, out, N);
+                } else {
+                    Self::fresh_normals(streams, out, drawn);
+                }
                 continue;
             }
             // How many coordinates of each vector are filled: a stream's spare comes first.
@@ -242,6 +250,7 @@ impl<R: Rng> GaussianStream<R> {
     /// common case: every particle of a batch draws the same number of normals), with no
     /// decision per stream: pair `j` fills coordinates `2j` and `2j + 1` of every vector, and
     /// an odd dimension leaves every stream the second normal of its last pair as its spare.
+    #[inline(always)]
     fn fresh_normals<const N: usize>(streams: &mut [Self], out: &mut [[f32; N]], drawn: usize) {
         for first in (0..drawn.min(N)).step_by(2) {
             let (mut word1, mut word2) = ([0u32; LANES], [0u32; LANES]);

@@ -59,9 +59,9 @@ pub enum ModelError {
         /// Its byte offset in the file.
         offset: usize,
     },
-    /// A reserved header byte is not 0.
+    /// A reserved header field is not 0.
     NonZeroReserved {
-        /// Its byte offset in the file.
+        /// The field's byte offset in the file (18 or 36).
         offset: usize,
     },
     /// A parameter outside its range (SDE parameters, normalisation std, end time).
@@ -105,7 +105,7 @@ impl fmt::Display for ModelError {
             ),
             ModelError::NonFinite { offset } => write!(f, "non-finite value at byte {offset}"),
             ModelError::NonZeroReserved { offset } => {
-                write!(f, "reserved header byte {offset} is not 0")
+                write!(f, "the reserved header field at byte {offset} is not 0")
             }
             ModelError::InvalidParameter(e) => write!(f, "{e}"),
             ModelError::DimensionMismatch { model, expected } => write!(

@@ -26,10 +26,10 @@ pub(super) fn forward<'s, const L: usize>(
     let dims = model.header().dims;
     let n = dims.dim as usize;
     let f = model.fourier_count();
-    for (j, (sin, cos)) in model.time_features(t).enumerate() {
+    model.for_each_time_feature(t, |j, sin, cos| {
         a[n + j] = [sin; L];
         a[n + f + j] = [cos; L];
-    }
+    });
     for (j, row) in a.iter().enumerate().take(n + 2 * f) {
         observer.input(j, row);
     }

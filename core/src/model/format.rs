@@ -48,9 +48,6 @@ pub const MAX_INT8_BIAS: i32 = 1 << 30;
 /// (`|z·Σw| + 127·|Σw_odd|` < 2²⁴ for 256 inputs; see [`packed`](super::packed)).
 pub const MAX_PACKED_BIAS: i32 = (1 << 30) + (1 << 24);
 
-/// Byte offsets of the header's fields that are checked to be zero.
-const RESERVED: [core::ops::Range<usize>; 2] = [18..20, 36..40];
-
 /// How the weights are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -302,6 +299,7 @@ impl Dims {
         4 * (2 * self.dim as usize + self.fourier as usize) + 8 + layers
     }
     /// Bytes of the payload at `precision`.
+    #[inline]
     pub fn payload_len(&self, precision: Precision) -> usize {
         match precision {
             Precision::F32 => self.f32_payload_len(),
@@ -376,6 +374,11 @@ impl Header {
     /// span.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.dims.validate()?;
+        self.check_t_end()
+    }
+
+    /// The end time is finite and in (0, T).
+    fn check_t_end(&self) -> Result<(), ModelError> {
         ParamError::require(
             self.t_end.is_finite() && self.t_end > 0.0 && self.t_end < self.sde.t_max(),
             "t_end",
@@ -415,6 +418,7 @@ impl Header {
     /// Reads and checks the header at the start of `bytes` (a whole file: the length and
     /// checksum are checked first, as nothing else is trusted before them). Returns the
     /// header and the file's contents without the trailer.
+    #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), ModelError> {
         let minimum = HEADER_LEN + CHECKSUM_LEN;
         if bytes.len() < minimum {
@@ -441,9 +445,10 @@ impl Header {
         };
         let sde_code = header.u8()?;
         let output_code = header.u8()?;
-        header.take(2)?; // reserved
+        let reserved = header.u16()? as u32;
         let (p0, p1, t_end) = (header.f32()?, header.f32()?, header.f32()?);
         let payload_len = header.u32()? as usize;
+        let reserved_end = header.u32()?;
 
         let needed = HEADER_LEN
             .saturating_add(payload_len)
@@ -467,12 +472,9 @@ impl Header {
             return Err(ModelError::ChecksumMismatch { stored, computed });
         }
 
-        for range in RESERVED {
-            if let Some(i) = contents[range.clone()].iter().position(|&b| b != 0) {
-                return Err(ModelError::NonZeroReserved {
-                    offset: range.start + i,
-                });
-            }
+        if reserved != 0 || reserved_end != 0 {
+            let offset = if reserved != 0 { 18 } else { 36 };
+            return Err(ModelError::NonZeroReserved { offset });
         }
         let precision = Precision::from_code(precision_code)?;
         let output = Output::from_code(output_code)?;
@@ -490,7 +492,7 @@ impl Header {
             t_end,
             output,
         };
-        header.validate()?;
+        header.check_t_end()?;
         let expected = dims.payload_len(precision);
         if payload_len != expected {
             return Err(ModelError::InconsistentSize {
@@ -792,21 +794,6 @@ impl<'a> Cursor<'a> {
             }),
         }
     }
-    /// `count` floats, all finite and > 0.
-    pub(crate) fn positive_f32s(
-        &mut self,
-        count: usize,
-        parameter: &'static str,
-        requirement: &'static str,
-    ) -> Result<&'a [u8], ModelError> {
-        let section = self.finite_f32s(count)?;
-        ParamError::require(
-            section.chunks_exact(4).all(|c| f32_at(c) > 0.0),
-            parameter,
-            requirement,
-        )?;
-        Ok(section)
-    }
 }
 
 /// One f32 layer's sections, borrowed from the file.
@@ -968,6 +955,7 @@ pub(crate) struct Sections<'a> {
 
 /// Reads and checks the payload of a file's `contents` (header and payload, as
 /// [`Header::decode`] returns them).
+#[inline(always)]
 pub(crate) fn read_sections<'a>(
     header: &Header,
     contents: &'a [u8],
@@ -976,7 +964,12 @@ pub(crate) fn read_sections<'a>(
     let mut payload = Cursor::payload(contents);
     let n = dims.dim as usize;
     let mean = payload.finite_f32s(n)?;
-    let std = payload.positive_f32s(n, "std", "> 0 in every dimension")?;
+    let std = payload.finite_f32s(n)?;
+    ParamError::require(
+        std.chunks_exact(4).all(|c| f32_at(c) > 0.0),
+        "std",
+        "> 0 in every dimension",
+    )?;
     let fourier = payload.finite_f32s(dims.fourier as usize)?;
     let layers = match header.precision {
         Precision::F32 => Layers::F32(read_f32_layers(&mut payload, dims)?),
@@ -1034,7 +1027,12 @@ fn read_int8_layers<'a>(
             "int8 bias",
             "|bias| <= 2^30 (2^30 + 2^24 packed)",
         )?;
-        let weight_scale = payload.positive_f32s(outputs, "int8 weight scale", "> 0")?;
+        let weight_scale = payload.finite_f32s(outputs)?;
+        ParamError::require(
+            weight_scale.chunks_exact(4).all(|c| f32_at(c) > 0.0),
+            "int8 weight scale",
+            "> 0",
+        )?;
         *layer = Int8Layer {
             inputs,
             input,

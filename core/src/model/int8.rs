@@ -49,10 +49,10 @@ pub(super) fn for_each_time_level(
 ) {
     let n = model.header().dims.dim as usize;
     let f = model.fourier_count();
-    for (j, (sin, cos)) in model.time_features(t).enumerate() {
+    model.for_each_time_feature(t, |j, sin, cos| {
         put(n + j, input.quantize(sin));
         put(n + f + j, input.quantize(cos));
-    }
+    });
 }
 
 /// The int8 network on `L` lanes: `a[d][p]` holds coordinate `d` of point `p` on entry; the

@@ -249,16 +249,15 @@ impl<'a> Model<'a> {
         }
     }
 
-    /// The time features `(sin(2πtWⱼ), cos(2πtWⱼ))` of the frequencies that fit the scratch
+    /// Calls `feature(j, sin(2πtWⱼ), cos(2πtWⱼ))` for each frequency `j` that fits the scratch
     /// space (all of them in a parsed model; the bound only keeps indexing provably in range).
     #[inline(always)]
-    fn time_features(&self, t: f32) -> impl Iterator<Item = (f32, f32)> + 'a {
+    fn for_each_time_feature(&self, t: f32, mut feature: impl FnMut(usize, f32, f32)) {
         let f = self.fourier_count();
-        self.sections
-            .fourier
-            .chunks_exact(4)
-            .take(f)
-            .map(move |w| time_feature(t, f32_at(w)))
+        for (j, w) in self.sections.fourier.chunks_exact(4).take(f).enumerate() {
+            let (sin, cos) = time_feature(t, f32_at(w));
+            feature(j, sin, cos);
+        }
     }
 
     /// The number of Fourier frequencies that fit the scratch space.
