@@ -84,13 +84,19 @@ fn first_steps<P: Solver<VpSde, 2>>(solver: P) -> Vec<f32> {
     let sampler = Sampler::new(solver, TimeGrid::uniform(1.0, 1e-3, 20).unwrap());
     let mut noise = particle_noise(7, 0);
     let mut states = Vec::new();
-    let mut keep = |step: u32, _t: f32, x: &[f32; 2]| {
+    let _: [f32; 2] = sampler
+        .sample(&sde, &score, &mut noise, &mut first_three(&mut states))
+        .unwrap();
+    states
+}
+
+/// An observer keeping the states after steps 1, 2 and 3, flattened into `states`.
+fn first_three(states: &mut Vec<f32>) -> impl FnMut(u32, f32, &[f32; 2]) + '_ {
+    |step, _t, x| {
         if (1..=3).contains(&step) {
             states.extend_from_slice(x);
         }
-    };
-    let _: [f32; 2] = sampler.sample(&sde, &score, &mut noise, &mut keep).unwrap();
-    states
+    }
 }
 
 #[test]
@@ -123,30 +129,32 @@ fn pinned_first_steps_of_langevin_mcmc() {
     let components = mixture();
     let target = GaussianMixture::new(&components).unwrap();
     let mut states = Vec::new();
-    let mut keep = |step: u32, _t: f32, x: &[f32; 2]| {
-        if (1..=3).contains(&step) {
-            states.extend_from_slice(x);
-        }
-    };
     let mut x = [0.25f32, -0.5];
     let mut noise = particle_noise(3, 1);
     Ula::new(1e-2)
         .unwrap()
-        .run(&target, &mut x, 3, &mut noise, &mut keep)
+        .run(
+            &target,
+            &mut x,
+            3,
+            &mut noise,
+            &mut first_three(&mut states),
+        )
         .unwrap();
     check("ula", &states, &STEPS_ULA);
 
     let mut states = Vec::new();
-    let mut keep = |step: u32, _t: f32, x: &[f32; 2]| {
-        if (1..=3).contains(&step) {
-            states.extend_from_slice(x);
-        }
-    };
     let dynamics = Underdamped::new(1.0, 2.0, 1.0, 0.05).unwrap();
     let mut state = dynamics.start(&target, [0.25, -0.5], [0.1, 0.0]).unwrap();
     let mut noise = particle_noise(3, 2);
     dynamics
-        .run(&target, &mut state, 3, &mut noise, &mut keep)
+        .run(
+            &target,
+            &mut state,
+            3,
+            &mut noise,
+            &mut first_three(&mut states),
+        )
         .unwrap();
     check("underdamped", &states, &STEPS_UNDERDAMPED);
 }

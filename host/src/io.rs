@@ -90,14 +90,28 @@ pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()>
 /// round-trip form), so a file read back gives the same bits.
 pub fn write_csv(path: &Path, samples: &Samples) -> Result<()> {
     write_atomically(path, |w| {
-        let header: Vec<String> = (0..samples.dim).map(|d| format!("x{d}")).collect();
-        writeln!(w, "{}", header.join(","))?;
-        for row in samples.rows() {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
-            writeln!(w, "{}", cells.join(","))?;
-        }
-        Ok(())
+        write_csv_header(w, samples.dim)?;
+        write_csv_rows(w, samples)
     })
+}
+
+/// The header row `x0,x1,…` of `dim` columns.
+pub fn write_csv_header(w: &mut dyn Write, dim: usize) -> Result<()> {
+    for d in 0..dim {
+        write!(w, "{}x{d}", if d == 0 { "" } else { "," })?;
+    }
+    Ok(writeln!(w)?)
+}
+
+/// One row per point, each f32 in its shortest form that reads back to the same bits.
+pub fn write_csv_rows(w: &mut dyn Write, samples: &Samples) -> Result<()> {
+    for row in samples.rows() {
+        for (d, v) in row.iter().enumerate() {
+            write!(w, "{}{v:?}", if d == 0 { "" } else { "," })?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
 }
 
 /// `cell` for a message: at most 40 characters, with `…` where it was cut.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model_file;
 pub mod plot;
 pub mod points;
+pub mod progress;
 pub mod quantize;
 pub mod sampling;
 pub mod simd;

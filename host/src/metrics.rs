@@ -5,6 +5,11 @@
 //! - `energy`: the energy distance 2E|X−Y| − E|X−X'| − E|Y−Y'| (V-statistics);
 //! - `mmd2`: the V-statistic MMD² with the Gaussian kernel exp(−|a−b|²/2h²), h the median
 //!   pairwise distance within the reference set.
+//!
+//! Large sets are measured on even subsamples, so that time and memory stay bounded (the
+//! pairwise statistics are O(n²)): `sw2` on at most [`SLICED_POINTS`] points of each set,
+//! `energy` and `mmd2` on at most [`PAIRWISE_POINTS`], the bandwidth on at most
+//! [`BANDWIDTH_POINTS`]. A floor computed the same way shares the subsampling.
 
 use crate::points::Points;
 use anyhow::{ensure, Result};
@@ -14,6 +19,30 @@ use tinyscore::particle_noise;
 
 /// The number of projection directions of `sw2`.
 pub const DIRECTIONS: usize = 512;
+
+/// The most points of a set `sw2` projects.
+pub const SLICED_POINTS: usize = 200_000;
+
+/// The most points of a set the energy distance and MMD² pair.
+pub const PAIRWISE_POINTS: usize = 10_000;
+
+/// The most points of the reference set whose pairwise distances give the MMD bandwidth.
+pub const BANDWIDTH_POINTS: usize = 5_000;
+
+/// At most `most` of `points`, evenly spread through them (all of them if there are no more).
+pub fn even_subsample(points: &Points, most: usize) -> std::borrow::Cow<'_, Points> {
+    let n = points.len();
+    if n <= most {
+        return std::borrow::Cow::Borrowed(points);
+    }
+    let values = (0..most)
+        .flat_map(|k| points.row(k * n / most).iter().copied())
+        .collect();
+    std::borrow::Cow::Owned(Points {
+        dim: points.dim,
+        values,
+    })
+}
 
 /// The three metrics of one comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -38,10 +67,12 @@ pub fn compare(samples: &Points, reference: &Points) -> Result<Metrics> {
         !samples.is_empty() && !reference.is_empty(),
         "nothing to compare: a set is empty"
     );
+    let sliced = |p| even_subsample(p, SLICED_POINTS);
+    let paired = |p| even_subsample(p, PAIRWISE_POINTS);
     Ok(Metrics {
-        sw2: sliced_w2(samples, reference),
-        energy: energy_distance(samples, reference),
-        mmd2: mmd2(samples, reference),
+        sw2: sliced_w2(&sliced(samples), &sliced(reference)),
+        energy: energy_distance(&paired(samples), &paired(reference)),
+        mmd2: mmd2(&paired(samples), &paired(reference)),
     })
 }
 
@@ -152,9 +183,10 @@ pub fn median_pairwise_distance(points: &Points) -> f64 {
 }
 
 /// V-statistic MMD² with the Gaussian kernel of bandwidth `h` = median pairwise distance of
-/// `reference`.
+/// `reference` (of at most [`BANDWIDTH_POINTS`] of its points).
 pub fn mmd2(samples: &Points, reference: &Points) -> f64 {
-    let h = median_pairwise_distance(reference).max(f64::MIN_POSITIVE);
+    let h = median_pairwise_distance(&even_subsample(reference, BANDWIDTH_POINTS))
+        .max(f64::MIN_POSITIVE);
     let kernel = |d: f64| (-d * d / (2.0 * h * h)).exp();
     mean_pairwise(samples, samples, kernel) + mean_pairwise(reference, reference, kernel)
         - 2.0 * mean_pairwise(samples, reference, kernel)

@@ -641,6 +641,25 @@ fn an_output_pipe_stays_a_pipe_and_gets_the_samples() {
     assert_eq!(csv.lines().count(), 1 + 7, "{csv}");
 }
 
+/// A model of 20 training steps in `dir` (for the checks that need any model file).
+fn tiny_model(dir: &Path) -> PathBuf {
+    let model = dir.join("m.tsm");
+    tinyscore_ok(&[
+        "train",
+        "--data",
+        "moons",
+        "--steps",
+        "20",
+        "--batch",
+        "16",
+        "--hidden",
+        "8",
+        "--out",
+        path_str(&model),
+    ]);
+    model
+}
+
 /// Runs `tinyscore args…`, which must fail with a message containing `says`; returns it.
 fn refused(args: &[&str], says: &str) -> String {
     let o = tinyscore(args);
@@ -656,20 +675,7 @@ fn refused(args: &[&str], says: &str) -> String {
 #[test]
 fn flags_that_do_not_apply_are_refused_not_ignored() {
     let dir = scratch("flags");
-    let model = dir.join("m.tsm");
-    tinyscore_ok(&[
-        "train",
-        "--data",
-        "moons",
-        "--steps",
-        "20",
-        "--batch",
-        "16",
-        "--hidden",
-        "8",
-        "--out",
-        path_str(&model),
-    ]);
+    let model = tiny_model(&dir);
     let out = dir.join("s.csv");
     let sample = ["sample", "-n", "4", "--steps", "2", "--out", path_str(&out)];
     refused(
@@ -894,20 +900,7 @@ fn outputs_keep_the_umask_and_an_overwritten_files_mode() {
 #[test]
 fn quantize_refuses_to_overwrite_its_input_and_import_takes_the_sde() {
     let dir = scratch("quantize-self");
-    let model = dir.join("m.tsm");
-    tinyscore_ok(&[
-        "train",
-        "--data",
-        "moons",
-        "--steps",
-        "20",
-        "--batch",
-        "16",
-        "--hidden",
-        "8",
-        "--out",
-        path_str(&model),
-    ]);
+    let model = tiny_model(&dir);
     let before = std::fs::read(&model).unwrap();
     refused(
         &[
@@ -994,24 +987,11 @@ fn strip_safetensors_metadata(from: &Path, to: &Path) {
 #[test]
 fn reserved_header_bytes_must_be_zero() {
     let dir = scratch("reserved");
-    let model = dir.join("m.tsm");
-    tinyscore_ok(&[
-        "train",
-        "--data",
-        "moons",
-        "--steps",
-        "20",
-        "--batch",
-        "16",
-        "--hidden",
-        "8",
-        "--out",
-        path_str(&model),
-    ]);
+    let model = tiny_model(&dir);
     let mut bytes = std::fs::read(&model).unwrap();
     bytes[37] = 1;
     let body = bytes.len() - 4;
-    let crc = crc32(&bytes[..body]);
+    let crc = tinyscore::model::crc32(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());
     let forged = dir.join("forged.tsm");
     std::fs::write(&forged, &bytes).unwrap();
@@ -1025,22 +1005,81 @@ fn reserved_header_bytes_must_be_zero() {
             "--out",
             path_str(&dir.join("s.csv")),
         ],
-        "reserved header byte 37",
+        "the reserved header field at byte 36 is not 0",
     );
 }
 
-/// CRC-32 (zlib's), bit by bit.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in bytes {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
+#[test]
+fn eval_of_many_samples_stays_within_bounded_memory() {
+    let dir = scratch("eval-many");
+    let csv = dir.join("many.csv");
+    gaussian_csv(&csv, 2, 60_000);
+    // All pairs of 60 000 points would be 14 GB of distances; the limit is 2 GB.
+    let o = Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_tinyscore"))
+        .args(["eval", path_str(&csv), "--against", "moons", "--json"])
+        .output()
+        .expect("prlimit (util-linux) runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(value["sw2"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn large_samples_stream_in_bounded_memory() {
+    // 30 million 2-D samples are 240 MB held at once; the address space allowed is 600 MB,
+    // which holding them (and a copy) exceeds, and streaming them part by part does not.
+    let o = Command::new("prlimit")
+        .arg("--as=600000000")
+        .arg(env!("CARGO_BIN_EXE_tinyscore"))
+        .args([
+            "sample",
+            "--exact",
+            "8gaussians",
+            "-n",
+            "30000000",
+            "--steps",
+            "1",
+        ])
+        .args(["--out", "/dev/null"])
+        .output()
+        .expect("prlimit (util-linux) runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn ctrl_c_while_sampling_leaves_no_partial_file() {
+    let dir = scratch("sample-interrupted");
+    let out = dir.join("w.csv");
+    let child = Command::new(env!("CARGO_BIN_EXE_tinyscore"))
+        .args([
+            "sample",
+            "--exact",
+            "8gaussians",
+            "-n",
+            "100000000",
+            "--steps",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the interrupted run reported success");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

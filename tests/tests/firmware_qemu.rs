@@ -35,6 +35,18 @@ fn require_qemu() {
 /// each other. (Concurrent runs are safe: `two_runs_at_once_each_get_their_own_firmware`.)
 static FIRMWARE: Mutex<()> = Mutex::new(());
 
+/// A run of the test's steps and seed.
+fn settings(model: &Path, sampler: SamplerKind, sink: Sink, particles: usize) -> FirmwareRun {
+    FirmwareRun {
+        model: model.to_path_buf(),
+        sampler,
+        steps: STEPS,
+        particles,
+        seed: SEED,
+        sink,
+    }
+}
+
 /// Each sample's coordinates' bits, row after row.
 fn run_on(board: Board, model: &Path, sampler: SamplerKind) -> anyhow::Result<Vec<u32>> {
     run_with(board, model, sampler, Sink::Defmt, PARTICLES)
@@ -48,19 +60,13 @@ fn run_with(
     particles: usize,
 ) -> anyhow::Result<Vec<u32>> {
     let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
-    let run = FirmwareRun {
-        model: model.to_path_buf(),
-        sampler,
-        steps: STEPS,
-        particles,
-        seed: SEED,
-        sink,
-    };
-    Ok(firmware::run(board, &run)?
-        .values
-        .iter()
-        .map(|x| x.to_bits())
-        .collect())
+    Ok(
+        firmware::run(board, &settings(model, sampler, sink, particles))?
+            .values
+            .iter()
+            .map(|x| x.to_bits())
+            .collect(),
+    )
 }
 
 fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
@@ -71,6 +77,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         schedule: ScheduleKind::Uniform,
         denoise: false,
         n,
+        first: 0,
         seed: SEED,
         threads: 2,
         t_end: model.header().t_end,
@@ -233,14 +240,7 @@ fn a_run_waits_for_the_build_lock() {
     std::fs::write(&model, reference_int8().1).unwrap();
     let lock = firmware::build_lock().unwrap();
     let run = std::thread::spawn(move || {
-        let run = FirmwareRun {
-            model,
-            sampler: SamplerKind::Em,
-            steps: STEPS,
-            particles: PARTICLES,
-            seed: SEED,
-            sink: Sink::Defmt,
-        };
+        let run = settings(&model, SamplerKind::Em, Sink::Defmt, PARTICLES);
         firmware::run(Board::QemuM4, &run).map(|s| s.len())
     });
     std::thread::sleep(std::time::Duration::from_secs(3));
@@ -264,14 +264,7 @@ fn two_runs_at_once_each_get_their_own_firmware() {
     let runs = [(SamplerKind::Em, 16), (SamplerKind::Pc, 4)].map(|(sampler, particles)| {
         let model = model.clone();
         std::thread::spawn(move || {
-            let run = FirmwareRun {
-                model,
-                sampler,
-                steps: STEPS,
-                particles,
-                seed: SEED,
-                sink: Sink::Defmt,
-            };
+            let run = settings(&model, sampler, Sink::Defmt, particles);
             firmware::run(Board::QemuM4, &run).map(|s| s.len())
         })
     });

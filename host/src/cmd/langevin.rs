@@ -1,7 +1,7 @@
 //! `tinyscore langevin`: Langevin MCMC chains on a time-independent target.
 
+use super::Particles;
 use anyhow::Result;
-use std::path::PathBuf;
 use tinyscore_host::io::write_csv;
 use tinyscore_host::sampling::langevin::{check_target, run_target, LangevinOptions, Method};
 
@@ -29,18 +29,8 @@ pub struct Args {
     /// Temperature kT (underdamped; 1 samples the target).
     #[arg(long, default_value_t = 1.0)]
     kt: f32,
-    /// Chains (one sample each).
-    #[arg(short, default_value_t = 5000)]
-    n: usize,
-    /// Seed (chain i uses stream i).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Threads (0: all cores; at most 4 per core); the output does not depend on it.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Output CSV.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    particles: Particles,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -52,12 +42,16 @@ pub fn run(args: Args) -> Result<()> {
         mass: args.mass,
         friction: args.friction,
         kt: args.kt,
-        n: args.n,
-        seed: args.seed,
-        threads: args.threads,
+        n: args.particles.n,
+        seed: args.particles.seed,
+        threads: args.particles.threads,
     };
     let samples = run_target(&args.target, &options)?;
-    write_csv(&args.out, &samples)?;
-    eprintln!("wrote {} samples to {}", samples.len(), args.out.display());
+    write_csv(&args.particles.out, &samples)?;
+    eprintln!(
+        "wrote {} samples to {}",
+        samples.len(),
+        args.particles.out.display()
+    );
     Ok(())
 }

@@ -75,6 +75,60 @@ impl Cli {
     }
 }
 
+/// The particles a sampling command draws and where they go.
+#[derive(clap::Args)]
+pub(crate) struct Particles {
+    /// Number of samples.
+    #[arg(short, default_value_t = 5000)]
+    pub n: usize,
+    /// Seed (particle i uses stream i of this seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads (0: all cores; at most 4 per core); the output does not depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Output CSV.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+}
+
+/// Particles written per part: a run of any size holds one part's samples in memory.
+const PART: usize = 1 << 16;
+
+/// Writes `n` samples of `dim` coordinates to `out` as CSV, drawing them a part at a time
+/// with `draw(first, count)` (particles `first..first + count`), with progress on stderr.
+/// Ctrl-C stops it between parts and leaves nothing behind (the temporary file is removed).
+pub(crate) fn write_samples(
+    out: &std::path::Path,
+    n: usize,
+    dim: usize,
+    mut draw: impl FnMut(u64, usize) -> Result<tinyscore_host::points::Samples>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler_stop = Arc::clone(&stop);
+    ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    let progress = tinyscore_host::progress::Progress::new("sampling", n as u64, "samples");
+    tinyscore_host::io::write_atomically(out, |w| {
+        tinyscore_host::io::write_csv_header(w, dim)?;
+        for first in (0..n).step_by(PART) {
+            anyhow::ensure!(
+                !stop.load(Ordering::Relaxed),
+                "interrupted: {} not written",
+                out.display()
+            );
+            let count = PART.min(n - first);
+            tinyscore_host::io::write_csv_rows(w, &draw(first as u64, count)?)?;
+            progress.advance(count as u64);
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    Ok(())
+}
+
 /// Writes to stdout; a reader that has gone (`tinyscore eval … | head -1`) is not an error.
 pub(crate) fn emit(text: std::fmt::Arguments<'_>) -> Result<()> {
     use std::io::Write;

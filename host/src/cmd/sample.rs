@@ -1,9 +1,9 @@
 //! `tinyscore sample`: draw samples with an exact mixture score or a model's network.
 
+use super::{write_samples, Particles};
 use anyhow::Result;
 use clap::ArgGroup;
 use std::path::PathBuf;
-use tinyscore_host::io::write_csv;
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::sampling::{
     sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
@@ -38,18 +38,8 @@ pub struct Args {
     /// Finish with Tweedie's denoising step.
     #[arg(long)]
     denoise: bool,
-    /// Number of samples.
-    #[arg(short, default_value_t = 5000)]
-    n: usize,
-    /// Seed (particle i uses stream i of this seed).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Threads (0: all cores; at most 4 per core); the output does not depend on it.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Output CSV.
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    particles: Particles,
 }
 
 /// Where an exact score's grid ends.
@@ -61,30 +51,53 @@ pub fn run(args: Args) -> Result<()> {
         steps: args.steps,
         schedule: args.schedule,
         denoise: args.denoise,
-        n: args.n,
-        seed: args.seed,
-        threads: args.threads,
+        n: args.particles.n,
+        first: 0,
+        seed: args.particles.seed,
+        threads: args.particles.threads,
         t_end: EXACT_T_END,
     };
-    let samples = match (&args.exact, &args.model) {
+    anyhow::ensure!(options.n > 0, "-n must be at least 1");
+    let out = &args.particles.out;
+    match (&args.exact, &args.model) {
         (Some(exact), _) => {
             let mixture = tinyscore_host::data::mixture(exact)?;
-            sample_exact(&options, args.sde.model_sde(), &mixture)?
+            let sde = args.sde.model_sde();
+            write_samples(out, options.n, mixture.dim(), |first, n| {
+                sample_exact(
+                    &SampleOptions {
+                        first,
+                        n,
+                        ..options
+                    },
+                    sde,
+                    &mixture,
+                )
+            })?;
         }
         (None, Some(path)) => {
             let bytes = read(path)?;
             let model = parse(&bytes, path)?;
             options.t_end = model.header().t_end;
-            let samples = sample_model(model, &options)?;
-            if args.normalized {
-                samples
-            } else {
-                denormalize(&model, &samples)?
-            }
+            let dim = model.header().dims.dim as usize;
+            write_samples(out, options.n, dim, |first, n| {
+                let samples = sample_model(
+                    model,
+                    &SampleOptions {
+                        first,
+                        n,
+                        ..options
+                    },
+                )?;
+                if args.normalized {
+                    Ok(samples)
+                } else {
+                    denormalize(&model, &samples)
+                }
+            })?;
         }
         (None, None) => anyhow::bail!("give --exact DATASET or --model MODEL.tsm"),
-    };
-    write_csv(&args.out, &samples)?;
-    eprintln!("wrote {} samples to {}", samples.len(), args.out.display());
+    }
+    eprintln!("wrote {} samples to {}", options.n, out.display());
     Ok(())
 }

@@ -48,9 +48,9 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     coordinates: usize,
 ) -> Result<Vec<[f32; N]>> {
     let mut out = vec![[0.0f32; N]; o.n];
-    let chains = |first: usize, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
+    let chains = |first: u64, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
         for (k, (x, noise)) in xs.iter_mut().zip(noises).enumerate() {
-            let i = first + k;
+            let i = first + k as u64;
             *x = noise.normal();
             match o.method {
                 Method::Ula => {
@@ -76,14 +76,14 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
         out.as_flattened_mut(),
         N,
         coordinates,
-        o.seed,
+        (o.seed, 0),
         o.threads,
         &|first, xs, noises| chains(first, xs.as_chunks_mut().0, noises),
     )?;
     Ok(out)
 }
 
-fn chain_error(chain: usize, e: impl std::fmt::Display) -> anyhow::Error {
+fn chain_error(chain: u64, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("chain {chain}: {e}")
 }
 

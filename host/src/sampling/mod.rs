@@ -99,6 +99,9 @@ pub struct SampleOptions {
     pub denoise: bool,
     /// Particles.
     pub n: usize,
+    /// The index of the first particle (particle i draws noise stream i of the seed, so a
+    /// run split into parts numbered on gives the bits of the whole).
+    pub first: u64,
     /// Seed.
     pub seed: u64,
     /// Threads (0: all cores).
@@ -117,6 +120,7 @@ impl SampleOptions {
             schedule: ScheduleKind::Uniform,
             denoise: false,
             n,
+            first: 0,
             seed,
             threads: 0,
             t_end,
@@ -236,9 +240,7 @@ where
                 &Sampler::new($solver, grid).with_denoise(o.denoise),
                 $sde,
                 &score,
-                o.n,
-                o.seed,
-                o.threads,
+                o,
                 coordinates,
             )
         };

@@ -1,6 +1,7 @@
 //! Many particles at once: each particle has its own RNG stream, so the output is the same
 //! bits whatever the number of threads (and the same as one particle sampled on a chip).
 
+use super::SampleOptions;
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
@@ -27,15 +28,14 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .build()?)
 }
 
-/// Draws particles `0..n` of the run seeded with `seed`, on `threads` threads, in states of
-/// `N` coordinates of which the first `coordinates` are the data's (see [`crate::dims`]).
+/// Draws the particles `o` names (`o.first..o.first + o.n` of the run seeded with `o.seed`,
+/// on `o.threads` threads; its sampler settings are in `sampler`), in states of `N`
+/// coordinates of which the first `coordinates` are the data's (see [`crate::dims`]).
 pub fn sample_particles<P, D, S, const N: usize>(
     sampler: &Sampler<P>,
     sde: &D,
     score: &S,
-    n: usize,
-    seed: u64,
-    threads: usize,
+    o: &SampleOptions,
     coordinates: usize,
 ) -> Result<Vec<[f32; N]>>
 where
@@ -43,17 +43,17 @@ where
     D: LinearSde + Sync,
     S: Score<N> + Sync,
 {
-    let mut out = vec![[0.0f32; N]; n];
+    let mut out = vec![[0.0f32; N]; o.n];
     in_batches(
         out.as_flattened_mut(),
         N,
         coordinates,
-        seed,
-        threads,
+        (o.seed, o.first),
+        o.threads,
         &|first, xs, noises| {
             sampler
                 .sample_batch::<D, S, _, N, BATCH>(sde, score, noises, xs.as_chunks_mut().0)
-                .map_err(|e| anyhow!("particle {}: {}", first + e.particle, e.error))
+                .map_err(|e| anyhow!("particle {}: {}", first + e.particle as u64, e.error))
         },
     )?;
     Ok(out)
@@ -62,17 +62,18 @@ where
 /// A batch of particles: the index of its first, the coordinates of each particle (row-major)
 /// and each particle's noise stream.
 pub type BatchFn<'a> =
-    dyn Fn(usize, &mut [f32], &mut [GaussianStream<DefaultRng>]) -> Result<()> + Sync + 'a;
+    dyn Fn(u64, &mut [f32], &mut [GaussianStream<DefaultRng>]) -> Result<()> + Sync + 'a;
 
 /// Runs `batch` on [`BATCH`]-particle chunks of `values` (`dim` coordinates per particle, of
-/// which the first `coordinates` are drawn from the noise), particle i with noise stream i
-/// of `seed`, on a pool of `threads`. Not generic, so the thread-pool machinery is compiled
-/// once for every sampler, score and dimension.
+/// which the first `coordinates` are drawn from the noise), the particles numbered from
+/// `first` on, particle i with noise stream i of `seed` (`streams = (seed, first)`), on a pool
+/// of `threads`. Not generic, so the thread-pool machinery is compiled once for every sampler,
+/// score and dimension.
 pub fn in_batches(
     values: &mut [f32],
     dim: usize,
     coordinates: usize,
-    seed: u64,
+    (seed, first): (u64, u64),
     threads: usize,
     batch: &BatchFn<'_>,
 ) -> Result<()> {
@@ -81,8 +82,8 @@ pub fn in_batches(
             .par_chunks_mut(BATCH * dim.max(1))
             .enumerate()
             .try_for_each(|(chunk, xs)| {
-                let first = chunk * BATCH;
-                let particles = first as u64..(first + xs.len() / dim.max(1)) as u64;
+                let first = first + (chunk * BATCH) as u64;
+                let particles = first..first + (xs.len() / dim.max(1)) as u64;
                 let mut noises: Vec<_> = crate::simd::particle_noises(seed, particles)
                     .into_iter()
                     .map(|noise| noise.with_coordinates(coordinates))

@@ -1,0 +1,70 @@
+//! Progress of long work on stderr: a bar on a terminal, and a plain line every few seconds
+//! when stderr is a file or a pipe (a CI log, `2> log`).
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Seconds between two plain progress lines.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// The progress of `total` units of work.
+pub struct Progress {
+    label: String,
+    total: u64,
+    bar: Option<ProgressBar>,
+    /// Units done, when the last plain line was printed, and when the work began.
+    plain: Mutex<(u64, Instant)>,
+    started: Instant,
+}
+
+impl Progress {
+    /// Progress of `label` over `total` units (named `unit` on the bar).
+    pub fn new(label: &str, total: u64, unit: &str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let template = format!("{label} {{bar:40}} {{pos}}/{{len}} {unit}  eta {{eta}}");
+            if let Ok(style) = ProgressStyle::with_template(&template) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            label: label.to_owned(),
+            total,
+            bar,
+            plain: Mutex::new((0, now)),
+            started: now,
+        }
+    }
+
+    /// `units` more are done.
+    pub fn advance(&self, units: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(units);
+            return;
+        }
+        let mut plain = self.plain.lock().unwrap_or_else(|p| p.into_inner());
+        plain.0 += units;
+        if plain.1.elapsed() >= LINE_EVERY {
+            plain.1 = Instant::now();
+            eprintln!(
+                "{}: {} of {} ({:.0} %), {:.0} s",
+                self.label,
+                plain.0,
+                self.total,
+                100.0 * plain.0 as f64 / self.total.max(1) as f64,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    /// The work is over (clears the bar).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
