@@ -100,8 +100,13 @@ fn doc_without_warnings() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// `tinyscore <command> <rest…>`, built in release mode.
+/// `tinyscore <command> <rest…>`, built in release mode first with cargo's progress shown
+/// (a clean build takes minutes).
 fn host_command(command: &str, rest: &[String]) -> bool {
+    eprintln!("== building the tinyscore command (release)");
+    if !cargo(&["build", "--release", "-p", "tinyscore-host"]) {
+        return false;
+    }
     let head = [
         "run",
         "--release",
@@ -158,7 +163,10 @@ fn setup() -> bool {
 }
 
 /// QEMU runs the firmware in the tests. Installed from apt when missing (as root, or with
-/// sudo where it needs no password); otherwise the message says what to install.
+/// sudo where it needs no password), never removing a package: when apt would remove one to
+/// install it (an installed `qemu-utils` from backports conflicts with Debian 12's
+/// `qemu-system-arm`), setup stops and names the conflict. apt's output goes to
+/// `target/xtask-apt.log`.
 fn install_qemu() -> bool {
     let present = || {
         Command::new("qemu-system-arm")
@@ -169,34 +177,85 @@ fn install_qemu() -> bool {
     if present() {
         return true;
     }
-    eprintln!("installing qemu-system-arm (apt-get) for the firmware tests");
+    eprintln!(
+        "installing qemu-system-arm (apt-get; its output in {APT_LOG}) for the firmware tests"
+    );
     let as_root = Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let apt = |args: &[&str]| {
-        if as_root {
-            run("apt-get", args)
+    let apt = |args: &[&str]| -> Option<String> {
+        let mut command = if as_root {
+            Command::new("apt-get")
         } else {
-            run("sudo", &[&["-n", "apt-get"], args].concat())
-        }
+            let mut sudo = Command::new("sudo");
+            sudo.args(["-n", "apt-get"]);
+            sudo
+        };
+        let output = command
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        append_to_log(&text);
+        output.status.success().then_some(text)
     };
-    let installed = apt(&["update", "-qq"])
+    let package = "qemu-system-arm";
+    let plan = apt(&["update", "-qq"]).and_then(|_| apt(&["install", "-s", package]));
+    let removed = plan.as_deref().map(removals).unwrap_or_default();
+    if !removed.is_empty() {
+        eprintln!(
+            "installing {package} would remove {}: setup removes nothing. Install it yourself \
+             (apt-get install {package}) if that is what you want, or install a {package} \
+             that goes with them, and rerun",
+            removed.join(", ")
+        );
+        return false;
+    }
+    let installed = plan.is_some()
         && apt(&[
             "install",
             "-y",
             "-qq",
             "--no-install-recommends",
-            "qemu-system-arm",
-        ]);
+            "--no-remove",
+            package,
+        ])
+        .is_some();
     if !(installed && present()) {
         eprintln!(
-            "could not install QEMU: install the `qemu-system-arm` package (Debian/Ubuntu: \
-             apt-get install qemu-system-arm) and rerun"
+            "could not install QEMU (see {APT_LOG}): install the `{package}` package \
+             (Debian/Ubuntu: apt-get install {package}) and rerun"
         );
         return false;
     }
     true
+}
+
+/// Where apt's output goes.
+const APT_LOG: &str = "target/xtask-apt.log";
+
+fn append_to_log(text: &str) {
+    use std::io::Write;
+    let path = format!("{}/../{APT_LOG}", env!("CARGO_MANIFEST_DIR"));
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = log.write_all(text.as_bytes());
+    }
+}
+
+/// The packages an `apt-get install -s` plan removes (its `Remv` lines).
+fn removals(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|line| line.strip_prefix("Remv "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs `cargo test` and adds up its `test result:` lines.
@@ -243,7 +302,11 @@ fn test() -> bool {
     let mut steps: Vec<(String, bool)> = Vec::new();
     let (mut passed, mut failed) = (0u64, 0u64);
     let mut step = |name: String, ok: bool| {
-        eprintln!("{} {name}", if ok { "ok  " } else { "FAIL" });
+        let seconds = start.elapsed().as_secs();
+        eprintln!(
+            "[{seconds:>5} s] {} {name}",
+            if ok { "ok  " } else { "FAIL" }
+        );
         steps.push((name, ok));
     };
     step("setup (rustup targets, clippy, rustfmt)".into(), setup());
@@ -361,4 +424,21 @@ fn test() -> bool {
     );
     println!("tests: {passed} passed, {failed} failed");
     all_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::removals;
+
+    #[test]
+    fn an_install_plan_that_removes_a_package_names_it() {
+        let plan = "NOTE: This is only a simulation!\n\
+                    Remv qemu-utils [1:10.0.2+ds-2+deb13u1~bpo12+1]\n\
+                    Inst qemu-system-arm (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])\n\
+                    Conf qemu-system-arm (1:7.2+dfsg-7+deb12u18 Debian:12.12/stable [amd64])\n";
+        assert_eq!(removals(plan), ["qemu-utils"]);
+        assert!(
+            removals("Inst qemu-system-arm (1:7.2)\nConf qemu-system-arm (1:7.2)\n").is_empty()
+        );
+    }
 }
