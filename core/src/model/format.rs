@@ -418,7 +418,7 @@ impl Header {
     /// Reads and checks the header at the start of `bytes` (a whole file: the length and
     /// checksum are checked first, as nothing else is trusted before them). Returns the
     /// header and the file's contents without the trailer.
-    #[inline(always)]
+    #[inline]
     pub fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), ModelError> {
         let minimum = HEADER_LEN + CHECKSUM_LEN;
         if bytes.len() < minimum {
@@ -955,7 +955,7 @@ pub(crate) struct Sections<'a> {
 
 /// Reads and checks the payload of a file's `contents` (header and payload, as
 /// [`Header::decode`] returns them).
-#[inline(always)]
+#[inline]
 pub(crate) fn read_sections<'a>(
     header: &Header,
     contents: &'a [u8],
