@@ -246,7 +246,12 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
     // Host (left, blue) beside chip (right, red), in data units.
     let to_data = |xs: &Samples| -> Result<Points> { Ok(denormalize(&parsed, xs)?.points()) };
     let picture = "plots/host-vs-chip.png";
-    crate::plot::data_and_samples(&out.join(picture), &to_data(&host)?, &to_data(&chip)?)?;
+    crate::plot::data_and_samples(
+        &out.join(picture),
+        &to_data(&host)?,
+        &to_data(&chip)?,
+        ["host (x86-64)", "chip (Cortex-M4F in QEMU)"],
+    )?;
     Ok(format!(
         "The int8 model on the Cortex-M4F (QEMU `mps2-an386`, `tinyscore firmware run --board \
          qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \

@@ -136,7 +136,18 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
     // A file that does not parse still goes to the chip, which reports why it refuses it.
     let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
     let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
-    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())?;
+    let (stdout, _) =
+        build_and_run_mode(board, run, Mode::Sample, work.path()).map_err(|chip| {
+            // Said as the host reads the same file; the chip's own report (defmt's rendering of
+            // the error's fields) follows.
+            match &dim {
+                Err(refused) => anyhow::anyhow!(
+                    "the firmware refused the model file {}: {refused} ({chip:#})",
+                    run.model.display()
+                ),
+                Ok(_) => chip,
+            }
+        })?;
     let dim = dim.with_context(|| format!("{}", run.model.display()))?;
     let samples = match run.sink {
         Sink::Defmt => parse_samples(&stdout, dim)?,

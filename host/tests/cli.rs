@@ -270,7 +270,8 @@ fn train_quantize_sample_eval_plot_end_to_end() {
     let gif = std::fs::File::open(p("plots").join("flow.gif")).unwrap();
     let decoder = image::codecs::gif::GifDecoder::new(gif).unwrap();
     let frames = image::AnimationDecoder::into_frames(decoder).count();
-    assert_eq!(frames, 41);
+    // 41 times evenly spaced in log-SNR, then the last held for 2 s (20 frames of 100 ms).
+    assert_eq!(frames, 41 + 20);
 }
 
 #[test]
@@ -1082,4 +1083,37 @@ fn ctrl_c_while_sampling_leaves_no_partial_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn negative_numbers_reach_the_checks_without_an_equals_sign() {
+    let dir = scratch("negative");
+    let out = dir.join("x.tsm");
+    refused(
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--lr",
+            "-1",
+            "--out",
+            path_str(&out),
+        ],
+        "--lr must be a positive number",
+    );
+    refused(
+        &[
+            "langevin",
+            "--target",
+            "doublewell",
+            "--step",
+            "-1",
+            "-n",
+            "4",
+            "--out",
+            path_str(&out),
+        ],
+        "step_size",
+    );
+    assert!(!out.exists());
 }

@@ -194,7 +194,11 @@ fn a_corrupted_model_makes_the_firmware_report_and_fail() {
             .to_string();
         assert!(
             error.contains("error: model file: ChecksumMismatch"),
-            "{board:?}: the parse error is not reported: {error}"
+            "{board:?}: the chip's parse error is not reported: {error}"
+        );
+        assert!(
+            error.contains("refused the model file") && error.contains("checksum mismatch: "),
+            "{board:?}: the error is not said in words: {error}"
         );
     }
 }

@@ -10,7 +10,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Seconds per figure (more than 0, at most 600).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
     seconds: f64,
 }
 

@@ -11,7 +11,7 @@ pub struct Args {
     /// The safetensors file.
     input: PathBuf,
     /// Where sampling stops (the smallest training time).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     t_end: f32,
     /// The forward process the model was trained with, with its default parameters (for a
     /// file whose metadata does not say; overrides it otherwise).

@@ -15,19 +15,19 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "ula")]
     method: Method,
     /// Step size ε (ULA) or dt (underdamped).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     step: f32,
     /// Steps per chain.
     #[arg(long, default_value_t = 5000)]
     steps: u32,
     /// Mass (underdamped).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     mass: f32,
     /// Friction γ (underdamped).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     friction: f32,
     /// Temperature kT (underdamped; 1 samples the target).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     kt: f32,
     #[command(flatten)]
     particles: Particles,

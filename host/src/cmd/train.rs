@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, default_value_t = TrainConfig::default().batch)]
     batch: usize,
     /// Peak learning rate (linear warm-up, cosine decay).
-    #[arg(long, default_value_t = TrainConfig::default().lr)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().lr)]
     lr: f32,
     /// Hidden width [default: 64, or twice the data's dimension where that is more: a layer
     /// narrower than the data cannot pass ε̂ ≈ σ·x through its SiLUs].
@@ -62,14 +62,14 @@ pub struct Args {
     #[arg(long, default_value_t = TrainConfig::default().fourier)]
     fourier: u32,
     /// EMA decay of the saved weights.
-    #[arg(long, default_value_t = TrainConfig::default().ema_decay)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().ema_decay)]
     ema: f32,
     /// Decoupled weight decay (AdamW), per unit of learning rate. It keeps activations in
     /// ranges int8 resolves well.
-    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().weight_decay)]
     weight_decay: f32,
     /// Standard deviation of the Gaussian Fourier frequencies.
-    #[arg(long, default_value_t = TrainConfig::default().fourier_scale)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().fourier_scale)]
     fourier_scale: f32,
     /// Seed.
     #[arg(long, default_value_t = 0)]
