@@ -82,7 +82,9 @@ pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()>
         std::fs::set_permissions(tmp.path(), existing.permissions()).with_context(context)?;
     }
     tmp.as_file().sync_all().with_context(context)?;
-    tmp.persist(path).map_err(|e| e.error).with_context(context)?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(context)?;
     Ok(())
 }
 
