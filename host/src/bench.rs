@@ -190,18 +190,27 @@ pub fn batched_gaussians_per_s(min_seconds: f64) -> f64 {
 
 /// Every figure, each measured for about `min_seconds`.
 pub fn run(min_seconds: f64) -> BenchReport {
+    let progress = crate::progress::Progress::new("bench", 7, "figures");
     let (float, int8) = benchmark_models();
+    let figure = |value: f64| {
+        progress.advance(1);
+        value
+    };
     let (train_steps_per_s, train_gflops) = train_steps_per_s(min_seconds);
-    BenchReport {
+    figure(0.0);
+    let peak_gflops = fma_peak_flops(500_000_000).map(|flops| figure(flops / 1e9));
+    let report = BenchReport {
         train_steps_per_s,
         train_gflops,
-        peak_gflops: fma_peak_flops(500_000_000).map(|flops| flops / 1e9),
-        em_particle_steps_per_s: em_particle_steps_per_s(min_seconds),
-        gaussians_per_s: gaussians_per_s(min_seconds),
-        batched_gaussians_per_s: batched_gaussians_per_s(min_seconds),
-        score_evals_per_s: score_evals_per_s(&float, min_seconds),
-        int8_score_evals_per_s: score_evals_per_s(&int8, min_seconds),
-    }
+        peak_gflops,
+        em_particle_steps_per_s: figure(em_particle_steps_per_s(min_seconds)),
+        gaussians_per_s: figure(gaussians_per_s(min_seconds)),
+        batched_gaussians_per_s: figure(batched_gaussians_per_s(min_seconds)),
+        score_evals_per_s: figure(score_evals_per_s(&float, min_seconds)),
+        int8_score_evals_per_s: figure(score_evals_per_s(&int8, min_seconds)),
+    };
+    progress.finish();
+    report
 }
 
 /// Single-precision floating-point operations per second one core reaches at best: twelve

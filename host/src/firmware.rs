@@ -238,6 +238,7 @@ fn build_and_run_mode(
     let model = std::fs::canonicalize(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
     let lock = build_lock()?;
+    eprintln!("building the firmware for {} …", board.name());
     let build = Command::new("cargo")
         .current_dir(firmware_dir())
         .args(["build", "--release", "-q", "--target", board.target()])
@@ -279,6 +280,7 @@ fn build_and_run_mode(
     std::fs::write(&elf_path, &elf)
         .with_context(|| format!("cannot write {}", elf_path.display()))?;
     drop(lock);
+    eprintln!("running it in QEMU ({}) …", board.name());
     let mut qemu = Command::new("timeout");
     qemu.arg(QEMU_TIMEOUT_S.to_string())
         .arg("qemu-system-arm")

@@ -429,7 +429,9 @@ where
         .iter()
         .map(|f| dir.join(f))
         .collect();
+    let progress = crate::progress::Progress::new("plot", 4, "pictures");
     data_and_samples(&files[0], data, samples, ["data", "samples"])?;
+    progress.advance(1);
     let view = View::around(data);
     let origin = to_data(&[0.0; N]);
     score_field(
@@ -472,6 +474,7 @@ where
     .collect();
     let title = format!("32 probability-flow ODE paths, t from {t_max} to {t_end}");
     trajectories(&files[2], data, &paths, &title)?;
+    progress.advance(1);
     let em = tinyscore::EulerMaruyama;
     let particles = sample_paths(
         em,
@@ -518,6 +521,7 @@ where
         .map(|&step| grid_times.get(step).copied().unwrap_or(t_end))
         .collect();
     animation(&files[3], data, &frames, &times)?;
+    progress.finish();
     Ok(files)
 }
 

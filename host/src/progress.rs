@@ -1,11 +1,13 @@
-//! Progress of long work on stderr: a bar on a terminal, and a plain line every few seconds
-//! when stderr is a file or a pipe (a CI log, `2> log`).
+//! Progress of long work on stderr: a bar on a terminal, and when stderr is a file or a pipe
+//! (a CI log, `2> log`) a plain line once the work has taken a second, then every 5 s.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// When the first plain progress line is printed.
+const FIRST_LINE: Duration = Duration::from_secs(1);
 /// Seconds between two plain progress lines.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
@@ -14,8 +16,8 @@ pub struct Progress {
     label: String,
     total: u64,
     bar: Option<ProgressBar>,
-    /// Units done, when the last plain line was printed, and when the work began.
-    plain: Mutex<(u64, Instant)>,
+    /// Units done, and when the last plain line was printed (`None` before the first).
+    plain: Mutex<(u64, Option<Instant>)>,
     started: Instant,
 }
 
@@ -35,7 +37,7 @@ impl Progress {
             label: label.to_owned(),
             total,
             bar,
-            plain: Mutex::new((0, now)),
+            plain: Mutex::new((0, None)),
             started: now,
         }
     }
@@ -48,8 +50,12 @@ impl Progress {
         }
         let mut plain = self.plain.lock().unwrap_or_else(|p| p.into_inner());
         plain.0 += units;
-        if plain.1.elapsed() >= LINE_EVERY {
-            plain.1 = Instant::now();
+        let due = match plain.1 {
+            None => self.started.elapsed() >= FIRST_LINE,
+            Some(last) => last.elapsed() >= LINE_EVERY,
+        };
+        if due {
+            plain.1 = Some(Instant::now());
             eprintln!(
                 "{}: {} of {} ({:.0} %), {:.0} s",
                 self.label,

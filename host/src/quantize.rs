@@ -733,11 +733,14 @@ pub fn quantize_file(
         input.display()
     );
     let network = Network::from_model(&model)?;
+    let progress = crate::progress::Progress::new("quantize", 2, "steps");
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
     let (quantized, tensors) = quantize(&network, &calibration)?;
+    progress.advance(1);
     let int8 = quantized.to_bytes()?;
     let report = report(&float, &quantized, tensors, calibration.len(), &eval)?;
+    progress.finish();
     crate::io::write_atomically(out, |w| Ok(w.write_all(&int8)?))?;
     Ok(report)
 }

@@ -31,8 +31,11 @@ pub fn run(args: Args) -> Result<()> {
     let samples = read_csv(&args.samples)?;
     let n = args.n.unwrap_or(samples.len());
     let (reference, fresh) = reference_pair(&args.against, n, args.seed)?;
+    let progress = tinyscore_host::progress::Progress::new("eval", 2, "comparisons");
     let metrics = compare(&samples, &reference)?;
+    progress.advance(1);
     let floor = compare(&fresh, &reference)?;
+    progress.finish();
     if args.json {
         let value = serde_json::json!({
             "sw2": metrics.sw2, "energy": metrics.energy, "mmd2": metrics.mmd2, "floor": floor,

@@ -48,6 +48,7 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     coordinates: usize,
 ) -> Result<Vec<[f32; N]>> {
     let mut out = vec![[0.0f32; N]; o.n];
+    let progress = crate::progress::Progress::new("langevin", o.n as u64, "chains");
     let chains = |first: u64, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
         for (k, (x, noise)) in xs.iter_mut().zip(noises).enumerate() {
             let i = first + k as u64;
@@ -70,6 +71,7 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
                 }
             }
         }
+        progress.advance(xs.len() as u64);
         Ok(())
     };
     in_batches(
@@ -80,6 +82,7 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
         o.threads,
         &|first, xs, noises| chains(first, xs.as_chunks_mut().0, noises),
     )?;
+    progress.finish();
     Ok(out)
 }
 
