@@ -164,14 +164,6 @@ impl ModelSde {
             }
         })
     }
-    /// Its name, as the command line spells it (`vp`, `subvp`, `ve`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            ModelSde::Vp(_) => "vp",
-            ModelSde::SubVp(_) => "subvp",
-            ModelSde::Ve(_) => "ve",
-        }
-    }
 }
 
 impl core::fmt::Display for ModelSde {
