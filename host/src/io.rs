@@ -20,17 +20,48 @@ pub fn write_atomically(
             .write(true)
             .open(path)
             .with_context(context)?;
-        let mut buffered = std::io::BufWriter::new(file);
-        write(&mut buffered).with_context(context)?;
-        return buffered.flush().with_context(context);
+        let mut named = Named {
+            inner: std::io::BufWriter::new(file),
+            path,
+        };
+        write(&mut named)?;
+        return Ok(named.flush()?);
     }
     let mut tmp = temporary_in(path, "")?;
     {
-        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut buffered).with_context(context)?;
-        buffered.flush().with_context(context)?;
+        let mut named = Named {
+            inner: std::io::BufWriter::new(tmp.as_file_mut()),
+            path,
+        };
+        write(&mut named)?;
+        named.flush()?;
     }
     commit_temporary(tmp, path)
+}
+
+/// A writer whose errors name the file written (the errors of `write_atomically`'s closure
+/// pass through unchanged: they may not be about writing at all).
+struct Named<'a, W: Write> {
+    inner: W,
+    path: &'a Path,
+}
+
+impl<W: Write> Named<'_, W> {
+    fn name(&self, e: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", self.path.display()),
+        )
+    }
+}
+
+impl<W: Write> Write for Named<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.name(e))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.name(e))
+    }
 }
 
 /// A temporary file for `path` in its directory (created if missing), named with `suffix`,

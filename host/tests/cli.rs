@@ -1123,3 +1123,36 @@ fn negative_numbers_reach_the_checks_without_an_equals_sign() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_sampling_error_is_not_called_a_write_error_and_a_full_disk_names_the_file() {
+    let dir = scratch("error-words");
+    let out = dir.join("s.csv");
+    let args = [
+        "sample",
+        "--exact",
+        "8gaussians",
+        "-n",
+        "5",
+        "--out",
+        path_str(&out),
+    ];
+    let message = refused(&[&args[..], &["--steps", "0"]].concat(), "steps");
+    assert!(!message.contains("cannot write"), "{message}");
+    assert!(!out.exists());
+    let message = refused(
+        &[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "-n",
+            "5",
+            "--steps",
+            "2",
+            "--out",
+            "/dev/full",
+        ],
+        "cannot write /dev/full: No space left on device",
+    );
+    assert_eq!(message.matches("cannot write").count(), 1, "{message}");
+}
