@@ -1006,7 +1006,7 @@ fn reserved_header_bytes_must_be_zero() {
             "--out",
             path_str(&dir.join("s.csv")),
         ],
-        "the reserved header field at byte 36 is not 0",
+        "reserved header bytes 36..40",
     );
 }
 

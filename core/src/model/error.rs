@@ -59,11 +59,6 @@ pub enum ModelError {
         /// Its byte offset in the file.
         offset: usize,
     },
-    /// A reserved header field is not 0.
-    NonZeroReserved {
-        /// The field's byte offset in the file (18 or 36).
-        offset: usize,
-    },
     /// A parameter outside its range (SDE parameters, normalisation std, end time).
     InvalidParameter(ParamError),
     /// The model's data dimension differs from the one the caller compiled for.
@@ -104,9 +99,6 @@ impl fmt::Display for ModelError {
                 "inconsistent section sizes: the dimensions imply {expected} bytes, the file has {found}"
             ),
             ModelError::NonFinite { offset } => write!(f, "non-finite value at byte {offset}"),
-            ModelError::NonZeroReserved { offset } => {
-                write!(f, "the reserved header field at byte {offset} is not 0")
-            }
             ModelError::InvalidParameter(e) => write!(f, "{e}"),
             ModelError::DimensionMismatch { model, expected } => write!(
                 f,

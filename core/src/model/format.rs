@@ -464,10 +464,8 @@ impl Header {
             return Err(ModelError::ChecksumMismatch { stored, computed });
         }
 
-        if reserved != 0 || reserved_end != 0 {
-            let offset = if reserved != 0 { 18 } else { 36 };
-            return Err(ModelError::NonZeroReserved { offset });
-        }
+        ParamError::require(reserved == 0, "reserved header bytes 18..20", "0")?;
+        ParamError::require(reserved_end == 0, "reserved header bytes 36..40", "0")?;
         let precision = Precision::from_code(precision_code)?;
         let output = Output::from_code(output_code)?;
         if activation != 0 {
