@@ -300,13 +300,12 @@ struct Calibration {
 }
 
 impl Calibration {
-    fn new(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Calibration> {
-        let mut recorder = Recorder::default();
-        record(&network.to_bytes()?, inputs, &mut recorder)?;
-        let mut tensors = recorder.tensors;
-        tensors.resize(1 + 2 * network.dims.layers as usize, Vec::new());
+    /// The sorted tensors of what `recorded` saw of a network with `layers` hidden layers.
+    fn new(recorded: &Recorder, layers: u32) -> Calibration {
+        let mut tensors = recorded.tensors.clone();
+        tensors.resize(1 + 2 * layers as usize, Vec::new());
         tensors.iter_mut().for_each(|v| v.sort_by(f32::total_cmp));
-        Ok(Calibration { tensors })
+        Calibration { tensors }
     }
 
     /// Tensor `k`'s range without the fractions `tails = (low, high)` of its values at
@@ -367,7 +366,11 @@ pub fn quantize(
     inputs: &[(Vec<f32>, f32)],
 ) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
     ensure!(!inputs.is_empty(), "no calibration inputs");
-    let calibration = Calibration::new(network, inputs)?;
+    // The float network's activations on the calibration inputs, point after point: sorted
+    // for the ranges, and as they are for the bias correction.
+    let mut float = Recorder::default();
+    record(&network.to_bytes()?, inputs, &mut float)?;
+    let calibration = Calibration::new(&float, network.dims.layers);
     let silu = |v: f32| v / (1.0 + (-v).exp());
     let silu_error = |k: usize, low_tail: f64| -> f64 {
         let sorted = &calibration.tensors[k];
@@ -397,13 +400,14 @@ pub fn quantize(
         })
         .collect();
     let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
-    let shifts = correct_hidden_biases(&mut quantized, inputs)?;
+    let shifts = correct_hidden_biases(&mut quantized, &float, inputs)?;
     let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
     Ok((quantized, tensors))
 }
 
 /// Bias correction, in its empirical form (Nagel et al., "Data-Free Quantization Through
-/// Weight Equalization and Bias Correction", 2019): hidden layer by hidden layer, each
+/// Weight Equalization and Bias Correction", 2019), against `reference`, the float network's
+/// activations on `inputs`: hidden layer by hidden layer, each
 /// channel's int32 bias moves by the mean difference between its int8 pre-activation (after
 /// the int8 layers before it, already corrected) and the float network's, over the
 /// calibration inputs. Rounding a wide post-SiLU tensor to its grid, and clipping its top,
@@ -413,11 +417,9 @@ pub fn quantize(
 /// layer, the mean |shift| of its sums in steps of its pre-activation tensor.
 fn correct_hidden_biases(
     quantized: &mut QuantizedNetwork,
+    reference: &Recorder,
     inputs: &[(Vec<f32>, f32)],
 ) -> Result<Vec<f64>> {
-    // The float network's pre-activations, tensor 1 + 2·layer, point after point.
-    let mut reference = Recorder::default();
-    record(&quantized.float.to_bytes()?, inputs, &mut reference)?;
     let hidden = quantized.layers.len().saturating_sub(1);
     let mut shifts = Vec::with_capacity(hidden);
     for layer in 0..hidden {
@@ -435,7 +437,10 @@ fn correct_hidden_biases(
         };
         record(&quantized.to_bytes()?, inputs, &mut int8)?;
         let channels = quantized.layers[layer].bias.len();
-        let float_pre = reference.tensor(1 + 2 * layer);
+        let float_pre = reference
+            .tensors
+            .get(1 + 2 * layer)
+            .map_or(&[][..], Vec::as_slice);
         let mut mean_error = vec![0.0f64; channels];
         for (acc, float) in int8
             .accumulators
