@@ -7,7 +7,6 @@ use core::fmt;
 /// Returned by every constructor that validates its input, so that impossible settings are
 /// caught before a sampler runs rather than showing up as NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ParamError {
     /// The parameter's name, as in the constructor's signature.
     pub parameter: &'static str,
@@ -56,7 +55,6 @@ impl core::error::Error for ParamError {}
 
 /// Why one solver step failed (the driver adds the step number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum StepError {
     /// The score of this particle of the batch (0 when there is one) was NaN or ±∞.
@@ -70,7 +68,6 @@ pub enum StepError {
 /// step that failed (for a [`Sampler`](crate::Sampler) with `K` steps, index `K` is the final
 /// denoising step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum SampleError {
     /// The score was NaN or ±∞ at this step.
@@ -96,7 +93,6 @@ impl SampleError {
 
 /// A [`SampleError`] of one particle of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ParticleError {
     /// The particle's index in the batch.
     pub particle: usize,
@@ -149,3 +145,52 @@ impl fmt::Display for SampleError {
 
 impl core::error::Error for StepError {}
 impl core::error::Error for SampleError {}
+
+/// Human words on a chip's log, as [`Display`](fmt::Display) gives them on the host; defmt keeps
+/// the text on the host, so the words cost the chip no flash.
+#[cfg(feature = "defmt")]
+mod defmt_words {
+    use super::{ParamError, ParticleError, SampleError, StepError};
+
+    impl defmt::Format for ParamError {
+        fn format(&self, f: defmt::Formatter) {
+            defmt::write!(
+                f,
+                "invalid `{=str}`: must be {=str}",
+                self.parameter,
+                self.requirement
+            )
+        }
+    }
+
+    impl defmt::Format for StepError {
+        fn format(&self, f: defmt::Formatter) {
+            match *self {
+                StepError::NonFiniteScore { particle } => {
+                    defmt::write!(f, "the score of particle {=usize} is not finite", particle)
+                }
+            }
+        }
+    }
+
+    impl defmt::Format for SampleError {
+        fn format(&self, f: defmt::Formatter) {
+            match *self {
+                SampleError::NonFiniteScore { step } => {
+                    defmt::write!(f, "step {=u32}: the score is not finite", step)
+                }
+                SampleError::NonFiniteState { step } => defmt::write!(
+                    f,
+                    "step {=u32}: the state is not finite (the sampler diverged; try more steps)",
+                    step
+                ),
+            }
+        }
+    }
+
+    impl defmt::Format for ParticleError {
+        fn format(&self, f: defmt::Formatter) {
+            defmt::write!(f, "particle {=usize}: {}", self.particle, self.error)
+        }
+    }
+}

@@ -77,10 +77,7 @@ fn run_qemu() -> Result<(), ()> {
     if COUNT {
         defmt::println!("count sample_ticks {=u64}", ticks() - start);
     }
-    result.map_err(|e| match e {
-        tinyscore_app::AppError::Model(e) => defmt::println!("error: model file: {}", e),
-        other => defmt::println!("error: {}", other),
-    })
+    result.map_err(|e| defmt::println!("error: {}", e))
 }
 
 /// The host file (in QEMU's working directory) that a `TINYSCORE_SINK=binary` build writes

@@ -133,21 +133,12 @@ pub fn firmware_dir() -> PathBuf {
 pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
     let bytes = std::fs::read(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
-    // A file that does not parse still goes to the chip, which reports why it refuses it.
+    // A file that does not parse still goes to the chip, which reports in words why it
+    // refuses it.
     let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
     let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
-    let (stdout, _) =
-        build_and_run_mode(board, run, Mode::Sample, work.path()).map_err(|chip| {
-            // Said as the host reads the same file; the chip's own report (defmt's rendering of
-            // the error's fields) follows.
-            match &dim {
-                Err(refused) => anyhow::anyhow!(
-                    "the firmware refused the model file {}: {refused} ({chip:#})",
-                    run.model.display()
-                ),
-                Ok(_) => chip,
-            }
-        })?;
+    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())
+        .with_context(|| format!("{}", run.model.display()))?;
     let dim = dim.with_context(|| format!("{}", run.model.display()))?;
     let samples = match run.sink {
         Sink::Defmt => parse_samples(&stdout, dim)?,
@@ -312,10 +303,15 @@ fn build_and_run_mode(
             Some(code) => format!("exit status {code}"),
             None => "killed by a signal".to_string(),
         };
+        let stderr = stderr.trim_end();
+        let stderr = if stderr.is_empty() {
+            String::new()
+        } else {
+            format!("\n{stderr}")
+        };
         bail!(
-            "the firmware failed on {} ({why}): {reported}\n{}",
-            board.name(),
-            stderr.trim_end()
+            "the firmware failed on {} ({why}): {reported}{stderr}",
+            board.name()
         );
     }
     Ok((stdout, elf))

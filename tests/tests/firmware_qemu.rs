@@ -190,15 +190,13 @@ fn a_corrupted_model_makes_the_firmware_report_and_fail() {
     std::fs::write(&path, &bytes).unwrap();
     for board in BOARDS {
         let error = run_on(board, &path, SamplerKind::Em)
-            .expect_err("a corrupted model must not run")
-            .to_string();
+            .expect_err("a corrupted model must not run");
+        let error = format!("{error:#}");
+        // The chip's own report, in the words the host's parser uses (not defmt's rendering
+        // of the error's fields).
         assert!(
-            error.contains("error: model file: ChecksumMismatch"),
-            "{board:?}: the chip's parse error is not reported: {error}"
-        );
-        assert!(
-            error.contains("refused the model file") && error.contains("checksum mismatch: "),
-            "{board:?}: the error is not said in words: {error}"
+            error.contains("error: model file: checksum mismatch: the file says 0x"),
+            "{board:?}: the chip's parse error is not reported in words: {error}"
         );
     }
 }

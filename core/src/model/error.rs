@@ -6,7 +6,6 @@ use core::fmt;
 /// A `.tsm` model file that cannot be used, and why. No input makes the parser panic: every
 /// malformed file maps to one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ModelError {
     /// The file does not start with `TSMF`.
@@ -109,3 +108,59 @@ impl fmt::Display for ModelError {
 }
 
 impl core::error::Error for ModelError {}
+
+/// The same words as [`Display`](fmt::Display), for a chip's log: defmt keeps the text on the
+/// host, so the words cost the chip no flash.
+#[cfg(feature = "defmt")]
+impl defmt::Format for ModelError {
+    fn format(&self, f: defmt::Formatter) {
+        match *self {
+            ModelError::BadMagic => {
+                defmt::write!(f, "not a tinyscore model (bad magic; expected `TSMF`)")
+            }
+            ModelError::UnsupportedVersion { version } => defmt::write!(
+                f,
+                "unsupported model format version {=u16} (this build reads 1)",
+                version
+            ),
+            ModelError::Truncated { needed, available } => defmt::write!(
+                f,
+                "truncated model: needs {=usize} bytes, has {=usize}",
+                needed,
+                available
+            ),
+            ModelError::ChecksumMismatch { stored, computed } => defmt::write!(
+                f,
+                "checksum mismatch: the file says {=u32:#010x}, its contents give {=u32:#010x} (corrupted)",
+                stored,
+                computed
+            ),
+            ModelError::DimensionOutOfRange { field, value, max } => defmt::write!(
+                f,
+                "dimension `{=str}` = {=u32} is out of range (1..={=u32})",
+                field,
+                value,
+                max
+            ),
+            ModelError::UnknownCode { field, value } => {
+                defmt::write!(f, "unknown {=str} code {=u8}", field, value)
+            }
+            ModelError::InconsistentSize { expected, found } => defmt::write!(
+                f,
+                "inconsistent section sizes: the dimensions imply {=usize} bytes, the file has {=usize}",
+                expected,
+                found
+            ),
+            ModelError::NonFinite { offset } => {
+                defmt::write!(f, "non-finite value at byte {=usize}", offset)
+            }
+            ModelError::InvalidParameter(e) => defmt::write!(f, "{}", e),
+            ModelError::DimensionMismatch { model, expected } => defmt::write!(
+                f,
+                "the model's data dimension is {=u32}, but {=u32} was expected",
+                model,
+                expected
+            ),
+        }
+    }
+}

@@ -100,7 +100,7 @@ pub struct Config {
 }
 
 /// Why a run stopped.
-#[derive(Clone, Copy, Debug, PartialEq, defmt::Format)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AppError {
     /// The model file was refused.
     Model(ModelError),
@@ -115,6 +115,20 @@ pub enum AppError {
     },
     /// The sink could not take a sample.
     Sink,
+}
+
+/// In words, as the host would say them (the text stays on the host, in the ELF's defmt table).
+impl defmt::Format for AppError {
+    fn format(&self, f: defmt::Formatter) {
+        match *self {
+            AppError::Model(e) => defmt::write!(f, "model file: {}", e),
+            AppError::Parameter(e) => defmt::write!(f, "{}", e),
+            AppError::Particle { index, error } => {
+                defmt::write!(f, "particle {=u32}: {}", index, error)
+            }
+            AppError::Sink => defmt::write!(f, "the sample sink refused a sample"),
+        }
+    }
 }
 
 /// Where samples go.
