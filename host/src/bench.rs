@@ -103,7 +103,8 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
     };
     let data = Dataset::EightGaussians.sample(1024, 5);
     let calibration = diffused_inputs(&network, &data, 1024, 5).expect("calibration inputs");
-    let (int8, _) = quantize(&network, &calibration).expect("the network quantizes");
+    let (int8, _) = quantize(&network, &calibration, &crate::progress::Progress::silent())
+        .expect("the network quantizes");
     (
         network.to_bytes().expect("the network writes"),
         int8.to_bytes().expect("the int8 network writes"),

@@ -11,6 +11,7 @@ use crate::metrics::{compare, Metrics};
 use crate::model_file::{denormalize, parse, read};
 use crate::points::Points;
 use crate::points::Samples;
+use crate::progress::Progress;
 use crate::sampling::{sample_exact, sample_model, SampleOptions, SamplerKind};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -63,8 +64,12 @@ fn reference_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     write_csv(&out.join("moons_ref-em.csv"), &samples)?;
     let dataset = Dataset::Moons;
     let reference = dataset.sample(n, seed.wrapping_add(1));
-    let metrics = compare(&samples.points(), &reference)?;
-    let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
+    let metrics = compare(&samples.points(), &reference, &Progress::silent())?;
+    let floor = compare(
+        &dataset.sample(n, seed.wrapping_add(2)),
+        &reference,
+        &Progress::silent(),
+    )?;
     eprintln!(
         "  moons_ref  EM 500 steps  sw2 {:.4} (floor {:.4})  ({seconds:.2} s)",
         metrics.sw2, floor.sw2
@@ -124,7 +129,11 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     );
 
     let reference = dataset.sample(n, seed.wrapping_add(1));
-    let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
+    let floor = compare(
+        &dataset.sample(n, seed.wrapping_add(2)),
+        &reference,
+        &Progress::silent(),
+    )?;
     let mut rows = String::new();
     let mut sw2 = Vec::new();
     for (name, path) in [("f32", &float_path), ("int8", &int8_path)] {
@@ -133,7 +142,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         let samples = sample_file(path, &options, true)?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(&out.join(format!("moons-{name}-em.csv")), &samples)?;
-        let m = compare(&samples.points(), &reference)?;
+        let m = compare(&samples.points(), &reference, &Progress::silent())?;
         eprintln!(
             "  moons {name:<4} EM 500 steps  sw2 {:.4}  ({seconds:.2} s)",
             m.sw2
@@ -285,7 +294,11 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     let trained = trained_section(out, n, seed)?;
     let dataset = Dataset::EightGaussians;
     let reference = dataset.sample(n, seed.wrapping_add(1));
-    let floor = compare(&dataset.sample(n, seed.wrapping_add(2)), &reference)?;
+    let floor = compare(
+        &dataset.sample(n, seed.wrapping_add(2)),
+        &reference,
+        &Progress::silent(),
+    )?;
     let mixture = dataset.mixture().context("8gaussians is a mixture")?;
     let mut rows = Vec::new();
     for (sampler, steps) in DEMO_RUNS {
@@ -297,7 +310,7 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
             &out.join(format!("8gaussians-{}.csv", sampler.name())),
             &samples,
         )?;
-        let metrics = compare(&samples.points(), &reference)?;
+        let metrics = compare(&samples.points(), &reference, &Progress::silent())?;
         eprintln!(
             "  {:<10} {:>5} steps  sw2 {:.4}  energy {:.5}  mmd2 {:.6}  ({:.2} s)",
             sampler.name(),

@@ -2,6 +2,7 @@
 
 use crate::points::Points;
 use crate::points::Samples;
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -175,11 +176,23 @@ pub fn read_csv(path: &Path) -> Result<Points> {
             path.display()
         );
     }
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let progress = Progress::new(&format!("reading {name}"), bytes, "bytes");
+    let mut reported = 0;
     let mut values = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let record =
             record.with_context(|| format!("{}: cannot read row {}", path.display(), i + 2))?;
         let line = record.position().map_or(i as u64 + 2, |p| p.line());
+        if i % 65_536 == 0 {
+            let read = record.position().map_or(reported, |p| p.byte());
+            progress.advance(read.saturating_sub(reported));
+            reported = reported.max(read);
+        }
         if record.len() != dim {
             bail!(
                 "{}: line {line}: {} fields, the header has {dim}",
@@ -216,6 +229,7 @@ pub fn read_csv(path: &Path) -> Result<Points> {
             values.push(value);
         }
     }
+    progress.finish();
     if values.is_empty() {
         bail!("{}: no data rows", path.display());
     }

@@ -12,6 +12,7 @@
 //! [`BANDWIDTH_POINTS`]. A floor computed the same way shares the subsampling.
 
 use crate::points::Points;
+use crate::progress::Progress;
 use anyhow::{ensure, Result};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -55,8 +56,13 @@ pub struct Metrics {
     pub mmd2: f64,
 }
 
-/// All three metrics of `samples` against `reference`.
-pub fn compare(samples: &Points, reference: &Points) -> Result<Metrics> {
+/// The units of work of one [`compare`], as it reports them: one per projection direction of
+/// `sw2`, one for the energy distance, one for MMD².
+pub const COMPARISON_UNITS: u64 = DIRECTIONS as u64 + 2;
+
+/// All three metrics of `samples` against `reference`, advancing `progress` by
+/// [`COMPARISON_UNITS`].
+pub fn compare(samples: &Points, reference: &Points, progress: &Progress) -> Result<Metrics> {
     ensure!(
         samples.dim == reference.dim,
         "samples have dimension {} but the reference has {}",
@@ -69,11 +75,12 @@ pub fn compare(samples: &Points, reference: &Points) -> Result<Metrics> {
     );
     let sliced = |p| even_subsample(p, SLICED_POINTS);
     let paired = |p| even_subsample(p, PAIRWISE_POINTS);
-    Ok(Metrics {
-        sw2: sliced_w2(&sliced(samples), &sliced(reference)),
-        energy: energy_distance(&paired(samples), &paired(reference)),
-        mmd2: mmd2(&paired(samples), &paired(reference)),
-    })
+    let sw2 = sliced_w2_reporting(&sliced(samples), &sliced(reference), progress);
+    let energy = energy_distance(&paired(samples), &paired(reference));
+    progress.advance(1);
+    let mmd2 = mmd2(&paired(samples), &paired(reference));
+    progress.advance(1);
+    Ok(Metrics { sw2, energy, mmd2 })
 }
 
 /// 512 unit vectors in `dim` dimensions, the same for every call (normalised Gaussian draws
@@ -125,10 +132,19 @@ fn project_sorted(points: &Points, direction: &[f64]) -> Vec<f64> {
 
 /// Sliced Wasserstein-2 over the 512 fixed directions.
 pub fn sliced_w2(samples: &Points, reference: &Points) -> f64 {
+    sliced_w2_reporting(samples, reference, &Progress::silent())
+}
+
+/// [`sliced_w2`], advancing `progress` by one per direction.
+fn sliced_w2_reporting(samples: &Points, reference: &Points, progress: &Progress) -> f64 {
     let dirs = directions(samples.dim);
     let sum: f64 = dirs
         .par_iter()
-        .map(|d| w2_squared_sorted(&project_sorted(samples, d), &project_sorted(reference, d)))
+        .map(|d| {
+            let w2 = w2_squared_sorted(&project_sorted(samples, d), &project_sorted(reference, d));
+            progress.advance(1);
+            w2
+        })
         .sum();
     (sum / dirs.len() as f64).sqrt()
 }

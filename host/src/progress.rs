@@ -16,6 +16,8 @@ pub struct Progress {
     label: String,
     total: u64,
     bar: Option<ProgressBar>,
+    /// Whether plain lines are printed (off a terminal).
+    lines: bool,
     /// Units done, and when the last plain line was printed (`None` before the first).
     plain: Mutex<(u64, Option<Instant>)>,
     started: Instant,
@@ -32,13 +34,25 @@ impl Progress {
             }
             bar
         });
-        let now = Instant::now();
         Progress {
             label: label.to_owned(),
             total,
+            lines: bar.is_none(),
             bar,
             plain: Mutex::new((0, None)),
-            started: now,
+            started: Instant::now(),
+        }
+    }
+
+    /// Progress that shows nothing, for work that is part of a larger step with its own report.
+    pub fn silent() -> Progress {
+        Progress {
+            label: String::new(),
+            total: 0,
+            bar: None,
+            lines: false,
+            plain: Mutex::new((0, None)),
+            started: Instant::now(),
         }
     }
 
@@ -46,6 +60,9 @@ impl Progress {
     pub fn advance(&self, units: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(units);
+            return;
+        }
+        if !self.lines {
             return;
         }
         let mut plain = self.plain.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,7 +14,9 @@
 
 use crate::model_file::{encode_file, Network};
 use crate::points::Points;
+use crate::progress::Progress;
 use anyhow::{ensure, Result};
+use rayon::slice::ParallelSliceMut;
 use std::fmt;
 use tinyscore::model::format::{Int8ActivationValues, Int8LayerValues, LayerValues, Payload};
 use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
@@ -283,12 +285,24 @@ impl LayerObserver for Recorder {
     }
 }
 
-/// Runs the model `bytes` on every input with `recorder` watching.
-fn record(bytes: &[u8], inputs: &[(Vec<f32>, f32)], recorder: &mut Recorder) -> Result<()> {
+/// Inputs between two advances of the progress.
+const PROGRESS_CHUNK: usize = 4096;
+
+/// Runs the model `bytes` on every input with `recorder` watching, advancing `progress` by one
+/// per input.
+fn record(
+    bytes: &[u8],
+    inputs: &[(Vec<f32>, f32)],
+    recorder: &mut Recorder,
+    progress: &Progress,
+) -> Result<()> {
     let model = Model::parse(bytes)?;
     let mut out = vec![0.0f32; model.header().dims.dim as usize];
-    for (x, t) in inputs {
-        model.predict_noise_observed(x, *t, &mut out, recorder)?;
+    for chunk in inputs.chunks(PROGRESS_CHUNK) {
+        for (x, t) in chunk {
+            model.predict_noise_observed(x, *t, &mut out, recorder)?;
+        }
+        progress.advance(chunk.len() as u64);
     }
     Ok(())
 }
@@ -300,11 +314,17 @@ struct Calibration {
 }
 
 impl Calibration {
-    /// The sorted tensors of what `recorded` saw of a network with `layers` hidden layers.
-    fn new(recorded: &Recorder, layers: u32) -> Calibration {
+    /// The sorted tensors of what `recorded` saw of a network with `layers` hidden layers,
+    /// advancing `progress` by `inputs` over the sorting.
+    fn new(recorded: &Recorder, layers: u32, inputs: usize, progress: &Progress) -> Calibration {
         let mut tensors = recorded.tensors.clone();
         tensors.resize(1 + 2 * layers as usize, Vec::new());
-        tensors.iter_mut().for_each(|v| v.sort_by(f32::total_cmp));
+        let count = tensors.len();
+        for (k, tensor) in tensors.iter_mut().enumerate() {
+            // Values equal under `total_cmp` have the same bits, so an unstable sort is as good.
+            tensor.par_sort_unstable_by(f32::total_cmp);
+            progress.advance(((k + 1) * inputs / count - k * inputs / count) as u64);
+        }
         Calibration { tensors }
     }
 
@@ -361,16 +381,19 @@ const SEARCH_VALUES: usize = 1 << 16;
 /// corrected for the mean error of their int8 sums (bias correction). Returns the
 /// int8 network and what calibration saw of each tensor (input, then each hidden layer's
 /// pre- and post-activation).
+///
+/// `progress` advances by [`quantize_units`] in all.
 pub fn quantize(
     network: &Network,
     inputs: &[(Vec<f32>, f32)],
+    progress: &Progress,
 ) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
     ensure!(!inputs.is_empty(), "no calibration inputs");
     // The float network's activations on the calibration inputs, point after point: sorted
     // for the ranges, and as they are for the bias correction.
     let mut float = Recorder::default();
-    record(&network.to_bytes()?, inputs, &mut float)?;
-    let calibration = Calibration::new(&float, network.dims.layers);
+    record(&network.to_bytes()?, inputs, &mut float, progress)?;
+    let calibration = Calibration::new(&float, network.dims.layers, inputs.len(), progress);
     let silu = |v: f32| v / (1.0 + (-v).exp());
     let silu_error = |k: usize, low_tail: f64| -> f64 {
         let sorted = &calibration.tensors[k];
@@ -400,7 +423,7 @@ pub fn quantize(
         })
         .collect();
     let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
-    let shifts = correct_hidden_biases(&mut quantized, &float, inputs)?;
+    let shifts = correct_hidden_biases(&mut quantized, &float, inputs, progress)?;
     let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
     Ok((quantized, tensors))
 }
@@ -419,6 +442,7 @@ fn correct_hidden_biases(
     quantized: &mut QuantizedNetwork,
     reference: &Recorder,
     inputs: &[(Vec<f32>, f32)],
+    progress: &Progress,
 ) -> Result<Vec<f64>> {
     let hidden = quantized.layers.len().saturating_sub(1);
     let mut shifts = Vec::with_capacity(hidden);
@@ -435,7 +459,7 @@ fn correct_hidden_biases(
             int8_layer: Some(layer),
             ..Recorder::default()
         };
-        record(&quantized.to_bytes()?, inputs, &mut int8)?;
+        record(&quantized.to_bytes()?, inputs, &mut int8, progress)?;
         let channels = quantized.layers[layer].bias.len();
         let float_pre = reference
             .tensors
@@ -502,22 +526,37 @@ fn tensor_reports(
 
 /// `(relative RMS, max abs)` error of the second model's ε̂ against the first's on `inputs`,
 /// both evaluated by the core as a sampler would.
-fn noise_error(reference: &[u8], other: &[u8], inputs: &[(Vec<f32>, f32)]) -> Result<(f64, f64)> {
+fn noise_error(
+    reference: &[u8],
+    other: &[u8],
+    inputs: &[(Vec<f32>, f32)],
+    progress: &Progress,
+) -> Result<(f64, f64)> {
     let (reference, other) = (Model::parse(reference)?, Model::parse(other)?);
     let dim = reference.header().dims.dim as usize;
     let (mut diff2, mut ref2, mut max_abs) = (0.0f64, 0.0f64, 0.0f64);
     let (mut a, mut b) = (vec![0.0f32; dim], vec![0.0f32; dim]);
-    for (x, t) in inputs {
-        reference.predict_noise(x, *t, &mut a)?;
-        other.predict_noise(x, *t, &mut b)?;
-        for (u, v) in a.iter().zip(&b) {
-            let d = (*u as f64) - (*v as f64);
-            diff2 += d * d;
-            ref2 += (*u as f64) * (*u as f64);
-            max_abs = max_abs.max(d.abs());
+    for chunk in inputs.chunks(PROGRESS_CHUNK) {
+        for (x, t) in chunk {
+            reference.predict_noise(x, *t, &mut a)?;
+            other.predict_noise(x, *t, &mut b)?;
+            for (u, v) in a.iter().zip(&b) {
+                let d = (*u as f64) - (*v as f64);
+                diff2 += d * d;
+                ref2 += (*u as f64) * (*u as f64);
+                max_abs = max_abs.max(d.abs());
+            }
         }
+        progress.advance(chunk.len() as u64);
     }
     Ok(((diff2 / ref2.max(f64::MIN_POSITIVE)).sqrt(), max_abs))
+}
+
+/// The units of progress [`quantize`] reports for `inputs` calibration inputs and a network of
+/// `layers` hidden layers: the float network's pass, the sorting of what it saw, and one int8
+/// pass per hidden layer's bias correction, each counted in inputs.
+pub fn quantize_units(inputs: usize, layers: u32) -> u64 {
+    inputs as u64 * (2 + layers as u64)
 }
 
 /// The int8 network for the given activation ranges.
@@ -604,16 +643,17 @@ fn quantize_to_ranges(network: &Network, ranges: &[Range]) -> Result<QuantizedNe
 }
 
 /// Compares the int8 model with the float one on `eval` inputs and lists each activation
-/// tensor's calibrated range and quantization.
+/// tensor's calibrated range and quantization; `progress` advances by one per `eval` input.
 pub fn report(
     float: &[u8],
     quantized: &QuantizedNetwork,
     tensors: Vec<TensorReport>,
     calibration_points: usize,
     eval: &[(Vec<f32>, f32)],
+    progress: &Progress,
 ) -> Result<QuantizationReport> {
     let int8 = quantized.to_bytes()?;
-    let (relative_rms_error, max_abs_error) = noise_error(float, &int8, eval)?;
+    let (relative_rms_error, max_abs_error) = noise_error(float, &int8, eval, progress)?;
     let faithful_radius = faithful_radius(float, &int8)?;
     Ok(QuantizationReport {
         calibration_points,
@@ -738,13 +778,20 @@ pub fn quantize_file(
         input.display()
     );
     let network = Network::from_model(&model)?;
-    let progress = crate::progress::Progress::new("quantize", 2, "steps");
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
-    let (quantized, tensors) = quantize(&network, &calibration)?;
-    progress.advance(1);
+    let units = quantize_units(calibration.len(), network.dims.layers) + eval.len() as u64;
+    let progress = Progress::new("quantize", units, "points");
+    let (quantized, tensors) = quantize(&network, &calibration, &progress)?;
     let int8 = quantized.to_bytes()?;
-    let report = report(&float, &quantized, tensors, calibration.len(), &eval)?;
+    let report = report(
+        &float,
+        &quantized,
+        tensors,
+        calibration.len(),
+        &eval,
+        &progress,
+    )?;
     progress.finish();
     crate::io::write_atomically(out, |w| Ok(w.write_all(&int8)?))?;
     Ok(report)

@@ -24,7 +24,7 @@ fn column_mean(p: &Points, d: usize) -> f64 {
 #[test]
 fn identical_sets_are_at_distance_zero() {
     let x = gaussian(2000, [0.3, -0.1], 1);
-    let m = compare(&x, &x).unwrap();
+    let m = compare(&x, &x, &tinyscore_host::progress::Progress::silent()).unwrap();
     assert_eq!((m.sw2, m.energy, m.mmd2), (0.0, 0.0, 0.0));
 }
 

@@ -80,7 +80,12 @@ pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
         0,
     )
     .expect("calibration inputs");
-    let (quantized, _) = quantize(&network, &calibration).expect("the reference model quantizes");
+    let (quantized, _) = quantize(
+        &network,
+        &calibration,
+        &tinyscore_host::progress::Progress::silent(),
+    )
+    .expect("the reference model quantizes");
     let bytes = quantized.to_bytes().expect("the int8 model writes");
     (quantized, bytes)
 }
@@ -126,7 +131,12 @@ pub fn helix_int8() -> Vec<u8> {
     train(&mut state, &data, 0, &never, |_, _| (), |_| Ok(())).expect("training runs");
     let network = state.network().expect("the trained network");
     let calibration = diffused_inputs(&network, &points, 2048, 0).expect("calibration inputs");
-    let (quantized, _) = quantize(&network, &calibration).expect("the model quantizes");
+    let (quantized, _) = quantize(
+        &network,
+        &calibration,
+        &tinyscore_host::progress::Progress::silent(),
+    )
+    .expect("the model quantizes");
     quantized.to_bytes().expect("the int8 model writes")
 }
 

@@ -189,8 +189,8 @@ fn a_corrupted_model_makes_the_firmware_report_and_fail() {
     let path = dir.path().join("corrupted.tsm");
     std::fs::write(&path, &bytes).unwrap();
     for board in BOARDS {
-        let error = run_on(board, &path, SamplerKind::Em)
-            .expect_err("a corrupted model must not run");
+        let error =
+            run_on(board, &path, SamplerKind::Em).expect_err("a corrupted model must not run");
         let error = format!("{error:#}");
         // The chip's own report, in the words the host's parser uses (not defmt's rendering
         // of the error's fields).

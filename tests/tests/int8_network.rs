@@ -334,7 +334,15 @@ fn int8_noise_prediction_is_within_3_percent_rms_of_f32() {
     let float = reference_model_bytes();
     // 10⁴ fresh calibration-like inputs (other data, other noise than the calibration).
     let eval = diffused_inputs(&network, &raw_moons(10_000, 11), 10_000, 11).unwrap();
-    let report = report(&float, &quantized, Vec::new(), CALIBRATION_POINTS, &eval).unwrap();
+    let report = report(
+        &float,
+        &quantized,
+        Vec::new(),
+        CALIBRATION_POINTS,
+        &eval,
+        &tinyscore_host::progress::Progress::silent(),
+    )
+    .unwrap();
     println!("{report}");
     assert!(
         report.relative_rms_error <= 0.03,

@@ -5,7 +5,8 @@ use anyhow::Result;
 use std::path::PathBuf;
 use tinyscore_host::data::reference_pair;
 use tinyscore_host::io::read_csv;
-use tinyscore_host::metrics::compare;
+use tinyscore_host::metrics::{compare, COMPARISON_UNITS};
+use tinyscore_host::progress::Progress;
 
 /// Compare samples with fresh draws of a dataset: sw2, energy, mmd2 and their floor.
 #[derive(clap::Args)]
@@ -31,10 +32,9 @@ pub fn run(args: Args) -> Result<()> {
     let samples = read_csv(&args.samples)?;
     let n = args.n.unwrap_or(samples.len());
     let (reference, fresh) = reference_pair(&args.against, n, args.seed)?;
-    let progress = tinyscore_host::progress::Progress::new("eval", 2, "comparisons");
-    let metrics = compare(&samples, &reference)?;
-    progress.advance(1);
-    let floor = compare(&fresh, &reference)?;
+    let progress = Progress::new("eval", 2 * COMPARISON_UNITS, "parts");
+    let metrics = compare(&samples, &reference, &progress)?;
+    let floor = compare(&fresh, &reference, &progress)?;
     progress.finish();
     if args.json {
         let value = serde_json::json!({
