@@ -7,6 +7,24 @@ use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// Refuses an output that is one of the command's inputs (the same file by any path, a
+/// symbolic link included): writing it would replace what the command is reading.
+pub fn ensure_not_an_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let Ok(written) = out.canonicalize() else {
+        return Ok(()); // the output does not exist yet
+    };
+    for input in inputs {
+        if input.canonicalize().is_ok_and(|read| read == written) {
+            bail!(
+                "--out {} is the input {} itself: write to another file",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Writes `path` through a temporary file in the same directory, renamed into place only when
 /// `write` succeeded: a failure or an interruption never leaves a partial file. A path that
 /// exists but is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is written directly:

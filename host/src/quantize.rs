@@ -764,12 +764,7 @@ pub fn quantize_file(
         "--calib-points and --eval-points must be 1 to {MAX_POINTS} (calibration holds every \
          activation of every point in memory)"
     );
-    let same_file = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b);
-    ensure!(
-        !same_file(input, out),
-        "--out {} is the f32 model itself: write the int8 model to another file",
-        out.display()
-    );
+    crate::io::ensure_not_an_input(out, &[input])?;
     let float = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
     let model = Model::parse(&float).with_context(|| format!("{}", input.display()))?;
     ensure!(

@@ -899,6 +899,48 @@ fn outputs_keep_the_umask_and_an_overwritten_files_mode() {
 }
 
 #[test]
+fn no_command_writes_its_output_over_its_input() {
+    let dir = scratch("out-is-input");
+    let model = tiny_model(&dir);
+    let link = dir.join("link.tsm");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    let data = dir.join("data.csv");
+    std::fs::write(&data, "x,y\n0.1,0.2\n0.3,0.1\n-0.2,0.4\n0.5,-0.3\n").unwrap();
+    let (model_bytes, data_bytes) = (
+        std::fs::read(&model).unwrap(),
+        std::fs::read(&data).unwrap(),
+    );
+    let (m, l, d) = (path_str(&model), path_str(&link), path_str(&data));
+    for args in [
+        &[
+            "sample", "--model", m, "-n", "4", "--steps", "2", "--out", m,
+        ][..],
+        &[
+            "sample", "--model", l, "-n", "4", "--steps", "2", "--out", m,
+        ],
+        &["export", m, "--format", "rust", "--out", l],
+        &["export", m, "--format", "safetensors", "--out", m],
+        &["import", m, "--out", m],
+        &["train", "--data", d, "--steps", "2", "--out", d],
+        &[
+            "firmware", "run", "--board", "qemu-m4", "--model", m, "-n", "1", "--out", m,
+        ],
+    ] {
+        refused(args, "is the input");
+    }
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        model_bytes,
+        "the model was replaced"
+    );
+    assert_eq!(
+        std::fs::read(&data).unwrap(),
+        data_bytes,
+        "the data were replaced"
+    );
+}
+
+#[test]
 fn quantize_refuses_to_overwrite_its_input_and_import_takes_the_sde() {
     let dir = scratch("quantize-self");
     let model = tiny_model(&dir);
@@ -912,7 +954,7 @@ fn quantize_refuses_to_overwrite_its_input_and_import_takes_the_sde() {
             "--out",
             path_str(&model),
         ],
-        "is the f32 model itself",
+        "is the input",
     );
     assert_eq!(std::fs::read(&model).unwrap(), before);
     refused(
@@ -1105,7 +1147,7 @@ fn negative_numbers_reach_the_checks_without_an_equals_sign() {
             "--out",
             path_str(&out),
         ],
-        "--lr must be a positive number",
+        "--lr must be a finite number > 0",
     );
     refused(
         &[

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use std::path::PathBuf;
+use tinyscore_host::io::ensure_not_an_input;
 use tinyscore_host::model_file::{
     parse, read, write_rust_include, write_safetensors, ExportFormat, Network,
 };
@@ -20,6 +21,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    ensure_not_an_input(&args.out, &[&args.input])?;
     let bytes = read(&args.input)?;
     let model = parse(&bytes, &args.input)?;
     match args.format {

@@ -4,7 +4,7 @@ use super::outln;
 use anyhow::Result;
 use std::path::PathBuf;
 use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
-use tinyscore_host::io::write_csv;
+use tinyscore_host::io::{ensure_not_an_input, write_csv};
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::sampling::SamplerKind;
 
@@ -167,6 +167,7 @@ fn size(args: SizeArgs) -> Result<()> {
 }
 
 fn run_board(args: RunArgs) -> Result<()> {
+    ensure_not_an_input(&args.out, &[&args.model])?;
     // The firmware reads the model itself (and reports a file it refuses).
     let samples = firmware::run(
         args.board,

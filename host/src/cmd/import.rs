@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
+use tinyscore_host::io::ensure_not_an_input;
 use tinyscore_host::model_file::{import_safetensors, read};
 use tinyscore_host::sampling::SdeKind;
 
@@ -35,6 +36,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    ensure_not_an_input(&args.out, &[&args.input])?;
     let bytes = read(&args.input)?;
     let normalization = args.mean.zip(args.std);
     let sde = args.sde.map(SdeKind::model_sde);

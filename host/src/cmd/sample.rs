@@ -4,6 +4,7 @@ use super::{write_samples, Particles};
 use anyhow::Result;
 use clap::ArgGroup;
 use std::path::PathBuf;
+use tinyscore_host::io::ensure_not_an_input;
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::sampling::{
     sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
@@ -76,6 +77,7 @@ pub fn run(args: Args) -> Result<()> {
             })?;
         }
         (None, Some(path)) => {
+            ensure_not_an_input(out, &[path])?;
             let bytes = read(path)?;
             let model = parse(&bytes, path)?;
             options.t_end = model.header().t_end;

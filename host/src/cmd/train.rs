@@ -2,11 +2,12 @@
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tinyscore::model::Output;
 use tinyscore_host::data;
+use tinyscore_host::io::ensure_not_an_input;
 use tinyscore_host::sampling::SdeKind;
 use tinyscore_host::train::{self, TrainConfig, TrainState, TrainingData};
 
@@ -90,6 +91,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    ensure_not_an_input(&args.out, &[Path::new(&args.data)])?;
     let points = data::load(&args.data, 1 << 16, args.seed)?;
     let config = TrainConfig {
         hidden: args

@@ -120,19 +120,19 @@ impl TrainConfig {
         );
         ensure!(
             self.lr.is_finite() && self.lr > 0.0,
-            "--lr must be a positive number"
+            "--lr must be a finite number > 0"
         );
         ensure!(
             (0.0..1.0).contains(&self.ema_decay),
-            "the EMA decay must be in [0, 1)"
+            "--ema must be in [0, 1)"
         );
         ensure!(
             self.fourier_scale.is_finite() && self.fourier_scale > 0.0,
-            "the Fourier scale must be positive"
+            "--fourier-scale must be a finite number > 0"
         );
         ensure!(
             self.weight_decay.is_finite() && self.weight_decay >= 0.0,
-            "--weight-decay must be 0 or more (it shrinks the weights; a negative one grows them)"
+            "--weight-decay must be a finite number ≥ 0 (it shrinks the weights; a negative one grows them)"
         );
         Ok(())
     }
