@@ -137,7 +137,7 @@ impl fmt::Display for SampleError {
             }
             SampleError::NonFiniteState { step } => write!(
                 f,
-                "step {step}: the state is not finite (the sampler diverged; try more steps)"
+                "step {step}: the state is not finite (it diverged: its steps are too large)"
             ),
         }
     }
@@ -181,7 +181,7 @@ mod defmt_words {
                 }
                 SampleError::NonFiniteState { step } => defmt::write!(
                     f,
-                    "step {=u32}: the state is not finite (the sampler diverged; try more steps)",
+                    "step {=u32}: the state is not finite (it diverged: its steps are too large)",
                     step
                 ),
             }

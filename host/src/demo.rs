@@ -235,7 +235,7 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
         seed,
         parsed.header().t_end,
     );
-    let host = sample_model(parsed, &options)?;
+    let host = sample_model(parsed, &options, &Progress::silent())?;
     let identical = chip.dim == host.dim
         && chip.values.len() == host.values.len()
         && chip
@@ -278,7 +278,7 @@ fn vp() -> tinyscore::ModelSde {
 fn sample_file(path: &Path, options: &SampleOptions, data_units: bool) -> Result<Samples> {
     let bytes = read(path)?;
     let model = parse(&bytes, path)?;
-    let samples = sample_model(model, options)?;
+    let samples = sample_model(model, options, &Progress::silent())?;
     if data_units {
         denormalize(&model, &samples)
     } else {
@@ -304,7 +304,7 @@ pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     for (sampler, steps) in DEMO_RUNS {
         let options = SampleOptions::uniform(sampler, steps, n, seed, 1e-3);
         let start = Instant::now();
-        let samples = sample_exact(&options, vp(), &mixture)?;
+        let samples = sample_exact(&options, vp(), &mixture, &Progress::silent())?;
         let seconds = start.elapsed().as_secs_f64();
         write_csv(
             &out.join(format!("8gaussians-{}.csv", sampler.name())),

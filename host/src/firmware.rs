@@ -137,8 +137,7 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
     // refuses it.
     let dim = tinyscore::Model::parse(&bytes).map(|m| m.header().dims.dim as usize);
     let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
-    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())
-        .with_context(|| format!("{}", run.model.display()))?;
+    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())?;
     let dim = dim.with_context(|| format!("{}", run.model.display()))?;
     let samples = match run.sink {
         Sink::Defmt => parse_samples(&stdout, dim)?,
@@ -310,7 +309,8 @@ fn build_and_run_mode(
             format!("\n{stderr}")
         };
         bail!(
-            "the firmware failed on {} ({why}): {reported}{stderr}",
+            "{}: the firmware failed on {} ({why}): {reported}{stderr}",
+            run.model.display(),
             board.name()
         );
     }

@@ -184,13 +184,21 @@ pub fn read_csv(path: &Path) -> Result<Points> {
         .trim(csv::Trim::All)
         .from_path(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let dim = reader
+    let header = reader
         .headers()
-        .with_context(|| format!("{}: cannot read the header row", path.display()))?
-        .len();
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?;
+    let dim = header.len();
     if dim == 0 {
         bail!(
             "{}: line 1: the header row names no columns",
+            path.display()
+        );
+    }
+    // Taken as a header, a first row of numbers would be a point silently dropped.
+    if header.iter().all(|cell| cell.parse::<f64>().is_ok()) {
+        bail!(
+            "{}: line 1 is numbers, not column names: the file needs a header row \
+             (e.g. `x0,x1`)",
             path.display()
         );
     }
@@ -220,8 +228,14 @@ pub fn read_csv(path: &Path) -> Result<Points> {
         }
         for (column, cell) in record.iter().enumerate() {
             let value: f64 = cell.parse().map_err(|_| {
+                let separator = [';', '\t']
+                    .into_iter()
+                    .find(|c| cell.contains(*c))
+                    .map_or(String::new(), |c| {
+                        format!(" (columns are separated by commas, not {c:?})")
+                    });
                 anyhow::anyhow!(
-                    "{}: line {line}, column {}: `{}` is not a number",
+                    "{}: line {line}, column {}: `{}` is not a number{separator}",
                     path.display(),
                     column + 1,
                     shortened(cell)

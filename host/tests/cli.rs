@@ -687,6 +687,44 @@ fn flags_that_do_not_apply_are_refused_not_ignored() {
         &[&sample[..], &["--exact", "8gaussians", "--normalized"]].concat(),
         "cannot be used with",
     );
+    let langevin = [
+        "langevin",
+        "--target",
+        "doublewell",
+        "-n",
+        "4",
+        "--out",
+        path_str(&out),
+    ];
+    for flag in ["--mass", "--friction", "--kt"] {
+        refused(
+            &[&langevin[..], &[flag, "2"]].concat(),
+            &format!("{flag} applies to --method underdamped"),
+        );
+    }
+    assert!(!out.exists());
+    // They do apply to the underdamped dynamics.
+    tinyscore_ok(&[&langevin[..], &["--method", "underdamped", "--kt", "2"]].concat());
+}
+
+#[test]
+fn a_diverging_langevin_chain_names_the_step_size() {
+    let dir = scratch("diverging");
+    let out = dir.join("l.csv");
+    refused(
+        &[
+            "langevin",
+            "--target",
+            "doublewell",
+            "--step",
+            "100",
+            "-n",
+            "4",
+            "--out",
+            path_str(&out),
+        ],
+        "try a smaller --step",
+    );
     assert!(!out.exists());
 }
 
@@ -859,6 +897,23 @@ fn csv_values_beyond_f32_are_named_and_long_cells_are_cut() {
         message.len() < 1000,
         "the message repeats the cell: {} bytes",
         message.len()
+    );
+}
+
+#[test]
+fn a_csv_without_a_header_or_with_another_separator_is_refused_with_why() {
+    let dir = scratch("csv-shape");
+    let csv = dir.join("d.csv");
+    // Read with its first row as the header, this file would lose the point (1, 2).
+    std::fs::write(&csv, "1,2\n3,4\n5,6\n").unwrap();
+    refused(
+        &["eval", path_str(&csv), "--against", "moons"],
+        "line 1 is numbers, not column names",
+    );
+    std::fs::write(&csv, "x;y\n1;2\n3;4\n").unwrap();
+    refused(
+        &["eval", path_str(&csv), "--against", "moons"],
+        "separated by commas, not ';'",
     );
 }
 

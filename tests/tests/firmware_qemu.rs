@@ -82,12 +82,16 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         threads: 2,
         t_end: model.header().t_end,
     };
-    sample_model(model, &options)
-        .unwrap()
-        .values
-        .iter()
-        .map(|x| x.to_bits())
-        .collect()
+    sample_model(
+        model,
+        &options,
+        &tinyscore_host::progress::Progress::silent(),
+    )
+    .unwrap()
+    .values
+    .iter()
+    .map(|x| x.to_bits())
+    .collect()
 }
 
 #[test]

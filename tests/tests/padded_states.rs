@@ -15,6 +15,7 @@ use tinyscore::{
 };
 use tinyscore_host::data::Mixture;
 use tinyscore_host::model_file::Network;
+use tinyscore_host::progress::Progress;
 use tinyscore_host::sampling::langevin::{run_target, LangevinOptions, Method};
 use tinyscore_host::sampling::{sample_exact, sample_model, SampleOptions, SamplerKind};
 
@@ -123,7 +124,7 @@ fn check_dimension<const N: usize>() {
         (SamplerKind::Pc, unpadded(pc, &exact)),
         (SamplerKind::Dpm2, unpadded(DpmSolverPp2M, &exact)),
     ] {
-        let got = sample_exact(&options(sampler), sde(), &mixture).unwrap();
+        let got = sample_exact(&options(sampler), sde(), &mixture, &Progress::silent()).unwrap();
         assert_eq!(got.dim, N);
         assert!(
             bits(&got.values) == expected,
@@ -135,7 +136,7 @@ fn check_dimension<const N: usize>() {
     let bytes = network(N);
     let model = Model::parse(&bytes).unwrap();
     let expected = unpadded(EulerMaruyama, &NeuralScore::<N>::new(model).unwrap());
-    let got = sample_model(model, &options(SamplerKind::Em)).unwrap();
+    let got = sample_model(model, &options(SamplerKind::Em), &Progress::silent()).unwrap();
     assert!(
         bits(&got.values) == expected,
         "{N}-D network, em: the padded state's bits differ"

@@ -153,13 +153,34 @@ impl<P> Sampler<P> {
         S: Score<N>,
         R: Rng,
     {
+        self.sample_batch_observed::<D, S, R, _, N, B>(sde, score, noises, out, |_, _, _| ())
+    }
+
+    /// [`sample_batch`](Self::sample_batch), calling `on_step(step, t, xs)` with each chunk
+    /// of at most `B` particles at its start (step 0) and after each step, as
+    /// [`run`](Self::run)'s observer sees one particle (a host shows progress with it).
+    pub fn sample_batch_observed<D, S, R, F, const N: usize, const B: usize>(
+        &self,
+        sde: &D,
+        score: &S,
+        noises: &mut [GaussianStream<R>],
+        out: &mut [[f32; N]],
+        mut on_step: F,
+    ) -> Result<(), ParticleError>
+    where
+        D: LinearSde,
+        P: Solver<D, N>,
+        S: Score<N>,
+        R: Rng,
+        F: FnMut(u32, f32, &[[f32; N]]),
+    {
         for (x, noise) in out.iter_mut().zip(noises.iter_mut()) {
             *x = sde.sample_prior(noise);
         }
         let chunk = B.max(1);
         let mut first = 0;
         for (xs, noises) in out.chunks_mut(chunk).zip(noises.chunks_mut(chunk)) {
-            self.run_chunk::<D, S, R, _, N, B>(sde, score, xs, noises, |_, _, _| ())
+            self.run_chunk::<D, S, R, _, N, B>(sde, score, xs, noises, &mut on_step)
                 .map_err(|e| ParticleError {
                     particle: first + e.particle,
                     error: e.error,

@@ -20,28 +20,38 @@ pub struct Args {
     /// Steps per chain.
     #[arg(long, default_value_t = 5000)]
     steps: u32,
-    /// Mass (underdamped).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
-    mass: f32,
-    /// Friction γ (underdamped).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
-    friction: f32,
-    /// Temperature kT (underdamped; 1 samples the target).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
-    kt: f32,
+    /// Mass (underdamped only) [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    mass: Option<f32>,
+    /// Friction γ (underdamped only) [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    friction: Option<f32>,
+    /// Temperature kT (underdamped only; 1 samples the target) [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    kt: Option<f32>,
     #[command(flatten)]
     particles: Particles,
 }
 
 pub fn run(args: Args) -> Result<()> {
     check_target(&args.target)?;
+    if args.method == Method::Ula {
+        let kinetic = [
+            ("--mass", args.mass),
+            ("--friction", args.friction),
+            ("--kt", args.kt),
+        ];
+        if let Some((flag, _)) = kinetic.iter().find(|(_, value)| value.is_some()) {
+            anyhow::bail!("{flag} applies to --method underdamped, not to ula");
+        }
+    }
     let options = LangevinOptions {
         method: args.method,
         step: args.step,
         steps: args.steps,
-        mass: args.mass,
-        friction: args.friction,
-        kt: args.kt,
+        mass: args.mass.unwrap_or(1.0),
+        friction: args.friction.unwrap_or(1.0),
+        kt: args.kt.unwrap_or(1.0),
         n: args.particles.n,
         seed: args.particles.seed,
         threads: args.particles.threads,

@@ -16,6 +16,8 @@ mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use tinyscore_host::progress::Progress;
+use tinyscore_host::sampling::SampleOptions;
 
 /// The command line.
 #[derive(Parser)]
@@ -95,14 +97,20 @@ pub(crate) struct Particles {
 /// Particles written per part: a run of any size holds one part's samples in memory.
 const PART: usize = 1 << 16;
 
-/// Writes `n` samples of `dim` coordinates to `out` as CSV, drawing them a part at a time
-/// with `draw(first, count)` (particles `first..first + count`), with progress on stderr.
-/// Ctrl-C stops it between parts and leaves nothing behind (the temporary file is removed).
+/// The progress of a sampling run, in particle-steps.
+pub(crate) fn sampling_progress(options: &SampleOptions) -> Progress {
+    Progress::new("sampling", options.particle_steps(), "particle-steps")
+}
+
+/// Writes the samples of `options` (its `n` particles, of `dim` coordinates) to `out` as CSV,
+/// drawing them a part at a time with `draw(first, count, progress)` (particles
+/// `first..first + count`), with progress on stderr. Ctrl-C stops it between parts and leaves
+/// nothing behind (the temporary file is removed).
 pub(crate) fn write_samples(
     out: &std::path::Path,
-    n: usize,
+    options: &SampleOptions,
     dim: usize,
-    mut draw: impl FnMut(u64, usize) -> Result<tinyscore_host::points::Samples>,
+    mut draw: impl FnMut(u64, usize, &Progress) -> Result<tinyscore_host::points::Samples>,
 ) -> Result<()> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -110,7 +118,8 @@ pub(crate) fn write_samples(
     let handler_stop = Arc::clone(&stop);
     ctrlc::set_handler(move || handler_stop.store(true, Ordering::Relaxed))
         .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    let progress = tinyscore_host::progress::Progress::new("sampling", n as u64, "samples");
+    let n = options.n;
+    let progress = sampling_progress(options);
     tinyscore_host::io::write_atomically(out, |w| {
         tinyscore_host::io::write_csv_header(w, dim)?;
         for first in (0..n).step_by(PART) {
@@ -120,8 +129,7 @@ pub(crate) fn write_samples(
                 out.display()
             );
             let count = PART.min(n - first);
-            tinyscore_host::io::write_csv_rows(w, &draw(first as u64, count)?)?;
-            progress.advance(count as u64);
+            tinyscore_host::io::write_csv_rows(w, &draw(first as u64, count, &progress)?)?;
         }
         Ok(())
     })?;

@@ -1,5 +1,6 @@
 //! `tinyscore plot`: pictures of a model or of an exact mixture score.
 
+use super::sampling_progress;
 use anyhow::{Context, Result};
 use clap::ArgGroup;
 use std::path::PathBuf;
@@ -51,7 +52,10 @@ pub fn run(args: Args) -> Result<()> {
             let samples = match given {
                 Some(s) => s,
                 None => {
-                    let drawn = sample_model(model, &options(model.header().t_end))?;
+                    let options = options(model.header().t_end);
+                    let progress = sampling_progress(&options);
+                    let drawn = sample_model(model, &options, &progress)?;
+                    progress.finish();
                     denormalize(&model, &drawn)?.points()
                 }
             };
@@ -63,7 +67,11 @@ pub fn run(args: Args) -> Result<()> {
                 Some(s) => s,
                 None => {
                     let vp = tinyscore::ModelSde::Vp(tinyscore::VpSde::default());
-                    sample_exact(&options(EXACT_T_END), vp, &mixture)?.points()
+                    let options = options(EXACT_T_END);
+                    let progress = sampling_progress(&options);
+                    let drawn = sample_exact(&options, vp, &mixture, &progress)?;
+                    progress.finish();
+                    drawn.points()
                 }
             };
             plot::all_for_mixture(&args.out, &data, &samples, &mixture, EXACT_T_END, args.seed)?

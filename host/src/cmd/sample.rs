@@ -64,7 +64,7 @@ pub fn run(args: Args) -> Result<()> {
         (Some(exact), _) => {
             let mixture = tinyscore_host::data::mixture(exact)?;
             let sde = args.sde.model_sde();
-            write_samples(out, options.n, mixture.dim(), |first, n| {
+            write_samples(out, &options, mixture.dim(), |first, n, progress| {
                 sample_exact(
                     &SampleOptions {
                         first,
@@ -73,6 +73,7 @@ pub fn run(args: Args) -> Result<()> {
                     },
                     sde,
                     &mixture,
+                    progress,
                 )
             })?;
         }
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> Result<()> {
             let model = parse(&bytes, path)?;
             options.t_end = model.header().t_end;
             let dim = model.header().dims.dim as usize;
-            write_samples(out, options.n, dim, |first, n| {
+            write_samples(out, &options, dim, |first, n, progress| {
                 let samples = sample_model(
                     model,
                     &SampleOptions {
@@ -90,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
                         n,
                         ..options
                     },
+                    progress,
                 )?;
                 if args.normalized {
                     Ok(samples)

@@ -3,9 +3,10 @@
 
 use crate::data::{mixture, Dataset, Mixture};
 use crate::points::Samples;
+use crate::progress::Progress;
 use crate::sampling::in_batches;
 use anyhow::{bail, Result};
-use tinyscore::{DefaultRng, GaussianStream, NullObserver, Score, Ula, Underdamped};
+use tinyscore::{DefaultRng, GaussianStream, Score, Ula, Underdamped};
 
 /// Which Langevin dynamics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -48,15 +49,24 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     coordinates: usize,
 ) -> Result<Vec<[f32; N]>> {
     let mut out = vec![[0.0f32; N]; o.n];
-    let progress = crate::progress::Progress::new("langevin", o.n as u64, "chains");
+    let progress = Progress::new("langevin", o.n as u64 * u64::from(o.steps), "chain-steps");
     let chains = |first: u64, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
+        let mut unreported = 0u64;
+        let mut report = |step: u32, _: f32, _: &[f32; N]| {
+            if step > 0 {
+                unreported += 1;
+                if unreported >= PROGRESS_CHUNK {
+                    progress.advance(std::mem::take(&mut unreported));
+                }
+            }
+        };
         for (k, (x, noise)) in xs.iter_mut().zip(noises).enumerate() {
             let i = first + k as u64;
             *x = noise.normal();
             match o.method {
                 Method::Ula => {
                     Ula::new(o.step)?
-                        .run(score, x, o.steps, noise, &mut NullObserver)
+                        .run(score, x, o.steps, noise, &mut report)
                         .map_err(|e| chain_error(i, e))?;
                 }
                 Method::Underdamped => {
@@ -65,13 +75,13 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
                         .start(score, *x, [0.0; N])
                         .map_err(|e| chain_error(i, e))?;
                     dynamics
-                        .run(score, &mut state, o.steps, noise, &mut NullObserver)
+                        .run(score, &mut state, o.steps, noise, &mut report)
                         .map_err(|e| chain_error(i, e))?;
                     *x = state.x;
                 }
             }
         }
-        progress.advance(xs.len() as u64);
+        progress.advance(unreported);
         Ok(())
     };
     in_batches(
@@ -86,8 +96,12 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     Ok(out)
 }
 
+/// Chain-steps a task takes between two advances of the progress.
+const PROGRESS_CHUNK: u64 = 1 << 14;
+
+/// A chain that left the finite numbers: its step size is what the user can change.
 fn chain_error(chain: u64, e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("chain {chain}: {e}")
+    anyhow::anyhow!("chain {chain}: {e}; try a smaller --step")
 }
 
 /// Runs `o` on `target`: `doublewell` or a mixture (see [`mixture`]) of any dimension.

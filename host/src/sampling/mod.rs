@@ -6,6 +6,7 @@
 pub mod langevin;
 pub mod particles;
 
+use crate::progress::Progress;
 pub use particles::{in_batches, sample_particles, thread_pool, BatchFn, BATCH};
 
 use crate::data::Mixture;
@@ -111,6 +112,12 @@ pub struct SampleOptions {
 }
 
 impl SampleOptions {
+    /// The particle-steps of the run, as the sampling functions report their progress: every
+    /// step of the grid and the denoising step of each particle.
+    pub fn particle_steps(&self) -> u64 {
+        self.n as u64 * (u64::from(self.steps) + u64::from(self.denoise))
+    }
+
     /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, no
     /// denoising, all cores.
     pub fn uniform(sampler: SamplerKind, steps: u32, n: usize, seed: u64, t_end: f32) -> Self {
@@ -171,18 +178,28 @@ impl<const N: usize> ScoreFor<N> for ExactMixture<N> {
     }
 }
 
-/// Samples `mixture` with its exact score diffused by `sde`, whatever its dimension.
-pub fn sample_exact(options: &SampleOptions, sde: ModelSde, mixture: &Mixture) -> Result<Samples> {
-    crate::with_dim!(mixture.dim(), sample_exact_in(options, sde, mixture))
+/// Samples `mixture` with its exact score diffused by `sde`, whatever its dimension;
+/// `progress` advances by one per particle and step ([`SampleOptions::particle_steps`]).
+pub fn sample_exact(
+    options: &SampleOptions,
+    sde: ModelSde,
+    mixture: &Mixture,
+    progress: &Progress,
+) -> Result<Samples> {
+    crate::with_dim!(
+        mixture.dim(),
+        sample_exact_in(options, sde, mixture, progress)
+    )
 }
 
 fn sample_exact_in<const N: usize>(
     options: &SampleOptions,
     sde: ModelSde,
     mixture: &Mixture,
+    progress: &Progress,
 ) -> Result<Samples> {
     let exact = ExactMixture::<N>::new(mixture)?;
-    let rows = sample_with_sde(sde, options, &exact)?;
+    let rows = sample_with_sde(sde, options, &exact, progress)?;
     Ok(Samples::from_padded_rows(&rows, mixture.dim()))
 }
 
@@ -202,25 +219,36 @@ impl<'m, const N: usize> ScoreFor<N> for Model<'m> {
 }
 
 /// Samples the network of `model` under its SDE, in the model's (normalised) coordinates
-/// (`model_file::denormalize` maps them to data units).
-pub fn sample_model(model: Model<'_>, options: &SampleOptions) -> Result<Samples> {
+/// (`model_file::denormalize` maps them to data units); `progress` advances by one per
+/// particle and step ([`SampleOptions::particle_steps`]).
+pub fn sample_model(
+    model: Model<'_>,
+    options: &SampleOptions,
+    progress: &Progress,
+) -> Result<Samples> {
     let dim = model.header().dims.dim as usize;
-    crate::with_dim!(dim, sample_model_in(model, options))
+    crate::with_dim!(dim, sample_model_in(model, options, progress))
 }
 
-fn sample_model_in<const N: usize>(model: Model<'_>, options: &SampleOptions) -> Result<Samples> {
-    let rows: Vec<[f32; N]> = sample_with_sde(model.header().sde, options, &model)?;
+fn sample_model_in<const N: usize>(
+    model: Model<'_>,
+    options: &SampleOptions,
+    progress: &Progress,
+) -> Result<Samples> {
+    let rows: Vec<[f32; N]> = sample_with_sde(model.header().sde, options, &model, progress)?;
     Ok(Samples::from_padded_rows(
         &rows,
         model.header().dims.dim as usize,
     ))
 }
 
-/// Runs `o` under `sde` with the score `make_score` builds for it.
+/// Runs `o` under `sde` with the score `make_score` builds for it, advancing `progress` by
+/// one per particle and step.
 pub fn sample_with_sde<F, const N: usize>(
     sde: ModelSde,
     o: &SampleOptions,
     make_score: &F,
+    progress: &Progress,
 ) -> Result<Vec<[f32; N]>>
 where
     F: ScoreFor<N>,
@@ -242,6 +270,7 @@ where
                 &score,
                 o,
                 coordinates,
+                progress,
             )
         };
         ($solver:expr) => {

@@ -2,6 +2,7 @@
 //! bits whatever the number of threads (and the same as one particle sampled on a chip).
 
 use super::SampleOptions;
+use crate::progress::Progress;
 use anyhow::{anyhow, Result};
 use rayon::prelude::*;
 use tinyscore::{DefaultRng, GaussianStream, LinearSde, Sampler, Score, Solver};
@@ -28,15 +29,20 @@ pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .build()?)
 }
 
+/// Particle-steps a task takes between two advances of the progress.
+const PROGRESS_CHUNK: u64 = 1 << 14;
+
 /// Draws the particles `o` names (`o.first..o.first + o.n` of the run seeded with `o.seed`,
 /// on `o.threads` threads; its sampler settings are in `sampler`), in states of `N`
 /// coordinates of which the first `coordinates` are the data's (see [`crate::dims`]).
+/// `progress` advances by one per particle and step (the denoising step included).
 pub fn sample_particles<P, D, S, const N: usize>(
     sampler: &Sampler<P>,
     sde: &D,
     score: &S,
     o: &SampleOptions,
     coordinates: usize,
+    progress: &Progress,
 ) -> Result<Vec<[f32; N]>>
 where
     P: Solver<D, N> + Sync,
@@ -51,9 +57,23 @@ where
         (o.seed, o.first),
         o.threads,
         &|first, xs, noises| {
-            sampler
-                .sample_batch::<D, S, _, N, BATCH>(sde, score, noises, xs.as_chunks_mut().0)
-                .map_err(|e| anyhow!("particle {}: {}", first + e.particle as u64, e.error))
+            let mut unreported = 0u64;
+            let result = sampler.sample_batch_observed::<D, S, _, _, N, BATCH>(
+                sde,
+                score,
+                noises,
+                xs.as_chunks_mut().0,
+                |step, _, xs| {
+                    if step > 0 {
+                        unreported += xs.len() as u64;
+                        if unreported >= PROGRESS_CHUNK {
+                            progress.advance(std::mem::take(&mut unreported));
+                        }
+                    }
+                },
+            );
+            progress.advance(unreported);
+            result.map_err(|e| anyhow!("particle {}: {}", first + e.particle as u64, e.error))
         },
     )?;
     Ok(out)
