@@ -290,6 +290,11 @@ fn sample_file(path: &Path, options: &SampleOptions, data_units: bool) -> Result
 pub fn run(out: &Path, n: usize, seed: u64) -> Result<String> {
     // Checked before any work: the metrics compare at least two points.
     anyhow::ensure!(n >= 2, "-n must be at least 2");
+    anyhow::ensure!(
+        !out.exists() || out.is_dir(),
+        "--out {} is a file: the demo writes a directory",
+        out.display()
+    );
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let trained = trained_section(out, n, seed)?;
     let dataset = Dataset::EightGaussians;

@@ -28,12 +28,21 @@ pub fn ensure_not_an_input(out: &Path, inputs: &[&Path]) -> Result<()> {
 /// Writes `path` through a temporary file in the same directory, renamed into place only when
 /// `write` succeeded: a failure or an interruption never leaves a partial file. A path that
 /// exists but is not a regular file (`/dev/null`, `/dev/stdout`, a pipe) is written directly:
-/// a rename would replace the device with a file, and there is no file to keep whole.
+/// a rename would replace the device with a file, and there is no file to keep whole. `-` is
+/// standard output.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
     let context = || format!("cannot write {}", path.display());
+    if path == Path::new("-") {
+        let mut named = Named {
+            inner: std::io::BufWriter::new(std::io::stdout().lock()),
+            path: Path::new("standard output"),
+        };
+        write(&mut named)?;
+        return Ok(named.flush()?);
+    }
     if is_special(path) {
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -124,7 +133,7 @@ fn is_special(path: &Path) -> bool {
 /// or a pipe, copies it there; see [`write_atomically`]).
 pub fn commit_temporary(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     let context = || format!("cannot write {}", path.display());
-    if is_special(path) {
+    if is_special(path) || path == Path::new("-") {
         let bytes = std::fs::read(tmp.path()).with_context(context)?;
         return write_atomically(path, |w| Ok(w.write_all(&bytes)?));
     }

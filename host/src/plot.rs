@@ -422,7 +422,7 @@ where
 {
     ensure!(
         data.dim == coordinates,
-        "the data have {} coordinates, the model {coordinates}",
+        "the data have {} coordinates, the score {coordinates}",
         data.dim
     );
     let files: Vec<_> = ["samples.png", "score.png", "trajectories.png", "flow.gif"]

@@ -807,6 +807,12 @@ fn thread_batch_and_point_counts_have_documented_limits() {
         !dir.join("demo").exists(),
         "demo -n 0 began before refusing"
     );
+    let file = dir.join("a-file");
+    std::fs::write(&file, "keep").unwrap();
+    refused(
+        &["demo", "-n", "100", "--out", path_str(&file)],
+        "is a file: the demo writes a directory",
+    );
     for seconds in ["NaN", "0", "-1", "inf"] {
         refused(&["bench", &format!("--seconds={seconds}")], "--seconds");
     }
@@ -898,6 +904,31 @@ fn csv_values_beyond_f32_are_named_and_long_cells_are_cut() {
         "the message repeats the cell: {} bytes",
         message.len()
     );
+}
+
+#[test]
+fn an_output_named_dash_is_standard_output() {
+    let dir = scratch("dash");
+    let o = Command::new(env!("CARGO_BIN_EXE_tinyscore"))
+        .args([
+            "sample",
+            "--exact",
+            "8gaussians",
+            "-n",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            "-",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(stdout.lines().next(), Some("x0,x1"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert!(!dir.join("-").exists(), "a file named `-` was written");
 }
 
 #[test]
