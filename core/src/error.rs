@@ -80,6 +80,16 @@ pub enum SampleError {
         /// 0-based step index.
         step: u32,
     },
+    /// An adaptive solver took its limit of steps (accepted and rejected) before the end.
+    StepLimit {
+        /// The limit.
+        steps: u32,
+    },
+    /// An adaptive solver's step became too small for f32 to advance the time.
+    StepSizeUnderflow {
+        /// 0-based step index.
+        step: u32,
+    },
 }
 
 impl SampleError {
@@ -139,6 +149,16 @@ impl fmt::Display for SampleError {
                 f,
                 "step {step}: the state is not finite (it diverged: its steps are too large)"
             ),
+            SampleError::StepLimit { steps } => write!(
+                f,
+                "the adaptive solver reached its limit of {steps} steps before the end \
+                 (loosen the tolerances or raise the limit)"
+            ),
+            SampleError::StepSizeUnderflow { step } => write!(
+                f,
+                "step {step}: the adaptive step became too small to advance the time \
+                 (the field is not finite or too stiff there)"
+            ),
         }
     }
 }
@@ -182,6 +202,16 @@ mod defmt_words {
                 SampleError::NonFiniteState { step } => defmt::write!(
                     f,
                     "step {=u32}: the state is not finite (it diverged: its steps are too large)",
+                    step
+                ),
+                SampleError::StepLimit { steps } => defmt::write!(
+                    f,
+                    "the adaptive solver reached its limit of {=u32} steps before the end (loosen the tolerances or raise the limit)",
+                    steps
+                ),
+                SampleError::StepSizeUnderflow { step } => defmt::write!(
+                    f,
+                    "step {=u32}: the adaptive step became too small to advance the time (the field is not finite or too stiff there)",
                     step
                 ),
             }

@@ -52,6 +52,7 @@ extern crate std;
 
 mod error;
 mod grid;
+pub mod likelihood;
 pub mod math;
 mod mcmc;
 pub mod model;
@@ -77,7 +78,7 @@ pub use score::{
 };
 pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
-    Ancestral, AnnealedLangevin, Corrector, Ddim, DpmSolverPp2M, EulerMaruyama, LangevinCorrector,
-    MultistepHistory, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler,
-    Solver,
+    Ancestral, AnnealedLangevin, Corrector, Ddim, Dopri5, DpmSolverPp2M, EulerMaruyama,
+    LangevinCorrector, MultistepHistory, OdeEuler, OdeHeun, OdeRk4, OdeStats, PredictorCorrector,
+    Rates, ReverseDiffusion, Sampler, Solver,
 };

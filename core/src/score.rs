@@ -300,6 +300,65 @@ impl<const N: usize> GaussianMixture<'_, N> {
     }
 }
 
+impl<const N: usize> GaussianMixture<'_, N> {
+    /// The score of the data diffused to `(α, σ)` at `x`, with its derivatives over the
+    /// data's coordinates: `(s, (∂s/∂x)·v, ∇·s)` (the product is zero without `v`). With the
+    /// responsibilities `w_k` and component scores `s_k = (αμ_k − x)/v_k`:
+    /// `∂s/∂x = Σ_k w_k [s_k(s_k − s)ᵀ − diag(1/v_k)]`, so
+    /// `∇·s = Σ_k w_k Σ_d (s_kd² − 1/v_kd) − |s|²`. The score has the bits of
+    /// [`GaussianData::perturbed_score`].
+    pub fn perturbed_derivatives(
+        &self,
+        x: &[f32; N],
+        alpha: f32,
+        sigma: f32,
+        v: Option<&[f32; N]>,
+    ) -> ([f32; N], [f32; N], f32) {
+        let (a2, s2) = (alpha * alpha, sigma * sigma);
+        let coordinates = self.coordinates.min(N);
+        let logit = |c: &Component<N>| {
+            let (inv_var, log_det) = self.inverse_variance(c, a2, s2);
+            let mut logit = c.log_weight + log_det;
+            for d in 0..N {
+                let diff = alpha * c.mean[d] - x[d];
+                logit -= 0.5 * diff * (diff * inv_var[d]);
+            }
+            (logit, inv_var)
+        };
+        let max = self
+            .components
+            .iter()
+            .map(|c| logit(c).0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let zero = [0.0f32; N];
+        let v = v.unwrap_or(&zero);
+        let (mut total, mut mean_score, mut outer, mut curvature, mut spread) =
+            (0.0f32, [0.0f32; N], [0.0f32; N], [0.0f32; N], 0.0f32);
+        for c in self.components {
+            let (logit, inv_var) = logit(c);
+            let w = math::exp(logit - max);
+            total += w;
+            let s_k: [f32; N] = core::array::from_fn(|d| (alpha * c.mean[d] - x[d]) * inv_var[d]);
+            let along: f32 = (0..coordinates).map(|d| s_k[d] * v[d]).sum();
+            for d in 0..coordinates {
+                mean_score[d] += w * s_k[d];
+                outer[d] += w * s_k[d] * along;
+                curvature[d] += w * v[d] * inv_var[d];
+                spread += w * (s_k[d] * s_k[d] - inv_var[d]);
+            }
+        }
+        let s: [f32; N] = core::array::from_fn(|d| mean_score[d] / total);
+        let s_along: f32 = (0..coordinates).map(|d| s[d] * v[d]).sum();
+        let mut jv = [0.0f32; N];
+        for d in 0..coordinates {
+            jv[d] = outer[d] / total - s[d] * s_along - curvature[d] / total;
+        }
+        let norm2: f32 = s.iter().take(coordinates).map(|v| v * v).sum();
+        let divergence = spread / total - norm2;
+        (self.perturbed_score(x, alpha, sigma), jv, divergence)
+    }
+}
+
 impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
     fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];

@@ -140,3 +140,74 @@ fn accumulate<const L: usize, const R: usize>(
     }
     acc
 }
+
+/// The f32 network at one point with `L` tangents carried forward (forward-mode
+/// differentiation): on entry `x[d]` is the point and `tangents[d][l]` coordinate `d` of
+/// tangent `l` (the time features have none); returns ε̂ (before the Gaussian part) in
+/// `x[..n]` and its directional derivatives `∂ε̂_d · tangent_l` in `tangents[d][l]`. The
+/// primal is the arithmetic of [`forward`] with `L = 1`, so ε̂ has its bits.
+pub(super) fn tangent_forward<const L: usize>(
+    model: &Model<'_>,
+    layers: &[F32Layer<'_>],
+    x: &mut [[f32; 1]; MAX_WIDTH],
+    tangents: &mut [[f32; L]; MAX_WIDTH],
+    t: f32,
+) {
+    let dims = model.header().dims;
+    let n = dims.dim as usize;
+    let f = model.fourier_count();
+    model.for_each_time_feature(t, |j, sin, cos| {
+        x[n + j] = [sin];
+        x[n + f + j] = [cos];
+        tangents[n + j] = [0.0; L];
+        tangents[n + f + j] = [0.0; L];
+    });
+    let mut y = [[0.0f32; 1]; MAX_WIDTH];
+    let mut dy = [[0.0f32; L]; MAX_WIDTH];
+    let last = dims.layers as usize;
+    for (i, layer) in layers.iter().enumerate().take(last + 1) {
+        let hidden = i < last;
+        tangent_dense::<L>(layer, x, tangents, &mut y, &mut dy, hidden);
+        x.copy_from_slice(&y);
+        tangents.copy_from_slice(&dy);
+    }
+}
+
+/// One layer of [`tangent_forward`]: `y = act(W·x + b)`, `dy = act'(W·x + b) ⊙ (W·dx)`.
+fn tangent_dense<const L: usize>(
+    layer: &F32Layer<'_>,
+    x: &[[f32; 1]; MAX_WIDTH],
+    dx: &[[f32; L]; MAX_WIDTH],
+    y: &mut [[f32; 1]; MAX_WIDTH],
+    dy: &mut [[f32; L]; MAX_WIDTH],
+    hidden: bool,
+) {
+    let inputs = layer.inputs();
+    let row_bytes = 4 * inputs;
+    if row_bytes == 0 {
+        return;
+    }
+    let (x, dx) = (&x[..inputs.min(MAX_WIDTH)], &dx[..inputs.min(MAX_WIDTH)]);
+    let rows = layer.weight_bytes().chunks_exact(row_bytes);
+    for (((row, bias), y), dy) in rows
+        .zip(layer.bias_bytes().chunks_exact(4))
+        .zip(y.iter_mut())
+        .zip(dy.iter_mut())
+    {
+        let [acc] = accumulate::<1, 1>([row], x);
+        let [dacc] = accumulate::<L, 1>([row], dx);
+        let pre = acc[0] + f32_at(bias);
+        if hidden {
+            // SiLU and its derivative σ(z)·(1 + z·(1 − σ(z))).
+            let sigmoid = 1.0 / (1.0 + math::exp(-pre));
+            y[0] = pre / (1.0 + math::exp(-pre));
+            let slope = sigmoid * (1.0 + pre * (1.0 - sigmoid));
+            for (d, a) in dy.iter_mut().zip(&dacc) {
+                *d = slope * a;
+            }
+        } else {
+            y[0] = pre;
+            *dy = dacc;
+        }
+    }
+}

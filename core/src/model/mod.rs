@@ -36,6 +36,7 @@ pub use format::{
 pub use quant::QuantParams;
 pub use score::{Int8Score, LanesForward, NeuralScore, PackedScore, LANES};
 
+use crate::error::ParamError;
 use crate::observe::NullObserver;
 use format::{f32_at, Layers, Sections};
 use quant::time_feature;
@@ -197,6 +198,51 @@ impl<'a> Model<'a> {
             *o = score::with_gaussian(row[0], gain, *x);
         }
         Ok(())
+    }
+
+    /// ε̂(x, t) and its derivatives along `L` directions (forward-mode, exact up to f32
+    /// rounding): returns ε̂ and, for each direction `v_l`, `(∂ε̂/∂x)·v_l`. ε̂ has the bits of
+    /// [`Model::predict_noise`]. `N` may exceed the model's dimension (a padded state): the
+    /// padding's outputs are 0. Only an f32 network has derivatives: an int8 one is refused.
+    pub fn predict_noise_jvp<const N: usize, const L: usize>(
+        &self,
+        x: &[f32; N],
+        t: f32,
+        directions: &[[f32; N]; L],
+    ) -> Result<([f32; N], [[f32; N]; L]), ModelError> {
+        let n = self.header.dims.dim as usize;
+        if n > N {
+            return Err(ModelError::DimensionMismatch {
+                model: n as u32,
+                expected: N as u32,
+            });
+        }
+        let Layers::F32(layers) = &self.sections.layers else {
+            return Err(ParamError {
+                parameter: "model",
+                requirement: "an f32 network (an int8 network has no derivative)",
+            }
+            .into());
+        };
+        let mut a = [[0.0f32; 1]; MAX_WIDTH];
+        let mut tangents = [[0.0f32; L]; MAX_WIDTH];
+        for d in 0..n.min(MAX_WIDTH) {
+            a[d][0] = x[d];
+            for (l, direction) in directions.iter().enumerate() {
+                tangents[d][l] = direction[d];
+            }
+        }
+        f32::tangent_forward::<L>(self, layers, &mut a, &mut tangents, t);
+        let gain = self.header.gaussian_gain(t);
+        let mut eps = [0.0f32; N];
+        let mut derivatives = [[0.0f32; N]; L];
+        for d in 0..n.min(MAX_WIDTH) {
+            eps[d] = score::with_gaussian(a[d][0], gain, x[d]);
+            for (l, derivative) in derivatives.iter_mut().enumerate() {
+                derivative[d] = score::with_gaussian(tangents[d][l], gain, directions[l][d]);
+            }
+        }
+        Ok((eps, derivatives))
     }
 
     /// Runs the network on `L` points at once (one time `t`): `a[d][p]` holds coordinate `d`

@@ -18,10 +18,15 @@
 //! | [`OdeRk4`] | probability-flow ODE | 4 | 4 |
 //! | [`Ddim`] | probability-flow ODE, exponential integrator | 1 | 1 |
 //! | [`DpmSolverPp2M`] | probability-flow ODE, exponential multistep | 1 | 2 |
+//!
+//! [`Dopri5`] integrates the probability-flow ODE adaptively, one particle at a time, to a
+//! tolerance rather than over a grid (see [`crate::likelihood`]).
 
+mod adaptive;
 mod ode;
 mod stochastic;
 
+pub use adaptive::{Dopri5, OdeStats, Rates};
 pub use ode::{Ddim, DpmSolverPp2M, MultistepHistory, OdeEuler, OdeHeun, OdeRk4};
 pub use stochastic::{
     Ancestral, AnnealedLangevin, Corrector, EulerMaruyama, LangevinCorrector, PredictorCorrector,
