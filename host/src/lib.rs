@@ -1,5 +1,5 @@
 //! The desktop side of tinyscore, the library behind the `tinyscore` command: data sets and
-//! point lists, the model file, training, quantization, sampling, metrics, plots and the
+//! point lists, the model file, training, quantization, sampling, likelihoods, metrics, plots and the
 //! firmware in QEMU. It knows nothing of argument parsing; the command layer (`src/cmd/`)
 //! reads each input once and passes parsed values down.
 
@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dims;
 pub mod firmware;
 pub mod io;
+pub mod likelihood;
 pub mod metrics;
 pub mod model_file;
 pub mod plot;

@@ -9,6 +9,7 @@ mod export;
 mod firmware;
 mod import;
 mod langevin;
+mod likelihood;
 mod plot;
 mod quantize;
 mod sample;
@@ -52,6 +53,8 @@ enum Command {
     Firmware(firmware::Command),
     /// Compare samples with fresh draws of a dataset: sw2, energy, mmd2 and their floor.
     Eval(eval::Args),
+    /// Log-likelihoods of data points by the probability-flow ODE.
+    Likelihood(likelihood::Args),
     /// Measure throughput (one thread).
     Bench(bench::Args),
     /// The whole pipeline in one command, with a markdown report.
@@ -71,9 +74,48 @@ impl Cli {
             Command::Plot(args) => plot::run(args),
             Command::Firmware(command) => firmware::run(command),
             Command::Eval(args) => eval::run(args),
+            Command::Likelihood(args) => likelihood::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Demo(args) => demo::run(args),
         }
+    }
+}
+
+/// The adaptive ODE solver's settings (`sample --sampler ode-rk45`, `likelihood`).
+#[derive(clap::Args)]
+pub(crate) struct OdeArgs {
+    /// Relative tolerance of the adaptive solver [default: 1e-5].
+    #[arg(long)]
+    pub rtol: Option<f32>,
+    /// Absolute tolerance of the adaptive solver [default: 1e-5].
+    #[arg(long)]
+    pub atol: Option<f32>,
+    /// The most steps, accepted and rejected, per point [default: 10000].
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+}
+
+impl OdeArgs {
+    /// score_sde's tolerances for its ODE sampler and likelihood.
+    pub fn rtol(&self) -> f32 {
+        self.rtol.unwrap_or(1e-5)
+    }
+    pub fn atol(&self) -> f32 {
+        self.atol.unwrap_or(1e-5)
+    }
+    pub fn max_steps(&self) -> u32 {
+        self.max_steps.unwrap_or(10_000)
+    }
+    /// The first of the options that was given, if any (for refusing them where they do
+    /// not apply).
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            ("--rtol", self.rtol.is_some()),
+            ("--atol", self.atol.is_some()),
+            ("--max-steps", self.max_steps.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
     }
 }
 
