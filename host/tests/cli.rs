@@ -1284,3 +1284,227 @@ fn a_sampling_error_is_not_called_a_write_error_and_a_full_disk_names_the_file()
     );
     assert_eq!(message.matches("cannot write").count(), 1, "{message}");
 }
+
+#[test]
+fn likelihood_writes_a_row_per_point_and_refuses_bad_points_writing_nothing() {
+    let dir = scratch("likelihood");
+    let data = dir.join("x.csv");
+    std::fs::write(&data, "x,y\n0.1,0.2\n1.9,0.1\n-1.4,1.4\n0.0,-2.0\n").unwrap();
+    let (out, latents) = (dir.join("lp.csv"), dir.join("z.csv"));
+    let run = |extra: &[&str]| {
+        let args = [
+            &[
+                "likelihood",
+                "--exact",
+                "8gaussians",
+                "--data",
+                path_str(&data),
+            ][..],
+            &["--out", path_str(&out), "--latents", path_str(&latents)],
+            extra,
+        ]
+        .concat();
+        tinyscore_ok(&args)
+    };
+    let o = run(&["--json"]);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rows[0], "log_p,nfe");
+    assert_eq!(rows.len(), 5);
+    let log_p: Vec<f64> = rows[1..]
+        .iter()
+        .map(|r| r.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let nll = -log_p.iter().sum::<f64>() / 4.0;
+    assert!((summary["nll"].as_f64().unwrap() - nll).abs() < 1e-9);
+    let bpd = summary["bits_per_dim"].as_f64().unwrap();
+    assert!((bpd - nll / (2.0 * std::f64::consts::LN_2)).abs() < 1e-9);
+    assert!(summary["nfe"].as_f64().unwrap() > 10.0);
+    // (0.1, 0.2) lies between the modes, (1.9, 0.1) on one: far less likely.
+    assert!(log_p[0] < log_p[1] - 5.0, "{log_p:?}");
+    assert_eq!(
+        std::fs::read_to_string(&latents).unwrap().lines().count(),
+        5
+    );
+    // Hutchinson's estimate: the same bits whatever the threads.
+    let hutchinson = |threads: &str| {
+        run(&["--hutchinson", "3", "--threads", threads]);
+        std::fs::read(&out).unwrap()
+    };
+    assert_eq!(hutchinson("1"), hutchinson("2"));
+
+    std::fs::remove_file(&out).unwrap();
+    std::fs::write(&data, "x,y\n0.1,0.2\n1.9,nan\n").unwrap();
+    refused(
+        &[
+            "likelihood",
+            "--exact",
+            "8gaussians",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&out),
+        ],
+        "line 3, column 2: `nan` is not finite",
+    );
+    std::fs::write(&data, "x,y\n0.1,0.2\n1.9\n").unwrap();
+    refused(
+        &[
+            "likelihood",
+            "--exact",
+            "8gaussians",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&out),
+        ],
+        "line 3: 1 fields, the header has 2",
+    );
+    std::fs::write(&data, "x,y,z\n0.1,0.2,0.3\n").unwrap();
+    refused(
+        &[
+            "likelihood",
+            "--exact",
+            "8gaussians",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(&out),
+        ],
+        "the data have 3 coordinates",
+    );
+    assert!(!out.exists(), "a refused run wrote its output");
+}
+
+#[test]
+fn likelihood_needs_an_f32_model_and_sound_tolerances() {
+    let dir = scratch("likelihood-model");
+    let model = tiny_model(&dir);
+    let int8 = dir.join("q.tsm");
+    tinyscore_ok(&[
+        "quantize",
+        path_str(&model),
+        "--calib",
+        "moons",
+        "--out",
+        path_str(&int8),
+    ]);
+    let out = dir.join("lp.csv");
+    let likelihood = |m: &Path, extra: &[&str]| {
+        [
+            &[
+                "likelihood",
+                "--model",
+                path_str(m),
+                "--data",
+                "moons",
+                "-n",
+                "3",
+            ][..],
+            &["--out", path_str(&out)],
+            extra,
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+    };
+    let args = likelihood(&int8, &[]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "an f32 network",
+    );
+    for (flag, value) in [
+        ("--rtol", "0"),
+        ("--atol", "nan"),
+        ("--max-steps", "0"),
+        ("--hutchinson", "65"),
+    ] {
+        let args = likelihood(&model, &[flag, value]);
+        refused(&args.iter().map(String::as_str).collect::<Vec<_>>(), flag);
+    }
+    let args = likelihood(&model, &["--max-steps", "3"]);
+    refused(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "limit of 3 steps",
+    );
+    assert!(!out.exists());
+    tinyscore_ok(
+        &likelihood(&model, &[])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+}
+
+#[test]
+fn the_adaptive_sampler_meets_a_converged_solution_and_refuses_grid_options() {
+    let dir = scratch("rk45");
+    let (adaptive, reference) = (dir.join("a.csv"), dir.join("r.csv"));
+    let sample = |sampler: &str, extra: &[&str], out: &Path| {
+        let args = [
+            &[
+                "sample",
+                "--exact",
+                "8gaussians",
+                "-n",
+                "300",
+                "--sampler",
+                sampler,
+            ][..],
+            extra,
+            &["--out", path_str(out)],
+        ]
+        .concat();
+        tinyscore_ok(&args);
+        read_rows(out)
+    };
+    // The same starting points (particle i, stream i): RK4 with 4000 steps is converged to
+    // f32 rounding, so the distance is the adaptive solver's error, which follows rtol.
+    let converged = sample("ode-rk4", &["--steps", "4000"], &reference);
+    let rms = |rtol: &str| {
+        let got = sample("ode-rk45", &["--rtol", rtol, "--atol", rtol], &adaptive);
+        let sum: f64 = got
+            .iter()
+            .zip(&converged)
+            .map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>())
+            .sum();
+        (sum / got.len() as f64).sqrt()
+    };
+    let (loose, tight) = (rms("1e-3"), rms("1e-6"));
+    assert!(tight < 1e-4, "rtol 1e-6: RMS {tight}");
+    assert!(
+        loose > 3.0 * tight && loose < 3e-2,
+        "rtol 1e-3: RMS {loose}, 1e-6: {tight}"
+    );
+    refused(
+        &[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--sampler",
+            "ode-rk45",
+            "--steps",
+            "10",
+            "--out",
+            path_str(&adaptive),
+        ],
+        "--steps does not apply to ode-rk45",
+    );
+    refused(
+        &[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--rtol",
+            "1e-3",
+            "--out",
+            path_str(&adaptive),
+        ],
+        "--rtol applies to --sampler ode-rk45 only",
+    );
+}

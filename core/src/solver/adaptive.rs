@@ -247,7 +247,8 @@ impl Dopri5 {
     }
 
     /// Hairer's starting step: a step whose Euler change is 1 % of the state's scale, then
-    /// bounded by the size at which the second derivative would make an error of 1 %.
+    /// bounded by the size at which the second derivative would make an error of 1 %, and by
+    /// the span to integrate.
     #[allow(clippy::too_many_arguments)]
     fn initial_step<const N: usize>(
         &self,
@@ -256,10 +257,12 @@ impl Dopri5 {
         x: &[f32; N],
         ell: f32,
         k1: &Rates<N>,
-        direction: f32,
+        span: f32,
         tracked: bool,
         stats: &mut OdeStats,
     ) -> Result<f32, SampleError> {
+        // Never beyond the end: the rates may not be defined past it (σ(t) at t < 0).
+        let (direction, length) = (if span > 0.0 { 1.0 } else { -1.0 }, span.abs());
         let scale = |y: f32| self.atol + self.rtol * y.abs();
         let d0 = self.rms(x, ell, tracked, |i, v| {
             v / scale(if i < N { x[i] } else { ell })
@@ -271,7 +274,8 @@ impl Dopri5 {
             1e-6
         } else {
             0.01 * d0 / d1
-        };
+        }
+        .min(length);
         let x1: [f32; N] = core::array::from_fn(|i| x[i] + direction * h0 * k1.0[i]);
         let k2 = self.evaluate(rates, t + direction * h0, &x1, stats, 0)?;
         let d2 = self.rms(&k2.0, k2.1, tracked, |i, v| {
@@ -283,7 +287,7 @@ impl Dopri5 {
         } else {
             math::powf(0.01 / d1.max(d2), 0.2)
         };
-        Ok((100.0 * h0).min(h1))
+        Ok((100.0 * h0).min(h1).min(length))
     }
 
     /// `√(mean of f(i, v_i)²)` over the components of `(v, s)` (`s` only when `tracked`).

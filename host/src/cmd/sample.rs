@@ -1,9 +1,10 @@
 //! `tinyscore sample`: draw samples with an exact mixture score or a model's network.
 
-use super::{write_samples, Particles};
+use super::{write_samples, OdeArgs, Particles};
 use anyhow::Result;
 use clap::ArgGroup;
 use std::path::PathBuf;
+use tinyscore::Dopri5;
 use tinyscore_host::io::ensure_not_an_input;
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::sampling::{
@@ -30,12 +31,15 @@ pub struct Args {
     /// The sampler.
     #[arg(long, value_enum, default_value = "em")]
     sampler: SamplerKind,
-    /// Steps of the time grid.
-    #[arg(long, default_value_t = 500)]
-    steps: u32,
-    /// Spacing of the time grid.
-    #[arg(long, value_enum, default_value = "uniform")]
-    schedule: ScheduleKind,
+    /// Steps of the time grid [default: 500] (not with ode-rk45, which chooses its own).
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Spacing of the time grid [default: uniform] (not with ode-rk45).
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleKind>,
+    /// The adaptive solver's settings (ode-rk45 only).
+    #[command(flatten)]
+    ode: OdeArgs,
     /// Finish with Tweedie's denoising step.
     #[arg(long)]
     denoise: bool,
@@ -47,16 +51,32 @@ pub struct Args {
 const EXACT_T_END: f32 = 1e-3;
 
 pub fn run(args: Args) -> Result<()> {
+    if args.sampler == SamplerKind::OdeRk45 {
+        let grid = [
+            ("--steps", args.steps.is_some()),
+            ("--schedule", args.schedule.is_some()),
+        ];
+        if let Some((flag, _)) = grid.iter().find(|(_, given)| *given) {
+            anyhow::bail!(
+                "{flag} does not apply to ode-rk45: it chooses its steps to meet --rtol and --atol"
+            );
+        }
+    } else if let Some(flag) = args.ode.given() {
+        anyhow::bail!("{flag} applies to --sampler ode-rk45 only");
+    }
+    let adaptive = Dopri5::new(args.ode.rtol(), args.ode.atol(), args.ode.max_steps())
+        .map_err(|e| anyhow::anyhow!("{e} (--rtol, --atol, --max-steps)"))?;
     let mut options = SampleOptions {
         sampler: args.sampler,
-        steps: args.steps,
-        schedule: args.schedule,
+        steps: args.steps.unwrap_or(500),
+        schedule: args.schedule.unwrap_or(ScheduleKind::Uniform),
         denoise: args.denoise,
         n: args.particles.n,
         first: 0,
         seed: args.particles.seed,
         threads: args.particles.threads,
         t_end: EXACT_T_END,
+        adaptive,
     };
     anyhow::ensure!(options.n > 0, "-n must be at least 1");
     let out = &args.particles.out;

@@ -14,7 +14,7 @@ use crate::points::Samples;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use tinyscore::{
-    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, DpmSolverPp2M, EulerMaruyama,
+    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, EulerMaruyama,
     GaussianMixture, LangevinCorrector, LinearSde, Model, ModelSde, NeuralScore, OdeEuler, OdeHeun,
     OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler, Schedule, Score, SubVpSde, TimeGrid,
     VeSde, VpSde,
@@ -41,6 +41,9 @@ pub enum SamplerKind {
     Ddim,
     /// DPM-Solver++(2M).
     Dpm2,
+    /// Probability-flow ODE, adaptive Dormand–Prince 5(4) (scipy's RK45): --rtol, --atol
+    /// instead of --steps.
+    OdeRk45,
     /// Annealed Langevin dynamics.
     Ald,
 }
@@ -109,13 +112,24 @@ pub struct SampleOptions {
     pub threads: usize,
     /// Last time of the grid.
     pub t_end: f32,
+    /// The adaptive solver of [`SamplerKind::OdeRk45`] (its tolerances and step limit).
+    pub adaptive: Dopri5,
+}
+
+/// score_sde's tolerances for its ODE sampler, and a limit of 10 000 steps.
+pub fn default_adaptive() -> Dopri5 {
+    Dopri5::new(1e-5, 1e-5, 10_000).expect("valid tolerances")
 }
 
 impl SampleOptions {
     /// The particle-steps of the run, as the sampling functions report their progress: every
     /// step of the grid and the denoising step of each particle.
     pub fn particle_steps(&self) -> u64 {
-        self.n as u64 * (u64::from(self.steps) + u64::from(self.denoise))
+        match self.sampler {
+            // Its steps are not known in advance: a particle is one unit.
+            SamplerKind::OdeRk45 => self.n as u64,
+            _ => self.n as u64 * (u64::from(self.steps) + u64::from(self.denoise)),
+        }
     }
 
     /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, no
@@ -131,6 +145,7 @@ impl SampleOptions {
             seed,
             threads: 0,
             t_end,
+            adaptive: default_adaptive(),
         }
     }
 }
@@ -297,6 +312,7 @@ where
         SamplerKind::OdeRk4 => run!(OdeRk4),
         SamplerKind::Ddim => run!(Ddim),
         SamplerKind::Dpm2 => run!(DpmSolverPp2M),
+        SamplerKind::OdeRk45 => sample_adaptive(sde, &score, o, coordinates, progress),
         SamplerKind::Ald => {
             let sigma_last = sde.sigma(o.t_end);
             run!(AnnealedLangevin::new(
@@ -306,4 +322,48 @@ where
             )?)
         }
     }
+}
+
+/// [`SamplerKind::OdeRk45`]: each particle from the prior at T down to `t_end` by the adaptive
+/// solver (one particle at a time: each takes its own steps), then the denoising step if asked.
+fn sample_adaptive<S: Score<N> + Sync, const N: usize>(
+    sde: ModelSde,
+    score: &S,
+    o: &SampleOptions,
+    coordinates: usize,
+    progress: &Progress,
+) -> Result<Vec<[f32; N]>> {
+    let mut out = vec![[0.0f32; N]; o.n];
+    in_batches(
+        out.as_flattened_mut(),
+        N,
+        coordinates,
+        (o.seed, o.first),
+        o.threads,
+        &|first, xs, noises| {
+            for (k, (x, noise)) in xs.as_chunks_mut::<N>().0.iter_mut().zip(noises).enumerate() {
+                let particle = first + k as u64;
+                *x = sde.sample_prior(noise);
+                o.adaptive
+                    .integrate(sde.t_max(), o.t_end, x, None, |t, y| {
+                        let s = score.score(y, t);
+                        if !s.iter().all(|v| v.is_finite()) {
+                            return Err(tinyscore::StepError::NonFiniteScore { particle: 0 });
+                        }
+                        let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
+                        Ok((core::array::from_fn(|d| a * y[d] - 0.5 * g * g * s[d]), 0.0))
+                    })
+                    .map_err(|e| anyhow::anyhow!("particle {particle}: {e}"))?;
+                if o.denoise {
+                    let t = o.t_end;
+                    let s = score.score(x, t);
+                    let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+                    *x = core::array::from_fn(|d| (x[d] + sigma * sigma * s[d]) / alpha);
+                }
+                progress.advance(1);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
