@@ -159,11 +159,10 @@ impl Likelihood {
     }
 }
 
-/// `log N(x; 0, std²·I)` over the first `coordinates` coordinates: the prior's log-density.
-pub fn gaussian_log_density<const N: usize>(x: &[f32; N], std: f32, coordinates: usize) -> f32 {
-    let coordinates = coordinates.min(N);
-    let squares: f32 = x.iter().take(coordinates).map(|v| v * v).sum();
-    let n = coordinates as f32;
+/// `log N(x; 0, std²·I)`: the prior's log-density at a latent (its data coordinates).
+pub fn gaussian_log_density(x: &[f32], std: f32) -> f32 {
+    let squares: f32 = x.iter().map(|v| v * v).sum();
+    let n = x.len() as f32;
     -0.5 * squares / (std * std)
         - n * math::ln(std)
         - 0.5 * n * math::ln(2.0 * core::f32::consts::PI)

@@ -333,7 +333,7 @@ fn likelihood_matches_the_closed_form<const N: usize>(parts: &Parts<N>, points: 
         let end = diffused_log_density(parts, &encoded.latent, alpha_t, sigma_t);
         let got = end + encoded.delta_log_p as f64;
         worst = worst.max((got - want).abs());
-        let prior = gaussian_log_density(&encoded.latent, sde.prior_std(), N) as f64;
+        let prior = gaussian_log_density(&encoded.latent, sde.prior_std()) as f64;
         let mismatch = (end - prior).abs();
         let with_prior = prior + encoded.delta_log_p as f64;
         assert!(

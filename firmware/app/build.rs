@@ -4,7 +4,9 @@
 //! (a number, or `hardware` for a board's RNG),
 //! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`),
 //! `TINYSCORE_SINK` (`defmt`, or `binary` for the app's `BinarySink` records where
-//! the board has a byte stream for them).
+//! the board has a byte stream for them), `TINYSCORE_TASK` (`sample`, or `likelihood` to
+//! compute the log-likelihoods of points read from the host, with an f32 model) and the
+//! likelihood's solver: `TINYSCORE_RTOL`, `TINYSCORE_ATOL`, `TINYSCORE_MAX_STEPS`.
 
 use std::env;
 use std::fs;
@@ -82,6 +84,31 @@ fn main() {
         "binary" => true,
         other => panic!("TINYSCORE_SINK={other}: expected defmt or binary"),
     };
+    let likelihood = match setting("TINYSCORE_TASK", "sample").as_str() {
+        "sample" => false,
+        "likelihood" => true,
+        other => panic!("TINYSCORE_TASK={other}: expected sample or likelihood"),
+    };
+    let float = |name: &str, default: &str| -> f32 {
+        let v = setting(name, default);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+    };
+    // `{:?}` writes an f32 so that it reads back as the same bits.
+    let solver = format!(
+        "/// Compute log-likelihoods of points from the host instead of sampling.
+         pub const LIKELIHOOD: bool = {likelihood};
+         /// The likelihood solver's relative tolerance.
+pub const RTOL: f32 = {:?};
+         /// Its absolute tolerance.
+pub const ATOL: f32 = {:?};
+         /// Its limit of steps per point.
+pub const MAX_STEPS: u32 = {};
+",
+        float("TINYSCORE_RTOL", "1e-5"),
+        float("TINYSCORE_ATOL", "1e-5"),
+        number("TINYSCORE_MAX_STEPS", "10000"),
+    );
     let config = format!(
         "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
@@ -101,5 +128,5 @@ fn main() {
             number("TINYSCORE_SEED", "0")
         },
     );
-    fs::write(out.join("config.rs"), config).expect("OUT_DIR is writable");
+    fs::write(out.join("config.rs"), config + &solver).expect("OUT_DIR is writable");
 }

@@ -15,8 +15,8 @@ use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use tinyscore::model::packed::Kernels;
 use tinyscore::{particle_noise, NeuralScore, Score};
-use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, MODEL};
-use tinyscore_app::{parse, run, BinarySink, DefmtSink, KERNELS, LOCKSTEP};
+use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, LIKELIHOOD, MODEL};
+use tinyscore_app::{likelihood, parse, run, BinarySink, DefmtSink, KERNELS, LOCKSTEP};
 
 /// QEMU's boards have no LED to blink.
 struct NoLed;
@@ -50,6 +50,9 @@ fn main() -> ! {
 }
 
 fn run_qemu() -> Result<(), ()> {
+    if LIKELIHOOD {
+        return run_likelihood();
+    }
     let config = CONFIG;
     defmt::println!(
         "tinyscore: {=u32} particles, {=u32} steps",
@@ -80,6 +83,61 @@ fn run_qemu() -> Result<(), ()> {
     result.map_err(|e| defmt::println!("error: {}", e))
 }
 
+/// The host file (in QEMU's working directory) a likelihood build reads its points from:
+/// `DIM` little-endian f32s per point, in data units.
+const POINTS_FILE: &str = "tinyscore-points.bin\0";
+
+/// Computes the log-likelihood terms of every point in [`POINTS_FILE`] and reports each as
+/// `likelihood <i> <nfe> <Δ log p bits> [<latent bits>…]`; with `COUNT`, the instructions.
+fn run_likelihood() -> Result<(), ()> {
+    let mut file = SemihostingFile::open(POINTS_FILE)
+        .map_err(|()| defmt::println!("error: cannot open the points file"))?;
+    let mut index = 0u32;
+    let mut ticks_total = 0u64;
+    let result = loop {
+        let mut record = [0u8; 4 * DIM];
+        match file.read_exact(&mut record) {
+            Ok(false) => break Ok(()),
+            Ok(true) => {}
+            Err(()) => {
+                defmt::println!("error: the points file ends inside a point");
+                break Err(());
+            }
+        }
+        let x: [f32; DIM] = core::array::from_fn(|d| {
+            f32::from_le_bytes([
+                record[4 * d],
+                record[4 * d + 1],
+                record[4 * d + 2],
+                record[4 * d + 3],
+            ])
+        });
+        let start = ticks();
+        let encoded = match likelihood(MODEL, &x, index, CONFIG.seed) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                defmt::println!("error: {}", e);
+                break Err(());
+            }
+        };
+        ticks_total += ticks() - start;
+        defmt::println!(
+            "likelihood {=u32} {=u32} {=u32:08x} {=[?]:08x}",
+            index,
+            encoded.stats.nfe,
+            encoded.delta_log_p.to_bits(),
+            encoded.latent.map(f32::to_bits)
+        );
+        index += 1;
+    };
+    file.close();
+    if COUNT {
+        defmt::println!("count likelihood_ticks {=u64}", ticks_total);
+        defmt::println!("count likelihood_points {=u32}", index);
+    }
+    result
+}
+
 /// The host file (in QEMU's working directory) that a `TINYSCORE_SINK=binary` build writes
 /// its sample records to, through semihosting (NUL-terminated for the call).
 const SAMPLES_FILE: &str = "tinyscore-samples.bin\0";
@@ -103,6 +161,39 @@ impl SemihostingFile {
         } else {
             Ok(SemihostingFile { handle })
         }
+    }
+
+    /// Opens the host file `name` (ending in a NUL) for reading.
+    fn open(name: &str) -> Result<Self, ()> {
+        let mode = cortex_m_semihosting::nr::open::R_BINARY;
+        // SAFETY: as in `create`.
+        let handle =
+            unsafe { cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), mode, name.len() - 1) };
+        if handle as isize == -1 {
+            Err(())
+        } else {
+            Ok(SemihostingFile { handle })
+        }
+    }
+
+    /// Fills `buf`: `Ok(true)`, or `Ok(false)` at the end of the file before any byte;
+    /// `Err` when it ends part way.
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<bool, ()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let rest = &mut buf[filled..];
+            // SAFETY: SYS_READ writes at most `rest.len()` bytes into `rest`; it returns how
+            // many it did not read.
+            let left = unsafe {
+                cortex_m_semihosting::syscall!(READ, self.handle, rest.as_mut_ptr(), rest.len())
+            };
+            let read = rest.len().checked_sub(left).ok_or(())?;
+            if read == 0 {
+                return if filled == 0 { Ok(false) } else { Err(()) };
+            }
+            filled += read;
+        }
+        Ok(true)
     }
 
     fn close(self) {

@@ -160,6 +160,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         floor.sw2, floor.energy, floor.mmd2
     );
     let firmware = firmware_line(out, &int8_path, seed)?;
+    let likelihood = likelihood_lines(&float_path, seed)?;
     let plots = plot_model(out, &float_path, &reference, seed)?;
     Ok(format!(
         "\n## Two moons: train, quantize, sample, run on the chip\n\n\
@@ -168,7 +169,8 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
          `tinyscore quantize`: ε̂ of the int8 model within **{:.2}%** RMS of f32 over 10⁴ \
          fresh diffused points.\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
          fresh moons points:\n\n| model | sw2 | energy | mmd2 | seconds |\n\
-         |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n\n{plots}\n",
+         |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n\n\
+         {likelihood}\n\n{plots}\n",
         config.steps,
         config.batch,
         config.hidden,
@@ -223,6 +225,7 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
             particles: FIRMWARE_PARTICLES,
             seed,
             sink: crate::firmware::Sink::Defmt,
+            likelihood: None,
         },
     )?;
     let seconds = start.elapsed().as_secs_f64();
@@ -266,6 +269,95 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
          qemu-m4`): {FIRMWARE_PARTICLES} samples, Euler–Maruyama {FIRMWARE_STEPS} steps, \
          **bit-identical to the host's** ({seconds:.1} s including the firmware build). Host \
          (left) and chip (right):\n\n![host and chip]({picture})"
+    ))
+}
+
+/// Log-likelihoods under the f32 model of points on the data and off it, on the host and on
+/// the Cortex-M4F in QEMU (`tinyscore firmware run --task likelihood`): the same bits, and an
+/// anomaly score a chip can compute.
+fn likelihood_lines(model: &Path, seed: u64) -> Result<String> {
+    use crate::firmware::{likelihood, Board, FirmwareRun, LikelihoodTask};
+    use crate::likelihood::{model_end_log_density, model_likelihood, LikelihoodOptions};
+    let on_data = Dataset::Moons.sample(3, seed.wrapping_add(4));
+    let off_data = [[0.0, 0.0], [0.0, 3.0], [2.0, 2.0]];
+    let mut values = on_data.values.clone();
+    values.extend(off_data.iter().flatten());
+    let points = Points { dim: 2, values };
+    let options = LikelihoodOptions {
+        rtol: 1e-5,
+        atol: 1e-5,
+        max_steps: 10_000,
+        hutchinson: None,
+        seed,
+        threads: 0,
+    };
+    let bytes = read(model)?;
+    let parsed = parse(&bytes, model)?;
+    let host = model_likelihood(parsed, &points, &options, &Progress::silent())?;
+    let qemu = std::process::Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let chip = if qemu {
+        let run = FirmwareRun {
+            model: model.to_path_buf(),
+            sampler: SamplerKind::Em,
+            steps: 1,
+            particles: 1,
+            seed,
+            sink: crate::firmware::Sink::Defmt,
+            likelihood: Some(LikelihoodTask {
+                points: Samples {
+                    dim: 2,
+                    values: points.values.iter().map(|&v| v as f32).collect(),
+                },
+                rtol: options.rtol,
+                atol: options.atol,
+                max_steps: options.max_steps,
+            }),
+        };
+        let chip = likelihood(Board::QemuM4, &run)?;
+        let log_p: Vec<f64> = chip
+            .iter()
+            .map(|c| model_end_log_density(&parsed, &c.latent) + c.delta_log_p as f64)
+            .collect();
+        Some(log_p)
+    } else {
+        None
+    };
+    let mut rows = String::new();
+    for (k, (row, host)) in points.rows().zip(&host).enumerate() {
+        let place = if k < 3 { "on the data" } else { "off the data" };
+        let chip = chip.as_ref().map_or("(QEMU missing)".to_string(), |c| {
+            let same = if c[k].to_bits() == host.log_p.to_bits() {
+                "identical"
+            } else {
+                "DIFFERS"
+            };
+            format!("{:.4} ({same})", c[k])
+        });
+        let _ = writeln!(
+            rows,
+            "| ({:.2}, {:.2}) | {place} | {:.4} | {chip} | {} |",
+            row[0], row[1], host.log_p, host.nfe
+        );
+    }
+    if let Some(chip) = &chip {
+        let identical = chip
+            .iter()
+            .zip(&host)
+            .all(|(c, h)| c.to_bits() == h.log_p.to_bits());
+        eprintln!("  likelihood: 6 points on the Cortex-M4F (QEMU), bit-identical to the host: {identical}");
+        anyhow::ensure!(
+            identical,
+            "the chip's log-likelihoods differ from the host's"
+        );
+    }
+    Ok(format!(
+        "Log-likelihoods under the f32 model by the probability-flow ODE (`tinyscore \
+         likelihood`, Dormand–Prince rtol = atol = 10⁻⁵, exact divergence), on the host and on \
+         the Cortex-M4F (`tinyscore firmware run --task likelihood`): an anomaly score on the \
+         chip.\n\n| point | | log p, host | log p, chip | evaluations |\n|---|---|---:|---:|---:|\n{rows}"
     ))
 }
 

@@ -54,7 +54,38 @@ pub struct FirmwareRun {
     pub seed: u64,
     /// How the chip sends its samples.
     pub sink: Sink,
+    /// Instead of sampling, the log-likelihoods of these points (an f32 model).
+    pub likelihood: Option<LikelihoodTask>,
 }
+
+/// The chip's likelihood task: points read from the host through semihosting, and the
+/// adaptive solver's settings (the exact divergence, as `tinyscore likelihood` computes it).
+#[derive(Clone, Debug)]
+pub struct LikelihoodTask {
+    /// The points, in data units.
+    pub points: Samples,
+    /// Relative tolerance.
+    pub rtol: f32,
+    /// Absolute tolerance.
+    pub atol: f32,
+    /// The most steps per point.
+    pub max_steps: u32,
+}
+
+/// One point's likelihood as the chip computed it: the terms whose bits the host's
+/// `tinyscore likelihood` gives too.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChipLikelihood {
+    /// Evaluations.
+    pub nfe: u32,
+    /// The log-density change along the path.
+    pub delta_log_p: f32,
+    /// The latent x(T), in the model's normalised coordinates.
+    pub latent: Vec<f32>,
+}
+
+/// The file a likelihood firmware reads its points from, in QEMU's working directory.
+const POINTS_FILE: &str = "tinyscore-points.bin";
 
 /// How the firmware sends its samples to the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -157,6 +188,68 @@ pub fn run(board: Board, run: &FirmwareRun) -> Result<Samples> {
     Ok(samples)
 }
 
+/// Builds the likelihood firmware for `run` (whose `likelihood` names the points) and
+/// `board`, runs it in QEMU and returns each point's terms as the chip computed them.
+pub fn likelihood(board: Board, run: &FirmwareRun) -> Result<Vec<ChipLikelihood>> {
+    let task = run
+        .likelihood
+        .as_ref()
+        .context("no points given for the likelihood")?;
+    let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
+    let (stdout, _) = build_and_run_mode(board, run, Mode::Sample, work.path())?;
+    let results = parse_likelihoods(&stdout, task.points.dim)?;
+    ensure!(
+        results.len() == task.points.len(),
+        "the firmware reported {} of {} points",
+        results.len(),
+        task.points.len()
+    );
+    Ok(results)
+}
+
+/// The `likelihood <i> <nfe> <Δ bits> [<latent bits>…]` lines of the firmware's output.
+pub fn parse_likelihoods(output: &str, dim: usize) -> Result<Vec<ChipLikelihood>> {
+    let mut results = Vec::new();
+    for rest in output
+        .lines()
+        .filter_map(|line| line.strip_prefix("likelihood "))
+    {
+        let malformed = || anyhow::anyhow!("malformed line `likelihood {rest}`");
+        let mut fields = rest.splitn(4, ' ');
+        let (_index, nfe, delta, latent) = (
+            fields.next().ok_or_else(malformed)?,
+            fields.next().ok_or_else(malformed)?,
+            fields.next().ok_or_else(malformed)?,
+            fields.next().ok_or_else(malformed)?,
+        );
+        let bits = |field: &str| -> Result<f32> {
+            let hex = field.trim().trim_start_matches("0x");
+            Ok(f32::from_bits(
+                u32::from_str_radix(hex, 16).map_err(|_| malformed())?,
+            ))
+        };
+        let latent = latent
+            .trim()
+            .strip_prefix('[')
+            .and_then(|b| b.strip_suffix(']'))
+            .ok_or_else(malformed)?
+            .split(',')
+            .map(bits)
+            .collect::<Result<Vec<f32>>>()?;
+        ensure!(
+            latent.len() == dim,
+            "line `likelihood {rest}` has a latent of {} coordinates, the model {dim}",
+            latent.len()
+        );
+        results.push(ChipLikelihood {
+            nfe: nfe.parse().map_err(|_| malformed())?,
+            delta_log_p: bits(delta)?,
+            latent,
+        });
+    }
+    Ok(results)
+}
+
 /// The binary sink's records (`4 + 4·dim` bytes each: index, then each coordinate's f32
 /// bits; little-endian), which must come in index order from 0.
 pub fn parse_records(bytes: &[u8], dim: usize) -> Result<Samples> {
@@ -225,6 +318,19 @@ fn build_and_run_mode(
             other.name()
         ),
     };
+    let (task, rtol, atol, max_steps) = match &run.likelihood {
+        None => ("sample", 1e-5, 1e-5, 10_000),
+        Some(task) => {
+            let mut points = Vec::with_capacity(4 * task.points.values.len());
+            for v in &task.points.values {
+                points.extend_from_slice(&v.to_le_bytes());
+            }
+            let path = work.join(POINTS_FILE);
+            std::fs::write(&path, points)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            ("likelihood", task.rtol, task.atol, task.max_steps)
+        }
+    };
     let model = std::fs::canonicalize(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
     let lock = build_lock()?;
@@ -237,6 +343,10 @@ fn build_and_run_mode(
         .env("TINYSCORE_STEPS", run.steps.to_string())
         .env("TINYSCORE_PARTICLES", run.particles.to_string())
         .env("TINYSCORE_SEED", run.seed.to_string())
+        .env("TINYSCORE_TASK", task)
+        .env("TINYSCORE_RTOL", format!("{rtol:?}"))
+        .env("TINYSCORE_ATOL", format!("{atol:?}"))
+        .env("TINYSCORE_MAX_STEPS", max_steps.to_string())
         .env(
             "TINYSCORE_SINK",
             match run.sink {
@@ -382,6 +492,21 @@ pub fn count(run: &FirmwareRun) -> Result<Counts> {
         per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
         per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK / run.particles.max(1) as f64,
     })
+}
+
+/// Instructions per point of the likelihood task on the Cortex-M4F (the mean over the
+/// points of `run.likelihood`).
+pub fn count_likelihood(run: &FirmwareRun) -> Result<f64> {
+    let work = tempfile::tempdir().context("cannot create a directory for QEMU")?;
+    let (output, _) = build_and_run_mode(Board::QemuM4, run, Mode::Count, work.path())?;
+    let field = |key: &str| -> Result<f64> {
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("count {key} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .with_context(|| format!("the firmware reported no `count {key}`:\n{output}"))
+    };
+    Ok(field("likelihood_ticks")? * INSTRUCTIONS_PER_TICK / field("likelihood_points")?.max(1.0))
 }
 
 /// The lock a firmware build holds from its `cargo build` until its ELF is copied out of the

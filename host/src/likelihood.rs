@@ -88,17 +88,24 @@ fn model_likelihood_in<const N: usize>(
         .map_err(|e| anyhow!("{e}: the likelihood needs the f32 model"))?;
     let header = *model.header();
     let dim = header.dims.dim as usize;
-    let log_jacobian: f64 = (0..dim)
-        .map(|d| (model.normalization(d).1 as f64).ln())
-        .sum();
-    let prior_std = header.sde.prior_std();
     let likelihood = options.likelihood()?;
     each_point(points, options, progress, |x, noise| {
         let z = model.normalize(x);
         let encoded = likelihood.encode(&header.sde, &score, &z, header.t_end, dim, noise)?;
-        let prior = gaussian_log_density(&encoded.latent, prior_std, dim) as f64;
-        Ok((encoded, prior - log_jacobian))
+        let end = model_end_log_density(&model, &encoded.latent[..dim]);
+        Ok((encoded, end))
     })
+}
+
+/// What a model adds at the end of a point's path: the prior's log-density at its latent, less
+/// the standardisation's `Σ_d ln std_d` (the density in data units). A point's log-likelihood
+/// is this plus its log-density change (as f64), on the host and for the chip's results.
+pub fn model_end_log_density(model: &Model<'_>, latent: &[f32]) -> f64 {
+    let log_jacobian: f64 = (0..latent.len())
+        .map(|d| (model.normalization(d).1 as f64).ln())
+        .sum();
+    let prior = gaussian_log_density(latent, model.header().sde.prior_std());
+    prior as f64 - log_jacobian
 }
 
 /// The log-likelihood of each of `points` under the exact score of `mixture` diffused by

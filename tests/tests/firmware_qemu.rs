@@ -3,14 +3,19 @@
 //! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, probability-flow
 //! Heun and annealed Langevin; a 3-D model likewise. And a corrupted model makes the firmware
 //! fail with its error. The binary sink's records carry the same bits as the defmt frames. The
-//! M4 runs int8 models packed, with the SMLAD kernel, which agrees with the portable one.
+//! M4 runs int8 models packed, with the SMLAD kernel, which agrees with the portable one. The
+//! likelihood task gives `tinyscore likelihood`'s bits on both cores.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
+use tinyscore_host::firmware::LikelihoodTask;
 use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
+use tinyscore_host::likelihood::{model_end_log_density, model_likelihood, LikelihoodOptions};
+use tinyscore_host::points::Samples;
+use tinyscore_host::progress::Progress;
 use tinyscore_host::sampling::{sample_model, SampleOptions, SamplerKind, ScheduleKind};
-use tinyscore_tests::{helix_int8, reference_int8, reference_model_bytes};
+use tinyscore_tests::{helix_int8, raw_moons, reference_int8, reference_model_bytes};
 
 /// The QEMU boards.
 const BOARDS: [Board; 2] = [Board::QemuM4, Board::QemuM0];
@@ -44,6 +49,7 @@ fn settings(model: &Path, sampler: SamplerKind, sink: Sink, particles: usize) ->
         particles,
         seed: SEED,
         sink,
+        likelihood: None,
     }
 }
 
@@ -227,6 +233,7 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
         particles: 1,
         seed: SEED,
         sink: Sink::Defmt,
+        likelihood: None,
     })
     .expect("the count build runs and its kernels agree");
     assert!(
@@ -278,5 +285,63 @@ fn two_runs_at_once_each_get_their_own_firmware() {
     for (handle, expected) in runs.into_iter().zip([16, 4]) {
         let got = handle.join().unwrap();
         assert_eq!(got.unwrap_or_else(|e| panic!("{e:#}")), expected);
+    }
+}
+
+#[test]
+fn the_chip_computes_the_hosts_likelihoods_bit_for_bit() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = reference_model_bytes();
+    let path = dir.path().join("reference.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    let model = tinyscore::Model::parse(&bytes).unwrap();
+    let points = raw_moons(5, 9);
+    // Looser than the default so that QEMU's runs stay short; the host uses the same.
+    let (rtol, atol, max_steps) = (1e-4, 1e-4, 2000);
+    let host = model_likelihood(
+        model,
+        &points,
+        &LikelihoodOptions {
+            rtol,
+            atol,
+            max_steps,
+            hutchinson: None,
+            seed: SEED,
+            threads: 1,
+        },
+        &Progress::silent(),
+    )
+    .unwrap();
+    let task = LikelihoodTask {
+        points: Samples {
+            dim: 2,
+            values: points.values.iter().map(|&v| v as f32).collect(),
+        },
+        rtol,
+        atol,
+        max_steps,
+    };
+    for board in BOARDS {
+        let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut run = settings(&path, SamplerKind::Em, Sink::Defmt, 1);
+        run.likelihood = Some(task.clone());
+        let chip = firmware::likelihood(board, &run).unwrap();
+        assert_eq!(chip.len(), host.len());
+        for (k, (chip, host)) in chip.iter().zip(&host).enumerate() {
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&chip.latent),
+                bits(&host.latent),
+                "{board:?} point {k}: latent"
+            );
+            assert_eq!(chip.nfe, host.nfe, "{board:?} point {k}: evaluations");
+            let log_p = model_end_log_density(&model, &chip.latent) + chip.delta_log_p as f64;
+            assert_eq!(
+                log_p.to_bits(),
+                host.log_p.to_bits(),
+                "{board:?} point {k}: log p"
+            );
+        }
     }
 }

@@ -62,13 +62,23 @@ pub mod baked {
     /// Whether samples go out as [`crate::BinarySink`] records (`TINYSCORE_SINK=binary`)
     /// rather than defmt frames, where the board has a byte stream for them.
     pub const BINARY_SINK: bool = generated::BINARY_SINK;
+
+    /// Whether the build computes log-likelihoods of points instead of sampling
+    /// (`TINYSCORE_TASK=likelihood`).
+    pub const LIKELIHOOD: bool = generated::LIKELIHOOD;
+
+    /// The likelihood's adaptive solver (`TINYSCORE_RTOL`, `TINYSCORE_ATOL`,
+    /// `TINYSCORE_MAX_STEPS`), checked by [`crate::likelihood`].
+    pub const LIKELIHOOD_SOLVER: (f32, f32, u32) =
+        (generated::RTOL, generated::ATOL, generated::MAX_STEPS);
 }
 #[cfg(tinyscore_dsp)]
 pub mod smlad;
 
+use tinyscore::likelihood::{Divergence, Encoded, Likelihood, NetworkJacobian};
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
-    particle_noise, AnnealedLangevin, EulerMaruyama, LangevinCorrector, LinearSde, Model,
+    particle_noise, AnnealedLangevin, Dopri5, EulerMaruyama, LangevinCorrector, LinearSde, Model,
     ModelError, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler,
     Schedule, Score, Solver, TimeGrid,
 };
@@ -106,7 +116,7 @@ pub enum AppError {
     Model(ModelError),
     /// A sampler or grid parameter was refused.
     Parameter(ParamError),
-    /// A particle diverged.
+    /// A particle diverged (or a point's likelihood could not be integrated).
     Particle {
         /// Which.
         index: u32,
@@ -244,6 +254,30 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
             out.all(config, &Sampler::new(ald, grid), &sde, &score)
         }
     }
+}
+
+/// The probability-flow ODE's encoding of the point `x` (data units) under the f32 `model`:
+/// its latent, log-density change and evaluations, as `tinyscore likelihood` computes them
+/// on the host (exact divergence; point `index` draws from stream `index` of `seed`, unused
+/// by the exact divergence). The log-likelihood is the N(0, I) prior's log-density at the
+/// latent plus the change, less the standardisation's `Σ ln std`.
+pub fn likelihood<const N: usize>(
+    model: &[u8],
+    x: &[f32; N],
+    index: u32,
+    seed: u64,
+) -> Result<Encoded<N>, AppError> {
+    let model = parse(model).map_err(AppError::Model)?;
+    let score = NetworkJacobian::<N>::new(model).map_err(AppError::Model)?;
+    let (rtol, atol, max_steps) = baked::LIKELIHOOD_SOLVER;
+    let solver = Dopri5::new(rtol, atol, max_steps).map_err(AppError::Parameter)?;
+    let likelihood = Likelihood::new(solver, Divergence::Exact).map_err(AppError::Parameter)?;
+    let header = model.header();
+    let z = model.normalize(x);
+    let mut noise = particle_noise(seed, index as u64);
+    likelihood
+        .encode(&header.sde, &score, &z, header.t_end, N, &mut noise)
+        .map_err(|error| AppError::Particle { index, error })
 }
 
 /// Particles sampled together, step by step: each score evaluation of a packed int8 model

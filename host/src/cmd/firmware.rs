@@ -1,11 +1,13 @@
 //! `tinyscore firmware`: build the firmware for a model, run it in QEMU, measure it.
 
-use super::outln;
-use anyhow::Result;
+use super::{outln, OdeArgs};
+use anyhow::{Context, Result};
 use std::path::PathBuf;
-use tinyscore_host::firmware::{self, Board, FirmwareRun, Sink};
-use tinyscore_host::io::{ensure_not_an_input, write_csv};
+use tinyscore_host::firmware::{self, Board, FirmwareRun, LikelihoodTask, Sink};
+use tinyscore_host::io::{ensure_not_an_input, write_atomically, write_csv};
+use tinyscore_host::likelihood::model_end_log_density;
 use tinyscore_host::model_file::{denormalize, parse, read};
+use tinyscore_host::points::Samples;
 use tinyscore_host::sampling::SamplerKind;
 
 #[derive(clap::Subcommand)]
@@ -19,6 +21,58 @@ pub enum Command {
     Run(RunArgs),
 }
 
+/// What the firmware does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Task {
+    /// Sample the model.
+    Sample,
+    /// The log-likelihoods of the points of --data (an f32 model; the exact divergence).
+    Likelihood,
+}
+
+/// The likelihood task's points and solver.
+#[derive(clap::Args)]
+pub struct LikelihoodArgs {
+    /// What the firmware does.
+    #[arg(long, value_enum, default_value = "sample")]
+    task: Task,
+    /// The points of the likelihood task: a CSV file, or a dataset name (-n points drawn).
+    #[arg(long, value_name = "X.csv")]
+    data: Option<String>,
+    #[command(flatten)]
+    ode: OdeArgs,
+}
+
+impl LikelihoodArgs {
+    /// The likelihood task, when asked for, with `n` points if --data names a dataset.
+    fn task(&self, n: usize, seed: u64) -> Result<Option<LikelihoodTask>> {
+        if self.task == Task::Sample {
+            if self.data.is_some() {
+                anyhow::bail!("--data applies to --task likelihood");
+            }
+            if let Some(flag) = self.ode.given() {
+                anyhow::bail!("{flag} applies to --task likelihood");
+            }
+            return Ok(None);
+        }
+        let data = self
+            .data
+            .as_deref()
+            .context("--task likelihood needs --data X.csv (or a dataset name)")?;
+        let points = tinyscore_host::data::load(data, n, seed)?;
+        let values = points.values.iter().map(|&v| v as f32).collect();
+        Ok(Some(LikelihoodTask {
+            points: Samples {
+                dim: points.dim,
+                values,
+            },
+            rtol: self.ode.rtol(),
+            atol: self.ode.atol(),
+            max_steps: self.ode.max_steps(),
+        }))
+    }
+}
+
 #[derive(clap::Args)]
 pub struct CountArgs {
     /// The model file baked into the firmware.
@@ -30,6 +84,11 @@ pub struct CountArgs {
     /// Steps of the whole-sample figure.
     #[arg(long, default_value_t = 100)]
     steps: u32,
+    #[command(flatten)]
+    likelihood: LikelihoodArgs,
+    /// Points drawn when --data names a dataset.
+    #[arg(short, default_value_t = 16)]
+    n: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -78,7 +137,10 @@ pub struct RunArgs {
     /// Write the model's normalised coordinates instead of data units.
     #[arg(long)]
     normalized: bool,
-    /// Output CSV.
+    #[command(flatten)]
+    likelihood: LikelihoodArgs,
+    /// Output CSV: the samples, or for --task likelihood `log_p,nfe` per point (as
+    /// `tinyscore likelihood` writes them).
     #[arg(long)]
     out: PathBuf,
 }
@@ -92,6 +154,31 @@ pub fn run(command: Command) -> Result<()> {
 }
 
 fn count(args: CountArgs) -> Result<()> {
+    if let Some(task) = args.likelihood.task(args.n, 0)? {
+        let points = task.points.len();
+        let per_point = firmware::count_likelihood(&FirmwareRun {
+            model: args.model,
+            sampler: SamplerKind::Em,
+            steps: 1,
+            particles: 1,
+            seed: 0,
+            sink: Sink::Defmt,
+            likelihood: Some(task),
+        })?;
+        if args.json {
+            outln!(
+                "{}",
+                serde_json::json!({ "instructions_per_point": per_point })
+            );
+        } else {
+            outln!(
+                "likelihood: {per_point:.0} instructions a point (mean of {points}) = {:.1} ms at \
+                 64 MHz if one instruction took one cycle",
+                per_point / 64e3
+            );
+        }
+        return Ok(());
+    }
     let counts = firmware::count(&FirmwareRun {
         model: args.model,
         sampler: args.sampler,
@@ -101,6 +188,7 @@ fn count(args: CountArgs) -> Result<()> {
         particles: 16,
         seed: 0,
         sink: Sink::Defmt,
+        likelihood: None,
     })?;
     if args.json {
         outln!("{}", serde_json::to_string(&counts)?);
@@ -153,6 +241,7 @@ fn size(args: SizeArgs) -> Result<()> {
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
+            likelihood: None,
         },
     )?;
     if args.json {
@@ -168,6 +257,12 @@ fn size(args: SizeArgs) -> Result<()> {
 
 fn run_board(args: RunArgs) -> Result<()> {
     ensure_not_an_input(&args.out, &[&args.model])?;
+    if let Some(task) = args.likelihood.task(args.n, args.seed)? {
+        if let Some(data) = &args.likelihood.data {
+            ensure_not_an_input(&args.out, &[std::path::Path::new(data)])?;
+        }
+        return run_likelihood(args.board, args.model, args.seed, task, &args.out);
+    }
     // The firmware reads the model itself (and reports a file it refuses).
     let samples = firmware::run(
         args.board,
@@ -178,6 +273,7 @@ fn run_board(args: RunArgs) -> Result<()> {
             particles: args.n,
             seed: args.seed,
             sink: args.sink,
+            likelihood: None,
         },
     )?;
     let samples = if args.normalized {
@@ -192,6 +288,43 @@ fn run_board(args: RunArgs) -> Result<()> {
         samples.len(),
         args.board.name(),
         args.out.display()
+    );
+    Ok(())
+}
+
+/// The chip's log-likelihoods of `task`'s points under `model`, written as `log_p,nfe` rows.
+fn run_likelihood(
+    board: Board,
+    model: PathBuf,
+    seed: u64,
+    task: LikelihoodTask,
+    out: &std::path::Path,
+) -> Result<()> {
+    let points = task.points.len();
+    let run = FirmwareRun {
+        model,
+        sampler: SamplerKind::Em,
+        steps: 1,
+        particles: 1,
+        seed,
+        sink: Sink::Defmt,
+        likelihood: Some(task),
+    };
+    let results = firmware::likelihood(board, &run)?;
+    let bytes = read(&run.model)?;
+    let model = parse(&bytes, &run.model)?;
+    write_atomically(out, |w| {
+        writeln!(w, "log_p,nfe")?;
+        for r in &results {
+            let log_p = model_end_log_density(&model, &r.latent) + r.delta_log_p as f64;
+            writeln!(w, "{log_p:?},{}", r.nfe)?;
+        }
+        Ok(())
+    })?;
+    eprintln!(
+        "wrote {points} log-likelihoods from {} to {}",
+        board.name(),
+        out.display()
     );
     Ok(())
 }
