@@ -220,7 +220,8 @@ impl<'a, const N: usize> NetworkJacobian<'a, N> {
         }
     }
 
-    /// `−(∂ε̂/∂x)·v_l/σ` for `L` directions at once, with the score.
+    /// The score `−ε̂/σ` (the bits of [`NeuralScore`]'s) and `−(∂ε̂/∂x)·v_l/σ` for `L`
+    /// directions, in one pass of the network.
     fn jvps<const L: usize>(
         &self,
         x: &[f32; N],
@@ -229,13 +230,12 @@ impl<'a, const N: usize> NetworkJacobian<'a, N> {
     ) -> ([f32; N], [[f32; N]; L]) {
         let sigma = self.score.model().header().sde.sigma(t);
         // Cannot fail: the model is f32 and fits N (checked in `new`).
-        let (_, derivatives) = self
+        let (eps, derivatives) = self
             .score
             .model()
             .predict_noise_jvp(x, t, directions)
-            .unwrap_or(([0.0; N], [[f32::NAN; N]; L]));
-        let scaled = derivatives.map(|d| d.map(|v| -v / sigma));
-        (self.score.score(x, t), scaled)
+            .unwrap_or(([f32::NAN; N], [[f32::NAN; N]; L]));
+        (eps.map(|e| -e / sigma), derivatives.map(|d| d.map(|v| -v / sigma)))
     }
 }
 

@@ -173,7 +173,9 @@ pub(super) fn tangent_forward<const L: usize>(
     }
 }
 
-/// One layer of [`tangent_forward`]: `y = act(W·x + b)`, `dy = act'(W·x + b) ⊙ (W·dx)`.
+/// One layer of [`tangent_forward`]: `y = act(W·x + b)`, `dy = act'(W·x + b) ⊙ (W·dx)`, the
+/// weights read once for the point and its tangents (each sum in input order, so `y` has the
+/// bits of [`dense`]).
 fn tangent_dense<const L: usize>(
     layer: &F32Layer<'_>,
     x: &[[f32; 1]; MAX_WIDTH],
@@ -188,26 +190,59 @@ fn tangent_dense<const L: usize>(
         return;
     }
     let (x, dx) = (&x[..inputs.min(MAX_WIDTH)], &dx[..inputs.min(MAX_WIDTH)]);
-    let rows = layer.weight_bytes().chunks_exact(row_bytes);
-    for (((row, bias), y), dy) in rows
-        .zip(layer.bias_bytes().chunks_exact(4))
-        .zip(y.iter_mut())
-        .zip(dy.iter_mut())
-    {
-        let [acc] = accumulate::<1, 1>([row], x);
-        let [dacc] = accumulate::<L, 1>([row], dx);
-        let pre = acc[0] + f32_at(bias);
+    let finish = |acc: f32, dacc: &[f32; L], bias: &[u8], y: &mut [f32; 1], dy: &mut [f32; L]| {
+        let pre = acc + f32_at(bias);
         if hidden {
             // SiLU and its derivative σ(z)·(1 + z·(1 − σ(z))).
             let sigmoid = 1.0 / (1.0 + math::exp(-pre));
             y[0] = pre / (1.0 + math::exp(-pre));
             let slope = sigmoid * (1.0 + pre * (1.0 - sigmoid));
-            for (d, a) in dy.iter_mut().zip(&dacc) {
+            for (d, a) in dy.iter_mut().zip(dacc) {
                 *d = slope * a;
             }
         } else {
             y[0] = pre;
-            *dy = dacc;
+            *dy = *dacc;
+        }
+    };
+    let weights = layer.weight_bytes();
+    let blocks = weights.chunks_exact(ROW_BLOCK * row_bytes);
+    let rest = blocks.remainder();
+    let mut biases = layer.bias_bytes().chunks_exact(4);
+    let mut outs = y.iter_mut().zip(dy.iter_mut());
+    // Blocks of rows: independent sums that hide the adds' latency.
+    for block in blocks {
+        let rows: [&[u8]; ROW_BLOCK] =
+            core::array::from_fn(|r| &block[r * row_bytes..(r + 1) * row_bytes]);
+        let mut acc = [0.0f32; ROW_BLOCK];
+        let mut dacc = [[0.0f32; L]; ROW_BLOCK];
+        for (j, (x, dx)) in x.iter().zip(dx).enumerate() {
+            for r in 0..ROW_BLOCK {
+                let w = f32_at(&rows[r][4 * j..4 * j + 4]);
+                acc[r] += w * x[0];
+                for (d, v) in dacc[r].iter_mut().zip(dx) {
+                    *d += w * v;
+                }
+            }
+        }
+        for r in 0..ROW_BLOCK {
+            if let (Some(bias), Some((y, dy))) = (biases.next(), outs.next()) {
+                finish(acc[r], &dacc[r], bias, y, dy);
+            }
+        }
+    }
+    for row in rest.chunks_exact(row_bytes) {
+        let mut acc = 0.0f32;
+        let mut dacc = [0.0f32; L];
+        for ((w, x), dx) in row.chunks_exact(4).zip(x).zip(dx) {
+            let w = f32_at(w);
+            acc += w * x[0];
+            for (d, v) in dacc.iter_mut().zip(dx) {
+                *d += w * v;
+            }
+        }
+        if let (Some(bias), Some((y, dy))) = (biases.next(), outs.next()) {
+            finish(acc, &dacc, bias, y, dy);
         }
     }
 }
