@@ -235,7 +235,10 @@ impl<'a, const N: usize> NetworkJacobian<'a, N> {
             .model()
             .predict_noise_jvp(x, t, directions)
             .unwrap_or(([f32::NAN; N], [[f32::NAN; N]; L]));
-        (eps.map(|e| -e / sigma), derivatives.map(|d| d.map(|v| -v / sigma)))
+        (
+            eps.map(|e| -e / sigma),
+            derivatives.map(|d| d.map(|v| -v / sigma)),
+        )
     }
 }
 

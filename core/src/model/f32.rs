@@ -15,7 +15,11 @@ const ROW_BLOCK: usize = 4;
 /// Weight rows the network's derivatives accumulate together: as many as the forward pass on
 /// a host; one on a chip, whose registers do not hold four rows' sums for a point and its
 /// tangents (measured on the Cortex-M4F: 4 rows take 1.5× the instructions of 1).
-const TANGENT_ROW_BLOCK: usize = if cfg!(target_os = "none") { 1 } else { ROW_BLOCK };
+const TANGENT_ROW_BLOCK: usize = if cfg!(target_os = "none") {
+    1
+} else {
+    ROW_BLOCK
+};
 
 /// The f32 network on `L` lanes: `a[d][p]` holds coordinate `d` of point `p` on entry;
 /// returns the output rows (ε̂ before the Gaussian part). `observer` sees the input features

@@ -170,7 +170,7 @@ impl<P> Sampler<P> {
         score: &S,
         noises: &mut [GaussianStream<R>],
         out: &mut [[f32; N]],
-        mut on_step: F,
+        on_step: F,
     ) -> Result<(), ParticleError>
     where
         D: LinearSde,
@@ -182,6 +182,29 @@ impl<P> Sampler<P> {
         for (x, noise) in out.iter_mut().zip(noises.iter_mut()) {
             *x = sde.sample_prior(noise);
         }
+        self.run_batch_observed::<D, S, R, F, N, B>(sde, score, noises, out, on_step)
+    }
+
+    /// Carries the states `xs` (at the grid's first time, e.g. points given at `T`) to the end
+    /// of the grid, `B` at a time in lockstep, as
+    /// [`sample_batch_observed`](Self::sample_batch_observed) does after its draws from the
+    /// prior; particle `i` uses `noises[i]` for the stochastic steps.
+    pub fn run_batch_observed<D, S, R, F, const N: usize, const B: usize>(
+        &self,
+        sde: &D,
+        score: &S,
+        noises: &mut [GaussianStream<R>],
+        xs: &mut [[f32; N]],
+        mut on_step: F,
+    ) -> Result<(), ParticleError>
+    where
+        D: LinearSde,
+        P: Solver<D, N>,
+        S: Score<N>,
+        R: Rng,
+        F: FnMut(u32, f32, &[[f32; N]]),
+    {
+        let out = xs;
         let chunk = B.max(1);
         let mut first = 0;
         for (xs, noises) in out.chunks_mut(chunk).zip(noises.chunks_mut(chunk)) {

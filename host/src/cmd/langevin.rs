@@ -52,7 +52,7 @@ pub fn run(args: Args) -> Result<()> {
         mass: args.mass.unwrap_or(1.0),
         friction: args.friction.unwrap_or(1.0),
         kt: args.kt.unwrap_or(1.0),
-        n: args.particles.n,
+        n: args.particles.count(),
         seed: args.particles.seed,
         threads: args.particles.threads,
     };

@@ -119,12 +119,19 @@ impl OdeArgs {
     }
 }
 
+impl Particles {
+    /// The number of samples asked for, or the default.
+    pub fn count(&self) -> usize {
+        self.n.unwrap_or(5000)
+    }
+}
+
 /// The particles a sampling command draws and where they go.
 #[derive(clap::Args)]
 pub(crate) struct Particles {
-    /// Number of samples.
-    #[arg(short, default_value_t = 5000)]
-    pub n: usize,
+    /// Number of samples [default: 5000].
+    #[arg(short)]
+    pub n: Option<usize>,
     /// Seed (particle i uses stream i of this seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -5,8 +5,9 @@ use anyhow::Result;
 use clap::ArgGroup;
 use std::path::PathBuf;
 use tinyscore::Dopri5;
-use tinyscore_host::io::ensure_not_an_input;
+use tinyscore_host::io::{ensure_not_an_input, read_csv};
 use tinyscore_host::model_file::{denormalize, parse, read};
+use tinyscore_host::points::Samples;
 use tinyscore_host::sampling::{
     sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind, SdeKind,
 };
@@ -43,6 +44,11 @@ pub struct Args {
     /// Finish with Tweedie's denoising step.
     #[arg(long)]
     denoise: bool,
+    /// Start the particles from these points at T (a CSV with a header row; with --model in
+    /// the model's normalised coordinates, as `tinyscore likelihood --latents` writes them)
+    /// instead of drawing them from the prior: one sample per row.
+    #[arg(long, value_name = "XT.csv")]
+    init: Option<PathBuf>,
     #[command(flatten)]
     particles: Particles,
 }
@@ -66,12 +72,35 @@ pub fn run(args: Args) -> Result<()> {
     }
     let adaptive = Dopri5::new(args.ode.rtol(), args.ode.atol(), args.ode.max_steps())
         .map_err(|e| anyhow::anyhow!("{e} (--rtol, --atol, --max-steps)"))?;
+    let init = match &args.init {
+        Some(path) => {
+            ensure_not_an_input(&args.particles.out, &[path])?;
+            let points = read_csv(path)?;
+            let values = points.values.iter().map(|&v| v as f32).collect();
+            let init = Samples {
+                dim: points.dim,
+                values,
+            };
+            if let Some(n) = args.particles.n {
+                anyhow::ensure!(
+                    n == init.len(),
+                    "-n {n}: --init {} has {} points, one per sample",
+                    path.display(),
+                    init.len()
+                );
+            }
+            Some(init)
+        }
+        None => None,
+    };
+    let n = init.as_ref().map_or(args.particles.count(), Samples::len);
     let mut options = SampleOptions {
         sampler: args.sampler,
         steps: args.steps.unwrap_or(500),
         schedule: args.schedule.unwrap_or(ScheduleKind::Uniform),
         denoise: args.denoise,
-        n: args.particles.n,
+        init: init.as_ref(),
+        n,
         first: 0,
         seed: args.particles.seed,
         threads: args.particles.threads,
@@ -83,6 +112,7 @@ pub fn run(args: Args) -> Result<()> {
     match (&args.exact, &args.model) {
         (Some(exact), _) => {
             let mixture = tinyscore_host::data::mixture(exact)?;
+            check_init_dim(&init, mixture.dim())?;
             let sde = args.sde.model_sde();
             write_samples(out, &options, mixture.dim(), |first, n, progress| {
                 sample_exact(
@@ -103,6 +133,7 @@ pub fn run(args: Args) -> Result<()> {
             let model = parse(&bytes, path)?;
             options.t_end = model.header().t_end;
             let dim = model.header().dims.dim as usize;
+            check_init_dim(&init, dim)?;
             write_samples(out, &options, dim, |first, n, progress| {
                 let samples = sample_model(
                     model,
@@ -123,5 +154,17 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => anyhow::bail!("give --exact DATASET or --model MODEL.tsm"),
     }
     eprintln!("wrote {} samples to {}", options.n, out.display());
+    Ok(())
+}
+
+/// Starting points must have the score's dimension.
+fn check_init_dim(init: &Option<Samples>, dim: usize) -> Result<()> {
+    if let Some(init) = init {
+        anyhow::ensure!(
+            init.dim == dim,
+            "--init has {} coordinates, the score {dim}",
+            init.dim
+        );
+    }
     Ok(())
 }

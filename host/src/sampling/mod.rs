@@ -92,7 +92,7 @@ pub enum ScheduleKind {
 
 /// Everything that defines a sampling run besides the score and its SDE.
 #[derive(Clone, Copy, Debug)]
-pub struct SampleOptions {
+pub struct SampleOptions<'a> {
     /// The sampler.
     pub sampler: SamplerKind,
     /// Steps of the grid.
@@ -114,6 +114,9 @@ pub struct SampleOptions {
     pub t_end: f32,
     /// The adaptive solver of [`SamplerKind::OdeRk45`] (its tolerances and step limit).
     pub adaptive: Dopri5,
+    /// Starting points at T instead of draws from the prior: particle i starts from row i
+    /// (in the score's coordinates; as many rows as particles `first..first + n` need).
+    pub init: Option<&'a Samples>,
 }
 
 /// score_sde's tolerances for its ODE sampler, and a limit of 10 000 steps.
@@ -121,7 +124,7 @@ pub fn default_adaptive() -> Dopri5 {
     Dopri5::new(1e-5, 1e-5, 10_000).expect("valid tolerances")
 }
 
-impl SampleOptions {
+impl SampleOptions<'_> {
     /// The particle-steps of the run, as the sampling functions report their progress: every
     /// step of the grid and the denoising step of each particle.
     pub fn particle_steps(&self) -> u64 {
@@ -134,7 +137,13 @@ impl SampleOptions {
 
     /// `n` particles of `sampler` on a uniform grid of `steps` steps from T to `t_end`, no
     /// denoising, all cores.
-    pub fn uniform(sampler: SamplerKind, steps: u32, n: usize, seed: u64, t_end: f32) -> Self {
+    pub fn uniform(
+        sampler: SamplerKind,
+        steps: u32,
+        n: usize,
+        seed: u64,
+        t_end: f32,
+    ) -> SampleOptions<'static> {
         SampleOptions {
             sampler,
             steps,
@@ -146,6 +155,7 @@ impl SampleOptions {
             threads: 0,
             t_end,
             adaptive: default_adaptive(),
+            init: None,
         }
     }
 }
@@ -343,7 +353,10 @@ fn sample_adaptive<S: Score<N> + Sync, const N: usize>(
         &|first, xs, noises| {
             for (k, (x, noise)) in xs.as_chunks_mut::<N>().0.iter_mut().zip(noises).enumerate() {
                 let particle = first + k as u64;
-                *x = sde.sample_prior(noise);
+                *x = match o.init {
+                    Some(init) => start_from(init, particle)?,
+                    None => sde.sample_prior(noise),
+                };
                 o.adaptive
                     .integrate(sde.t_max(), o.t_end, x, None, |t, y| {
                         let s = score.score(y, t);
@@ -366,4 +379,15 @@ fn sample_adaptive<S: Score<N> + Sync, const N: usize>(
         },
     )?;
     Ok(out)
+}
+
+/// Row `particle` of `init`, padded to `N` coordinates.
+pub(crate) fn start_from<const N: usize>(init: &Samples, particle: u64) -> Result<[f32; N]> {
+    let row = init.rows().nth(particle as usize).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--init has {} points: none for particle {particle}",
+            init.len()
+        )
+    })?;
+    Ok(core::array::from_fn(|d| row.get(d).copied().unwrap_or(0.0)))
 }

@@ -58,20 +58,28 @@ where
         o.threads,
         &|first, xs, noises| {
             let mut unreported = 0u64;
-            let result = sampler.sample_batch_observed::<D, S, _, _, N, BATCH>(
-                sde,
-                score,
-                noises,
-                xs.as_chunks_mut().0,
-                |step, _, xs| {
-                    if step > 0 {
-                        unreported += xs.len() as u64;
-                        if unreported >= PROGRESS_CHUNK {
-                            progress.advance(std::mem::take(&mut unreported));
-                        }
+            let report = |step: u32, _: f32, xs: &[[f32; N]]| {
+                if step > 0 {
+                    unreported += xs.len() as u64;
+                    if unreported >= PROGRESS_CHUNK {
+                        progress.advance(std::mem::take(&mut unreported));
                     }
-                },
-            );
+                }
+            };
+            let states = xs.as_chunks_mut().0;
+            let result = match o.init {
+                None => sampler.sample_batch_observed::<D, S, _, _, N, BATCH>(
+                    sde, score, noises, states, report,
+                ),
+                Some(init) => {
+                    for (k, x) in states.iter_mut().enumerate() {
+                        *x = super::start_from(init, first + k as u64)?;
+                    }
+                    sampler.run_batch_observed::<D, S, _, _, N, BATCH>(
+                        sde, score, noises, states, report,
+                    )
+                }
+            };
             progress.advance(unreported);
             result.map_err(|e| anyhow!("particle {}: {}", first + e.particle as u64, e.error))
         },
