@@ -88,6 +88,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         threads: 2,
         t_end: model.header().t_end,
         adaptive: tinyscore_host::sampling::default_adaptive(),
+        init: None,
     };
     sample_model(
         model,

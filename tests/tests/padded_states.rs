@@ -81,7 +81,7 @@ fn network(dim: usize) -> Vec<u8> {
     .unwrap()
 }
 
-fn options(sampler: SamplerKind) -> SampleOptions {
+fn options(sampler: SamplerKind) -> SampleOptions<'static> {
     SampleOptions {
         threads: 2,
         ..SampleOptions::uniform(sampler, STEPS, PARTICLES, SEED, T_END)
