@@ -18,6 +18,8 @@
 //! | [`OdeRk4`] | probability-flow ODE | 4 | 4 |
 //! | [`Ddim`] | probability-flow ODE, exponential integrator | 1 | 1 |
 //! | [`DpmSolverPp2M`] | probability-flow ODE, exponential multistep | 1 | 2 |
+//! | [`DpmSolverPp3M`] | probability-flow ODE, exponential multistep | 1 | 3 |
+//! | [`EdmHeun`] | probability-flow ODE in the EDM variables (σ/α, x/α) | 2 | 2 |
 //!
 //! [`Dopri5`] integrates the probability-flow ODE adaptively, one particle at a time, to a
 //! tolerance rather than over a grid (see [`crate::likelihood`]).
@@ -27,7 +29,10 @@ mod ode;
 mod stochastic;
 
 pub use adaptive::{Dopri5, OdeStats, Rates};
-pub use ode::{Ddim, DpmSolverPp2M, MultistepHistory, OdeEuler, OdeHeun, OdeRk4};
+pub use ode::{
+    Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
+    TwoStepHistory,
+};
 pub use stochastic::{
     Ancestral, AnnealedLangevin, Corrector, EulerMaruyama, LangevinCorrector, PredictorCorrector,
     ReverseDiffusion,
