@@ -80,5 +80,5 @@ pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
     Ancestral, AnnealedLangevin, Corrector, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
     EulerMaruyama, LangevinCorrector, MultistepHistory, OdeEuler, OdeHeun, OdeRk4, OdeStats,
-    PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver,
+    PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, TwoStepHistory,
 };
