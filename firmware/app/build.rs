@@ -1,7 +1,9 @@
 //! Bakes the model and the sampling configuration in:
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
-//! (`em`, `pc`, `ode-heun`, `ald`), `TINYSCORE_STEPS`, `TINYSCORE_PARTICLES`, `TINYSCORE_SEED`
-//! (a number, or `hardware` for a board's RNG),
+//! (`em`, `pc`, `ald`, or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`,
+//! `dpm2`, `dpm3`, `edm-heun`), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
+//! `logsnr`), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
+//! RNG),
 //! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`),
 //! `TINYSCORE_SINK` (`defmt`, or `binary` for the app's `BinarySink` records where
 //! the board has a byte stream for them), `TINYSCORE_TASK` (`sample`, or `likelihood` to
@@ -65,7 +67,22 @@ fn main() {
         "pc" => "SamplerKind::Pc",
         "ode-heun" => "SamplerKind::OdeHeun",
         "ald" => "SamplerKind::Ald",
-        other => panic!("TINYSCORE_SAMPLER={other}: expected em, pc, ode-heun or ald"),
+        "ode-euler" => "SamplerKind::OdeEuler",
+        "ode-rk4" => "SamplerKind::OdeRk4",
+        "ddim" => "SamplerKind::Ddim",
+        "dpm2" => "SamplerKind::Dpm2",
+        "dpm3" => "SamplerKind::Dpm3",
+        "edm-heun" => "SamplerKind::EdmHeun",
+        other => panic!(
+            "TINYSCORE_SAMPLER={other}: expected em, pc, ald, ode-euler, ode-heun, ode-rk4, \
+             ddim, dpm2, dpm3 or edm-heun"
+        ),
+    };
+    let spacing = match setting("TINYSCORE_SCHEDULE", "uniform").as_str() {
+        "uniform" => "Spacing::Uniform",
+        "karras" => "Spacing::Karras",
+        "logsnr" => "Spacing::LogSnr",
+        other => panic!("TINYSCORE_SCHEDULE={other}: expected uniform, karras or logsnr"),
     };
     // `TINYSCORE_SEED=hardware`: a board with a hardware RNG draws the seed at start-up.
     let hardware_seed = setting("TINYSCORE_SEED", "0") == "hardware";
@@ -112,7 +129,8 @@ pub const MAX_STEPS: u32 = {};
     let config = format!(
         "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
-         /// Steps of the uniform time grid.\npub const STEPS: u32 = {};\n\
+         /// Steps of the time grid.\npub const STEPS: u32 = {};\n\
+         /// The grid's spacing.\npub const SPACING: Spacing = {spacing};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
          /// Draw the seed from a hardware RNG where the board has one.\n\

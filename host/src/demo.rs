@@ -12,7 +12,7 @@ use crate::model_file::{denormalize, parse, read};
 use crate::points::Points;
 use crate::points::Samples;
 use crate::progress::Progress;
-use crate::sampling::{sample_exact, sample_model, SampleOptions, SamplerKind};
+use crate::sampling::{sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -222,6 +222,7 @@ fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
             model: model.to_path_buf(),
             sampler: SamplerKind::Em,
             steps: FIRMWARE_STEPS,
+            schedule: ScheduleKind::Uniform,
             particles: FIRMWARE_PARTICLES,
             seed,
             sink: crate::firmware::Sink::Defmt,
@@ -303,6 +304,7 @@ fn likelihood_lines(model: &Path, seed: u64) -> Result<String> {
             model: model.to_path_buf(),
             sampler: SamplerKind::Em,
             steps: 1,
+            schedule: ScheduleKind::Uniform,
             particles: 1,
             seed,
             sink: crate::firmware::Sink::Defmt,

@@ -6,7 +6,7 @@
 //! decodes the frames with defmt-decoder and the ELF's table.
 
 use crate::points::Samples;
-use crate::sampling::SamplerKind;
+use crate::sampling::{SamplerKind, ScheduleKind};
 use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,10 +44,12 @@ impl Board {
 pub struct FirmwareRun {
     /// The `.tsm` model baked into the firmware.
     pub model: PathBuf,
-    /// The sampler (the firmware has `em`, `pc`, `ode-heun` and `ald`).
+    /// The sampler (the firmware has all but `rd`, `ancestral` and `ode-rk45`).
     pub sampler: SamplerKind,
-    /// Steps of the uniform time grid.
+    /// Steps of the time grid.
     pub steps: u32,
+    /// The grid's spacing.
+    pub schedule: ScheduleKind,
     /// Particles.
     pub particles: usize,
     /// Seed: particle i uses stream i.
@@ -310,13 +312,12 @@ fn build_and_run_mode(
     work: &Path,
 ) -> Result<(String, Vec<u8>)> {
     let sampler = match run.sampler {
-        SamplerKind::Em | SamplerKind::Pc | SamplerKind::OdeHeun | SamplerKind::Ald => {
+        SamplerKind::Rd | SamplerKind::Ancestral | SamplerKind::OdeRk45 => bail!(
+            "the firmware samples with em, pc, ald, ode-euler, ode-heun, ode-rk4, ddim, dpm2, \
+             dpm3 or edm-heun, not {}",
             run.sampler.name()
-        }
-        other => bail!(
-            "the firmware samples with em, pc, ode-heun or ald, not {}",
-            other.name()
         ),
+        chip => chip.name(),
     };
     let (task, rtol, atol, max_steps) = match &run.likelihood {
         None => ("sample", 1e-5, 1e-5, 10_000),
@@ -341,6 +342,14 @@ fn build_and_run_mode(
         .env("TINYSCORE_MODEL", &model)
         .env("TINYSCORE_SAMPLER", &sampler)
         .env("TINYSCORE_STEPS", run.steps.to_string())
+        .env(
+            "TINYSCORE_SCHEDULE",
+            match run.schedule {
+                ScheduleKind::Uniform => "uniform",
+                ScheduleKind::Karras => "karras",
+                ScheduleKind::Logsnr => "logsnr",
+            },
+        )
         .env("TINYSCORE_PARTICLES", run.particles.to_string())
         .env("TINYSCORE_SEED", run.seed.to_string())
         .env("TINYSCORE_TASK", task)
@@ -437,6 +446,7 @@ pub struct Counts {
     pub per_score_portable: f64,
     /// Per score-network evaluation when the samplers evaluate `lockstep` particles at one
     /// time together, as the firmware samples.
+    #[serde(rename = "instructions_per_evaluation")]
     pub per_score_lockstep: f64,
     /// Particles the firmware samples in lockstep.
     pub lockstep: u64,
@@ -449,6 +459,7 @@ pub struct Counts {
     pub per_gaussian: f64,
     /// One whole sample (the configured sampler and steps), the run's instructions over its
     /// particles (`lockstep` of them).
+    #[serde(rename = "instructions_per_sample")]
     pub per_sample: f64,
 }
 

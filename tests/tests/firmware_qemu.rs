@@ -1,7 +1,7 @@
 //! The firmware in QEMU against the host, bit for bit: the reference model in f32 and int8,
 //! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
-//! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, probability-flow
-//! Heun and annealed Langevin; a 3-D model likewise. And a corrupted model makes the firmware
+//! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, annealed Langevin
+//! and every deterministic sampler but the adaptive one; a 3-D model likewise. And a corrupted model makes the firmware
 //! fail with its error. The binary sink's records carry the same bits as the defmt frames. The
 //! M4 runs int8 models packed, with the SMLAD kernel, which agrees with the portable one. The
 //! likelihood task gives `tinyscore likelihood`'s bits on both cores.
@@ -46,6 +46,7 @@ fn settings(model: &Path, sampler: SamplerKind, sink: Sink, particles: usize) ->
         model: model.to_path_buf(),
         sampler,
         steps: STEPS,
+        schedule: ScheduleKind::Uniform,
         particles,
         seed: SEED,
         sink,
@@ -113,8 +114,14 @@ fn firmware_samples_are_bit_identical_to_the_host() {
     let samplers = [
         SamplerKind::Em,
         SamplerKind::Pc,
-        SamplerKind::OdeHeun,
         SamplerKind::Ald,
+        SamplerKind::OdeEuler,
+        SamplerKind::OdeHeun,
+        SamplerKind::OdeRk4,
+        SamplerKind::Ddim,
+        SamplerKind::Dpm2,
+        SamplerKind::Dpm3,
+        SamplerKind::EdmHeun,
     ];
     for (precision, bytes) in &models {
         let path = dir.path().join(format!("{precision}.tsm"));
@@ -231,6 +238,7 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
         model: path,
         sampler: SamplerKind::Em,
         steps: STEPS,
+        schedule: ScheduleKind::Uniform,
         particles: 1,
         seed: SEED,
         sink: Sink::Defmt,
@@ -343,6 +351,39 @@ fn the_chip_computes_the_hosts_likelihoods_bit_for_bit() {
                 host.log_p.to_bits(),
                 "{board:?} point {k}: log p"
             );
+        }
+    }
+}
+
+#[test]
+fn the_chip_follows_the_log_snr_and_karras_grids() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = reference_int8().1;
+    let path = dir.path().join("int8.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    let model = tinyscore::Model::parse(&bytes).unwrap();
+    for (schedule, sampler) in [
+        (ScheduleKind::Logsnr, SamplerKind::Dpm3),
+        (ScheduleKind::Karras, SamplerKind::EdmHeun),
+    ] {
+        let options = SampleOptions {
+            schedule,
+            ..SampleOptions::uniform(sampler, 8, PARTICLES, SEED, model.header().t_end)
+        };
+        let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let expected = bits(
+            &sample_model(model, &options, &Progress::silent())
+                .unwrap()
+                .values,
+        );
+        for board in BOARDS {
+            let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+            let mut run = settings(&path, sampler, Sink::Defmt, PARTICLES);
+            run.steps = 8;
+            run.schedule = schedule;
+            let got = bits(&firmware::run(board, &run).unwrap().values);
+            assert_eq!(got, expected, "{board:?} {schedule:?} {sampler:?}");
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod baked {
     use super::{Config, SamplerKind};
 
     mod generated {
+        use super::super::Spacing;
         use super::SamplerKind;
         include!(concat!(env!("OUT_DIR"), "/config.rs"));
     }
@@ -45,6 +46,7 @@ pub mod baked {
     pub const CONFIG: Config = Config {
         sampler: generated::SAMPLER,
         steps: generated::STEPS,
+        spacing: generated::SPACING,
         particles: generated::PARTICLES,
         seed: generated::SEED,
     };
@@ -78,9 +80,10 @@ pub mod smlad;
 use tinyscore::likelihood::{Divergence, Encoded, Likelihood, NetworkJacobian};
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
-    particle_noise, AnnealedLangevin, Dopri5, EulerMaruyama, LangevinCorrector, LinearSde, Model,
-    ModelError, OdeHeun, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler,
-    Schedule, Score, Solver, TimeGrid,
+    particle_noise, AnnealedLangevin, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
+    EulerMaruyama, LangevinCorrector, LinearSde, Model, ModelError, OdeEuler, OdeHeun, OdeRk4,
+    ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler, Schedule, Score,
+    Solver, TimeGrid,
 };
 
 /// The samplers the firmware runs.
@@ -94,6 +97,18 @@ pub enum SamplerKind {
     OdeHeun,
     /// Annealed Langevin dynamics.
     Ald,
+    /// Probability-flow ODE, Euler.
+    OdeEuler,
+    /// Probability-flow ODE, RK4.
+    OdeRk4,
+    /// DDIM.
+    Ddim,
+    /// DPM-Solver++(2M).
+    Dpm2,
+    /// DPM-Solver++(3M).
+    Dpm3,
+    /// Heun in the EDM variables.
+    EdmHeun,
 }
 
 /// What to sample.
@@ -101,12 +116,36 @@ pub enum SamplerKind {
 pub struct Config {
     /// The sampler.
     pub sampler: SamplerKind,
-    /// Steps of the uniform time grid.
+    /// Steps of the time grid.
     pub steps: u32,
+    /// The grid's spacing.
+    pub spacing: Spacing,
     /// Particles.
     pub particles: u32,
     /// Seed: particle i uses stream i (as on the host).
     pub seed: u64,
+}
+
+/// The spacing of the time grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Spacing {
+    /// Equal steps in t.
+    Uniform,
+    /// EDM (Karras) spacing, ρ = 7.
+    Karras,
+    /// Equal steps in log-SNR.
+    LogSnr,
+}
+
+impl Spacing {
+    /// The core's schedule.
+    pub fn schedule(self) -> Schedule {
+        match self {
+            Spacing::Uniform => Schedule::Uniform,
+            Spacing::Karras => Schedule::Karras { rho: 7.0 },
+            Spacing::LogSnr => Schedule::LogSnr,
+        }
+    }
 }
 
 /// Why a run stopped.
@@ -230,7 +269,7 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     let score = tinyscore::NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;
-    let grid = TimeGrid::new(Schedule::Uniform, sde.t_max(), t_end, config.steps)
+    let grid = TimeGrid::new(config.spacing.schedule(), sde.t_max(), t_end, config.steps)
         .map_err(AppError::Parameter)?;
     let mut out = Output {
         led,
@@ -247,6 +286,12 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
             out.all(config, &Sampler::new(pc, grid), &sde, &score)
         }
         SamplerKind::OdeHeun => out.all(config, &Sampler::new(OdeHeun, grid), &sde, &score),
+        SamplerKind::OdeEuler => out.all(config, &Sampler::new(OdeEuler, grid), &sde, &score),
+        SamplerKind::OdeRk4 => out.all(config, &Sampler::new(OdeRk4, grid), &sde, &score),
+        SamplerKind::Ddim => out.all(config, &Sampler::new(Ddim, grid), &sde, &score),
+        SamplerKind::Dpm2 => out.all(config, &Sampler::new(DpmSolverPp2M, grid), &sde, &score),
+        SamplerKind::Dpm3 => out.all(config, &Sampler::new(DpmSolverPp3M, grid), &sde, &score),
+        SamplerKind::EdmHeun => out.all(config, &Sampler::new(EdmHeun, grid), &sde, &score),
         SamplerKind::Ald => {
             let sigma_last = sde.sigma(t_end);
             let ald = AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)

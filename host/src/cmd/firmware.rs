@@ -8,7 +8,7 @@ use tinyscore_host::io::{ensure_not_an_input, write_atomically, write_csv};
 use tinyscore_host::likelihood::model_end_log_density;
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::points::Samples;
-use tinyscore_host::sampling::SamplerKind;
+use tinyscore_host::sampling::{SamplerKind, ScheduleKind};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -84,6 +84,9 @@ pub struct CountArgs {
     /// Steps of the whole-sample figure.
     #[arg(long, default_value_t = 100)]
     steps: u32,
+    /// Spacing of the time grid.
+    #[arg(long, value_enum, default_value = "uniform")]
+    schedule: ScheduleKind,
     #[command(flatten)]
     likelihood: LikelihoodArgs,
     /// Points drawn when --data names a dataset.
@@ -118,12 +121,15 @@ pub struct RunArgs {
     /// The model file baked into the firmware.
     #[arg(long, value_name = "MODEL.tsm")]
     model: PathBuf,
-    /// The sampler (em, pc, ode-heun or ald on the chip).
+    /// The sampler (all but rd, ancestral and ode-rk45 on the chip).
     #[arg(long, value_enum, default_value = "em")]
     sampler: SamplerKind,
-    /// Steps of the uniform time grid.
+    /// Steps of the time grid.
     #[arg(long, default_value_t = 100)]
     steps: u32,
+    /// Spacing of the time grid.
+    #[arg(long, value_enum, default_value = "uniform")]
+    schedule: ScheduleKind,
     /// Number of samples.
     #[arg(short, default_value_t = 16)]
     n: usize,
@@ -160,6 +166,7 @@ fn count(args: CountArgs) -> Result<()> {
             model: args.model,
             sampler: SamplerKind::Em,
             steps: 1,
+            schedule: ScheduleKind::Uniform,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -183,6 +190,7 @@ fn count(args: CountArgs) -> Result<()> {
         model: args.model,
         sampler: args.sampler,
         steps: args.steps,
+        schedule: args.schedule,
         // A whole lockstep batch (16 for data of up to 4 dimensions, a multiple of the batch
         // otherwise), so that the mean per sample is the sampling's.
         particles: 16,
@@ -238,6 +246,7 @@ fn size(args: SizeArgs) -> Result<()> {
             model: args.model,
             sampler: args.sampler,
             steps: 10,
+            schedule: ScheduleKind::Uniform,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -270,6 +279,7 @@ fn run_board(args: RunArgs) -> Result<()> {
             model: args.model.clone(),
             sampler: args.sampler,
             steps: args.steps,
+            schedule: args.schedule,
             particles: args.n,
             seed: args.seed,
             sink: args.sink,
@@ -305,6 +315,7 @@ fn run_likelihood(
         model,
         sampler: SamplerKind::Em,
         steps: 1,
+        schedule: ScheduleKind::Uniform,
         particles: 1,
         seed,
         sink: Sink::Defmt,

@@ -14,10 +14,10 @@ use crate::points::Samples;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use tinyscore::{
-    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, EulerMaruyama,
-    GaussianMixture, LangevinCorrector, LinearSde, Model, ModelSde, NeuralScore, OdeEuler, OdeHeun,
-    OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler, Schedule, Score, SubVpSde, TimeGrid,
-    VeSde, VpSde,
+    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, DpmSolverPp3M,
+    EdmHeun, EulerMaruyama, GaussianMixture, LangevinCorrector, LinearSde, Model, ModelSde,
+    NeuralScore, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler,
+    Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
 };
 
 /// A reverse-time sampler.
@@ -41,6 +41,10 @@ pub enum SamplerKind {
     Ddim,
     /// DPM-Solver++(2M).
     Dpm2,
+    /// DPM-Solver++(3M) (K + 1 evaluations).
+    Dpm3,
+    /// Probability-flow ODE, Heun in the EDM variables (σ/α, x/α).
+    EdmHeun,
     /// Probability-flow ODE, adaptive Dormand–Prince 5(4) (scipy's RK45): --rtol, --atol
     /// instead of --steps.
     OdeRk45,
@@ -322,6 +326,8 @@ where
         SamplerKind::OdeRk4 => run!(OdeRk4),
         SamplerKind::Ddim => run!(Ddim),
         SamplerKind::Dpm2 => run!(DpmSolverPp2M),
+        SamplerKind::Dpm3 => run!(DpmSolverPp3M),
+        SamplerKind::EdmHeun => run!(EdmHeun),
         SamplerKind::OdeRk45 => sample_adaptive(sde, &score, o, coordinates, progress),
         SamplerKind::Ald => {
             let sigma_last = sde.sigma(o.t_end);
