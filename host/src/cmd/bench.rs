@@ -12,9 +12,17 @@ pub struct Args {
     /// Seconds per figure (more than 0, at most 600).
     #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
     seconds: f64,
+    /// Instead of throughput: the RMS error of every deterministic sampler and fixed grid at
+    /// 5, 10, 20 and 50 score evaluations against a converged solution from the same 1000
+    /// starting points (exact 8-Gaussians score), as a markdown table (or JSON).
+    #[arg(long)]
+    accuracy: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.accuracy {
+        return accuracy(args.json);
+    }
     anyhow::ensure!(
         args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
         "--seconds {}: give a duration of more than 0 and at most 600 seconds",
@@ -49,6 +57,29 @@ pub fn run(args: Args) -> Result<()> {
     );
     if let Some(peak) = report.peak_gflops {
         outln!("one core's f32 FMA peak:                 {peak:.1} GFLOP/s");
+    }
+    Ok(())
+}
+
+fn accuracy(json: bool) -> Result<()> {
+    let table = tinyscore_host::bench::few_step_accuracy(&[5, 10, 20, 50], 1000)?;
+    if json {
+        outln!("{}", serde_json::to_string(&table)?);
+        return Ok(());
+    }
+    outln!("| sampler | grid | NFE | RMS error |");
+    outln!("|---|---|---:|---:|");
+    for row in &table {
+        let grid = serde_json::to_value(row)?["schedule"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        outln!(
+            "| {} | {grid} | {} | {:.2e} |",
+            row.sampler.name(),
+            row.nfe,
+            row.rms_error
+        );
     }
     Ok(())
 }

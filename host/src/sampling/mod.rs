@@ -94,6 +94,15 @@ pub enum ScheduleKind {
     Logsnr,
 }
 
+impl ScheduleKind {
+    /// Its command-line name.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// Everything that defines a sampling run besides the score and its SDE.
 #[derive(Clone, Copy, Debug)]
 pub struct SampleOptions<'a> {
