@@ -4,9 +4,11 @@
 //!   (score_sde's grid);
 //! - [`Schedule::Karras`]: the EDM grid of Karras et al. (2022), equal steps in `σ̃^{1/ρ}` where
 //!   `σ̃ = σ/α = e^{−λ}` is the noise-to-signal ratio; small steps near the data;
-//! - [`Schedule::LogSnr`]: equal steps in the log-SNR `λ` (DPM-Solver's grid).
+//! - [`Schedule::LogSnr`]: equal steps in the log-SNR `λ` (DPM-Solver's grid);
+//! - [`Schedule::Fitted`]: any increasing log-SNR fractions, such as a grid fitted to a model
+//!   and sampler (`tinyscore schedule`, in the spirit of "Align Your Steps").
 //!
-//! The last two are mapped back to times with [`LinearSde::time_at_log_snr`]; the grid points
+//! The last three are mapped back to times with [`LinearSde::time_at_log_snr`]; the grid points
 //! are computed when asked, so a grid costs no memory.
 
 use crate::error::ParamError;
@@ -26,6 +28,58 @@ pub enum Schedule {
     },
     /// Equal steps in the log-SNR.
     LogSnr,
+    /// The log-SNR at given fractions of the way from the first time to the last.
+    Fitted(FittedGrid),
+}
+
+/// The most steps of a [`FittedGrid`] (fitted grids are for few-step sampling).
+pub const MAX_FITTED_STEPS: usize = 32;
+
+/// A grid of `K` steps as the `K − 1` interior points' fractions `0 < u₁ < … < u_{K−1} < 1` of
+/// the way in log-SNR from the first time to the last: `λ_i = λ₀ + u_i(λ_K − λ₀)`. Held inline
+/// (no allocation), so a grid read from a file or baked into firmware is a `Copy` value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct FittedGrid {
+    interior: [f32; MAX_FITTED_STEPS - 1],
+    steps: u32,
+}
+
+impl FittedGrid {
+    /// The grid whose interior fractions are `interior` (strictly increasing, in (0, 1); at
+    /// most [`MAX_FITTED_STEPS`] − 1 of them).
+    pub fn new(interior: &[f32]) -> Result<Self, ParamError> {
+        ParamError::require(
+            interior.len() < MAX_FITTED_STEPS,
+            "interior",
+            "at most 31 points (32 steps)",
+        )?;
+        let mut previous = 0.0f32;
+        for &u in interior {
+            ParamError::require(
+                u.is_finite() && u > previous && u < 1.0,
+                "interior",
+                "strictly increasing fractions in (0, 1)",
+            )?;
+            previous = u;
+        }
+        let mut fractions = [0.0f32; MAX_FITTED_STEPS - 1];
+        fractions[..interior.len()].copy_from_slice(interior);
+        Ok(FittedGrid {
+            interior: fractions,
+            steps: interior.len() as u32 + 1,
+        })
+    }
+
+    /// The interior fractions.
+    pub fn interior(&self) -> &[f32] {
+        &self.interior[..(self.steps as usize - 1).min(MAX_FITTED_STEPS - 1)]
+    }
+
+    /// The number of steps.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
 }
 
 /// `steps + 1` times from `t_start` down to `t_end`, spaced by a [`Schedule`].
@@ -53,8 +107,14 @@ impl TimeGrid {
             "finite and > t_end",
         )?;
         ParamError::require(steps >= 1, "steps", ">= 1")?;
-        if let Schedule::Karras { rho } = schedule {
-            ParamError::positive(rho, "rho")?;
+        match schedule {
+            Schedule::Karras { rho } => ParamError::positive(rho, "rho")?,
+            Schedule::Fitted(grid) => ParamError::require(
+                grid.steps() == steps,
+                "steps",
+                "the fitted grid's number of steps",
+            )?,
+            Schedule::Uniform | Schedule::LogSnr => {}
         }
         Ok(TimeGrid {
             schedule,
@@ -105,6 +165,11 @@ impl TimeGrid {
             Schedule::LogSnr => {
                 let (first, last) = (sde.log_snr(self.t_start), sde.log_snr(self.t_end));
                 sde.time_at_log_snr(first + fraction * (last - first))
+            }
+            Schedule::Fitted(grid) => {
+                let (first, last) = (sde.log_snr(self.t_start), sde.log_snr(self.t_end));
+                let u = grid.interior().get(i as usize - 1).copied().unwrap_or(1.0);
+                sde.time_at_log_snr(first + u * (last - first))
             }
             Schedule::Karras { rho } => {
                 // σ̃^{1/ρ} = e^{−λ/ρ}

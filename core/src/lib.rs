@@ -64,7 +64,7 @@ mod solver;
 mod vector;
 
 pub use error::{ParamError, ParticleError, SampleError, StepError};
-pub use grid::{Schedule, TimeGrid};
+pub use grid::{FittedGrid, Schedule, TimeGrid, MAX_FITTED_STEPS};
 pub use mcmc::{KineticState, Ula, Underdamped};
 pub use model::{Int8Score, Model, ModelError, ModelSde, NeuralScore, PackedScore};
 pub use noise::{

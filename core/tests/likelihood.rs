@@ -80,6 +80,27 @@ fn the_error_reached_follows_the_tolerance_asked_for() {
 }
 
 #[test]
+fn the_solver_never_evaluates_outside_the_span() {
+    // A score is only defined on [t_end, T]: with a field whose Euler step would carry the
+    // first step past the end, every evaluation must still lie within the span, both ways.
+    for (t0, t1) in [(1.0f32, 1e-3f32), (1e-3, 1.0), (0.5, 0.4)] {
+        let (low, high) = (t0.min(t1), t0.max(t1));
+        let solver = Dopri5::new(1e-5, 1e-5, 10_000).unwrap();
+        let mut x = [1.0f32];
+        let mut outside = Vec::new();
+        solver
+            .integrate(t0, t1, &mut x, None, |t, x: &[f32; 1]| {
+                if !(low..=high).contains(&t) {
+                    outside.push(t);
+                }
+                Ok(([1e-3 * x[0]], 0.0))
+            })
+            .unwrap();
+        assert!(outside.is_empty(), "{t0} → {t1}: evaluated at {outside:?}");
+    }
+}
+
+#[test]
 fn a_step_limit_and_bad_parameters_are_errors() {
     let solver = Dopri5::new(1e-9, 1e-9, 5).unwrap();
     let mut x = [1.0f32];

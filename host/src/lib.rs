@@ -17,5 +17,6 @@ pub mod points;
 pub mod progress;
 pub mod quantize;
 pub mod sampling;
+pub mod schedule;
 pub mod simd;
 pub mod train;

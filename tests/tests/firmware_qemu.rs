@@ -90,6 +90,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         t_end: model.header().t_end,
         adaptive: tinyscore_host::sampling::default_adaptive(),
         init: None,
+        fitted: None,
     };
     sample_model(
         model,

@@ -37,7 +37,8 @@ pub struct OdeStats {
 pub type Rates<const N: usize> = ([f32; N], f32);
 
 // The Butcher tableau (Dormand & Prince 1980).
-const C: [f32; 6] = [0.2, 0.3, 0.8, 8.0 / 9.0, 1.0, 1.0];
+/// The stages' times as fractions of the step (the last two, at 1, are the step's end).
+const C: [f32; 4] = [0.2, 0.3, 0.8, 8.0 / 9.0];
 const A2: [f32; 1] = [0.2];
 const A3: [f32; 2] = [3.0 / 40.0, 9.0 / 40.0];
 const A4: [f32; 3] = [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0];
@@ -128,8 +129,7 @@ impl Dopri5 {
         let mut ell = scalar.as_deref().copied().unwrap_or(0.0);
         let mut t = t0;
         let mut k1 = self.evaluate(&mut rates, t, x, &mut stats, 0)?;
-        let mut h =
-            self.initial_step(&mut rates, t, x, ell, &k1, direction, tracked, &mut stats)?;
+        let mut h = self.initial_step(&mut rates, t, t1, x, ell, &k1, tracked, &mut stats)?;
         let mut previous_error = 1e-4f32;
         let mut rejected_last = false;
         loop {
@@ -148,7 +148,8 @@ impl Dopri5 {
             }
             let step = stats.accepted + stats.rejected;
             let dt = direction * h;
-            let trial = self.step(&mut rates, t, dt, x, ell, &k1, &mut stats);
+            let t_new = if last { t1 } else { t + dt };
+            let trial = self.step(&mut rates, t, dt, t_new, x, ell, &k1, &mut stats);
             let (x_new, ell_new, k7, error) = match trial {
                 Ok((x_new, ell_new, k7, error)) => {
                     let error = self.error_norm(x, &x_new, ell, ell_new, &error, tracked);
@@ -158,7 +159,6 @@ impl Dopri5 {
                 Err(_) => (*x, ell, k1, f32::INFINITY),
             };
             if error <= 1.0 {
-                let t_new = if last { t1 } else { t + dt };
                 if t_new == t {
                     return Err(SampleError::StepSizeUnderflow { step });
                 }
@@ -216,7 +216,9 @@ impl Dopri5 {
         let h = (t1 - t0) / steps.max(1) as f32;
         for i in 0..steps {
             let t = t0 + i as f32 * h;
-            let (x_new, ell_new, k7, _) = self.step(&mut rates, t, h, x, ell, &k1, &mut stats)?;
+            let t_next = if i + 1 == steps { t1 } else { t + h };
+            let (x_new, ell_new, k7, _) =
+                self.step(&mut rates, t, h, t_next, x, ell, &k1, &mut stats)?;
             *x = x_new;
             ell = ell_new;
             k1 = k7;
@@ -254,14 +256,15 @@ impl Dopri5 {
         &self,
         rates: &mut impl FnMut(f32, &[f32; N]) -> Result<Rates<N>, StepError>,
         t: f32,
+        t1: f32,
         x: &[f32; N],
         ell: f32,
         k1: &Rates<N>,
-        span: f32,
         tracked: bool,
         stats: &mut OdeStats,
     ) -> Result<f32, SampleError> {
         // Never beyond the end: the rates may not be defined past it (σ(t) at t < 0).
+        let span = t1 - t;
         let (direction, length) = (if span > 0.0 { 1.0 } else { -1.0 }, span.abs());
         let scale = |y: f32| self.atol + self.rtol * y.abs();
         let d0 = self.rms(x, ell, tracked, |i, v| {
@@ -277,7 +280,8 @@ impl Dopri5 {
         }
         .min(length);
         let x1: [f32; N] = core::array::from_fn(|i| x[i] + direction * h0 * k1.0[i]);
-        let k2 = self.evaluate(rates, t + direction * h0, &x1, stats, 0)?;
+        let t_probe = if h0 >= length { t1 } else { t + direction * h0 };
+        let k2 = self.evaluate(rates, t_probe, &x1, stats, 0)?;
         let d2 = self.rms(&k2.0, k2.1, tracked, |i, v| {
             let k1 = if i < N { k1.0[i] } else { k1.1 };
             (v - k1) / scale(if i < N { x[i] } else { ell })
@@ -312,14 +316,17 @@ impl Dopri5 {
         math::sqrt(sum / count.max(1.0))
     }
 
-    /// One Dormand–Prince step of `dt` from `(x, ell)`, whose rates are `k1`: the new state
-    /// and the rates there (the next step's first stage).
+    /// One Dormand–Prince step of `dt` from `(x, ell)` at `t` to `t_next` (`t + dt`, given so
+    /// that the last stages are evaluated exactly at the step's end, never past it), whose
+    /// rates are `k1`: the new state, the rates there (the next step's first stage) and the
+    /// error estimate.
     #[allow(clippy::too_many_arguments)]
     fn step<const N: usize>(
         &self,
         rates: &mut impl FnMut(f32, &[f32; N]) -> Result<Rates<N>, StepError>,
         t: f32,
         dt: f32,
+        t_next: f32,
         x: &[f32; N],
         ell: f32,
         k1: &Rates<N>,
@@ -346,9 +353,9 @@ impl Dopri5 {
         let (y, _) = combine(&[k1, &k2, &k3, &k4], &A5);
         let k5 = self.evaluate(rates, t + C[3] * dt, &y, stats, step)?;
         let (y, _) = combine(&[k1, &k2, &k3, &k4, &k5], &A6);
-        let k6 = self.evaluate(rates, t + C[4] * dt, &y, stats, step)?;
+        let k6 = self.evaluate(rates, t_next, &y, stats, step)?;
         let (x_new, ell_new) = combine(&[k1, &k2, &k3, &k4, &k5, &k6], &B);
-        let k7 = self.evaluate(rates, t + C[5] * dt, &x_new, stats, step)?;
+        let k7 = self.evaluate(rates, t_next, &x_new, stats, step)?;
         // The difference of the fifth- and fourth-order solutions.
         let mut error = ([0.0f32; N], 0.0f32);
         for (k, &e) in [k1, &k2, &k3, &k4, &k5, &k6, &k7].iter().zip(&E) {

@@ -13,6 +13,7 @@ mod likelihood;
 mod plot;
 mod quantize;
 mod sample;
+mod schedule;
 mod train;
 
 use anyhow::Result;
@@ -55,6 +56,8 @@ enum Command {
     Eval(eval::Args),
     /// Log-likelihoods of data points by the probability-flow ODE.
     Likelihood(likelihood::Args),
+    /// Fit a few-step time grid to a score and a deterministic sampler.
+    Schedule(schedule::Args),
     /// Measure throughput (one thread).
     Bench(bench::Args),
     /// The whole pipeline in one command, with a markdown report.
@@ -75,6 +78,7 @@ impl Cli {
             Command::Firmware(command) => firmware::run(command),
             Command::Eval(args) => eval::run(args),
             Command::Likelihood(args) => likelihood::run(args),
+            Command::Schedule(args) => schedule::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Demo(args) => demo::run(args),
         }

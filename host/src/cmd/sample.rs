@@ -38,6 +38,10 @@ pub struct Args {
     /// Spacing of the time grid [default: uniform] (not with ode-rk45).
     #[arg(long, value_enum)]
     schedule: Option<ScheduleKind>,
+    /// A time grid fitted by `tinyscore schedule` (a grid JSON) instead of --steps and
+    /// --schedule.
+    #[arg(long, value_name = "GRID.json", conflicts_with_all = ["steps", "schedule"])]
+    grid: Option<PathBuf>,
     /// The adaptive solver's settings (ode-rk45 only).
     #[command(flatten)]
     ode: OdeArgs,
@@ -94,12 +98,18 @@ pub fn run(args: Args) -> Result<()> {
         None => None,
     };
     let n = init.as_ref().map_or(args.particles.count(), Samples::len);
+    let fitted = args
+        .grid
+        .as_deref()
+        .map(tinyscore_host::schedule::read_grid)
+        .transpose()?;
     let mut options = SampleOptions {
         sampler: args.sampler,
-        steps: args.steps.unwrap_or(500),
+        steps: fitted.map_or(args.steps.unwrap_or(500), |g| g.steps()),
         schedule: args.schedule.unwrap_or(ScheduleKind::Uniform),
         denoise: args.denoise,
         init: init.as_ref(),
+        fitted,
         n,
         first: 0,
         seed: args.particles.seed,

@@ -15,9 +15,9 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 use tinyscore::{
     Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, DpmSolverPp3M,
-    EdmHeun, EulerMaruyama, GaussianMixture, LangevinCorrector, LinearSde, Model, ModelSde,
-    NeuralScore, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion, Sampler,
-    Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
+    EdmHeun, EulerMaruyama, FittedGrid, GaussianMixture, LangevinCorrector, LinearSde, Model,
+    ModelSde, NeuralScore, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion,
+    Sampler, Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
 };
 
 /// A reverse-time sampler.
@@ -130,6 +130,8 @@ pub struct SampleOptions<'a> {
     /// Starting points at T instead of draws from the prior: particle i starts from row i
     /// (in the score's coordinates; as many rows as particles `first..first + n` need).
     pub init: Option<&'a Samples>,
+    /// A fitted grid instead of `schedule` (its steps must be `steps`).
+    pub fitted: Option<FittedGrid>,
 }
 
 /// score_sde's tolerances for its ODE sampler, and a limit of 10 000 steps.
@@ -169,6 +171,7 @@ impl SampleOptions<'_> {
             t_end,
             adaptive: default_adaptive(),
             init: None,
+            fitted: None,
         }
     }
 }
@@ -292,10 +295,11 @@ where
     F: ScoreFor<N>,
 {
     anyhow::ensure!(o.n > 0, "-n must be at least 1");
-    let schedule = match o.schedule {
-        ScheduleKind::Uniform => Schedule::Uniform,
-        ScheduleKind::Karras => Schedule::Karras { rho: 7.0 },
-        ScheduleKind::Logsnr => Schedule::LogSnr,
+    let schedule = match (o.fitted, o.schedule) {
+        (Some(grid), _) => Schedule::Fitted(grid),
+        (None, ScheduleKind::Uniform) => Schedule::Uniform,
+        (None, ScheduleKind::Karras) => Schedule::Karras { rho: 7.0 },
+        (None, ScheduleKind::Logsnr) => Schedule::LogSnr,
     };
     let grid = TimeGrid::new(schedule, sde.t_max(), o.t_end, o.steps)?;
     let score = make_score.for_sde(sde);
