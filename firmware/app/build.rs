@@ -2,7 +2,8 @@
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
 //! (`em`, `pc`, `ald`, or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`,
 //! `dpm2`, `dpm3`, `edm-heun`), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
-//! `logsnr`), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
+//! `logsnr`), `TINYSCORE_GRID` (a fitted grid's interior log-SNR fractions, comma-separated,
+//! as `tinyscore schedule` writes them), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
 //! RNG),
 //! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`),
 //! `TINYSCORE_SINK` (`defmt`, or `binary` for the app's `BinarySink` records where
@@ -78,7 +79,18 @@ fn main() {
              ddim, dpm2, dpm3 or edm-heun"
         ),
     };
+    // `TINYSCORE_GRID`: a fitted grid's interior log-SNR fractions, comma-separated.
+    let fitted: Vec<f32> = setting("TINYSCORE_GRID", "")
+        .split(',')
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("TINYSCORE_GRID: `{v}` is not a number"))
+        })
+        .collect();
     let spacing = match setting("TINYSCORE_SCHEDULE", "uniform").as_str() {
+        _ if !fitted.is_empty() => "Spacing::Fitted",
         "uniform" => "Spacing::Uniform",
         "karras" => "Spacing::Karras",
         "logsnr" => "Spacing::LogSnr",
@@ -131,6 +143,7 @@ pub const MAX_STEPS: u32 = {};
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
          /// Steps of the time grid.\npub const STEPS: u32 = {};\n\
          /// The grid's spacing.\npub const SPACING: Spacing = {spacing};\n\
+         /// A fitted grid's interior log-SNR fractions.\npub const FITTED: &[f32] = &{fitted:?};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
          /// Draw the seed from a hardware RNG where the board has one.\n\

@@ -50,6 +50,8 @@ pub struct FirmwareRun {
     pub steps: u32,
     /// The grid's spacing.
     pub schedule: ScheduleKind,
+    /// A fitted grid instead of `schedule` (its steps must be `steps`).
+    pub fitted: Option<tinyscore::FittedGrid>,
     /// Particles.
     pub particles: usize,
     /// Seed: particle i uses stream i.
@@ -342,6 +344,14 @@ fn build_and_run_mode(
         .env("TINYSCORE_MODEL", &model)
         .env("TINYSCORE_SAMPLER", &sampler)
         .env("TINYSCORE_STEPS", run.steps.to_string())
+        .env(
+            "TINYSCORE_GRID",
+            run.fitted.map_or(String::new(), |grid| {
+                let fractions: Vec<String> =
+                    grid.interior().iter().map(|u| format!("{u:?}")).collect();
+                fractions.join(",")
+            }),
+        )
         .env(
             "TINYSCORE_SCHEDULE",
             match run.schedule {

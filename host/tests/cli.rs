@@ -1584,3 +1584,88 @@ fn latents_given_back_to_the_ode_return_the_data() {
         "has 100 points, one per sample",
     );
 }
+
+#[test]
+fn a_fitted_grid_beats_the_fixed_ones_and_sample_uses_it() {
+    // dpm2 with 10 evaluations on exact 8-Gaussians: the best fixed grid (log-SNR) is 7.2e-2
+    // RMS from the converged ODE; the fitted grid must reach the goal of 0.02 on the
+    // held-out draws, and `sample --grid` must give what the fit measured.
+    let dir = scratch("schedule");
+    let grid = dir.join("grid.json");
+    let o = tinyscore_ok(&[
+        "schedule",
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "dpm2",
+        "--nfe",
+        "10",
+        "--out",
+        path_str(&grid),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("smaller"));
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&grid).unwrap()).unwrap();
+    let rms = fitted["rms_error"].as_f64().unwrap();
+    assert!(rms <= 0.02, "fitted grid: RMS {rms}");
+    assert!(fitted["best_fixed_rms_error"].as_f64().unwrap() > 3.0 * rms);
+    assert_eq!(fitted["times"].as_array().unwrap().len(), 11);
+    let (fitted_out, converged) = (dir.join("f.csv"), dir.join("c.csv"));
+    tinyscore_ok(&[
+        "sample",
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "dpm2",
+        "--grid",
+        path_str(&grid),
+        "-n",
+        "512",
+        "--seed",
+        "1",
+        "--out",
+        path_str(&fitted_out),
+    ]);
+    tinyscore_ok(&[
+        "sample",
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "ode-rk45",
+        "--rtol",
+        "1e-7",
+        "--atol",
+        "1e-7",
+        "-n",
+        "512",
+        "--seed",
+        "1",
+        "--out",
+        path_str(&converged),
+    ]);
+    let (a, b) = (read_rows(&fitted_out), read_rows(&converged));
+    let squares: f64 = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(r, s)| r.iter().zip(s).map(|(x, y)| (x - y).powi(2)))
+        .sum();
+    let measured = (squares / a.len() as f64).sqrt();
+    assert!(
+        (measured - rms).abs() < 1e-9,
+        "sample --grid: {measured}, the fit said {rms}"
+    );
+    refused(
+        &[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--grid",
+            path_str(&grid),
+            "--steps",
+            "5",
+            "--out",
+            path_str(&fitted_out),
+        ],
+        "cannot be used with",
+    );
+}

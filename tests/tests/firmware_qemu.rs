@@ -47,6 +47,7 @@ fn settings(model: &Path, sampler: SamplerKind, sink: Sink, particles: usize) ->
         sampler,
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
+        fitted: None,
         particles,
         seed: SEED,
         sink,
@@ -240,6 +241,7 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
         sampler: SamplerKind::Em,
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
+        fitted: None,
         particles: 1,
         seed: SEED,
         sink: Sink::Defmt,
@@ -386,5 +388,34 @@ fn the_chip_follows_the_log_snr_and_karras_grids() {
             let got = bits(&firmware::run(board, &run).unwrap().values);
             assert_eq!(got, expected, "{board:?} {schedule:?} {sampler:?}");
         }
+    }
+}
+
+#[test]
+fn a_fitted_grid_gives_the_hosts_bits_on_the_chip() {
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = reference_int8().1;
+    let path = dir.path().join("int8.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    let model = tinyscore::Model::parse(&bytes).unwrap();
+    let grid = tinyscore::FittedGrid::new(&[0.05, 0.2, 0.45, 0.6, 0.8]).unwrap();
+    let options = SampleOptions {
+        fitted: Some(grid),
+        ..SampleOptions::uniform(SamplerKind::Dpm2, 6, PARTICLES, SEED, model.header().t_end)
+    };
+    let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let expected = bits(
+        &sample_model(model, &options, &Progress::silent())
+            .unwrap()
+            .values,
+    );
+    for board in BOARDS {
+        let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut run = settings(&path, SamplerKind::Dpm2, Sink::Defmt, PARTICLES);
+        run.steps = 6;
+        run.fitted = Some(grid);
+        let got = bits(&firmware::run(board, &run).unwrap().values);
+        assert_eq!(got, expected, "{board:?}");
     }
 }

@@ -69,6 +69,10 @@ pub mod baked {
     /// (`TINYSCORE_TASK=likelihood`).
     pub const LIKELIHOOD: bool = generated::LIKELIHOOD;
 
+    /// A fitted grid's interior log-SNR fractions (`TINYSCORE_GRID`; used when the spacing is
+    /// [`crate::Spacing::Fitted`]).
+    pub const FITTED: &[f32] = generated::FITTED;
+
     /// The likelihood's adaptive solver (`TINYSCORE_RTOL`, `TINYSCORE_ATOL`,
     /// `TINYSCORE_MAX_STEPS`), checked by [`crate::likelihood`].
     pub const LIKELIHOOD_SOLVER: (f32, f32, u32) =
@@ -81,9 +85,9 @@ use tinyscore::likelihood::{Divergence, Encoded, Likelihood, NetworkJacobian};
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
     particle_noise, AnnealedLangevin, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
-    EulerMaruyama, LangevinCorrector, LinearSde, Model, ModelError, OdeEuler, OdeHeun, OdeRk4,
-    ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler, Schedule, Score,
-    Solver, TimeGrid,
+    EulerMaruyama, FittedGrid, LangevinCorrector, LinearSde, Model, ModelError, OdeEuler, OdeHeun,
+    OdeRk4, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler, Schedule,
+    Score, Solver, TimeGrid,
 };
 
 /// The samplers the firmware runs.
@@ -135,16 +139,19 @@ pub enum Spacing {
     Karras,
     /// Equal steps in log-SNR.
     LogSnr,
+    /// The fitted grid baked in (`TINYSCORE_GRID`).
+    Fitted,
 }
 
 impl Spacing {
     /// The core's schedule.
-    pub fn schedule(self) -> Schedule {
-        match self {
+    pub fn schedule(self) -> Result<Schedule, ParamError> {
+        Ok(match self {
             Spacing::Uniform => Schedule::Uniform,
             Spacing::Karras => Schedule::Karras { rho: 7.0 },
             Spacing::LogSnr => Schedule::LogSnr,
-        }
+            Spacing::Fitted => Schedule::Fitted(FittedGrid::new(baked::FITTED)?),
+        })
     }
 }
 
@@ -269,8 +276,9 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     let score = tinyscore::NeuralScore::<N>::new(model).map_err(AppError::Model)?;
     let sde = score.sde();
     let t_end = model.header().t_end;
-    let grid = TimeGrid::new(config.spacing.schedule(), sde.t_max(), t_end, config.steps)
-        .map_err(AppError::Parameter)?;
+    let schedule = config.spacing.schedule().map_err(AppError::Parameter)?;
+    let grid =
+        TimeGrid::new(schedule, sde.t_max(), t_end, config.steps).map_err(AppError::Parameter)?;
     let mut out = Output {
         led,
         sink,

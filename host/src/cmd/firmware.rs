@@ -9,6 +9,7 @@ use tinyscore_host::likelihood::model_end_log_density;
 use tinyscore_host::model_file::{denormalize, parse, read};
 use tinyscore_host::points::Samples;
 use tinyscore_host::sampling::{SamplerKind, ScheduleKind};
+use tinyscore_host::schedule::read_grid;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -87,6 +88,9 @@ pub struct CountArgs {
     /// Spacing of the time grid.
     #[arg(long, value_enum, default_value = "uniform")]
     schedule: ScheduleKind,
+    /// A grid fitted by `tinyscore schedule` instead of --steps and --schedule.
+    #[arg(long, value_name = "GRID.json")]
+    grid: Option<PathBuf>,
     #[command(flatten)]
     likelihood: LikelihoodArgs,
     /// Points drawn when --data names a dataset.
@@ -130,6 +134,9 @@ pub struct RunArgs {
     /// Spacing of the time grid.
     #[arg(long, value_enum, default_value = "uniform")]
     schedule: ScheduleKind,
+    /// A grid fitted by `tinyscore schedule` instead of --steps and --schedule.
+    #[arg(long, value_name = "GRID.json")]
+    grid: Option<PathBuf>,
     /// Number of samples.
     #[arg(short, default_value_t = 16)]
     n: usize,
@@ -167,6 +174,7 @@ fn count(args: CountArgs) -> Result<()> {
             sampler: SamplerKind::Em,
             steps: 1,
             schedule: ScheduleKind::Uniform,
+            fitted: None,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -186,11 +194,14 @@ fn count(args: CountArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let fitted = args.grid.as_deref().map(read_grid).transpose()?;
+    let steps = fitted.map_or(args.steps, |g| g.steps());
     let counts = firmware::count(&FirmwareRun {
         model: args.model,
         sampler: args.sampler,
-        steps: args.steps,
+        steps,
         schedule: args.schedule,
+        fitted,
         // A whole lockstep batch (16 for data of up to 4 dimensions, a multiple of the batch
         // otherwise), so that the mean per sample is the sampling's.
         particles: 16,
@@ -232,7 +243,7 @@ fn count(args: CountArgs) -> Result<()> {
         "one sample ({} {} steps, mean of 16): {:.0} instructions = {:.1} ms at 64 MHz if one \
          instruction took one cycle",
         args.sampler.name(),
-        args.steps,
+        steps,
         counts.per_sample,
         counts.per_sample / 64e3
     );
@@ -247,6 +258,7 @@ fn size(args: SizeArgs) -> Result<()> {
             sampler: args.sampler,
             steps: 10,
             schedule: ScheduleKind::Uniform,
+            fitted: None,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -272,14 +284,16 @@ fn run_board(args: RunArgs) -> Result<()> {
         }
         return run_likelihood(args.board, args.model, args.seed, task, &args.out);
     }
+    let fitted = args.grid.as_deref().map(read_grid).transpose()?;
     // The firmware reads the model itself (and reports a file it refuses).
     let samples = firmware::run(
         args.board,
         &FirmwareRun {
             model: args.model.clone(),
             sampler: args.sampler,
-            steps: args.steps,
+            steps: fitted.map_or(args.steps, |g| g.steps()),
             schedule: args.schedule,
+            fitted,
             particles: args.n,
             seed: args.seed,
             sink: args.sink,
@@ -316,6 +330,7 @@ fn run_likelihood(
         sampler: SamplerKind::Em,
         steps: 1,
         schedule: ScheduleKind::Uniform,
+        fitted: None,
         particles: 1,
         seed,
         sink: Sink::Defmt,
