@@ -10,7 +10,7 @@
 //! in closed form for a Gaussian mixture, by forward-mode differentiation of the f32 network)
 //! or Hutchinson's estimate `vᵀ(∂s/∂x)v` averaged over Rademacher probes drawn once per point
 //! from the point's own noise stream ([`Divergence::Hutchinson`]). Everything is f32 through
-//! [`math`](crate::math): a chip computes the host's bits.
+//! [`math`]: a chip computes the host's bits.
 
 use crate::error::{ParamError, SampleError, StepError};
 use crate::math;

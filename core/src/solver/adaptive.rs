@@ -8,7 +8,7 @@
 //! The error of a step is the RMS over the components of `e_i / (atol + rtol·max(|y_i|,
 //! |y_new_i|))`; a step is accepted when it is at most 1. The controller is Hairer's:
 //! `h ← h · min(10, max(0.2, 0.9 · err^(−0.17) · err_prev^(0.04)))`, no growth right after a
-//! rejection. Everything is f32 through [`math`](crate::math), so the steps and the result
+//! rejection. Everything is f32 through [`math`], so the steps and the result
 //! are the same bits on a host and on a chip.
 
 use crate::error::{ParamError, SampleError, StepError};
