@@ -7,7 +7,7 @@ mod common;
 use tinyscore::likelihood::{
     gaussian_log_density, Divergence, Likelihood, NetworkJacobian, ScoreJacobian,
 };
-use tinyscore::model::format::{write_file, Dims, F32LayerValues, Header, LayerValues, Payload};
+use tinyscore::model::format::{Dims, Header};
 use tinyscore::model::{ModelSde, Output, Precision};
 use tinyscore::{
     particle_noise, Component, Diffused, Dopri5, GaussianMixture, LinearSde, Model, Score, VpSde,
@@ -214,38 +214,7 @@ fn network(output: Output) -> Vec<u8> {
         t_end: 1e-3,
         output,
     };
-    let mut state = 7u32;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state >> 8) as f32 / (1 << 23) as f32 - 1.0
-    };
-    let layers: Vec<(Vec<f32>, Vec<f32>)> = (0..=header.dims.layers)
-        .map(|i| {
-            let (inputs, outputs) = header.dims.layer_shape(i);
-            let weights = (0..inputs * outputs).map(|_| next()).collect();
-            let bias = (0..outputs).map(|_| 0.1 * next()).collect();
-            (weights, bias)
-        })
-        .collect();
-    let values: Vec<F32LayerValues<'_>> = layers
-        .iter()
-        .map(|(weights, bias)| F32LayerValues { weights, bias })
-        .collect();
-    let mut bytes = Vec::new();
-    write_file(
-        &header,
-        &Payload {
-            mean: &[0.0, 0.0],
-            std: &[1.0, 1.0],
-            fourier: &[0.3, 1.7, -4.0],
-            layers: LayerValues::F32(&values),
-        },
-        |piece| bytes.extend_from_slice(piece),
-    )
-    .unwrap();
-    bytes
+    common::f32_network(&header, 7, &[0.0, 0.0], &[1.0, 1.0], &[0.3, 1.7, -4.0])
 }
 
 #[test]

@@ -9,8 +9,10 @@
 //! --test value_stability -- --nocapture` prints them); the noise was cross-checked against
 //! the f64 Box–Muller formula in `pinned_noise_matches_f64_box_muller`.
 
+mod common;
+
 use tinyscore::model::format::{
-    write_file, F32LayerValues, Int8ActivationValues, Int8LayerValues, LayerValues, Payload,
+    write_file, Int8ActivationValues, Int8LayerValues, LayerValues, Payload,
 };
 use tinyscore::model::packed::{pack_int8, packed_len};
 use tinyscore::model::quant::{silu_lut, QuantParams};
@@ -159,17 +161,6 @@ fn pinned_first_steps_of_langevin_mcmc() {
     check("underdamped", &states, &STEPS_UNDERDAMPED);
 }
 
-/// Deterministic values in `[−1, 1)` from a seed (xorshift32).
-fn values(seed: u32) -> impl FnMut() -> f32 {
-    let mut state = seed.max(1);
-    move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state >> 8) as f32 / (1 << 23) as f32 - 1.0
-    }
-}
-
 /// The header shared by the pinned networks: 2-D data, 3 frequencies, two hidden layers of
 /// 6 (so blocks of four rows and a remainder), residual output on the VP-SDE.
 fn header(precision: Precision) -> Header {
@@ -194,37 +185,18 @@ fn encode(header: &Header, payload: &Payload<'_>) -> Vec<u8> {
 }
 
 fn f32_model() -> Vec<u8> {
-    let header = header(Precision::F32);
-    let mut next = values(11);
-    let shapes: Vec<_> = (0..=header.dims.layers)
-        .map(|i| header.dims.layer_shape(i))
-        .collect();
-    let layers: Vec<(Vec<f32>, Vec<f32>)> = shapes
-        .iter()
-        .map(|&(inputs, outputs)| {
-            let weights = (0..inputs * outputs).map(|_| next()).collect();
-            let bias = (0..outputs).map(|_| 0.1 * next()).collect();
-            (weights, bias)
-        })
-        .collect();
-    let values: Vec<F32LayerValues<'_>> = layers
-        .iter()
-        .map(|(weights, bias)| F32LayerValues { weights, bias })
-        .collect();
-    encode(
-        &header,
-        &Payload {
-            mean: &[0.5, -0.25],
-            std: &[0.9, 0.5],
-            fourier: &[0.3, 1.7, -4.0],
-            layers: LayerValues::F32(&values),
-        },
+    common::f32_network(
+        &header(Precision::F32),
+        11,
+        &[0.5, -0.25],
+        &[0.9, 0.5],
+        &[0.3, 1.7, -4.0],
     )
 }
 
 fn int8_model() -> Vec<u8> {
     let header = header(Precision::Int8);
-    let mut next = values(23);
+    let mut next = common::values(23);
     let input = QuantParams {
         scale: 0.02,
         zero_point: -3,

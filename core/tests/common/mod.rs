@@ -1,5 +1,55 @@
-//! Statistics shared by the core's tests, in f64.
+//! Statistics shared by the core's tests, in f64, and the synthetic networks they run.
 #![allow(dead_code)]
+
+use tinyscore::model::format::{write_file, F32LayerValues, Header, LayerValues, Payload};
+
+/// Deterministic values in `[−1, 1)` from a seed (xorshift32).
+pub fn values(seed: u32) -> impl FnMut() -> f32 {
+    let mut state = seed.max(1);
+    move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state >> 8) as f32 / (1 << 23) as f32 - 1.0
+    }
+}
+
+/// An f32 model file of `header`'s shape: each layer's weights, then its biases (scaled by
+/// 0.1), from `values(seed)`, with the given normalisation and Fourier frequencies.
+pub fn f32_network(
+    header: &Header,
+    seed: u32,
+    mean: &[f32],
+    std: &[f32],
+    fourier: &[f32],
+) -> Vec<u8> {
+    let mut next = values(seed);
+    let layers: Vec<(Vec<f32>, Vec<f32>)> = (0..=header.dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = header.dims.layer_shape(i);
+            let weights = (0..inputs * outputs).map(|_| next()).collect();
+            let bias = (0..outputs).map(|_| 0.1 * next()).collect();
+            (weights, bias)
+        })
+        .collect();
+    let values: Vec<F32LayerValues<'_>> = layers
+        .iter()
+        .map(|(weights, bias)| F32LayerValues { weights, bias })
+        .collect();
+    let mut bytes = Vec::new();
+    write_file(
+        header,
+        &Payload {
+            mean,
+            std,
+            fourier,
+            layers: LayerValues::F32(&values),
+        },
+        |piece| bytes.extend_from_slice(piece),
+    )
+    .expect("a valid synthetic network");
+    bytes
+}
 
 /// Mean and unbiased variance.
 pub fn mean_var(xs: &[f64]) -> (f64, f64) {
