@@ -151,22 +151,18 @@ struct SemihostingFile {
 impl SemihostingFile {
     /// Creates (truncates) the host file `name`, which ends in a NUL.
     fn create(name: &str) -> Result<Self, ()> {
-        let mode = cortex_m_semihosting::nr::open::W_TRUNC_BINARY;
-        // SAFETY: SYS_OPEN reads `name.len() - 1` bytes of a NUL-terminated string that
-        // outlives the call.
-        let handle =
-            unsafe { cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), mode, name.len() - 1) };
-        if handle as isize == -1 {
-            Err(())
-        } else {
-            Ok(SemihostingFile { handle })
-        }
+        Self::open_mode(name, cortex_m_semihosting::nr::open::W_TRUNC_BINARY)
     }
 
     /// Opens the host file `name` (ending in a NUL) for reading.
     fn open(name: &str) -> Result<Self, ()> {
-        let mode = cortex_m_semihosting::nr::open::R_BINARY;
-        // SAFETY: as in `create`.
+        Self::open_mode(name, cortex_m_semihosting::nr::open::R_BINARY)
+    }
+
+    /// SYS_OPEN of `name` (ending in a NUL) in `mode`.
+    fn open_mode(name: &str, mode: usize) -> Result<Self, ()> {
+        // SAFETY: SYS_OPEN reads `name.len() - 1` bytes of a NUL-terminated string that
+        // outlives the call.
         let handle =
             unsafe { cortex_m_semihosting::syscall!(OPEN, name.as_ptr(), mode, name.len() - 1) };
         if handle as isize == -1 {
