@@ -80,5 +80,6 @@ pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
     Ancestral, AnnealedLangevin, Corrector, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
     EulerMaruyama, LangevinCorrector, MultistepHistory, OdeEuler, OdeHeun, OdeRk4, OdeStats,
-    PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, TwoStepHistory,
+    PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, Span, TwoStepHistory, UniPc,
+    UniPcHistory,
 };

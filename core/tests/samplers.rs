@@ -96,7 +96,9 @@ fn probability_flow_solvers_find_every_mode() {
     assert_modes("ode-heun", OdeHeun, false);
     assert_modes("ode-rk4", OdeRk4, false);
     assert_modes("ddim", Ddim, false);
-    assert_modes("dpm2m", DpmSolverPp2M, false);
+    assert_modes("dpm2m", DpmSolverPp2M::default(), false);
+    assert_modes("dpm3m", DpmSolverPp3M::default(), false);
+    assert_modes("unipc", UniPc::default(), false);
 }
 
 #[test]
@@ -415,7 +417,10 @@ fn batched_sampling_gives_the_bits_of_single_particle_sampling() {
     assert_batch_matches_single("ode-heun", OdeHeun);
     assert_batch_matches_single("ode-rk4", OdeRk4);
     assert_batch_matches_single("ddim", Ddim);
-    assert_batch_matches_single("dpm2", DpmSolverPp2M);
+    assert_batch_matches_single("dpm2", DpmSolverPp2M::default());
+    let lower_order_final = true;
+    assert_batch_matches_single("dpm3", DpmSolverPp3M { lower_order_final });
+    assert_batch_matches_single("unipc", UniPc { lower_order_final });
     let sde = VpSde::default();
     let sigma_last = sde.sigma(1e-3);
     assert_batch_matches_single(

@@ -118,7 +118,7 @@ fn pinned_first_steps_of_every_sampler() {
         ("ode-heun", first_steps(OdeHeun), STEPS_ODE_HEUN),
         ("ode-rk4", first_steps(OdeRk4), STEPS_ODE_RK4),
         ("ddim", first_steps(Ddim), STEPS_DDIM),
-        ("dpm2", first_steps(DpmSolverPp2M), STEPS_DPM2),
+        ("dpm2", first_steps(DpmSolverPp2M::default()), STEPS_DPM2),
         ("ald", first_steps(ald), STEPS_ALD),
     ];
     for (name, got, expected) in cases {

@@ -1,7 +1,8 @@
 //! Bakes the model and the sampling configuration in:
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
 //! (`em`, `pc`, `ald`, or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`,
-//! `dpm2`, `dpm3`, `edm-heun`), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
+//! `dpm2`, `dpm3`, `unipc`, `edm-heun`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
+//! multistep samplers' last steps at a lower order), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
 //! `logsnr`), `TINYSCORE_GRID` (a fitted grid's interior log-SNR fractions, comma-separated,
 //! as `tinyscore schedule` writes them), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
 //! RNG),
@@ -73,10 +74,11 @@ fn main() {
         "ddim" => "SamplerKind::Ddim",
         "dpm2" => "SamplerKind::Dpm2",
         "dpm3" => "SamplerKind::Dpm3",
+        "unipc" => "SamplerKind::Unipc",
         "edm-heun" => "SamplerKind::EdmHeun",
         other => panic!(
             "TINYSCORE_SAMPLER={other}: expected em, pc, ald, ode-euler, ode-heun, ode-rk4, \
-             ddim, dpm2, dpm3 or edm-heun"
+             ddim, dpm2, dpm3, unipc or edm-heun"
         ),
     };
     // `TINYSCORE_GRID`: a fitted grid's interior log-SNR fractions, comma-separated.
@@ -95,6 +97,11 @@ fn main() {
         "karras" => "Spacing::Karras",
         "logsnr" => "Spacing::LogSnr",
         other => panic!("TINYSCORE_SCHEDULE={other}: expected uniform, karras or logsnr"),
+    };
+    let lower_order_final = match setting("TINYSCORE_LOWER_ORDER_FINAL", "0").as_str() {
+        "0" => false,
+        "1" => true,
+        other => panic!("TINYSCORE_LOWER_ORDER_FINAL={other}: expected 0 or 1"),
     };
     // `TINYSCORE_SEED=hardware`: a board with a hardware RNG draws the seed at start-up.
     let hardware_seed = setting("TINYSCORE_SEED", "0") == "hardware";
@@ -143,6 +150,8 @@ pub const MAX_STEPS: u32 = {};
          /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
          /// Steps of the time grid.\npub const STEPS: u32 = {};\n\
          /// The grid's spacing.\npub const SPACING: Spacing = {spacing};\n\
+         /// The multistep samplers' last steps at a lower order.\n\
+         pub const LOWER_ORDER_FINAL: bool = {lower_order_final};\n\
          /// A fitted grid's interior log-SNR fractions.\npub const FITTED: &[f32] = &{fitted:?};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\

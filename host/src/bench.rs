@@ -280,13 +280,14 @@ fn schedule_name<S: serde::Serializer>(s: &ScheduleKind, out: S) -> Result<S::Ok
 
 /// The deterministic grid samplers, with their score evaluations per step and beyond the
 /// steps (DPM-Solver++(3M)'s first step takes two).
-pub const DETERMINISTIC: [(SamplerKind, u32, u32); 7] = [
+pub const DETERMINISTIC: [(SamplerKind, u32, u32); 8] = [
     (SamplerKind::OdeEuler, 1, 0),
     (SamplerKind::OdeHeun, 2, 0),
     (SamplerKind::OdeRk4, 4, 0),
     (SamplerKind::Ddim, 1, 0),
     (SamplerKind::Dpm2, 1, 0),
     (SamplerKind::Dpm3, 1, 1),
+    (SamplerKind::Unipc, 1, 0),
     (SamplerKind::EdmHeun, 2, 0),
 ];
 

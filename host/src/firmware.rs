@@ -52,6 +52,8 @@ pub struct FirmwareRun {
     pub schedule: ScheduleKind,
     /// A fitted grid instead of `schedule` (its steps must be `steps`).
     pub fitted: Option<tinyscore::FittedGrid>,
+    /// The multistep samplers' last steps at a lower order.
+    pub lower_order_final: bool,
     /// Particles.
     pub particles: usize,
     /// Seed: particle i uses stream i.
@@ -316,11 +318,17 @@ fn build_and_run_mode(
     let sampler = match run.sampler {
         SamplerKind::Rd | SamplerKind::Ancestral | SamplerKind::OdeRk45 => bail!(
             "the firmware samples with em, pc, ald, ode-euler, ode-heun, ode-rk4, ddim, dpm2, \
-             dpm3 or edm-heun, not {}",
+             dpm3, unipc or edm-heun, not {}",
             run.sampler.name()
         ),
         chip => chip.name(),
     };
+    if run.lower_order_final && !run.sampler.is_multistep() {
+        bail!(
+            "lower-order final steps apply to the multistep samplers dpm2, dpm3 and unipc, not {}",
+            run.sampler.name()
+        );
+    }
     let (task, rtol, atol, max_steps) = match &run.likelihood {
         None => ("sample", 1e-5, 1e-5, 10_000),
         Some(task) => {
@@ -359,6 +367,10 @@ fn build_and_run_mode(
                 ScheduleKind::Karras => "karras",
                 ScheduleKind::Logsnr => "logsnr",
             },
+        )
+        .env(
+            "TINYSCORE_LOWER_ORDER_FINAL",
+            if run.lower_order_final { "1" } else { "0" },
         )
         .env("TINYSCORE_PARTICLES", run.particles.to_string())
         .env("TINYSCORE_SEED", run.seed.to_string())

@@ -41,7 +41,9 @@ pub struct FittedSchedule {
 /// samplers without a deterministic grid.
 pub fn evaluations(sampler: SamplerKind) -> Option<(u32, u32)> {
     Some(match sampler {
-        SamplerKind::OdeEuler | SamplerKind::Ddim | SamplerKind::Dpm2 => (1, 0),
+        SamplerKind::OdeEuler | SamplerKind::Ddim | SamplerKind::Dpm2 | SamplerKind::Unipc => {
+            (1, 0)
+        }
         SamplerKind::Dpm3 => (1, 1),
         SamplerKind::OdeHeun | SamplerKind::EdmHeun => (2, 0),
         SamplerKind::OdeRk4 => (4, 0),
@@ -75,7 +77,7 @@ pub fn fit(
     let (per_step, extra) = evaluations(sampler).ok_or_else(|| {
         anyhow::anyhow!(
             "{} has no deterministic grid to fit (give ode-euler, ode-heun, ode-rk4, ddim, \
-             dpm2, dpm3 or edm-heun)",
+             dpm2, dpm3, unipc or edm-heun)",
             sampler.name()
         )
     })?;

@@ -48,6 +48,7 @@ fn settings(model: &Path, sampler: SamplerKind, sink: Sink, particles: usize) ->
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
         fitted: None,
+        lower_order_final: false,
         particles,
         seed: SEED,
         sink,
@@ -92,6 +93,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         adaptive: tinyscore_host::sampling::default_adaptive(),
         init: None,
         fitted: None,
+        lower_order_final: false,
     };
     sample_model(
         model,
@@ -123,6 +125,7 @@ fn firmware_samples_are_bit_identical_to_the_host() {
         SamplerKind::Ddim,
         SamplerKind::Dpm2,
         SamplerKind::Dpm3,
+        SamplerKind::Unipc,
         SamplerKind::EdmHeun,
     ];
     for (precision, bytes) in &models {
@@ -242,6 +245,7 @@ fn the_cortex_m4_runs_the_packed_model_with_the_smlad_kernel() {
         steps: STEPS,
         schedule: ScheduleKind::Uniform,
         fitted: None,
+        lower_order_final: false,
         particles: 1,
         seed: SEED,
         sink: Sink::Defmt,
@@ -359,19 +363,22 @@ fn the_chip_computes_the_hosts_likelihoods_bit_for_bit() {
 }
 
 #[test]
-fn the_chip_follows_the_log_snr_and_karras_grids() {
+fn the_chip_follows_the_log_snr_and_karras_grids_and_lower_order_final_steps() {
     require_qemu();
     let dir = tempfile::tempdir().unwrap();
     let bytes = reference_int8().1;
     let path = dir.path().join("int8.tsm");
     std::fs::write(&path, &bytes).unwrap();
     let model = tinyscore::Model::parse(&bytes).unwrap();
-    for (schedule, sampler) in [
-        (ScheduleKind::Logsnr, SamplerKind::Dpm3),
-        (ScheduleKind::Karras, SamplerKind::EdmHeun),
+    for (schedule, sampler, lower_order_final) in [
+        (ScheduleKind::Logsnr, SamplerKind::Dpm3, false),
+        (ScheduleKind::Karras, SamplerKind::EdmHeun, false),
+        (ScheduleKind::Logsnr, SamplerKind::Dpm3, true),
+        (ScheduleKind::Uniform, SamplerKind::Unipc, true),
     ] {
         let options = SampleOptions {
             schedule,
+            lower_order_final,
             ..SampleOptions::uniform(sampler, 8, PARTICLES, SEED, model.header().t_end)
         };
         let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -385,8 +392,12 @@ fn the_chip_follows_the_log_snr_and_karras_grids() {
             let mut run = settings(&path, sampler, Sink::Defmt, PARTICLES);
             run.steps = 8;
             run.schedule = schedule;
+            run.lower_order_final = lower_order_final;
             let got = bits(&firmware::run(board, &run).unwrap().values);
-            assert_eq!(got, expected, "{board:?} {schedule:?} {sampler:?}");
+            assert_eq!(
+                got, expected,
+                "{board:?} {schedule:?} {sampler:?} lower order final {lower_order_final}"
+            );
         }
     }
 }

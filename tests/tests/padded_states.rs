@@ -122,7 +122,10 @@ fn check_dimension<const N: usize>() {
     for (sampler, expected) in [
         (SamplerKind::Em, unpadded(EulerMaruyama, &exact)),
         (SamplerKind::Pc, unpadded(pc, &exact)),
-        (SamplerKind::Dpm2, unpadded(DpmSolverPp2M, &exact)),
+        (
+            SamplerKind::Dpm2,
+            unpadded(DpmSolverPp2M::default(), &exact),
+        ),
     ] {
         let got = sample_exact(&options(sampler), sde(), &mixture, &Progress::silent()).unwrap();
         assert_eq!(got.dim, N);

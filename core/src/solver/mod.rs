@@ -19,6 +19,7 @@
 //! | [`Ddim`] | probability-flow ODE, exponential integrator | 1 | 1 |
 //! | [`DpmSolverPp2M`] | probability-flow ODE, exponential multistep | 1 | 2 |
 //! | [`DpmSolverPp3M`] | probability-flow ODE, exponential multistep | 1 | 3 |
+//! | [`UniPc`] | probability-flow ODE, multistep predictor–corrector (bh2) | 1 | 3 |
 //! | [`EdmHeun`] | probability-flow ODE in the EDM variables (σ/α, x/α) | 2 | 2 |
 //!
 //! [`Dopri5`] integrates the probability-flow ODE adaptively, one particle at a time, to a
@@ -31,7 +32,7 @@ mod stochastic;
 pub use adaptive::{Dopri5, OdeStats, Rates};
 pub use ode::{
     Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
-    TwoStepHistory,
+    TwoStepHistory, UniPc, UniPcHistory,
 };
 pub use stochastic::{
     Ancestral, AnnealedLangevin, Corrector, EulerMaruyama, LangevinCorrector, PredictorCorrector,
@@ -56,7 +57,7 @@ pub trait Solver<D: LinearSde, const N: usize> {
     /// the weak order (error in expectations) for the stochastic ones.
     const ORDER: u32;
     /// Advances each particle `xs[i]` (with its state `states[i]` and noise `noises[i]`) from
-    /// `t` to `t_next`. The three slices have one length, at most `B`: the step's scratch
+    /// `span.t` to `span.t_next`. The three slices have one length, at most `B`: the step's scratch
     /// space is a few `[[f32; N]; B]` on the stack, and particles beyond `B` are left as they
     /// are. [`Sampler`] passes chunks of `B`.
     #[allow(clippy::too_many_arguments)]
@@ -64,12 +65,23 @@ pub trait Solver<D: LinearSde, const N: usize> {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         states: &mut [Self::State],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError>;
+}
+
+/// One step of a grid: from `t` down to `t_next`, with `remaining` steps after it (0 for the
+/// last), which lets a multistep method lower its order at the end of the grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    /// The time the step starts from.
+    pub t: f32,
+    /// The time it ends at, `< t`.
+    pub t_next: f32,
+    /// The steps of the grid after this one.
+    pub remaining: u32,
 }
 
 /// Runs a [`Solver`] over a [`TimeGrid`], optionally ending with a denoising step.
@@ -252,7 +264,18 @@ impl<P> Sampler<P> {
             let next = &mut next[..len];
             next.copy_from_slice(xs);
             self.solver
-                .step::<S, R, B>(sde, score, t, t_next, next, states, noises)
+                .step::<S, R, B>(
+                    sde,
+                    score,
+                    Span {
+                        t,
+                        t_next,
+                        remaining: steps - 1 - i,
+                    },
+                    next,
+                    states,
+                    noises,
+                )
                 .map_err(|e| ParticleError::at(i, e))?;
             check_states(next, i)?;
             xs.copy_from_slice(next);

@@ -5,7 +5,7 @@
 //! data prediction `x̂₀ = (x + σ_t²s)/α_t` and integrate the linear part exactly in the
 //! log-SNR `λ = ln(α/σ)` (Lu et al., DPM-Solver and DPM-Solver++, 2022).
 
-use super::Solver;
+use super::{Solver, Span};
 use crate::error::StepError;
 use crate::math;
 use crate::noise::GaussianStream;
@@ -85,12 +85,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeEuler {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let mut k = [[0.0f32; N]; B];
         let k = velocities(sde, score, xs, t, &mut k)?;
         for (x, v) in xs.iter_mut().zip(k) {
@@ -114,12 +114,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeHeun {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let h = t_next - t;
         let (mut k1, mut k2, mut tmp) = ([[0.0f32; N]; B], [[0.0f32; N]; B], [[0.0f32; N]; B]);
         let k1 = velocities(sde, score, xs, t, &mut k1)?;
@@ -145,12 +145,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for OdeRk4 {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let h = t_next - t;
         let t_mid = t + 0.5 * h;
         let zero = [[0.0f32; N]; B];
@@ -182,12 +182,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for Ddim {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let mut buffer = [[0.0f32; N]; B];
         let scores = checked_scores(score, xs, t, &mut buffer)?;
         let (sigma, alpha) = (sde.sigma(t), sde.alpha(t));
@@ -204,10 +204,16 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for Ddim {
 /// DPM-Solver++(2M) (Lu et al. 2022), the multistep second-order exponential integrator in
 /// data prediction: with `h = λ_next − λ_t` and `r = h_prev/h`,
 /// `D = (1 + 1/2r)x̂₀ − (1/2r)x̂₀_prev` and `x ← (σ_next/σ_t)x − α_next(e^{−h} − 1)D`.
-/// The first step, which has no history, is DDIM. One score evaluation per step; order 2.
+/// The first step, which has no history, is DDIM, and so is the last with
+/// `lower_order_final`. One score evaluation per step; order 2.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DpmSolverPp2M;
+pub struct DpmSolverPp2M {
+    /// Whether the last step is first order (Lu et al.'s "denoising trick", diffusers'
+    /// `lower_order_final`): it steadies few-step sampling where the data prediction is
+    /// least smooth, at `t` near 0.
+    pub lower_order_final: bool,
+}
 
 /// The previous step's data prediction and log-SNR step, for [`DpmSolverPp2M`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -222,19 +228,21 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp2M {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         histories: &mut [MultistepHistory<N>],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let mut buffer = [[0.0f32; N]; B];
         let predictions = denoised(sde, score, xs, t, &mut buffer)?;
         let h = sde.log_snr(t_next) - sde.log_snr(t);
         let carry = sde.sigma(t_next) / sde.sigma(t);
         let pull = -sde.alpha(t_next) * math::expm1(-h);
+        let first_order = self.lower_order_final && span.remaining == 0;
         for ((x, x0), history) in xs.iter_mut().zip(predictions).zip(histories.iter_mut()) {
             let data = match history.previous {
+                Some(_) if first_order => *x0,
                 None => *x0,
                 Some((x0_previous, h_previous)) => {
                     let half_inv_r = 0.5 * h / h_previous;
@@ -260,10 +268,16 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp2M {
 /// `dpm_solver_pytorch` and diffusers makes the update second order (measured in
 /// `core/tests/convergence.rs`). The first step, without history, is
 /// DPM-Solver++(2S) through the log-SNR midpoint (two evaluations), the second
-/// DPM-Solver++(2M). One score evaluation per step after the first (`K + 1` in all); order 3.
+/// DPM-Solver++(2M). With `lower_order_final` the last step is first order and the one
+/// before it second order. One score evaluation per step after the first (`K + 1` in all);
+/// order 3.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct DpmSolverPp3M;
+pub struct DpmSolverPp3M {
+    /// Whether the last two steps lower the order to 1 and 2 (diffusers'
+    /// `lower_order_final`).
+    pub lower_order_final: bool,
+}
 
 /// The last two steps' data predictions and log-SNR steps, newest first, for
 /// [`DpmSolverPp3M`].
@@ -280,12 +294,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp3M {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         histories: &mut [TwoStepHistory<N>],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let mut buffer = [[0.0f32; N]; B];
         let predictions = denoised(sde, score, xs, t, &mut buffer)?;
         let (lambda, lambda_next) = (sde.log_snr(t), sde.log_snr(t_next));
@@ -319,6 +333,11 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp3M {
         } else {
             &[]
         };
+        let max_order = match span.remaining {
+            0 if self.lower_order_final => 1,
+            1 if self.lower_order_final => 2,
+            _ => 3,
+        };
         for (i, ((x, x0), history)) in xs
             .iter_mut()
             .zip(predictions)
@@ -326,7 +345,10 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp3M {
             .enumerate()
         {
             *x = match (history.previous, history.older) {
-                (Some((x0_1, h_0)), Some((x0_2, h_1))) => {
+                (Some(_), _) if max_order == 1 => {
+                    core::array::from_fn(|d| carry * x[d] - alpha_next * phi_1 * x0[d])
+                }
+                (Some((x0_1, h_0)), Some((x0_2, h_1))) if max_order == 3 => {
                     let (r0, r1) = (h_0 / h, h_1 / h);
                     core::array::from_fn(|d| {
                         let d1_0 = (x0[d] - x0_1[d]) / r0;
@@ -336,7 +358,7 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp3M {
                         carry * x[d] - alpha_next * (phi_1 * x0[d] - phi_2 * d1 + 2.0 * phi_3 * d2)
                     })
                 }
-                (Some((x0_1, h_0)), None) => {
+                (Some((x0_1, h_0)), _) => {
                     let half_inv_r = 0.5 * h / h_0;
                     core::array::from_fn(|d| {
                         let data = (1.0 + half_inv_r) * x0[d] - half_inv_r * x0_1[d];
@@ -350,6 +372,143 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for DpmSolverPp3M {
             };
             history.older = history.previous;
             history.previous = Some((*x0, h));
+        }
+        Ok(())
+    }
+}
+
+/// UniPC (Zhao et al. 2023) in data prediction with `B(h) = e^{−h} − 1` ("bh2"), as
+/// diffusers' `UniPCMultistepScheduler` runs it by default: a second-order multistep
+/// predictor (UniP-2, which with bh2 is the DPM-Solver++(2M) step) and, at every time after
+/// the first, the corrector UniC, which refits the step just taken through the evaluation
+/// the next predictor needs anyway. The corrector raises the order by one at no extra
+/// evaluation: one score evaluation per step; order 3. The first step is first order, and so
+/// is the last with `lower_order_final`; no corrector follows the last step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UniPc {
+    /// Whether the last step's predictor is first order (diffusers' `lower_order_final`).
+    pub lower_order_final: bool,
+}
+
+/// What [`UniPc`] carries from step to step: the corrected state the last step started
+/// from, the last two data predictions with their times (newest first), and the order of the
+/// last predictor, which the corrector matches.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UniPcHistory<const N: usize> {
+    start: [f32; N],
+    previous: Option<([f32; N], f32)>,
+    older: Option<([f32; N], f32)>,
+    order: u32,
+}
+
+impl<const N: usize> Default for UniPcHistory<N> {
+    fn default() -> Self {
+        UniPcHistory {
+            start: [0.0; N],
+            previous: None,
+            older: None,
+            order: 0,
+        }
+    }
+}
+
+/// The UniC update's coefficients for one step `s → t` of log-SNR length `h`, computed once
+/// per batch (its particles share their times): `x_t = carry·x_s + pull·(x̂₀(s)
+/// + ρ_older·D₁ + ρ_new·(x̂₀(t) − x̂₀(s)))` with `D₁ = (x̂₀(older) − x̂₀(s))/r` and
+/// `pull = −α_t(e^{−h} − 1)`, which is also `−α_t·B(h)` for bh2.
+#[derive(Clone, Copy, Debug)]
+struct UniCorrector {
+    lambda_s: f32,
+    carry: f32,
+    pull: f32,
+    rho_older: f32,
+    rho_new: f32,
+    r: f32,
+}
+
+impl UniCorrector {
+    /// For the step from `s` to `t`: of order 1, or of order 2 through the `older` time.
+    fn new<D: LinearSde>(sde: &D, s: f32, t: f32, older: Option<f32>) -> Self {
+        let lambda_s = sde.log_snr(s);
+        let h = sde.log_snr(t) - lambda_s;
+        let phi_1 = math::expm1(-h);
+        let (rho_older, rho_new, r) = match older {
+            None => (0.0, 0.5, 1.0),
+            Some(older) => {
+                // UniPC's b_k = k!·φ_{k+1}/B(h) with φ_{k+1} = φ_k/(−h) − 1/k!, and the
+                // 2×2 system [1 1; r 1]·ρ = (b₁, b₂) on the nodes r and 1.
+                let phi_2 = phi_1 / -h - 1.0;
+                let phi_3 = phi_2 / -h - 0.5;
+                let (b1, b2) = (phi_2 / phi_1, 2.0 * phi_3 / phi_1);
+                let r = (sde.log_snr(older) - lambda_s) / h;
+                let rho_older = (b2 - b1) / (r - 1.0);
+                (rho_older, b1 - rho_older, r)
+            }
+        };
+        UniCorrector {
+            lambda_s,
+            carry: sde.sigma(t) / sde.sigma(s),
+            pull: -sde.alpha(t) * phi_1,
+            rho_older,
+            rho_new,
+            r,
+        }
+    }
+}
+
+impl<D: LinearSde, const N: usize> Solver<D, N> for UniPc {
+    type State = UniPcHistory<N>;
+    const ORDER: u32 = 3;
+    fn step<S: Score<N>, R: Rng, const B: usize>(
+        &self,
+        sde: &D,
+        score: &S,
+        span: Span,
+        xs: &mut [[f32; N]],
+        histories: &mut [UniPcHistory<N>],
+        _noises: &mut [GaussianStream<R>],
+    ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
+        let mut buffer = [[0.0f32; N]; B];
+        let predictions = denoised(sde, score, xs, t, &mut buffer)?;
+        // The corrector of the step that led here, of the order its predictor had.
+        let corrector = histories.first().and_then(|h| {
+            let (_, s) = h.previous?;
+            let older = h.older.filter(|_| h.order >= 2).map(|(_, t)| t);
+            Some(UniCorrector::new(sde, s, t, older))
+        });
+        let lambda = sde.log_snr(t);
+        let h = sde.log_snr(t_next) - lambda;
+        let carry = sde.sigma(t_next) / sde.sigma(t);
+        let pull = -sde.alpha(t_next) * math::expm1(-h);
+        let first_order = self.lower_order_final && span.remaining == 0;
+        for ((x, x0), history) in xs.iter_mut().zip(predictions).zip(histories.iter_mut()) {
+            let mut order = 1;
+            let mut data = *x0;
+            if let (Some(c), Some((x0_s, _))) = (corrector, history.previous) {
+                let older = match history.older {
+                    Some((x0_older, _)) if history.order >= 2 => x0_older,
+                    _ => x0_s,
+                };
+                let start = history.start;
+                *x = core::array::from_fn(|d| {
+                    let d1 = (older[d] - x0_s[d]) / c.r;
+                    let change = x0[d] - x0_s[d];
+                    c.carry * start[d] + c.pull * (x0_s[d] + c.rho_older * d1 + c.rho_new * change)
+                });
+                if !first_order {
+                    // UniP-2 with bh2 is the DPM-Solver++(2M) step.
+                    let half_inv_r = 0.5 * h / (lambda - c.lambda_s);
+                    data = core::array::from_fn(|d| x0[d] + half_inv_r * (x0[d] - x0_s[d]));
+                    order = 2;
+                }
+            }
+            history.start = *x;
+            history.older = history.previous;
+            history.previous = Some((*x0, t));
+            history.order = order;
+            *x = core::array::from_fn(|d| carry * x[d] + pull * data[d]);
         }
         Ok(())
     }
@@ -370,12 +529,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for EdmHeun {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         _noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let (alpha, alpha_next) = (sde.alpha(t), sde.alpha(t_next));
         let (s, s_next) = (sde.sigma(t) / alpha, sde.sigma(t_next) / alpha_next);
         let ds = s_next - s;

@@ -1,6 +1,6 @@
 //! Stochastic reverse-time solvers: they integrate the reverse SDE or run Langevin dynamics.
 
-use super::Solver;
+use super::{Solver, Span};
 use crate::error::{ParamError, StepError};
 use crate::mcmc::langevin_update;
 use crate::noise::{self, GaussianStream};
@@ -100,12 +100,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for EulerMaruyama {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
         let dt = t_next - t;
         let sqrt_dt = math::sqrt(dt.abs());
@@ -130,12 +130,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for ReverseDiffusion {
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let (a, g2) = forward_transition(sde, t, t_next);
         let g = math::sqrt(g2);
         for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
@@ -159,12 +159,12 @@ impl<const N: usize> Solver<VpSde, N> for Ancestral {
         &self,
         sde: &VpSde,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let (a, beta) = forward_transition(sde, t, t_next); // VP: G² = 1 − a²
         let g = math::sqrt(beta);
         for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
@@ -181,12 +181,12 @@ impl<const N: usize> Solver<VeSde, N> for Ancestral {
         &self,
         sde: &VeSde,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t, t_next, .. } = span;
         let (_, variance_step) = forward_transition(sde, t, t_next); // VE: σ_t² − σ_n²
         let g = math::sqrt(variance_step) * sde.sigma(t_next) / sde.sigma(t);
         for_each_scored::<S, R, N, B>(score, t, xs, noises, |x, s, z| {
@@ -292,16 +292,15 @@ where
         &self,
         sde: &D,
         score: &S,
-        t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         states: &mut [P::State],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
         self.corrector
-            .correct::<S, R, B>(sde, score, t, t_next, xs, noises)?;
+            .correct::<S, R, B>(sde, score, span.t, span.t_next, xs, noises)?;
         self.predictor
-            .step::<S, R, B>(sde, score, t, t_next, xs, states, noises)
+            .step::<S, R, B>(sde, score, span, xs, states, noises)
     }
 }
 
@@ -339,12 +338,12 @@ impl<D: LinearSde, const N: usize> Solver<D, N> for AnnealedLangevin {
         &self,
         sde: &D,
         score: &S,
-        _t: f32,
-        t_next: f32,
+        span: Span,
         xs: &mut [[f32; N]],
         _states: &mut [()],
         noises: &mut [GaussianStream<R>],
     ) -> Result<(), StepError> {
+        let Span { t_next, .. } = span;
         let level = sde.sigma(t_next) / self.sigma_last;
         let eps = self.step_size * level * level;
         for _ in 0..self.steps_per_level {

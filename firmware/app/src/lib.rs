@@ -47,6 +47,7 @@ pub mod baked {
         sampler: generated::SAMPLER,
         steps: generated::STEPS,
         spacing: generated::SPACING,
+        lower_order_final: generated::LOWER_ORDER_FINAL,
         particles: generated::PARTICLES,
         seed: generated::SEED,
     };
@@ -87,7 +88,7 @@ use tinyscore::{
     particle_noise, AnnealedLangevin, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
     EulerMaruyama, FittedGrid, LangevinCorrector, LinearSde, Model, ModelError, OdeEuler, OdeHeun,
     OdeRk4, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler, Schedule,
-    Score, Solver, TimeGrid,
+    Score, Solver, TimeGrid, UniPc,
 };
 
 /// The samplers the firmware runs.
@@ -111,6 +112,8 @@ pub enum SamplerKind {
     Dpm2,
     /// DPM-Solver++(3M).
     Dpm3,
+    /// UniPC (bh2) with its corrector.
+    Unipc,
     /// Heun in the EDM variables.
     EdmHeun,
 }
@@ -124,6 +127,8 @@ pub struct Config {
     pub steps: u32,
     /// The grid's spacing.
     pub spacing: Spacing,
+    /// Whether the multistep samplers lower their order at the last steps.
+    pub lower_order_final: bool,
     /// Particles.
     pub particles: u32,
     /// Seed: particle i uses stream i (as on the host).
@@ -279,6 +284,7 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     let schedule = config.spacing.schedule().map_err(AppError::Parameter)?;
     let grid =
         TimeGrid::new(schedule, sde.t_max(), t_end, config.steps).map_err(AppError::Parameter)?;
+    let lower_order_final = config.lower_order_final;
     let mut out = Output {
         led,
         sink,
@@ -297,8 +303,18 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
         SamplerKind::OdeEuler => out.all(config, &Sampler::new(OdeEuler, grid), &sde, &score),
         SamplerKind::OdeRk4 => out.all(config, &Sampler::new(OdeRk4, grid), &sde, &score),
         SamplerKind::Ddim => out.all(config, &Sampler::new(Ddim, grid), &sde, &score),
-        SamplerKind::Dpm2 => out.all(config, &Sampler::new(DpmSolverPp2M, grid), &sde, &score),
-        SamplerKind::Dpm3 => out.all(config, &Sampler::new(DpmSolverPp3M, grid), &sde, &score),
+        SamplerKind::Dpm2 => {
+            let dpm2 = DpmSolverPp2M { lower_order_final };
+            out.all(config, &Sampler::new(dpm2, grid), &sde, &score)
+        }
+        SamplerKind::Dpm3 => {
+            let dpm3 = DpmSolverPp3M { lower_order_final };
+            out.all(config, &Sampler::new(dpm3, grid), &sde, &score)
+        }
+        SamplerKind::Unipc => {
+            let unipc = UniPc { lower_order_final };
+            out.all(config, &Sampler::new(unipc, grid), &sde, &score)
+        }
         SamplerKind::EdmHeun => out.all(config, &Sampler::new(EdmHeun, grid), &sde, &score),
         SamplerKind::Ald => {
             let sigma_last = sde.sigma(t_end);

@@ -91,6 +91,9 @@ pub struct CountArgs {
     /// A grid fitted by `tinyscore schedule` instead of --steps and --schedule.
     #[arg(long, value_name = "GRID.json")]
     grid: Option<PathBuf>,
+    /// The multistep samplers' last steps at a lower order (as `sample --lower-order-final`).
+    #[arg(long)]
+    lower_order_final: bool,
     #[command(flatten)]
     likelihood: LikelihoodArgs,
     /// Points drawn when --data names a dataset.
@@ -137,6 +140,9 @@ pub struct RunArgs {
     /// A grid fitted by `tinyscore schedule` instead of --steps and --schedule.
     #[arg(long, value_name = "GRID.json")]
     grid: Option<PathBuf>,
+    /// The multistep samplers' last steps at a lower order (as `sample --lower-order-final`).
+    #[arg(long)]
+    lower_order_final: bool,
     /// Number of samples.
     #[arg(short, default_value_t = 16)]
     n: usize,
@@ -175,6 +181,7 @@ fn count(args: CountArgs) -> Result<()> {
             steps: 1,
             schedule: ScheduleKind::Uniform,
             fitted: None,
+            lower_order_final: false,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -202,6 +209,7 @@ fn count(args: CountArgs) -> Result<()> {
         steps,
         schedule: args.schedule,
         fitted,
+        lower_order_final: args.lower_order_final,
         // A whole lockstep batch (16 for data of up to 4 dimensions, a multiple of the batch
         // otherwise), so that the mean per sample is the sampling's.
         particles: 16,
@@ -259,6 +267,7 @@ fn size(args: SizeArgs) -> Result<()> {
             steps: 10,
             schedule: ScheduleKind::Uniform,
             fitted: None,
+            lower_order_final: false,
             particles: 1,
             seed: 0,
             sink: Sink::Defmt,
@@ -294,6 +303,7 @@ fn run_board(args: RunArgs) -> Result<()> {
             steps: fitted.map_or(args.steps, |g| g.steps()),
             schedule: args.schedule,
             fitted,
+            lower_order_final: args.lower_order_final,
             particles: args.n,
             seed: args.seed,
             sink: args.sink,
@@ -331,6 +341,7 @@ fn run_likelihood(
         steps: 1,
         schedule: ScheduleKind::Uniform,
         fitted: None,
+        lower_order_final: false,
         particles: 1,
         seed,
         sink: Sink::Defmt,

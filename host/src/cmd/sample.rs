@@ -45,6 +45,11 @@ pub struct Args {
     /// The adaptive solver's settings (ode-rk45 only).
     #[command(flatten)]
     ode: OdeArgs,
+    /// Take the last steps at a lower order (dpm2: the last first order; dpm3: the last two
+    /// first and second; unipc: the last predictor first order), as diffusers'
+    /// lower_order_final does.
+    #[arg(long)]
+    lower_order_final: bool,
     /// Finish with Tweedie's denoising step.
     #[arg(long)]
     denoise: bool,
@@ -73,6 +78,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     } else if let Some(flag) = args.ode.given() {
         anyhow::bail!("{flag} applies to --sampler ode-rk45 only");
+    }
+    if args.lower_order_final && !args.sampler.is_multistep() {
+        anyhow::bail!(
+            "--lower-order-final applies to the multistep samplers dpm2, dpm3 and unipc, not {}",
+            args.sampler.name()
+        );
     }
     let adaptive = Dopri5::new(args.ode.rtol(), args.ode.atol(), args.ode.max_steps())
         .map_err(|e| anyhow::anyhow!("{e} (--rtol, --atol, --max-steps)"))?;
@@ -116,6 +127,7 @@ pub fn run(args: Args) -> Result<()> {
         threads: args.particles.threads,
         t_end: EXACT_T_END,
         adaptive,
+        lower_order_final: args.lower_order_final,
     };
     anyhow::ensure!(options.n > 0, "-n must be at least 1");
     let out = &args.particles.out;

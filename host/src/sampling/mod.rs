@@ -17,7 +17,7 @@ use tinyscore::{
     Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, DpmSolverPp3M,
     EdmHeun, EulerMaruyama, FittedGrid, GaussianMixture, LangevinCorrector, LinearSde, Model,
     ModelSde, NeuralScore, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion,
-    Sampler, Schedule, Score, SubVpSde, TimeGrid, VeSde, VpSde,
+    Sampler, Schedule, Score, SubVpSde, TimeGrid, UniPc, VeSde, VpSde,
 };
 
 /// A reverse-time sampler.
@@ -43,6 +43,8 @@ pub enum SamplerKind {
     Dpm2,
     /// DPM-Solver++(3M) (K + 1 evaluations).
     Dpm3,
+    /// UniPC: multistep predictor with the UniC corrector (bh2; order 3).
+    Unipc,
     /// Probability-flow ODE, Heun in the EDM variables (σ/α, x/α).
     EdmHeun,
     /// Probability-flow ODE, adaptive Dormand–Prince 5(4) (scipy's RK45): --rtol, --atol
@@ -53,6 +55,14 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// Whether it is a multistep method, whose last steps can lower the order.
+    pub fn is_multistep(self) -> bool {
+        matches!(
+            self,
+            SamplerKind::Dpm2 | SamplerKind::Dpm3 | SamplerKind::Unipc
+        )
+    }
+
     /// Its command-line name.
     pub fn name(self) -> String {
         self.to_possible_value()
@@ -132,6 +142,8 @@ pub struct SampleOptions<'a> {
     pub init: Option<&'a Samples>,
     /// A fitted grid instead of `schedule` (its steps must be `steps`).
     pub fitted: Option<FittedGrid>,
+    /// Lower the order of the multistep samplers (`dpm2`, `dpm3`, `unipc`) at the last steps.
+    pub lower_order_final: bool,
 }
 
 /// score_sde's tolerances for its ODE sampler, and a limit of 10 000 steps.
@@ -172,6 +184,7 @@ impl SampleOptions<'_> {
             adaptive: default_adaptive(),
             init: None,
             fitted: None,
+            lower_order_final: false,
         }
     }
 }
@@ -338,8 +351,15 @@ where
         SamplerKind::OdeHeun => run!(OdeHeun),
         SamplerKind::OdeRk4 => run!(OdeRk4),
         SamplerKind::Ddim => run!(Ddim),
-        SamplerKind::Dpm2 => run!(DpmSolverPp2M),
-        SamplerKind::Dpm3 => run!(DpmSolverPp3M),
+        SamplerKind::Dpm2 => run!(DpmSolverPp2M {
+            lower_order_final: o.lower_order_final
+        }),
+        SamplerKind::Dpm3 => run!(DpmSolverPp3M {
+            lower_order_final: o.lower_order_final
+        }),
+        SamplerKind::Unipc => run!(UniPc {
+            lower_order_final: o.lower_order_final
+        }),
         SamplerKind::EdmHeun => run!(EdmHeun),
         SamplerKind::OdeRk45 => sample_adaptive(sde, &score, o, coordinates, progress),
         SamplerKind::Ald => {
