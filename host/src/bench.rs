@@ -2,10 +2,13 @@
 //! few-step samplers' accuracy against a converged solution.
 
 use crate::data::{eight_gaussians, Dataset};
+use crate::model_file::denormalize;
 use crate::model_file::Network;
 use crate::progress::Progress;
 use crate::quantize::{diffused_inputs, quantize};
-use crate::sampling::{sample_exact, SampleOptions, SamplerKind, ScheduleKind, BATCH};
+use crate::sampling::{
+    sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind, BATCH,
+};
 use anyhow::Context;
 use serde::Serialize;
 use std::hint::black_box;
@@ -256,87 +259,192 @@ fn fma_chains(iterations: u64) -> f32 {
 }
 
 /// One entry of the few-step accuracy table.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct StepAccuracy {
     /// The sampler.
     #[serde(serialize_with = "sampler_name")]
     pub sampler: SamplerKind,
-    /// The grid.
-    #[serde(serialize_with = "schedule_name")]
-    pub schedule: ScheduleKind,
+    /// The grid: `uniform`, `karras`, `logsnr`, or `fitted` (fitted to the score and sampler
+    /// by [`crate::schedule::fit`] on other draws than those measured).
+    pub grid: String,
+    /// Whether the multistep sampler lowers its order at the last steps.
+    pub lower_order_final: bool,
     /// Score evaluations per sample.
     pub nfe: u32,
     /// RMS distance of the samples to the converged solution from the same starting points.
     pub rms_error: f64,
+    /// sw2 of the moons f32 model's samples against moons points (with [`MoonsModels`]).
+    pub moons_sw2_f32: Option<f64>,
+    /// The same for its int8 quantization.
+    pub moons_sw2_int8: Option<f64>,
 }
 
 fn sampler_name<S: serde::Serializer>(s: &SamplerKind, out: S) -> Result<S::Ok, S::Error> {
     out.serialize_str(&s.name())
 }
 
-fn schedule_name<S: serde::Serializer>(s: &ScheduleKind, out: S) -> Result<S::Ok, S::Error> {
-    out.serialize_str(&s.name())
-}
-
-/// The deterministic grid samplers, with their score evaluations per step and beyond the
-/// steps (DPM-Solver++(3M)'s first step takes two).
-pub const DETERMINISTIC: [(SamplerKind, u32, u32); 8] = [
-    (SamplerKind::OdeEuler, 1, 0),
-    (SamplerKind::OdeHeun, 2, 0),
-    (SamplerKind::OdeRk4, 4, 0),
-    (SamplerKind::Ddim, 1, 0),
-    (SamplerKind::Dpm2, 1, 0),
-    (SamplerKind::Dpm3, 1, 1),
-    (SamplerKind::Unipc, 1, 0),
-    (SamplerKind::EdmHeun, 2, 0),
+/// The deterministic grid samplers, in the table's order.
+pub const DETERMINISTIC: [SamplerKind; 8] = [
+    SamplerKind::OdeEuler,
+    SamplerKind::OdeHeun,
+    SamplerKind::OdeRk4,
+    SamplerKind::Ddim,
+    SamplerKind::Dpm2,
+    SamplerKind::Dpm3,
+    SamplerKind::Unipc,
+    SamplerKind::EdmHeun,
 ];
 
-/// The RMS error of every deterministic sampler on every fixed grid at `nfes` score
-/// evaluations (as many steps as fit), against the probability-flow ODE solved by
-/// Dormand–Prince at rtol = atol = 10⁻⁷, from the same `particles` starting points (particle
+/// The moons models whose samples the table also measures by sw2: an f32 model and its int8
+/// quantization (model file bytes), and the moons points they are measured against.
+pub struct MoonsModels {
+    /// The f32 model file.
+    pub f32: Vec<u8>,
+    /// The int8 model file.
+    pub int8: Vec<u8>,
+    /// Samples drawn per entry and model.
+    pub samples: usize,
+    /// Moons points, in data units.
+    pub reference: crate::points::Points,
+}
+
+/// Calibration draws of the fitted grids, and their seed (the measured draws use seed 0 for
+/// the RMS error and seed 1 for sw2).
+const FIT_PARTICLES: usize = 512;
+const FIT_SEED: u64 = 2;
+
+/// The RMS error of every deterministic sampler (the multistep ones also with lower-order
+/// final steps) on every fixed grid and, with `fitted`, a grid fitted to the score, at `nfes`
+/// score evaluations (as many steps as fit), against the probability-flow ODE solved by
+/// Dormand–Prince at rtol = atol = 10⁻⁷ from the same `particles` starting points (particle
 /// i's prior draw, stream i of seed 0), with the exact 8-Gaussians score on the VP-SDE down
-/// to t = 10⁻³.
-pub fn few_step_accuracy(nfes: &[u32], particles: usize) -> anyhow::Result<Vec<StepAccuracy>> {
+/// to t = 10⁻³. With `moons`, each entry also samples both models (seed 1; fitted grids fitted
+/// to each model) and measures sw2 against the moons points. `progress` advances by one per
+/// NFE and sampler.
+pub fn few_step_accuracy(
+    nfes: &[u32],
+    particles: usize,
+    fitted: bool,
+    moons: Option<&MoonsModels>,
+    progress: &Progress,
+) -> anyhow::Result<Vec<StepAccuracy>> {
     let mixture = Dataset::EightGaussians
         .mixture()
         .context("8gaussians is a mixture")?;
     let sde = ModelSde::Vp(VpSde::default());
     let silent = Progress::silent();
+    let t_end = 1e-3;
     let converged = SampleOptions {
         adaptive: tinyscore::Dopri5::new(1e-7, 1e-7, 1_000_000)?,
-        ..SampleOptions::uniform(SamplerKind::OdeRk45, 1, particles, 0, 1e-3)
+        ..SampleOptions::uniform(SamplerKind::OdeRk45, 1, particles, 0, t_end)
     };
     let reference = sample_exact(&converged, sde, &mixture, &silent)?;
+    let exact = |o: &SampleOptions| sample_exact(o, sde, &mixture, &silent);
+    let models = match moons {
+        Some(m) => Some([
+            Model::parse(&m.f32).map_err(|e| anyhow::anyhow!("the f32 moons model: {e}"))?,
+            Model::parse(&m.int8).map_err(|e| anyhow::anyhow!("the int8 moons model: {e}"))?,
+        ]),
+        None => None,
+    };
+    let grids: &[Option<ScheduleKind>] = if fitted {
+        &[
+            Some(ScheduleKind::Uniform),
+            Some(ScheduleKind::Karras),
+            Some(ScheduleKind::Logsnr),
+            None,
+        ]
+    } else {
+        &[
+            Some(ScheduleKind::Uniform),
+            Some(ScheduleKind::Karras),
+            Some(ScheduleKind::Logsnr),
+        ]
+    };
     let mut table = Vec::new();
     for &nfe in nfes {
-        for (sampler, per_step, extra) in DETERMINISTIC {
+        for sampler in DETERMINISTIC {
+            let (per_step, extra) =
+                crate::schedule::evaluations(sampler).context("a deterministic sampler")?;
             let steps = nfe.saturating_sub(extra) / per_step;
             if steps == 0 {
+                progress.advance(1);
                 continue;
             }
-            for schedule in [
-                ScheduleKind::Uniform,
-                ScheduleKind::Karras,
-                ScheduleKind::Logsnr,
-            ] {
-                let options = SampleOptions {
-                    schedule,
-                    ..SampleOptions::uniform(sampler, steps, particles, 0, 1e-3)
-                };
-                let samples = sample_exact(&options, sde, &mixture, &silent)?;
-                let squares: f64 = samples
-                    .values
-                    .iter()
-                    .zip(&reference.values)
-                    .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-                    .sum();
-                table.push(StepAccuracy {
-                    sampler,
-                    schedule,
-                    nfe: steps * per_step + extra,
-                    rms_error: (squares / particles as f64).sqrt(),
-                });
+            let finals: &[bool] = if sampler.is_multistep() {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &lower_order_final in finals {
+                for &schedule in grids {
+                    let options = |n: usize, seed: u64, t_end: f32| SampleOptions {
+                        schedule: schedule.unwrap_or(ScheduleKind::Uniform),
+                        lower_order_final,
+                        ..SampleOptions::uniform(sampler, steps, n, seed, t_end)
+                    };
+                    // A fitted grid is fitted to the score it runs on, without lower-order
+                    // final steps, on draws of its own.
+                    let fit = |draw: &crate::schedule::Draw, t_end: f32| {
+                        crate::schedule::fit(
+                            draw,
+                            sampler,
+                            nfe,
+                            FIT_PARTICLES,
+                            FIT_SEED,
+                            t_end,
+                            &|_| Vec::new(),
+                        )
+                        .and_then(|f| Ok(tinyscore::FittedGrid::new(&f.interior)?))
+                    };
+                    let grid_name = match schedule {
+                        Some(s) => s.name(),
+                        None if lower_order_final => continue,
+                        None => "fitted".to_owned(),
+                    };
+                    let mut measured = options(particles, 0, t_end);
+                    if schedule.is_none() {
+                        match fit(&exact, t_end) {
+                            Ok(grid) => measured.fitted = Some(grid),
+                            Err(_) => continue, // too few or too many steps to fit
+                        }
+                    }
+                    let samples = exact(&measured)?;
+                    let squares: f64 = samples
+                        .values
+                        .iter()
+                        .zip(&reference.values)
+                        .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                        .sum();
+                    let mut sw2 = [None, None];
+                    if let (Some(moons), Some(models)) = (moons, &models) {
+                        for (value, model) in sw2.iter_mut().zip(models) {
+                            let model = *model;
+                            let t_end = model.header().t_end;
+                            let draw = |o: &SampleOptions| sample_model(model, o, &silent);
+                            let mut o = options(moons.samples, 1, t_end);
+                            if schedule.is_none() {
+                                o.fitted = Some(fit(&draw, t_end)?);
+                            }
+                            let samples = denormalize(&model, &draw(&o)?)?;
+                            *value = Some(crate::metrics::sliced_w2(
+                                &samples.points(),
+                                &moons.reference,
+                            ));
+                        }
+                    }
+                    table.push(StepAccuracy {
+                        sampler,
+                        grid: grid_name,
+                        lower_order_final,
+                        nfe: steps * per_step + extra,
+                        rms_error: (squares / particles as f64).sqrt(),
+                        moons_sw2_f32: sw2[0],
+                        moons_sw2_int8: sw2[1],
+                    });
+                }
             }
+            progress.advance(1);
         }
     }
     Ok(table)

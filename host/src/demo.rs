@@ -159,6 +159,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         "| *floor* | {:.4} | {:.5} | {:.6} | |",
         floor.sw2, floor.energy, floor.mmd2
     );
+    let few_step = few_step_section(out, [&float_path, &int8_path], &reference, &sw2, n, seed)?;
     let firmware = firmware_line(out, &int8_path, seed)?;
     let likelihood = likelihood_lines(&float_path, seed)?;
     let plots = plot_model(out, &float_path, &reference, seed)?;
@@ -170,7 +171,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
          fresh diffused points.\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
          fresh moons points:\n\n| model | sw2 | energy | mmd2 | seconds |\n\
          |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n\n\
-         {likelihood}\n\n{plots}\n",
+         {few_step}\n\n{likelihood}\n\n{plots}\n",
         config.steps,
         config.batch,
         config.hidden,
@@ -182,6 +183,126 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         100.0 * report.relative_rms_error,
         sw2[1] / sw2[0],
     ))
+}
+
+/// The few-step sampler of the demo, and its numbers of score evaluations.
+const FEW_STEP_SAMPLER: SamplerKind = SamplerKind::Unipc;
+const FEW_STEP_NFES: [u32; 3] = [5, 10, 20];
+
+/// The moons models (f32, int8) sampled with [`FEW_STEP_SAMPLER`] on grids fitted to each
+/// (`tinyscore schedule`) at [`FEW_STEP_NFES`] evaluations, measured beside Euler–Maruyama
+/// with 500 steps (`em_sw2`), with the chip's instructions per int8 sample for each grid.
+fn few_step_section(
+    out: &Path,
+    models: [&Path; 2],
+    reference: &Points,
+    em_sw2: &[f64],
+    n: usize,
+    seed: u64,
+) -> Result<String> {
+    use crate::firmware::{count, FirmwareRun, Sink};
+    let silent = Progress::silent();
+    let grids_dir = out.join("grids");
+    std::fs::create_dir_all(&grids_dir)
+        .with_context(|| format!("cannot create {}", grids_dir.display()))?;
+    let mut rows = String::new();
+    let mut int8_panels = Vec::new();
+    let mut int8_grids = Vec::new();
+    for ((name, path), em) in ["f32", "int8"].iter().zip(models).zip(em_sw2) {
+        let bytes = read(path)?;
+        let model = parse(&bytes, path)?;
+        let t_end = model.header().t_end;
+        let draw = |o: &SampleOptions| sample_model(model, o, &silent);
+        let mut cells = String::new();
+        for nfe in FEW_STEP_NFES {
+            let fitted =
+                crate::schedule::fit(&draw, FEW_STEP_SAMPLER, nfe, 512, seed, t_end, &|_| {
+                    Vec::new()
+                })?;
+            let grid = tinyscore::FittedGrid::new(&fitted.interior)?;
+            let grid_path = grids_dir.join(format!("moons-{name}-nfe{nfe}.json"));
+            write_atomically(&grid_path, |w| {
+                Ok(writeln!(w, "{}", serde_json::to_string_pretty(&fitted)?)?)
+            })?;
+            let options = SampleOptions {
+                fitted: Some(grid),
+                ..SampleOptions::uniform(FEW_STEP_SAMPLER, grid.steps(), n, seed, t_end)
+            };
+            let samples = denormalize(&model, &draw(&options)?)?;
+            let sw2 = compare(&samples.points(), reference, &silent)?.sw2;
+            eprintln!(
+                "  moons {name:<4} {} NFE {nfe:>2} (fitted grid)  sw2 {sw2:.4}",
+                FEW_STEP_SAMPLER.name()
+            );
+            let _ = write!(cells, " {sw2:.4} |");
+            if *name == "int8" {
+                int8_panels.push((samples.points(), format!("NFE {nfe}")));
+                int8_grids.push((nfe, grid));
+            }
+        }
+        let _ = writeln!(rows, "| {name} |{cells} {em:.4} |");
+    }
+    let em = crate::io::read_csv(&out.join("moons-int8-em.csv"))?;
+    int8_panels.push((em, "Euler–Maruyama, 500 steps".to_owned()));
+    let picture = "plots/few-step.png";
+    let sets: Vec<_> = int8_panels
+        .iter()
+        .map(|(points, title)| (points, crate::plot::SAMPLES, title.as_str()))
+        .collect();
+    crate::plot::point_panels(&out.join(picture), reference, &sets)?;
+
+    let mut chip = String::new();
+    if qemu_available() {
+        let runs = int8_grids
+            .iter()
+            .map(|(nfe, grid)| (format!("NFE {nfe}"), FEW_STEP_SAMPLER, Some(*grid)))
+            .chain([("EM 500".to_owned(), SamplerKind::Em, None)]);
+        let mut cells = String::new();
+        for (label, sampler, fitted) in runs {
+            let counts = count(&FirmwareRun {
+                model: models[1].to_path_buf(),
+                sampler,
+                steps: fitted.map_or(500, |g| g.steps()),
+                schedule: ScheduleKind::Uniform,
+                fitted,
+                lower_order_final: false,
+                particles: 16,
+                seed,
+                sink: Sink::Defmt,
+                likelihood: None,
+            })?;
+            eprintln!(
+                "  chip: int8 {label}: {:.0} instructions a sample",
+                counts.per_sample
+            );
+            let _ = write!(
+                cells,
+                " {:.0} ({:.2} ms) |",
+                counts.per_sample,
+                counts.per_sample / 64e3
+            );
+        }
+        chip = format!("| Cortex-M4F, int8: instructions a sample (ms at 64 MHz) |{cells}\n");
+    }
+    Ok(format!(
+        "### Few-step sampling\n\n{} ({}) on time grids fitted to each model \
+         (`tinyscore schedule --model M --sampler {} --nfe K`, written to `grids/`), {n} \
+         samples each, sw2 against the same moons points, beside Euler–Maruyama with 500 steps:\n\n\
+         | | NFE 5 | NFE 10 | NFE 20 | EM 500 |\n|---|---:|---:|---:|---:|\n{rows}{chip}\n\
+         The int8 model's samples at 5, 10 and 20 evaluations and with Euler–Maruyama:\n\n\
+         ![few-step samples]({picture})",
+        FEW_STEP_SAMPLER.name(),
+        "UniPC with its corrector",
+        FEW_STEP_SAMPLER.name(),
+    ))
+}
+
+/// Whether `qemu-system-arm` runs.
+fn qemu_available() -> bool {
+    std::process::Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Draws the f32 model (`tinyscore plot`) into `out/plots`; returns the report's lines.
@@ -206,11 +327,7 @@ fn plot_model(out: &Path, model: &Path, data: &Points, seed: u64) -> Result<Stri
 /// says why it could not run.
 fn firmware_line(out: &Path, model: &Path, seed: u64) -> Result<String> {
     use crate::firmware::{run, Board, FirmwareRun};
-    let qemu = std::process::Command::new("qemu-system-arm")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !qemu {
+    if !qemu_available() {
         eprintln!("  firmware: QEMU is missing (apt-get install qemu-system-arm); not run");
         return Ok("The firmware step did not run: `qemu-system-arm` is not installed (`cargo xtask setup` installs it, or `apt-get install qemu-system-arm`)."
             .into());

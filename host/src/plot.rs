@@ -4,7 +4,7 @@
 //! (no system font is needed).
 
 use crate::points::Points;
-use anyhow::{anyhow, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
@@ -37,8 +37,10 @@ impl View {
 }
 
 const PANEL: u32 = 480;
-const DATA: RGBColor = RGBColor(31, 119, 180);
-const SAMPLES: RGBColor = RGBColor(214, 39, 40);
+/// The colour of data points.
+pub const DATA: RGBColor = RGBColor(31, 119, 180);
+/// The colour of samples.
+pub const SAMPLES: RGBColor = RGBColor(214, 39, 40);
 const FONT: &str = "sans-serif";
 
 /// Registers the font the pictures are written in, once per process.
@@ -166,23 +168,31 @@ pub fn data_and_samples(
     samples: &Points,
     titles: [&str; 2],
 ) -> Result<()> {
-    ensure!(
-        data.dim == samples.dim,
-        "the data have {} coordinates, the samples {}",
-        data.dim,
-        samples.dim
-    );
+    point_panels(
+        path,
+        data,
+        &[(data, DATA, titles[0]), (samples, SAMPLES, titles[1])],
+    )
+}
+
+/// Point sets side by side, one panel each (points, colour, title), in the view of `frame`.
+pub fn point_panels(path: &Path, frame: &Points, sets: &[(&Points, RGBColor, &str)]) -> Result<()> {
+    if let Some((points, ..)) = sets.iter().find(|(p, ..)| p.dim != frame.dim) {
+        bail!(
+            "the data have {} coordinates, the samples {}",
+            frame.dim,
+            points.dim
+        );
+    }
     register_font()?;
-    let view = View::around(data);
-    let sets = [
-        (pairs(data, view), DATA, titles[0], data.len()),
-        (pairs(samples, view), SAMPLES, titles[1], samples.len()),
-    ];
-    write_png(path, 2 * PANEL, PANEL, |root| {
+    let view = View::around(frame);
+    let columns = sets.len().max(1);
+    write_png(path, columns as u32 * PANEL, PANEL, |root| {
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        for (area, (points, color, title, count)) in root.split_evenly((1, 2)).iter().zip(sets) {
-            let mut chart = panel(area, view, title, axes(data.dim))?;
-            dots(&mut chart, &points, color, 1, &format!("{count} points"))?;
+        for (area, (points, color, title)) in root.split_evenly((1, columns)).iter().zip(sets) {
+            let mut chart = panel(area, view, title, axes(frame.dim))?;
+            let count = format!("{} points", points.len());
+            dots(&mut chart, &pairs(points, view), *color, 1, &count)?;
             legend(&mut chart)?;
         }
         Ok(())

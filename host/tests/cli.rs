@@ -702,7 +702,26 @@ fn flags_that_do_not_apply_are_refused_not_ignored() {
             &format!("{flag} applies to --method underdamped"),
         );
     }
+    // Lower-order final steps belong to the multistep samplers.
+    refused(
+        &[
+            &sample[..],
+            &["--exact", "8gaussians", "--lower-order-final"],
+        ]
+        .concat(),
+        "--lower-order-final applies to the multistep samplers",
+    );
     assert!(!out.exists());
+    let unipc = [
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "unipc",
+        "--lower-order-final",
+    ];
+    tinyscore_ok(&[&sample[..], &unipc].concat());
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
     // They do apply to the underdamped dynamics.
     tinyscore_ok(&[&langevin[..], &["--method", "underdamped", "--kt", "2"]].concat());
 }

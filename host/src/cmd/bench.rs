@@ -2,6 +2,14 @@
 
 use super::outln;
 use anyhow::Result;
+use std::path::PathBuf;
+use tinyscore_host::bench::{few_step_accuracy, MoonsModels, DETERMINISTIC};
+use tinyscore_host::data::Dataset;
+use tinyscore_host::model_file::read;
+use tinyscore_host::progress::Progress;
+
+/// Samples per entry and moons points of `--accuracy --moons`.
+const MOONS_SAMPLES: usize = 5000;
 
 /// Measure throughput (one thread).
 #[derive(clap::Args)]
@@ -12,16 +20,35 @@ pub struct Args {
     /// Seconds per figure (more than 0, at most 600).
     #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
     seconds: f64,
-    /// Instead of throughput: the RMS error of every deterministic sampler and fixed grid at
-    /// 5, 10, 20 and 50 score evaluations against a converged solution from the same 1000
-    /// starting points (exact 8-Gaussians score), as a markdown table (or JSON).
+    /// Instead of throughput: the RMS error of every deterministic sampler on the uniform,
+    /// Karras, log-SNR and fitted grids at 5, 10, 20 and 50 score evaluations against a
+    /// converged solution from the same 1000 starting points (exact 8-Gaussians score), as a
+    /// markdown table (or JSON).
     #[arg(long)]
     accuracy: bool,
+    /// With --accuracy: also sample this f32 moons model and --moons-int8 (5000 samples an
+    /// entry) and measure their sw2 against 5000 moons points.
+    #[arg(long, value_name = "MODEL.tsm", requires = "moons_int8")]
+    moons: Option<PathBuf>,
+    /// The int8 moons model of --moons.
+    #[arg(long, value_name = "MODEL.tsm", requires = "moons")]
+    moons_int8: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<()> {
     if args.accuracy {
-        return accuracy(args.json);
+        let moons = match (&args.moons, &args.moons_int8) {
+            (Some(f32), Some(int8)) => Some(MoonsModels {
+                f32: read(f32)?,
+                int8: read(int8)?,
+                samples: MOONS_SAMPLES,
+                reference: Dataset::Moons.sample(MOONS_SAMPLES, 1),
+            }),
+            _ => None,
+        };
+        return accuracy(moons.as_ref(), args.json);
+    } else if args.moons.is_some() {
+        anyhow::bail!("--moons applies to --accuracy");
     }
     anyhow::ensure!(
         args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 600.0,
@@ -61,24 +88,42 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn accuracy(json: bool) -> Result<()> {
-    let table = tinyscore_host::bench::few_step_accuracy(&[5, 10, 20, 50], 1000)?;
+fn accuracy(moons: Option<&MoonsModels>, json: bool) -> Result<()> {
+    let nfes = [5, 10, 20, 50];
+    let progress = Progress::new(
+        "accuracy",
+        (nfes.len() * DETERMINISTIC.len()) as u64,
+        "sampler-NFE",
+    );
+    let table = few_step_accuracy(&nfes, 1000, true, moons, &progress)?;
+    progress.finish();
     if json {
         outln!("{}", serde_json::to_string(&table)?);
         return Ok(());
     }
-    outln!("| sampler | grid | NFE | RMS error |");
-    outln!("|---|---|---:|---:|");
+    let sw2 = |v: Option<f64>| v.map_or(String::new(), |v| format!(" {v:.4} |"));
+    let moons_header = if moons.is_some() {
+        " sw2 f32 | sw2 int8 |"
+    } else {
+        ""
+    };
+    let moons_rule = if moons.is_some() { "---:|---:|" } else { "" };
+    outln!("| sampler | grid | NFE | RMS error |{moons_header}");
+    outln!("|---|---|---:|---:|{moons_rule}");
     for row in &table {
-        let grid = serde_json::to_value(row)?["schedule"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
+        let lower = if row.lower_order_final {
+            " + lower-order final"
+        } else {
+            ""
+        };
         outln!(
-            "| {} | {grid} | {} | {:.2e} |",
+            "| {}{lower} | {} | {} | {:.2e} |{}{}",
             row.sampler.name(),
+            row.grid,
             row.nfe,
-            row.rms_error
+            row.rms_error,
+            sw2(row.moons_sw2_f32),
+            sw2(row.moons_sw2_int8)
         );
     }
     Ok(())
