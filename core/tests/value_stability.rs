@@ -175,6 +175,7 @@ fn header(precision: Precision) -> Header {
         sde: ModelSde::Vp(VpSde::default()),
         t_end: 1e-3,
         output: Output::GaussianResidual,
+        rounding: tinyscore::model::Rounding::Double,
     }
 }
 

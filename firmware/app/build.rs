@@ -43,6 +43,11 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(tinyscore_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyscore_packed)");
     println!("cargo::rustc-check-cfg=cfg(tinyscore_int8)");
+    println!("cargo::rustc-check-cfg=cfg(tinyscore_single_rounding)");
+    if parsed.is_some_and(|h| h.rounding == tinyscore::model::Rounding::Single) {
+        // The fused requantization in `src/smlad.rs` is assembled for the model's rounding.
+        println!("cargo::rustc-cfg=tinyscore_single_rounding");
+    }
     let dsp = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em"));
     let int8 = parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8);
     if int8 && !dsp {

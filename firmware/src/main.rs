@@ -14,6 +14,7 @@ use cortex_m_rt::entry;
 use cortex_m_semihosting::debug;
 use defmt_semihosting as _;
 use tinyscore::model::packed::Kernels;
+use tinyscore::model::Rounding;
 use tinyscore::{particle_noise, NeuralScore, Score};
 use tinyscore_app::baked::{BINARY_SINK, CONFIG, COUNT, DIM, LIKELIHOOD, MODEL};
 use tinyscore_app::{likelihood, parse, run, BinarySink, DefmtSink, KERNELS, LOCKSTEP};
@@ -322,6 +323,8 @@ fn check_kernels() -> Result<(), ()> {
     use tinyscore::model::packed::{
         operands, rows_portable, wide_activation_portable, wide_portable, Requantization,
     };
+    // The baked model's rounding, which the fused kernel is assembled for.
+    let rounding = parse(MODEL).map_or(Rounding::Double, |m| m.header().rounding);
     // xorshift32: any spread of words will do here.
     let mut state = 0x9E37_79B9u32;
     let mut next_u32 = || {
@@ -379,6 +382,7 @@ fn check_kernels() -> Result<(), ()> {
             shifts: &shifts,
             pre: (next_u32() % 256) as i32 - 128,
             lut: &lut,
+            rounding,
         };
         let (mut fast, mut reference) = ([0u32; ROWS / 2], [0u32; ROWS / 2]);
         let (w, s) = (&weights.0, &starts.0);

@@ -109,8 +109,13 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
     };
     let data = Dataset::EightGaussians.sample(1024, 5);
     let calibration = diffused_inputs(&network, &data, 1024, 5).expect("calibration inputs");
-    let (int8, _) =
-        quantize(&network, &calibration, &Progress::silent()).expect("the network quantizes");
+    let (int8, _) = quantize(
+        &network,
+        &calibration,
+        tinyscore::model::Rounding::Double,
+        &Progress::silent(),
+    )
+    .expect("the network quantizes");
     (
         network.to_bytes().expect("the network writes"),
         int8.to_bytes().expect("the int8 network writes"),

@@ -71,6 +71,7 @@ impl Network {
             sde: self.sde,
             t_end: self.t_end,
             output: self.output,
+            rounding: tinyscore::model::Rounding::Double,
         }
     }
 

@@ -21,7 +21,7 @@ use std::fmt;
 use tinyscore::model::format::{Int8ActivationValues, Int8LayerValues, LayerValues, Payload};
 use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
 use tinyscore::model::LayerObserver;
-use tinyscore::model::{Output, Precision};
+use tinyscore::model::{Header, Output, Precision, Rounding};
 use tinyscore::{particle_noise, LinearSde, Model};
 
 /// One int8 layer, ready to write.
@@ -61,6 +61,8 @@ pub struct QuantizedNetwork {
     pub input: QuantParams,
     /// The layers, the output layer last.
     pub layers: Vec<QuantizedLayer>,
+    /// How the requantization rounds.
+    pub rounding: Rounding,
 }
 
 impl QuantizedNetwork {
@@ -84,7 +86,10 @@ impl QuantizedNetwork {
             })
             .collect();
         encode_file(
-            &f.header(Precision::Int8),
+            &Header {
+                rounding: self.rounding,
+                ..f.header(Precision::Int8)
+            },
             &Payload {
                 mean: &f.mean,
                 std: &f.std,
@@ -386,6 +391,7 @@ const SEARCH_VALUES: usize = 1 << 16;
 pub fn quantize(
     network: &Network,
     inputs: &[(Vec<f32>, f32)],
+    rounding: Rounding,
     progress: &Progress,
 ) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
     ensure!(!inputs.is_empty(), "no calibration inputs");
@@ -422,7 +428,7 @@ pub fn quantize(
             (low, if clips_high { HIGH_TAIL } else { 0.0 })
         })
         .collect();
-    let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails))?;
+    let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails), rounding)?;
     let shifts = correct_hidden_biases(&mut quantized, &float, inputs, progress)?;
     let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
     Ok((quantized, tensors))
@@ -561,7 +567,11 @@ pub fn quantize_units(inputs: usize, layers: u32) -> u64 {
 
 /// The int8 network for the given activation ranges.
 /// `ranges` lists the input tensor, then each hidden layer's pre- and post-activation tensors.
-fn quantize_to_ranges(network: &Network, ranges: &[Range]) -> Result<QuantizedNetwork> {
+fn quantize_to_ranges(
+    network: &Network,
+    ranges: &[Range],
+    rounding: Rounding,
+) -> Result<QuantizedNetwork> {
     let covering = |k: usize| {
         let r = ranges.get(k).copied().unwrap_or(Range {
             min: -1.0,
@@ -639,6 +649,7 @@ fn quantize_to_ranges(network: &Network, ranges: &[Range]) -> Result<QuantizedNe
         float: network.clone(),
         input,
         layers,
+        rounding,
     })
 }
 
@@ -749,13 +760,15 @@ pub fn gaussian_tail_mass(n: usize, r: f64) -> f64 {
 
 /// Quantizes the float model at `input` with `calibration_points` diffused points of `data`,
 /// writes the int8 model to `out` (atomically) and reports the error over `eval_points`
-/// fresh diffused points.
+/// fresh diffused points. `rounding` is the requantization's, recorded in the file.
+#[allow(clippy::too_many_arguments)]
 pub fn quantize_file(
     input: &std::path::Path,
     data: &Points,
     calibration_points: usize,
     eval_points: usize,
     seed: u64,
+    rounding: Rounding,
     out: &std::path::Path,
 ) -> Result<QuantizationReport> {
     use anyhow::Context;
@@ -777,7 +790,7 @@ pub fn quantize_file(
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
     let units = quantize_units(calibration.len(), network.dims.layers) + eval.len() as u64;
     let progress = Progress::new("quantize", units, "points");
-    let (quantized, tensors) = quantize(&network, &calibration, &progress)?;
+    let (quantized, tensors) = quantize(&network, &calibration, rounding, &progress)?;
     let int8 = quantized.to_bytes()?;
     let report = report(
         &float,

@@ -232,7 +232,29 @@ fn train_quantize_sample_eval_plot_end_to_end() {
         path_str(&p("m8.tsm")),
     ]);
     assert!(String::from_utf8_lossy(&report.stdout).contains("relative RMS error"));
-    for model in ["m.tsm", "m8.tsm"] {
+    // The same quantization with single rounding: recorded in header byte 18, and the only
+    // difference from the double-rounding file besides the requantized numbers it leads to.
+    tinyscore_ok(&[
+        "quantize",
+        path_str(&p("m.tsm")),
+        "--calib",
+        "moons",
+        "--calib-points",
+        "2048",
+        "--eval-points",
+        "1000",
+        "--rounding",
+        "single",
+        "--out",
+        path_str(&p("m8s.tsm")),
+    ]);
+    let (double, single) = (
+        std::fs::read(p("m8.tsm")).unwrap(),
+        std::fs::read(p("m8s.tsm")).unwrap(),
+    );
+    assert_eq!((double[18], single[18]), (0, 1));
+    assert_eq!(double.len(), single.len());
+    for model in ["m.tsm", "m8.tsm", "m8s.tsm"] {
         tinyscore_ok(&[
             "sample",
             "--model",

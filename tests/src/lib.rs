@@ -72,6 +72,13 @@ pub const CALIBRATION_POINTS: usize = 16384;
 /// The reference model quantized to int8 with [`CALIBRATION_POINTS`] diffused two-moons
 /// points (seed 0), and its bytes.
 pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
+    reference_int8_rounding(tinyscore::model::Rounding::Double)
+}
+
+/// [`reference_int8`] with the requantization's `rounding`.
+pub fn reference_int8_rounding(
+    rounding: tinyscore::model::Rounding,
+) -> (QuantizedNetwork, Vec<u8>) {
     let network = reference_network();
     let calibration = diffused_inputs(
         &network,
@@ -83,6 +90,7 @@ pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
     let (quantized, _) = quantize(
         &network,
         &calibration,
+        rounding,
         &tinyscore_host::progress::Progress::silent(),
     )
     .expect("the reference model quantizes");
@@ -134,6 +142,7 @@ pub fn helix_int8() -> Vec<u8> {
     let (quantized, _) = quantize(
         &network,
         &calibration,
+        tinyscore::model::Rounding::Double,
         &tinyscore_host::progress::Progress::silent(),
     )
     .expect("the model quantizes");

@@ -148,6 +148,37 @@ fn firmware_samples_are_bit_identical_to_the_host() {
 }
 
 #[test]
+fn a_single_rounding_model_gives_the_hosts_bits_on_both_cores() {
+    // The Cortex-M4 runs its fused assembly for single rounding (SMMUL, ties up), the M0
+    // the portable evaluator; both must give the host's bits, and the count build checks
+    // the assembly against the portable kernel on random layers.
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bytes) = tinyscore_tests::reference_int8_rounding(tinyscore::model::Rounding::Single);
+    assert_ne!(
+        bytes,
+        reference_int8().1,
+        "the rounding is recorded in the file"
+    );
+    let path = dir.path().join("single.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    for sampler in [SamplerKind::Em, SamplerKind::Unipc] {
+        let expected = host_samples(&bytes, sampler, PARTICLES);
+        for board in BOARDS {
+            let got = run_on(board, &path, sampler)
+                .unwrap_or_else(|e| panic!("{board:?}, single rounding, {sampler:?}: {e:#}"));
+            assert_eq!(got, expected, "{board:?}, single rounding, {sampler:?}");
+        }
+    }
+    let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+    let counts = firmware::count(&settings(&path, SamplerKind::Em, Sink::Defmt, 16)).unwrap();
+    println!(
+        "single rounding: {:.0} instructions an evaluation on the M4",
+        counts.per_score_lockstep
+    );
+}
+
+#[test]
 fn a_three_dimensional_model_samples_bit_identically_on_both_cores() {
     require_qemu();
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,8 @@
 //! against the float model.
 
 use tinyscore::model::quant::{
-    quantize_multiplier, requantize, requantize_parsed, silu_lut, QuantParams, SILU_MAX_SLOPE,
+    quantize_multiplier, requantize, requantize_parsed, requantize_single, silu_lut, QuantParams,
+    SILU_MAX_SLOPE,
 };
 use tinyscore::model::{Int8Layer, Model, ModelError, Precision, HEADER_LEN};
 use tinyscore::{math, particle_rng, Int8Score, NeuralScore, Score};
@@ -31,6 +32,58 @@ fn reference_requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
     }
     let magnitude = (high.abs() + (1i128 << (right - 1))) >> right;
     (high.signum() * magnitude) as i32
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier` built with `TFLITE_SINGLE_ROUNDING` (LiteRT's
+/// reference kernels), from its definition in 128-bit integers: `x·M + 2^(30 − shift)`
+/// shifted right by `31 − shift` (floor), saturated to i32 where TFLite only asserts.
+fn reference_single_rounding(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let total = 31 - shift;
+    let rounded = (acc as i128 * multiplier as i128 + (1i128 << (total - 1))) >> total;
+    rounded.clamp(i32::MIN as i128, i32::MAX as i128) as i32
+}
+
+#[test]
+fn single_rounding_is_bit_exact_with_the_tflite_formula_and_within_one_of_double() {
+    let mut rng = particle_rng(11, 0);
+    let mut next = || rand_core::Rng::next_u32(&mut rng);
+    let edges = [0, 1, -1, 2, -2, i32::MAX, i32::MIN, 1 << 30, -(1 << 30)];
+    for acc in edges {
+        for multiplier in [0, 1 << 30, (1 << 30) + 1, i32::MAX, 1_518_500_250] {
+            for shift in -31..=30 {
+                assert_eq!(
+                    requantize_single(acc, multiplier, shift),
+                    reference_single_rounding(acc, multiplier, shift),
+                    "acc {acc} M {multiplier} shift {shift}"
+                );
+            }
+        }
+    }
+    // Random accumulators of every magnitude, and exact ties (acc·M a multiple of half the
+    // divisor), where the two roundings part: single rounds ties up, double may round twice.
+    let mut differ = 0u32;
+    for i in 0..1_000_000 {
+        let shift = -((next() % 31) as i32) - 1;
+        let (acc, multiplier) = if i % 4 == 0 {
+            let total = (31 - shift) as u32;
+            (((next() as i32) >> 8) << (total - 31).min(20), 1 << 30)
+        } else {
+            (
+                (next() as i32) >> (next() % 32),
+                ((1u32 << 30) | (next() >> 2)) as i32,
+            )
+        };
+        let single = requantize_single(acc, multiplier, shift);
+        assert_eq!(single, reference_single_rounding(acc, multiplier, shift));
+        let double = requantize_parsed(acc, multiplier, shift);
+        assert!(
+            (single - double).abs() <= 1,
+            "acc {acc} M {multiplier} shift {shift}"
+        );
+        differ += (single != double) as u32;
+    }
+    // The two roundings are different functions (ties below zero at least).
+    assert!(differ > 0);
 }
 
 #[test]
@@ -439,6 +492,47 @@ fn out_of_range_int8_quantities_are_refused_even_with_a_valid_checksum() {
         Model::parse(&nan_scale),
         Err(ModelError::NonFinite { .. })
     ));
+}
+
+#[test]
+fn the_rounding_byte_is_read_and_checked() {
+    use tinyscore::model::Rounding;
+    let double = reference_int8().1;
+    assert_eq!(
+        Model::parse(&double).unwrap().header().rounding,
+        Rounding::Double
+    );
+    let single = with_field(&double, 18, &[1]);
+    assert_eq!(
+        Model::parse(&single).unwrap().header().rounding,
+        Rounding::Single
+    );
+    // An unknown code, a rounding on an f32 model, and the reserved byte after it.
+    let err = Model::parse(&with_field(&double, 18, &[2])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelError::UnknownCode {
+                field: "rounding",
+                value: 2
+            }
+        ),
+        "{err:?}"
+    );
+    let float = reference_model_bytes();
+    let err = Model::parse(&with_field(&float, 18, &[1])).unwrap_err();
+    assert!(matches!(err, ModelError::InvalidParameter(_)), "{err:?}");
+    let err = Model::parse(&with_field(&double, 19, &[1])).unwrap_err();
+    assert!(matches!(err, ModelError::InvalidParameter(_)), "{err:?}");
+    // The two roundings give two networks: the same file but byte 18 samples other bits.
+    let eps = |bytes: &[u8]| {
+        let model = Model::parse(bytes).unwrap();
+        let score = Int8Score::<2>::new(model).unwrap();
+        (0..200)
+            .map(|i| score.score(&[0.01 * i as f32 - 1.0, 0.3], 0.05 + 0.004 * i as f32))
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(eps(&double), eps(&single));
 }
 
 #[test]

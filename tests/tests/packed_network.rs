@@ -244,10 +244,17 @@ fn random_network_in(
         fourier: (0..fourier).map(|k| k as f32 * 0.7).collect(),
         layers: Vec::new(),
     };
+    // Both roundings: the packed evaluator must follow the file's as the int8 one does.
+    let rounding = if next() % 2 == 0 {
+        tinyscore::model::Rounding::Double
+    } else {
+        tinyscore::model::Rounding::Single
+    };
     QuantizedNetwork {
         float,
         input: params(next(), next()),
         layers: quantized_layers,
+        rounding,
     }
     .to_bytes()
     .expect("a random network in range writes")

@@ -16,7 +16,7 @@
 
 use super::crc32::{crc32, crc32_update};
 use super::error::ModelError;
-use super::quant::QuantParams;
+use super::quant::{QuantParams, Rounding};
 use crate::error::ParamError;
 use crate::noise::GaussianStream;
 use crate::sde::{LinearSde, SubVpSde, VeSde, VpSde};
@@ -346,6 +346,8 @@ pub struct Header {
     pub t_end: f32,
     /// What the network's output is.
     pub output: Output,
+    /// How an int8 network requantizes (byte 18; [`Rounding::Double`] for f32 models).
+    pub rounding: Rounding,
 }
 
 impl Header {
@@ -395,7 +397,10 @@ impl Header {
             (10, &(d.fourier as u16).to_le_bytes()),
             (12, &(d.hidden as u16).to_le_bytes()),
             (14, &(d.layers as u16).to_le_bytes()),
-            (16, &[self.sde.code(), self.output.code()]),
+            (
+                16,
+                &[self.sde.code(), self.output.code(), self.rounding.code()],
+            ),
             (20, &p0.to_le_bytes()),
             (24, &p1.to_le_bytes()),
             (28, &self.t_end.to_le_bytes()),
@@ -437,7 +442,8 @@ impl Header {
         };
         let sde_code = header.u8()?;
         let output_code = header.u8()?;
-        let reserved = header.u16()? as u32;
+        let rounding_code = header.u8()?;
+        let reserved = header.u8()?;
         let (p0, p1, t_end) = (header.f32()?, header.f32()?, header.f32()?);
         let payload_len = header.u32()? as usize;
         let reserved_end = header.u32()?;
@@ -464,10 +470,19 @@ impl Header {
             return Err(ModelError::ChecksumMismatch { stored, computed });
         }
 
-        ParamError::require(reserved == 0, "reserved header bytes 18..20", "0")?;
+        ParamError::require(reserved == 0, "reserved header byte 19", "0")?;
         ParamError::require(reserved_end == 0, "reserved header bytes 36..40", "0")?;
         let precision = Precision::from_code(precision_code)?;
         let output = Output::from_code(output_code)?;
+        let rounding = Rounding::from_code(rounding_code).ok_or(ModelError::UnknownCode {
+            field: "rounding",
+            value: rounding_code,
+        })?;
+        ParamError::require(
+            precision != Precision::F32 || rounding == Rounding::Double,
+            "rounding of an f32 model (header byte 18)",
+            "0",
+        )?;
         if activation != 0 {
             return Err(ModelError::UnknownCode {
                 field: "activation",
@@ -481,6 +496,7 @@ impl Header {
             sde: ModelSde::from_code(sde_code, p0, p1)?,
             t_end,
             output,
+            rounding,
         };
         header.check_t_end()?;
         let expected = dims.payload_len(precision);

@@ -7,7 +7,7 @@
 //! bits.
 
 use super::format::{Int8Layer, MAX_WIDTH};
-use super::quant::{requantize_parsed, QuantParams};
+use super::quant::{requantize_with, QuantParams, Rounding};
 use super::{LayerObserver, Model};
 
 /// Weight rows accumulated together (independent sums; each row's sum is exact).
@@ -18,20 +18,22 @@ const ROW_BLOCK: usize = 4;
 pub(crate) struct Activation<'a> {
     pub(crate) pre: i32,
     pub(crate) lut: &'a [u8; 256],
+    pub(crate) rounding: Rounding,
 }
 
 impl<'a> Activation<'a> {
-    /// The activation of `layer`, read once for all its channels.
+    /// The activation of `layer`, read once for all its channels, rounding as the file says.
     #[inline(always)]
-    pub(crate) fn of(layer: &Int8Layer<'a>) -> Self {
+    pub(crate) fn of(layer: &Int8Layer<'a>, rounding: Rounding) -> Self {
         let (pre, lut) = layer.activation_table();
-        Activation { pre, lut }
+        Activation { pre, lut, rounding }
     }
     /// A channel's output level for accumulator `acc`: requantized with the channel's
     /// `(multiplier, shift)` to the pre-activation tensor, clamped to int8, SiLU by table.
     #[inline(always)]
     pub(crate) fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
-        let level = (requantize_parsed(acc, multiplier, shift) + self.pre).clamp(-128, 127);
+        let requantized = requantize_with(self.rounding, acc, multiplier, shift);
+        let level = (requantized + self.pre).clamp(-128, 127);
         // Entry `level + 128`: the level's byte with its sign bit flipped.
         self.lut[(level as u8 ^ 0x80) as usize] as i8
     }
@@ -79,11 +81,13 @@ pub(super) fn forward<'s, const L: usize>(
     for_each_time_level(model, input, t, |i, q| x[i] = [offset(q); L]);
     let mut y = [[0i16; L]; MAX_WIDTH];
     let last = dims.layers as usize;
+    let rounding = model.header().rounding;
     for (i, layer) in layers.iter().enumerate().take(last) {
+        let activation = Activation::of(layer, rounding);
         if i % 2 == 0 {
-            dense_silu::<L>(i, layer, &x, &mut y, observer);
+            dense_silu::<L>(i, layer, activation, &x, &mut y, observer);
         } else {
-            dense_silu::<L>(i, layer, &y, &mut x, observer);
+            dense_silu::<L>(i, layer, activation, &y, &mut x, observer);
         }
     }
     let hidden = if last % 2 == 0 { &x } else { &y };
@@ -172,11 +176,12 @@ fn for_each_row<const L: usize>(
 fn dense_silu<const L: usize>(
     index: usize,
     layer: &Int8Layer<'_>,
+    activation: Activation<'_>,
     input: &[[i16; L]; MAX_WIDTH],
     out: &mut [[i16; L]; MAX_WIDTH],
     observer: &mut impl LayerObserver,
 ) {
-    let (activation, post) = (Activation::of(layer), layer.post_zero_point());
+    let post = layer.post_zero_point();
     for_each_row::<L>(layer, input, |o, acc| {
         observer.int8_accumulators(index, o, acc);
         let (multiplier, shift) = layer.requantization(o).unwrap_or_default();

@@ -33,7 +33,7 @@ pub use format::{
     Dims, Header, Int8Layer, ModelSde, Output, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, MAX_DIM,
     MAX_FOURIER, MAX_HIDDEN, MAX_LAYERS, MAX_WIDTH, VERSION,
 };
-pub use quant::QuantParams;
+pub use quant::{QuantParams, Rounding};
 pub use score::{Int8Score, LanesForward, NeuralScore, PackedScore, LANES};
 
 use crate::error::ParamError;

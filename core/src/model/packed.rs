@@ -59,6 +59,7 @@ use super::crc32::crc32;
 use super::format::{f32_at, i32_at, Header, Int8Layer, Precision, CHECKSUM_LEN, HEADER_LEN};
 use super::format::{MAX_DIM as MAX_DIM_U32, MAX_WIDTH};
 use super::int8::{for_each_time_level, Activation};
+use super::quant::Rounding;
 use super::{Model, ModelError};
 use crate::error::ParamError;
 
@@ -120,6 +121,8 @@ pub struct Requantization<'a> {
     pub pre: i32,
     /// The SiLU table, entry `q + 128` for level `q`.
     pub lut: &'a [u8; 256],
+    /// How the requantization rounds (the model file's).
+    pub rounding: Rounding,
 }
 
 /// The kernels a packed model runs: the portable ones ([`Kernels::PORTABLE`]) unless firmware
@@ -239,8 +242,9 @@ pub fn wide_activation_portable(
         shifts,
         pre,
         lut,
+        rounding,
     } = *requantization;
-    let activation = Activation { pre, lut };
+    let activation = Activation { pre, lut, rounding };
     let channels = shifts.len();
     for b in 0..wide_blocks(channels) {
         let (first, count, block) = wide_block(weights, pairs, levels, starts, channels, b);
@@ -525,6 +529,7 @@ pub(super) fn forward(
                     shifts: layer.shift_bytes(),
                     pre,
                     lut,
+                    rounding: model.header().rounding,
                 };
                 let activate = if layer.narrow_requantization() {
                     kernels.wide_activation

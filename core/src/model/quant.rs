@@ -144,6 +144,61 @@ pub fn requantize_parsed(acc: i32, multiplier: i32, shift: i32) -> i32 {
     }
 }
 
+/// How [`requantize`] rounds `acc·M·2^(shift − 31)` to an integer: the model file records it
+/// (header byte 18) and every int8 evaluator follows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Rounding {
+    /// gemmlowp's two roundings (code 0): the doubling high multiply rounds `acc·M/2³¹` to
+    /// nearest (ties up), then the right shift rounds half away from zero. TFLite-Micro's and
+    /// CMSIS-NN's kernels, and TFLite's built without `TFLITE_SINGLE_ROUNDING`.
+    #[default]
+    Double,
+    /// One rounding (code 1): `(acc·M + 2^(30 − shift)) >> (31 − shift)` in 64 bits, ties up,
+    /// saturated to i32 where it overflows (which `quantize`'s shifts never reach). TFLite's
+    /// reference kernels built with `TFLITE_SINGLE_ROUNDING` (LiteRT).
+    Single,
+}
+
+impl Rounding {
+    /// The file's code.
+    pub fn code(self) -> u8 {
+        match self {
+            Rounding::Double => 0,
+            Rounding::Single => 1,
+        }
+    }
+
+    /// The rounding of a file's code.
+    pub fn from_code(code: u8) -> Option<Rounding> {
+        match code {
+            0 => Some(Rounding::Double),
+            1 => Some(Rounding::Single),
+            _ => None,
+        }
+    }
+}
+
+/// `acc·multiplier·2^(shift − 31)` rounded once, ties up (TFLite's
+/// `MultiplyByQuantizedMultiplier` with `TFLITE_SINGLE_ROUNDING`), saturated to i32. `shift`
+/// is taken in −31..=30.
+#[inline]
+pub fn requantize_single(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let total = (31 - shift.clamp(-31, 30)) as u32; // 1..=62
+    let product = acc as i64 * multiplier as i64 + (1i64 << (total - 1));
+    (product >> total).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+/// [`requantize`] or [`requantize_single`], as `rounding` says, for the multipliers and shifts
+/// a parsed model holds (see [`requantize_parsed`]).
+#[inline(always)]
+pub fn requantize_with(rounding: Rounding, acc: i32, multiplier: i32, shift: i32) -> i32 {
+    match rounding {
+        Rounding::Double => requantize_parsed(acc, multiplier, shift),
+        Rounding::Single => requantize_single(acc, multiplier, shift),
+    }
+}
+
 /// The Q31 multiplier and shift for a positive real multiplier (TFLite's
 /// `QuantizeMultiplier`): `real ≈ multiplier·2^(shift − 31)` with `multiplier ∈ [2³⁰, 2³¹)`.
 /// Multipliers too small for the shift range, zero, or not finite give `(0, 0)`; too large

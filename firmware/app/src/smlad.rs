@@ -8,7 +8,7 @@
 //!   the weights, eight `SMLAD` — 11 instructions, 0.69 per MAC; eight steps make one iteration
 //!   of the main loop, and the words left over go two, then one, at a time. Each group ends
 //!   either with the requantization and SiLU table of its four channels, fused (11
-//!   instructions a channel), writing the levels as the next layer's 16-bit pairs
+//!   instructions a channel; 10 for a model with single rounding), writing the levels as the next layer's 16-bit pairs
 //!   ([`wide_activation`], the hidden layers), or by storing its four sums ([`wide`], the
 //!   output layer). [`wide`] takes a last group of one to three rows (the output layer of 2-D
 //!   data) a row at a time, four words in six instructions.
@@ -26,6 +26,7 @@ use tinyscore::model::packed::{
     operands as operands_portable, rows_portable, wide_activation_portable, wide_portable,
     Requantization, GROUP_ROWS,
 };
+use tinyscore::model::Rounding;
 
 /// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
 /// r10, r11, r12, lr, and `acc_r += SMLAD(W_r, A) + SMLAD(UXTB16(W_r), B)` into r4..r7.
@@ -171,6 +172,8 @@ macro_rules! wide_double {
 /// One channel's requantization and table lookup (see the comment of
 /// `tinyscore_wide_groups`) of the total in `$x`, with the multipliers at r2, the shifts at
 /// r8, `1 + 2·pre` in r9 and the table's middle in r10; the level goes out as an i16 at r3.
+/// The model's double rounding: `SMMULR`, then the shift rounding half away from zero.
+#[cfg(not(tinyscore_single_rounding))]
 #[rustfmt::skip] // One instruction a line.
 macro_rules! wide_activate {
     ($x:literal) => {
@@ -190,6 +193,34 @@ macro_rules! wide_activate {
     };
 }
 
+/// [`wide_activate`] for the model's single rounding: the truncating `SMMUL` and a shift
+/// rounding ties up, one instruction fewer (see `tinyscore_wide_groups`).
+#[cfg(tinyscore_single_rounding)]
+#[rustfmt::skip] // One instruction a line.
+macro_rules! wide_activate {
+    ($x:literal) => {
+        concat!(
+            "ldr r12, [r2], #4\n",
+            "lsls ", $x, ", ", $x, ", #1\n",
+            "smmul ", $x, ", ", $x, ", r12\n",
+            "ldrsb r12, [r8], #1\n",
+            "mvns r12, r12\n",
+            "asrs ", $x, ", ", $x, ", r12\n",
+            "add ", $x, ", ", $x, ", r9\n",
+            "ssat ", $x, ", #8, ", $x, ", asr #1\n",
+            "ldrsb ", $x, ", [r10, ", $x, "]\n",
+            "strh ", $x, ", [r3], #2\n",
+        )
+    };
+}
+
+/// The rounding the fused activation of this build computes (the baked model's).
+const FUSED_ROUNDING: Rounding = if cfg!(tinyscore_single_rounding) {
+    Rounding::Single
+} else {
+    Rounding::Double
+};
+
 // tinyscore_wide_groups(weights: r0, levels: r1, shape: r2 = &[iterations of sixteen words,
 // steps of two, single word (0 or 1), the end of out, address of the starts, address of the
 // multipliers (0: no activation), address of the shifts, 1 + 2·pre, address of lut[128]],
@@ -200,7 +231,12 @@ macro_rules! wide_activate {
 //   y = (x + (x >> 31)) >> (e − 1)                   e − 1 = ¬shift
 //   q = SSAT₈((y + 1 + 2·pre) >> 1)                  = ⌊(x' + 2^(e−1)) / 2^e⌋ + pre, clamped
 // which rounds x / 2^e half away from zero (x' = x − 1 when x < 0), as gemmlowp does; then
-// the table entry q + 128, sign-extended, goes out as the i16 level.
+// the table entry q + 128, sign-extended, goes out as the i16 level. With the model's single
+// rounding (a build for such a model):
+//   x = SMMUL(2k, M) = ⌊k·M / 2³¹⌋
+//   q = SSAT₈((x >> (e − 1)) + 1 + 2·pre) >> 1)      = ⌊(x + 2^(e−1)) / 2^e⌋ + pre, clamped
+// which is ⌊(k·M + 2^(30+e)) / 2^(31+e)⌋ + pre: the 64-bit product rounded once, ties up
+// (adding 2^(e−1)·2³¹ after the floor of k·M / 2³¹ changes no bit of the quotient).
 core::arch::global_asm!(
     ".section .text.tinyscore_wide_groups,\"ax\",%progbits",
     ".global tinyscore_wide_groups",
@@ -541,10 +577,12 @@ pub fn wide_activation(
         shifts,
         pre,
         lut,
+        rounding,
     } = *requantization;
     let channels = shifts.len();
     let groups = channels / GROUP_ROWS;
     let fits = groups > 0
+        && rounding == FUSED_ROUNDING
         && wide_fits(weights, pairs, levels, starts, channels)
         && multipliers.len() >= 4 * channels
         && word_aligned(multipliers)
@@ -581,6 +619,7 @@ pub fn wide_activation(
             shifts: &shifts[done..],
             pre,
             lut,
+            rounding,
         };
         wide_activation_portable(
             &weights[4 * pairs * done..],

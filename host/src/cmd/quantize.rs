@@ -3,6 +3,7 @@
 use super::emit;
 use anyhow::Result;
 use std::path::PathBuf;
+use tinyscore::model::Rounding;
 use tinyscore_host::{data, quantize};
 
 /// Quantize a float model to integer-only int8, calibrated on diffused data.
@@ -22,12 +23,29 @@ pub struct Args {
     /// Seed of the data draws and the diffusion noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// How the requantization rounds, recorded in the file: gemmlowp's two roundings (as
+    /// TFLite-Micro and CMSIS-NN), or one (as LiteRT's reference kernels).
+    #[arg(long, value_enum, default_value = "double")]
+    rounding: RoundingArg,
     /// Output model.
     #[arg(long)]
     out: PathBuf,
 }
 
+/// `--rounding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoundingArg {
+    /// Two roundings: the doubling high multiply, then a rounding right shift.
+    Double,
+    /// One rounding of the 64-bit product.
+    Single,
+}
+
 pub fn run(args: Args) -> Result<()> {
+    let rounding = match args.rounding {
+        RoundingArg::Double => Rounding::Double,
+        RoundingArg::Single => Rounding::Single,
+    };
     let points = args.calib_points.max(args.eval_points);
     let calibration = data::load(&args.calib, points, args.seed)?;
     let report = quantize::quantize_file(
@@ -36,6 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         args.calib_points,
         args.eval_points,
         args.seed,
+        rounding,
         &args.out,
     )?;
     emit(format_args!("{report}"))?;
