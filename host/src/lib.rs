@@ -19,4 +19,5 @@ pub mod quantize;
 pub mod sampling;
 pub mod schedule;
 pub mod simd;
+pub mod tflite;
 pub mod train;

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: set-up and orchestration for tinyscore.
 //!
-//! - `setup`: installs what the build needs (rustup targets and components);
+//! - `setup`: installs what the build and tests need (rustup targets and components, QEMU,
+//!   and a Python virtual environment with LiteRT in `target/python`);
 //! - `test`: setup, then every check CI makes, with a summary (`.ci/run` calls this);
 //! - `demo`: setup, then `tinyscore demo`;
 //! - `bench`: `tinyscore bench`;
@@ -160,6 +161,44 @@ fn setup() -> bool {
     run("rustup", &[&["target", "add"], &CORE_TARGETS[..]].concat())
         && run("rustup", &["component", "add", "clippy", "rustfmt"])
         && install_qemu()
+        && python_references()
+}
+
+/// The virtual environment of the Python tools the tests use as independent references.
+const VENV: &str = "target/python";
+/// What it holds, pinned: LiteRT (TFLite's interpreter) and numpy.
+const PYTHON_PACKAGES: [&str; 2] = ["ai-edge-litert==2.3.0", "numpy==2.4.6"];
+
+/// Makes [`VENV`] with [`PYTHON_PACKAGES`] from PyPI when it lacks them (python3's `venv`;
+/// says what to install when python3 or its venv module is missing).
+fn python_references() -> bool {
+    let python = format!("{VENV}/bin/python");
+    let has_packages = || {
+        Command::new(&python)
+            .args(["-c", "import ai_edge_litert.interpreter, numpy"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has_packages() {
+        return true;
+    }
+    eprintln!(
+        "making {VENV} with {} (pip, from PyPI)",
+        PYTHON_PACKAGES.join(", ")
+    );
+    let made = run("python3", &["-m", "venv", VENV])
+        && run(
+            &python,
+            &[&["-m", "pip", "install", "-q"][..], &PYTHON_PACKAGES[..]].concat(),
+        );
+    if !(made && has_packages()) {
+        eprintln!(
+            "could not make {VENV}: install Python 3 with its venv module (Debian/Ubuntu: \
+             apt-get install python3-venv) and rerun `cargo xtask setup`"
+        );
+        return false;
+    }
+    true
 }
 
 /// QEMU runs the firmware in the tests. Installed from apt when missing (as root, or with
@@ -309,7 +348,10 @@ fn test() -> bool {
         );
         steps.push((name, ok));
     };
-    step("setup (rustup targets, clippy, rustfmt)".into(), setup());
+    step(
+        "setup (rustup targets, clippy, rustfmt, QEMU, Python references)".into(),
+        setup(),
+    );
     step(
         "cargo fmt --check".into(),
         cargo(&["fmt", "--all", "--", "--check"]),
