@@ -254,6 +254,29 @@ fn train_quantize_sample_eval_plot_end_to_end() {
     );
     assert_eq!((double[18], single[18]), (0, 1));
     assert_eq!(double.len(), single.len());
+    // A TFLite model of the int8 network (LiteRT runs it in tests/tests/litert.rs); an f32
+    // model is refused, and nothing is written.
+    tinyscore_ok(&[
+        "export",
+        path_str(&p("m8.tsm")),
+        "--format",
+        "tflite",
+        "--out",
+        path_str(&p("m8.tflite")),
+    ]);
+    assert_eq!(&std::fs::read(p("m8.tflite")).unwrap()[4..8], b"TFL3");
+    refused(
+        &[
+            "export",
+            path_str(&p("m.tsm")),
+            "--format",
+            "tflite",
+            "--out",
+            path_str(&p("m.tflite")),
+        ],
+        "takes an int8 model",
+    );
+    assert!(!p("m.tflite").exists());
     for model in ["m.tsm", "m8.tsm", "m8s.tsm"] {
         tinyscore_ok(&[
             "sample",

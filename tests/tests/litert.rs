@@ -1,13 +1,16 @@
-//! The int8 requantization against a real TFLite interpreter: LiteRT (`ai-edge-litert` from
-//! PyPI, in the virtual environment `cargo xtask setup` makes) runs one FULLY_CONNECTED int8
-//! layer built from a `.tsm` layer's weights, scales and biases (`tinyscore_host::tflite`),
-//! and its int8 outputs are compared with the project's requantization of the same sums.
+//! The int8 network against a real TFLite interpreter: LiteRT (`ai-edge-litert` from PyPI, in
+//! the virtual environment `cargo xtask setup` makes) runs TFLite models that
+//! `tinyscore_host::tflite` builds from a `.tsm` file, and its outputs are compared with the
+//! project's evaluator.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use tinyscore::model::quant::{requantize_parsed, requantize_with, rounding_doubling_high_mul};
-use tinyscore::model::{QuantParams, Rounding};
-use tinyscore_host::quantize::QuantizedLayer;
+use tinyscore::model::{Int8Layer, Model, Rounding};
+use tinyscore_tests::reference_int8_rounding;
+
+/// Rows LiteRT takes at once.
+const BATCH: usize = 1000;
 
 /// The Python of the virtual environment `cargo xtask setup` makes.
 fn python() -> PathBuf {
@@ -20,6 +23,28 @@ fn python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// Runs the TFLite `model` in LiteRT with its `kernels` (`reference` or `optimized`) on
+/// `inputs` (raw bytes of whole batches); returns the raw bytes of its outputs.
+fn litert(model: &[u8], inputs: &[u8], kernels: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("model.tflite"), model).unwrap();
+    std::fs::write(path("in.bin"), inputs).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/litert_layer.py");
+    let run = Command::new(python())
+        .arg(script)
+        .args([path("model.tflite"), path("in.bin"), path("out.bin")])
+        .arg(kernels)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "LiteRT failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::read(path("out.bin")).unwrap()
 }
 
 /// Rows of int8 inputs: every extreme (all −128, all 127, alternating, all the zero point),
@@ -47,67 +72,34 @@ fn input_rows(width: usize, rows: usize, zero_point: i32, seed: u64) -> Vec<i8> 
     out
 }
 
-/// The layer's int8 outputs for `rows`, as the project's evaluator requantizes its sums.
-fn project_outputs(
-    layer: &QuantizedLayer,
-    input: QuantParams,
-    rows: &[i8],
-    rounding: Rounding,
-) -> Vec<i8> {
-    let activation = layer.activation.as_ref().unwrap();
-    let outputs = layer.bias.len();
-    let width = layer.weights.len() / outputs;
-    rows.chunks_exact(width)
+/// The int32 sum of output `o` of `layer` for one input row, as the int8 network forms it.
+fn sum(layer: &Int8Layer<'_>, row: &[i8], o: usize) -> i32 {
+    let zero_point = layer.input().zero_point;
+    row.iter().enumerate().fold(layer.bias(o), |acc, (j, &q)| {
+        acc + layer.weight(o, j) as i32 * (q as i32 - zero_point)
+    })
+}
+
+/// The pre-activation levels of hidden `layer` for `rows`, as the project's evaluator
+/// requantizes its sums with `rounding`.
+fn project_levels(layer: &Int8Layer<'_>, rows: &[i8], rounding: Rounding) -> Vec<i8> {
+    let (pre, _) = layer.activation().unwrap();
+    rows.chunks_exact(layer.inputs())
         .flat_map(|row| {
-            (0..outputs).map(move |o| {
-                let weights = &layer.weights[o * width..(o + 1) * width];
-                let acc = weights
-                    .iter()
-                    .zip(row)
-                    .fold(layer.bias[o], |acc, (&w, &q)| {
-                        acc + w as i32 * (q as i32 - input.zero_point)
-                    });
-                let (multiplier, shift) = (activation.multiplier[o], activation.shift[o] as i32);
-                let level = requantize_with(rounding, acc, multiplier, shift);
-                (level + activation.pre.zero_point).clamp(-128, 127) as i8
+            (0..layer.outputs()).map(move |o| {
+                let (multiplier, shift) = layer.requantization(o).unwrap();
+                let level = requantize_with(rounding, sum(layer, row, o), multiplier, shift);
+                (level + pre.zero_point).clamp(-128, 127) as i8
             })
         })
         .collect()
 }
 
-/// LiteRT's outputs of `layer` for `rows` with its `kernels` (`reference` or `optimized`).
-fn litert_outputs(
-    layer: &QuantizedLayer,
-    input: QuantParams,
-    rows: &[i8],
-    kernels: &str,
-) -> Vec<i8> {
-    const BATCH: usize = 1000;
-    let width = layer.weights.len() / layer.bias.len();
-    assert_eq!(rows.len() % (BATCH * width), 0);
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("layer.tflite");
-    std::fs::write(
-        &model,
-        tinyscore_host::tflite::fully_connected(layer, input, BATCH).unwrap(),
-    )
-    .unwrap();
-    let (inputs, outputs) = (dir.path().join("in.i8"), dir.path().join("out.i8"));
-    std::fs::write(&inputs, rows.iter().map(|&q| q as u8).collect::<Vec<_>>()).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/litert_layer.py");
-    let run = Command::new(python())
-        .arg(&script)
-        .args([&model, &inputs, &outputs])
-        .arg(kernels)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "LiteRT failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    std::fs::read(&outputs)
-        .unwrap()
+/// LiteRT's pre-activation levels of hidden layer `index` of `model` for `rows`.
+fn litert_levels(model: &Model<'_>, index: usize, rows: &[i8], kernels: &str) -> Vec<i8> {
+    let tflite = tinyscore_host::tflite::hidden_layer(model, index, BATCH).unwrap();
+    let bytes: Vec<u8> = rows.iter().map(|&q| q as u8).collect();
+    litert(&tflite, &bytes, kernels)
         .into_iter()
         .map(|b| b as i8)
         .collect()
@@ -115,29 +107,30 @@ fn litert_outputs(
 
 #[test]
 fn litert_reference_kernels_give_the_single_rounding_bits() {
-    let (network, _) = tinyscore_tests::reference_int8_rounding(Rounding::Single);
-    let mut input = network.input;
-    let mut checked = 0;
-    for (index, layer) in network.layers.iter().enumerate() {
-        let Some(activation) = &layer.activation else {
-            break;
-        };
-        let width = layer.weights.len() / layer.bias.len();
-        let rows = input_rows(width, 50_000, input.zero_point, index as u64);
-        let want = project_outputs(layer, input, &rows, Rounding::Single);
-        let got = litert_outputs(layer, input, &rows, "reference");
-        let mismatches = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+    let bytes = reference_int8_rounding(Rounding::Single).1;
+    let model = Model::parse(&bytes).unwrap();
+    let mut rows_checked = 0;
+    for index in 0..model.header().dims.layers as usize {
+        let layer = model.int8_layer(index as u32).unwrap();
+        let rows = input_rows(
+            layer.inputs(),
+            50_000,
+            layer.input().zero_point,
+            index as u64,
+        );
+        let want = project_levels(&layer, &rows, Rounding::Single);
+        let got = litert_levels(&model, index, &rows, "reference");
         assert_eq!(got.len(), want.len());
+        let mismatches = want.iter().zip(&got).filter(|(a, b)| a != b).count();
         assert_eq!(
             mismatches,
             0,
             "layer {index}: {mismatches} of {} outputs differ",
             want.len()
         );
-        checked += rows.len() / width;
-        input = activation.post;
+        rows_checked += rows.len() / layer.inputs();
     }
-    assert!(checked >= 100_000);
+    assert!(rows_checked >= 100_000);
 }
 
 #[test]
@@ -148,23 +141,23 @@ fn litert_optimized_kernels_differ_from_double_rounding_only_at_negative_ties() 
     // e`, where RoundingDivideByPOT rounds them away from zero. So the two agree everywhere
     // but where the high product x is negative and exactly halfway: there LiteRT is one level
     // higher.
-    let (network, _) = tinyscore_tests::reference_int8_rounding(Rounding::Double);
-    let layer = &network.layers[1];
-    let input = network.layers[0].activation.as_ref().unwrap().post;
-    let activation = layer.activation.as_ref().unwrap();
-    let (outputs, width) = (layer.bias.len(), layer.weights.len() / layer.bias.len());
-    let rows = input_rows(width, 100_000, input.zero_point, 7);
-    let got = litert_outputs(layer, input, &rows, "optimized");
-    let want = project_outputs(layer, input, &rows, Rounding::Double);
+    let bytes = reference_int8_rounding(Rounding::Double).1;
+    let model = Model::parse(&bytes).unwrap();
+    let layer = model.int8_layer(1).unwrap();
+    let (pre, _) = layer.activation().unwrap();
+    let rows = input_rows(layer.inputs(), 100_000, layer.input().zero_point, 7);
+    let got = litert_levels(&model, 1, &rows, "optimized");
+    let want = project_levels(&layer, &rows, Rounding::Double);
     let (mut ties, mut differ) = (0, 0);
-    for (r, row) in rows.chunks_exact(width).enumerate() {
-        for o in 0..outputs {
-            let k = r * outputs + o;
-            let (acc, multiplier) = (sum(layer, input, row, o), activation.multiplier[o]);
-            let e = -(activation.shift[o] as i32);
+    for (r, row) in rows.chunks_exact(layer.inputs()).enumerate() {
+        for o in 0..layer.outputs() {
+            let k = r * layer.outputs() + o;
+            let (acc, (multiplier, shift)) =
+                (sum(&layer, row, o), layer.requantization(o).unwrap());
+            let e = -shift;
             let high = rounding_doubling_high_mul(acc, multiplier);
             let negative_tie = e >= 1 && high < 0 && high & ((1 << e) - 1) == 1 << (e - 1);
-            let double = requantize_parsed(acc, multiplier, -e) + activation.pre.zero_point;
+            let double = requantize_parsed(acc, multiplier, shift) + pre.zero_point;
             let expected = (double + negative_tie as i32).clamp(-128, 127) as i8;
             assert_eq!(
                 got[k], expected,
@@ -182,14 +175,87 @@ fn litert_optimized_kernels_differ_from_double_rounding_only_at_negative_ties() 
     assert!(differ > 0, "the inputs reach the ties the rule is about");
 }
 
-/// The int32 sum of output `o` of `layer` for one input row.
-fn sum(layer: &QuantizedLayer, input: QuantParams, row: &[i8], o: usize) -> i32 {
-    let width = row.len();
-    let weights = &layer.weights[o * width..(o + 1) * width];
-    weights
-        .iter()
-        .zip(row)
-        .fold(layer.bias[o], |acc, (&w, &q)| {
-            acc + w as i32 * (q as i32 - input.zero_point)
-        })
+/// The f32 network's input features of one point (coordinates, sines, cosines), as the
+/// int8 network quantizes them.
+#[derive(Default)]
+struct Features(Vec<f32>);
+
+impl tinyscore::model::LayerObserver for Features {
+    fn input(&mut self, feature: usize, values: &[f32]) {
+        if self.0.len() <= feature {
+            self.0.resize(feature + 1, 0.0);
+        }
+        self.0[feature] = values[0];
+    }
+}
+
+#[test]
+fn the_exported_network_runs_in_litert_close_to_the_projects_int8() {
+    // The whole network as `tinyscore export --format tflite` writes it, on 10 000 diffused
+    // moons points: LiteRT's ε̂ against the project's int8 ε̂, whose own distance to the f32
+    // model's is the scale to judge it by. What differs: TFLite's SiLU is LOGISTIC then MUL
+    // (the project's table rounds SiLU once), the output is rounded to an int8 level (the
+    // project dequantizes the sum), and the double rounding's negative ties.
+    let float_bytes = tinyscore_tests::reference_model_bytes();
+    let (network, int8_bytes) = reference_int8_rounding(Rounding::Double);
+    let (float, int8) = (
+        Model::parse(&float_bytes).unwrap(),
+        Model::parse(&int8_bytes).unwrap(),
+    );
+    let points = tinyscore_host::quantize::diffused_inputs(
+        &network.float,
+        &tinyscore_tests::raw_moons(10_000, 5),
+        10_000,
+        5,
+    )
+    .unwrap();
+    let mut features = Vec::new();
+    let (mut eps_float, mut eps_int8) = (Vec::new(), Vec::new());
+    for (x, t) in &points {
+        let mut observed = Features::default();
+        let mut out = [0.0f32; 2];
+        float
+            .predict_noise_observed(x, *t, &mut out, &mut observed)
+            .unwrap();
+        eps_float.extend(out);
+        int8.predict_noise(x, *t, &mut out).unwrap();
+        eps_int8.extend(out);
+        features.extend(observed.0.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    let output = tinyscore_host::tflite::output_quantization(&int8).unwrap();
+    let tflite = tinyscore_host::tflite::network(&int8, output, BATCH).unwrap();
+    let raw: Vec<f32> = litert(&tflite, &features, "reference")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(raw.len(), eps_int8.len());
+    let mut eps_litert = Vec::with_capacity(raw.len());
+    for ((x, t), r) in points.iter().zip(raw.chunks_exact(2)) {
+        let gain = int8.header().gaussian_gain(*t).unwrap_or(0.0);
+        eps_litert.extend([r[0] + gain * x[0], r[1] + gain * x[1]]);
+    }
+    let rms = |a: &[f32], b: &[f32]| {
+        let s: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum();
+        (s / a.len() as f64).sqrt()
+    };
+    let scale = rms(&eps_float, &vec![0.0; eps_float.len()]);
+    let litert_vs_int8 = rms(&eps_litert, &eps_int8) / scale;
+    let int8_vs_float = rms(&eps_int8, &eps_float) / scale;
+    let litert_vs_float = rms(&eps_litert, &eps_float) / scale;
+    println!(
+        "ε̂ relative RMS: LiteRT vs int8 {:.3} %, int8 vs f32 {:.3} %, LiteRT vs f32 {:.3} % \
+         (output step {:.4})",
+        100.0 * litert_vs_int8,
+        100.0 * int8_vs_float,
+        100.0 * litert_vs_float,
+        output.scale
+    );
+    assert!(
+        litert_vs_int8 < int8_vs_float,
+        "{litert_vs_int8} vs {int8_vs_float}"
+    );
 }

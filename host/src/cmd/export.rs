@@ -1,13 +1,16 @@
-//! `tinyscore export`: a model as a Rust include for the firmware, or as safetensors.
+//! `tinyscore export`: a model as a Rust include for the firmware, as safetensors, or as a
+//! TFLite model.
 
 use anyhow::Result;
 use std::path::PathBuf;
-use tinyscore_host::io::ensure_not_an_input;
+use tinyscore_host::io::{ensure_not_an_input, write_atomically};
 use tinyscore_host::model_file::{
     parse, read, write_rust_include, write_safetensors, ExportFormat, Network,
 };
+use tinyscore_host::tflite;
 
-/// Write a model for the firmware (a Rust include) or for PyTorch (safetensors).
+/// Write a model for the firmware (a Rust include), for PyTorch (safetensors) or for TFLite
+/// Micro (an int8 model as .tflite).
 #[derive(clap::Args)]
 pub struct Args {
     /// The model file.
@@ -27,6 +30,11 @@ pub fn run(args: Args) -> Result<()> {
     match args.format {
         ExportFormat::Rust => write_rust_include(&args.out, &bytes)?,
         ExportFormat::Safetensors => write_safetensors(&args.out, &Network::from_model(&model)?)?,
+        ExportFormat::Tflite => {
+            let output = tflite::output_quantization(&model)?;
+            let bytes = tflite::network(&model, output, 1)?;
+            write_atomically(&args.out, |w| Ok(w.write_all(&bytes)?))?;
+        }
     }
     eprintln!("wrote {}", args.out.display());
     Ok(())
