@@ -111,12 +111,7 @@ fn vp_exact(x_start: f64, mean: f64, std: f64, t0: f64, t1: f64) -> f64 {
 }
 
 /// Worst absolute endpoint error over 8 starting points, from t = 1 to `t_end` in `steps`
-/// uniform steps.
-fn ode_error<P: Solver<VpSde, 2>>(solver: P, steps: u32, std: f32, t_end: f32) -> f64 {
-    ode_error_on(Schedule::Uniform, solver, steps, std, t_end)
-}
-
-/// [`ode_error`] on the grid of `schedule`.
+/// steps of the grid of `schedule`.
 fn ode_error_on<P: Solver<VpSde, 2>>(
     schedule: Schedule,
     solver: P,
@@ -155,9 +150,21 @@ fn measured_order<P: Solver<VpSde, 2> + Copy>(
     std: f32,
     t_end: f32,
 ) -> f64 {
+    measured_order_on(Schedule::Uniform, solver, steps, std, t_end)
+}
+
+/// The log-log slope of the endpoint error against the step on the grids of `schedule`
+/// with `steps` steps; fails where an error reaches the f32 floor.
+fn measured_order_on<P: Solver<VpSde, 2> + Copy>(
+    schedule: Schedule,
+    solver: P,
+    steps: &[u32],
+    std: f32,
+    t_end: f32,
+) -> f64 {
     let errors: Vec<f64> = steps
         .iter()
-        .map(|&k| ode_error(solver, k, std, t_end))
+        .map(|&k| ode_error_on(schedule, solver, k, std, t_end))
         .collect();
     let h: Vec<f64> = steps.iter().map(|&k| 1.0 / k as f64).collect();
     let slope = loglog_slope(&h, &errors);
@@ -213,18 +220,9 @@ fn dpm_solver_pp_3m_has_order_three() {
     // faster than h³ (slope 3.7–4: its error constants cancel further), so the test asks for
     // at least third order. With the φ₃·D₂ of dpm_solver_pytorch and diffusers instead of
     // 2φ₃·D₂ the slope is 2.0 (measured on 64–256 steps): that update is second order.
-    let steps = [16u32, 24, 32, 48];
-    let errors: Vec<f64> = steps
-        .iter()
-        .map(|&k| ode_error_on(Schedule::LogSnr, DpmSolverPp3M::default(), k, 0.3, 1e-3))
-        .collect();
-    let h: Vec<f64> = steps.iter().map(|&k| 1.0 / k as f64).collect();
-    let slope = loglog_slope(&h, &errors);
-    println!("errors {errors:?} → slope {slope:.3}");
-    assert!(
-        errors.iter().all(|&e| e > 3e-6),
-        "errors reach the f32 floor"
-    );
+    let steps = [16, 24, 32, 48];
+    let solver = DpmSolverPp3M::default();
+    let slope = measured_order_on(Schedule::LogSnr, solver, &steps, 0.3, 1e-3);
     assert!(slope >= 3.0 - 0.25, "order {slope}, theory at least 3");
 }
 
@@ -238,17 +236,12 @@ fn unipc_has_order_three() {
     // UniP-2 alone is second order; its corrector UniC raises the order to 3 with the
     // evaluation the next step takes anyway. On equal log-SNR steps, as for DPM-Solver++(3M);
     // the local slopes rise towards 3 (2.7, 2.9, 2.9 on 16–48 steps).
-    let steps = [32u32, 48, 64, 96];
-    let errors: Vec<f64> = steps
-        .iter()
-        .map(|&k| ode_error_on(Schedule::LogSnr, UniPc::default(), k, 0.3, 1e-3))
-        .collect();
-    let h: Vec<f64> = steps.iter().map(|&k| 1.0 / k as f64).collect();
-    let slope = loglog_slope(&h, &errors);
-    println!("errors {errors:?} → slope {slope:.3}");
-    assert!(
-        errors.iter().all(|&e| e > 3e-6),
-        "errors reach the f32 floor"
+    let slope = measured_order_on(
+        Schedule::LogSnr,
+        UniPc::default(),
+        &[32, 48, 64, 96],
+        0.3,
+        1e-3,
     );
     assert!((slope - 3.0).abs() <= 0.25, "order {slope}, theory 3");
 }

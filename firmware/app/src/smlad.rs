@@ -172,18 +172,18 @@ macro_rules! wide_double {
 /// One channel's requantization and table lookup (see the comment of
 /// `tinyscore_wide_groups`) of the total in `$x`, with the multipliers at r2, the shifts at
 /// r8, `1 + 2·pre` in r9 and the table's middle in r10; the level goes out as an i16 at r3.
-/// The model's double rounding: `SMMULR`, then the shift rounding half away from zero.
-#[cfg(not(tinyscore_single_rounding))]
+/// The multiply and the step before the shift are the model's rounding's
+/// (`high_multiply`, `toward_zero`).
 #[rustfmt::skip] // One instruction a line.
 macro_rules! wide_activate {
     ($x:literal) => {
         concat!(
             "ldr r12, [r2], #4\n",
             "lsls ", $x, ", ", $x, ", #1\n",
-            "smmulr ", $x, ", ", $x, ", r12\n",
+            high_multiply!(), " ", $x, ", ", $x, ", r12\n",
             "ldrsb r12, [r8], #1\n",
             "mvns r12, r12\n",
-            "add ", $x, ", ", $x, ", ", $x, ", asr #31\n",
+            toward_zero!($x),
             "asrs ", $x, ", ", $x, ", r12\n",
             "add ", $x, ", ", $x, ", r9\n",
             "ssat ", $x, ", #8, ", $x, ", asr #1\n",
@@ -193,24 +193,33 @@ macro_rules! wide_activate {
     };
 }
 
-/// [`wide_activate`] for the model's single rounding: the truncating `SMMUL` and a shift
-/// rounding ties up, one instruction fewer (see `tinyscore_wide_groups`).
-#[cfg(tinyscore_single_rounding)]
-#[rustfmt::skip] // One instruction a line.
-macro_rules! wide_activate {
+/// Double rounding: the doubling high multiply rounds (`SMMULR`), and the shift rounds half
+/// away from zero (`x − 1` for a negative `x` first).
+#[cfg(not(tinyscore_single_rounding))]
+macro_rules! high_multiply {
+    () => {
+        "smmulr"
+    };
+}
+#[cfg(not(tinyscore_single_rounding))]
+macro_rules! toward_zero {
     ($x:literal) => {
-        concat!(
-            "ldr r12, [r2], #4\n",
-            "lsls ", $x, ", ", $x, ", #1\n",
-            "smmul ", $x, ", ", $x, ", r12\n",
-            "ldrsb r12, [r8], #1\n",
-            "mvns r12, r12\n",
-            "asrs ", $x, ", ", $x, ", r12\n",
-            "add ", $x, ", ", $x, ", r9\n",
-            "ssat ", $x, ", #8, ", $x, ", asr #1\n",
-            "ldrsb ", $x, ", [r10, ", $x, "]\n",
-            "strh ", $x, ", [r3], #2\n",
-        )
+        concat!("add ", $x, ", ", $x, ", ", $x, ", asr #31\n")
+    };
+}
+
+/// Single rounding: the multiply truncates (`SMMUL`), and the shift rounds ties up, one
+/// instruction fewer (see `tinyscore_wide_groups`).
+#[cfg(tinyscore_single_rounding)]
+macro_rules! high_multiply {
+    () => {
+        "smmul"
+    };
+}
+#[cfg(tinyscore_single_rounding)]
+macro_rules! toward_zero {
+    ($x:literal) => {
+        ""
     };
 }
 
