@@ -214,6 +214,7 @@ fn network(output: Output) -> Vec<u8> {
         t_end: 1e-3,
         output,
         rounding: tinyscore::model::Rounding::Double,
+        trained_activations: false,
     };
     common::f32_network(&header, 7, &[0.0, 0.0], &[1.0, 1.0], &[0.3, 1.7, -4.0])
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
 use tinyscore::model::format::{write_file, F32LayerValues, LayerValues, Payload};
-use tinyscore::model::{Dims, Header, Output, Precision};
+use tinyscore::model::{Dims, Header, Output, Precision, QuantParams};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
 
 /// The bytes of the model file `path`.
@@ -60,6 +60,10 @@ pub struct Network {
     pub fourier: Vec<f32>,
     /// `(weights (outputs × inputs, row-major), biases)` per layer, the output layer last.
     pub layers: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The activation quantizations quantization-aware training fixed, which `quantize`
+    /// keeps (the input tensor's, then each hidden layer's pre- and post-activation
+    /// tensors'); empty for a network trained without them.
+    pub activations: Vec<QuantParams>,
 }
 
 impl Network {
@@ -72,6 +76,7 @@ impl Network {
             t_end: self.t_end,
             output: self.output,
             rounding: tinyscore::model::Rounding::Double,
+            trained_activations: precision == Precision::F32 && !self.activations.is_empty(),
         }
     }
 
@@ -88,7 +93,10 @@ impl Network {
                 mean: &self.mean,
                 std: &self.std,
                 fourier: &self.fourier,
-                layers: LayerValues::F32(&layers),
+                layers: LayerValues::F32 {
+                    layers: &layers,
+                    activations: &self.activations,
+                },
             },
         )
     }
@@ -141,6 +149,7 @@ impl Network {
             std,
             fourier: model.frequencies().collect(),
             layers: (0..=dims.layers).map(layer).collect(),
+            activations: model.trained_activations().collect(),
         })
     }
 }
@@ -148,7 +157,7 @@ impl Network {
 /// A complete `.tsm` file of `header` and `payload` (`tinyscore::model::format`); parsed
 /// back before it is returned, so nothing the reader would refuse is ever written.
 pub fn encode_file(header: &Header, payload: &Payload<'_>) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(header.dims.file_len(header.precision));
+    let mut bytes = Vec::with_capacity(header.file_len());
     write_file(header, payload, |piece| bytes.extend_from_slice(piece))?;
     Model::parse(&bytes).context("the written model does not parse back")?;
     Ok(bytes)
@@ -329,6 +338,7 @@ pub fn import_safetensors(
         std,
         fourier,
         layers,
+        activations: Vec::new(),
     };
     network.to_bytes()?; // validates everything the reader will check
     Ok(network)

@@ -119,7 +119,7 @@ pub struct TensorReport {
     pub name: String,
     /// Smallest and largest values over the calibration set.
     pub observed: Range,
-    /// The fractions of calibration values clipped at the low and high ends (see [`LOW_TAILS`]).
+    /// The fractions of calibration values its int8 range clips at the low and high ends.
     pub clipped: (f64, f64),
     /// Its int8 quantization.
     pub quant: QuantParams,
@@ -133,12 +133,18 @@ pub struct TensorReport {
 pub struct QuantizationReport {
     /// Calibration inputs.
     pub calibration_points: usize,
+    /// Whether the activation quantizations are the ones the model was trained with (kept),
+    /// rather than calibrated.
+    pub trained_activations: bool,
     /// The input tensor, then each hidden layer's pre- and post-activation tensors.
     pub tensors: Vec<TensorReport>,
     /// Evaluation inputs (fresh draws, not the calibration set).
     pub eval_points: usize,
     /// `‖ε̂_int8 − ε̂_f32‖ / ‖ε̂_f32‖` over the evaluation inputs (root mean squares).
     pub relative_rms_error: f64,
+    /// The same over as many inputs at times in `[t_end, SMALL_T]` ([`SMALL_T`]), where the
+    /// data's fine structure is resolved and int8's input grid is coarsest against it.
+    pub small_t_relative_rms_error: f64,
     /// Largest |ε̂_int8 − ε̂_f32| over all evaluation coordinates.
     pub max_abs_error: f64,
     /// How far out the int8 ε̂ follows the f32 one near the prior ([`faithful_radius`]), in
@@ -154,8 +160,13 @@ impl fmt::Display for QuantizationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "calibration: {} diffused data points, t spread over [t_end, T]",
+            "calibration: {} diffused data points, t spread over [t_end, T]; activation ranges {}",
             self.calibration_points,
+            if self.trained_activations {
+                "as trained (quantization-aware), kept"
+            } else {
+                "calibrated"
+            }
         )?;
         writeln!(
             f,
@@ -193,10 +204,12 @@ impl fmt::Display for QuantizationReport {
         }
         writeln!(
             f,
-            "ε̂ int8 vs f32 over {} fresh points: relative RMS error {:.3}%, max abs error {:.4}",
+            "ε̂ int8 vs f32 over {} fresh points: relative RMS error {:.3}%, max abs error {:.4}; \
+             at t ≤ {SMALL_T}: {:.3}%",
             self.eval_points,
             100.0 * self.relative_rms_error,
-            self.max_abs_error
+            self.max_abs_error,
+            100.0 * self.small_t_relative_rms_error,
         )?;
         writeln!(
             f,
@@ -228,6 +241,17 @@ pub fn diffused_inputs(
     n: usize,
     seed: u64,
 ) -> Result<Vec<(Vec<f32>, f32)>> {
+    diffused_inputs_over(network, data, n, seed, (network.t_end, network.sde.t_max()))
+}
+
+/// [`diffused_inputs`] at times spread over `times` instead.
+pub fn diffused_inputs_over(
+    network: &Network,
+    data: &Points,
+    n: usize,
+    seed: u64,
+    times: (f32, f32),
+) -> Result<Vec<(Vec<f32>, f32)>> {
     let dim = network.dims.dim as usize;
     ensure!(!data.is_empty(), "the calibration data is empty");
     ensure!(
@@ -235,23 +259,48 @@ pub fn diffused_inputs(
         "the calibration data has {} columns, the model {dim}",
         data.row(0).len()
     );
+    let normalized: Vec<f32> = data
+        .rows()
+        .flat_map(|row| {
+            row.iter()
+                .zip(network.mean.iter().zip(&network.std))
+                .map(|(v, (mean, std))| (*v as f32 - mean) / std)
+        })
+        .collect();
+    Ok(diffused_normalized_inputs(
+        network,
+        &normalized,
+        n,
+        seed,
+        times,
+    ))
+}
+
+/// [`diffused_inputs_over`] of data already normalised with the model's statistics
+/// (row-major, the model's dimension per row, at least one row).
+pub fn diffused_normalized_inputs(
+    network: &Network,
+    normalized: &[f32],
+    n: usize,
+    seed: u64,
+    (t0, t1): (f32, f32),
+) -> Vec<(Vec<f32>, f32)> {
+    let dim = network.dims.dim as usize;
+    let rows = normalized.len() / dim.max(1);
     let sde = network.sde;
-    let (t0, t1) = (network.t_end, sde.t_max());
-    Ok((0..n)
+    (0..n)
         .map(|k| {
             let mut noise = particle_noise(seed, k as u64);
             let t = t0 + (t1 - t0) * ((k as f32 + 0.5) / n as f32);
-            let row = data.row(k % data.len());
+            let row = &normalized[(k % rows.max(1)) * dim..][..dim];
             let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
-            let x = (0..dim)
-                .map(|d| {
-                    let x0 = (row[d] as f32 - network.mean[d]) / network.std[d];
-                    alpha * x0 + sigma * noise.sample()
-                })
+            let x = row
+                .iter()
+                .map(|x0| alpha * x0 + sigma * noise.sample())
                 .collect();
             (x, t)
         })
-        .collect())
+        .collect()
 }
 
 /// Collects what the core's forward pass shows of a network on one point at a time (see
@@ -345,12 +394,16 @@ impl Calibration {
         }
     }
 
-    fn ranges(&self, tails: &[(f64, f64)]) -> Vec<Range> {
-        tails
-            .iter()
-            .enumerate()
-            .map(|(k, t)| self.range(k, *t))
-            .collect()
+    /// The fractions of tensor `k`'s values below and above what `quant` represents (by more
+    /// than half a step).
+    fn clipped(&self, k: usize, quant: QuantParams) -> (f64, f64) {
+        let sorted = &self.tensors[k];
+        let half = 0.5 * quant.scale;
+        let (lo, hi) = (quant.dequantize(-128) - half, quant.dequantize(127) + half);
+        let below = sorted.partition_point(|v| *v < lo);
+        let above = sorted.len() - sorted.partition_point(|v| *v <= hi);
+        let n = sorted.len().max(1) as f64;
+        (below as f64 / n, above as f64 / n)
     }
 }
 
@@ -376,30 +429,14 @@ pub const MAX_POINTS: usize = 1 << 20;
 /// Values per tensor the clipping search looks at (an even subsample of the sorted values).
 const SEARCH_VALUES: usize = 1 << 16;
 
-/// Quantizes `network` with the calibration `inputs`. Every activation range is the
-/// calibration min/max (the input is never clipped: an input clipped at small noise levels
-/// moves ε̂ by ~|Δx|/σ(t); and an end-to-end search over clippings was found to fit the
-/// calibration set's outliers rather than the data), except the low end of each
-/// pre-activation tensor — of [`LOW_TAILS`], the clipping with the least
+/// The activation quantizations calibration picks from what `float` saw of `network`: each
+/// activation range is the calibration min/max (the input is never clipped: an input clipped
+/// at small noise levels moves ε̂ by ~|Δx|/σ(t); and an end-to-end search over clippings was
+/// found to fit the calibration set's outliers rather than the data), except the low end of
+/// each pre-activation tensor — of [`LOW_TAILS`], the clipping with the least
 /// `E[(SiLU(v) − SiLU(Q(v)))²]` over its calibration values — and the top [`HIGH_TAIL`] of
-/// the hidden post-activation tensors but the last. Then the hidden layers' biases are
-/// corrected for the mean error of their int8 sums (bias correction). Returns the
-/// int8 network and what calibration saw of each tensor (input, then each hidden layer's
-/// pre- and post-activation).
-///
-/// `progress` advances by [`quantize_units`] in all.
-pub fn quantize(
-    network: &Network,
-    inputs: &[(Vec<f32>, f32)],
-    rounding: Rounding,
-    progress: &Progress,
-) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
-    ensure!(!inputs.is_empty(), "no calibration inputs");
-    // The float network's activations on the calibration inputs, point after point: sorted
-    // for the ranges, and as they are for the bias correction.
-    let mut float = Recorder::default();
-    record(&network.to_bytes()?, inputs, &mut float, progress)?;
-    let calibration = Calibration::new(&float, network.dims.layers, inputs.len(), progress);
+/// the hidden post-activation tensors but the last.
+fn calibrated_quantizations(network: &Network, calibration: &Calibration) -> Vec<QuantParams> {
     let silu = |v: f32| v / (1.0 + (-v).exp());
     let silu_error = |k: usize, low_tail: f64| -> f64 {
         let sorted = &calibration.tensors[k];
@@ -414,7 +451,7 @@ pub fn quantize(
             .sum()
     };
     let hidden = network.dims.layers as usize;
-    let tails: Vec<(f64, f64)> = (0..calibration.tensors.len())
+    (0..calibration.tensors.len())
         .map(|k| {
             let is_pre_activation = k % 2 == 1;
             let low = LOW_TAILS
@@ -425,12 +462,58 @@ pub fn quantize(
                 .unwrap_or(0.0);
             // Post-activation tensors are k = 2, 4, …; the last hidden layer's is k = 2·hidden.
             let clips_high = k % 2 == 0 && k > 0 && k < 2 * hidden;
-            (low, if clips_high { HIGH_TAIL } else { 0.0 })
+            let r = calibration.range(k, (low, if clips_high { HIGH_TAIL } else { 0.0 }));
+            QuantParams::covering(r.min, r.max)
         })
-        .collect();
-    let mut quantized = quantize_to_ranges(network, &calibration.ranges(&tails), rounding)?;
-    let shifts = correct_hidden_biases(&mut quantized, &float, inputs, progress)?;
-    let tensors = tensor_reports(&quantized, &calibration, &tails, &shifts);
+        .collect()
+}
+
+/// The activation quantizations [`quantize`] would calibrate for `network` on `inputs` (the
+/// input tensor's, then each hidden layer's pre- and post-activation tensors'): what
+/// quantization-aware training fixes before its steps.
+pub fn calibrate(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Vec<QuantParams>> {
+    ensure!(!inputs.is_empty(), "no calibration inputs");
+    let progress = Progress::silent();
+    let mut float = Recorder::default();
+    record(&network.to_bytes()?, inputs, &mut float, &progress)?;
+    let calibration = Calibration::new(&float, network.dims.layers, inputs.len(), &progress);
+    Ok(calibrated_quantizations(network, &calibration))
+}
+
+/// Quantizes `network` with the calibration `inputs`: weights per channel, and the activation
+/// quantizations the network was trained with ([`Network::activations`]) or, without them,
+/// calibrated on `inputs` ([`calibrated_quantizations`]), after which the hidden layers'
+/// biases are corrected for the mean error of their int8 sums (bias correction; a network
+/// trained with its quantization needs none). Returns the int8 network and what calibration
+/// saw of each tensor (input, then each hidden layer's pre- and post-activation).
+///
+/// `progress` advances by [`quantize_units`] in all.
+pub fn quantize(
+    network: &Network,
+    inputs: &[(Vec<f32>, f32)],
+    rounding: Rounding,
+    progress: &Progress,
+) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
+    ensure!(!inputs.is_empty(), "no calibration inputs");
+    // The float network's activations on the calibration inputs, point after point: sorted
+    // for the ranges and the report, and as they are for the bias correction.
+    let mut float = Recorder::default();
+    record(&network.to_bytes()?, inputs, &mut float, progress)?;
+    let calibration = Calibration::new(&float, network.dims.layers, inputs.len(), progress);
+    let trained = !network.activations.is_empty();
+    let activations = if trained {
+        network.activations.clone()
+    } else {
+        calibrated_quantizations(network, &calibration)
+    };
+    let mut quantized = quantize_with_activations(network, &activations, rounding)?;
+    let shifts = if trained {
+        progress.advance(inputs.len() as u64 * network.dims.layers as u64);
+        Vec::new()
+    } else {
+        correct_hidden_biases(&mut quantized, &float, inputs, progress)?
+    };
+    let tensors = tensor_reports(&quantized, &calibration, &shifts);
     Ok((quantized, tensors))
 }
 
@@ -506,13 +589,12 @@ fn correct_hidden_biases(
 fn tensor_reports(
     quantized: &QuantizedNetwork,
     calibration: &Calibration,
-    tails: &[(f64, f64)],
     bias_shifts: &[f64],
 ) -> Vec<TensorReport> {
     let report = |name: String, k: usize, quant: QuantParams| TensorReport {
         name,
         observed: calibration.range(k, (0.0, 0.0)),
-        clipped: tails.get(k).copied().unwrap_or_default(),
+        clipped: calibration.clipped(k, quant),
         quant,
         bias_shift: None,
     };
@@ -565,52 +647,64 @@ pub fn quantize_units(inputs: usize, layers: u32) -> u64 {
     inputs as u64 * (2 + layers as u64)
 }
 
-/// The int8 network for the given activation ranges.
-/// `ranges` lists the input tensor, then each hidden layer's pre- and post-activation tensors.
-fn quantize_to_ranges(
+/// The symmetric int8 scale of one output channel's weights `row`: `max|w|/127` (1 for a
+/// channel of zeros).
+pub fn weight_scale(row: &[f32]) -> f32 {
+    let largest = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    if largest > 0.0 {
+        largest / 127.0
+    } else {
+        1.0
+    }
+}
+
+/// The int8 level of weight `w` in a channel of scale `scale`.
+pub fn weight_level(w: f32, scale: f32) -> i8 {
+    (w / scale).round().clamp(-127.0, 127.0) as i8
+}
+
+/// The largest |bias level| the int8 format holds.
+pub const MAX_BIAS_LEVEL: f64 = (1u32 << 30) as f64;
+
+/// The int32 level of bias `b` at the accumulator's scale `s_in·s_w` (not yet bounded by
+/// [`MAX_BIAS_LEVEL`]).
+pub fn bias_level(b: f32, s_in: f32, s_w: f32) -> f64 {
+    (b as f64 / (s_in as f64 * s_w as f64)).round()
+}
+
+/// The int8 network for the given activation quantizations: the input tensor's, then each
+/// hidden layer's pre- and post-activation tensors'.
+fn quantize_with_activations(
     network: &Network,
-    ranges: &[Range],
+    activations: &[QuantParams],
     rounding: Rounding,
 ) -> Result<QuantizedNetwork> {
-    let covering = |k: usize| {
-        let r = ranges.get(k).copied().unwrap_or(Range {
-            min: -1.0,
-            max: 1.0,
-        });
-        QuantParams::covering(r.min, r.max)
-    };
+    ensure!(
+        activations.len() == 1 + 2 * network.dims.layers as usize,
+        "{} activation quantizations for a network of {} hidden layers (1 + 2 per layer expected)",
+        activations.len(),
+        network.dims.layers
+    );
+    let covering = |k: usize| activations[k];
     let input = covering(0);
     let mut s_in = input.scale;
     let last = network.layers.len() - 1;
     let mut layers = Vec::with_capacity(network.layers.len());
     for (i, (weights, bias)) in network.layers.iter().enumerate() {
         let (inputs, _) = network.dims.layer_shape(i as u32);
-        let weight_scale: Vec<f32> = weights
-            .chunks_exact(inputs)
-            .map(|row| {
-                let largest = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-                if largest > 0.0 {
-                    largest / 127.0
-                } else {
-                    1.0
-                }
-            })
-            .collect();
+        let weight_scale: Vec<f32> = weights.chunks_exact(inputs).map(weight_scale).collect();
         let q_weights = weights
             .chunks_exact(inputs)
             .zip(&weight_scale)
-            .flat_map(|(row, s)| {
-                row.iter()
-                    .map(move |w| (w / s).round().clamp(-127.0, 127.0) as i8)
-            })
+            .flat_map(|(row, s)| row.iter().map(move |w| weight_level(*w, *s)))
             .collect();
         let q_bias = bias
             .iter()
             .zip(&weight_scale)
             .map(|(b, s)| {
-                let level = (*b as f64 / (s_in as f64 * *s as f64)).round();
+                let level = bias_level(*b, s_in, *s);
                 ensure!(
-                    level.abs() <= (1 << 30) as f64,
+                    level.abs() <= MAX_BIAS_LEVEL,
                     "layer {}: a bias does not fit the int8 format's range",
                     i + 1
                 );
@@ -653,24 +747,32 @@ fn quantize_to_ranges(
     })
 }
 
-/// Compares the int8 model with the float one on `eval` inputs and lists each activation
-/// tensor's calibrated range and quantization; `progress` advances by one per `eval` input.
+/// The largest time of [`QuantizationReport::small_t_relative_rms_error`]'s inputs.
+pub const SMALL_T: f32 = 0.02;
+
+/// Compares the int8 model with the float one on `eval` inputs and on `small_t_eval` inputs
+/// (at times up to [`SMALL_T`]), and lists each activation tensor's calibrated range and
+/// quantization; `progress` advances by one per input.
 pub fn report(
     float: &[u8],
     quantized: &QuantizedNetwork,
     tensors: Vec<TensorReport>,
     calibration_points: usize,
     eval: &[(Vec<f32>, f32)],
+    small_t_eval: &[(Vec<f32>, f32)],
     progress: &Progress,
 ) -> Result<QuantizationReport> {
     let int8 = quantized.to_bytes()?;
     let (relative_rms_error, max_abs_error) = noise_error(float, &int8, eval, progress)?;
+    let (small_t_relative_rms_error, _) = noise_error(float, &int8, small_t_eval, progress)?;
     let faithful_radius = faithful_radius(float, &int8)?;
     Ok(QuantizationReport {
         calibration_points,
+        trained_activations: !quantized.float.activations.is_empty(),
         tensors,
         eval_points: eval.len(),
         relative_rms_error,
+        small_t_relative_rms_error,
         max_abs_error,
         faithful_radius,
         prior_mass_beyond: gaussian_tail_mass(quantized.float.dims.dim as usize, faithful_radius),
@@ -788,7 +890,15 @@ pub fn quantize_file(
     let network = Network::from_model(&model)?;
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
-    let units = quantize_units(calibration.len(), network.dims.layers) + eval.len() as u64;
+    let small_t = (network.t_end, SMALL_T.max(network.t_end));
+    let small_t_eval = diffused_inputs_over(
+        &network,
+        data,
+        eval_points,
+        seed.wrapping_add(0x5eed),
+        small_t,
+    )?;
+    let units = quantize_units(calibration.len(), network.dims.layers) + 2 * eval.len() as u64;
     let progress = Progress::new("quantize", units, "points");
     let (quantized, tensors) = quantize(&network, &calibration, rounding, &progress)?;
     let int8 = quantized.to_bytes()?;
@@ -798,6 +908,7 @@ pub fn quantize_file(
         tensors,
         calibration.len(),
         &eval,
+        &small_t_eval,
         &progress,
     )?;
     progress.finish();

@@ -19,6 +19,7 @@ fn small_config(steps: u64, threads: usize) -> TrainConfig {
         seed: 11,
         threads,
         warmup: 5,
+        qat_steps: 0,
         ..TrainConfig::default()
     }
 }
@@ -120,28 +121,40 @@ fn training_is_deterministic_for_a_seed_and_thread_count() {
 
 #[test]
 fn a_resumed_run_continues_exactly() {
-    let config = small_config(40, 2);
+    // The last 20 steps are quantization-aware: runs interrupted before and inside them.
+    let config = TrainConfig {
+        qat_steps: 20,
+        ..small_config(40, 2)
+    };
     let whole = run(&config, None);
-    let interrupted = run(&config, Some(17));
-    assert_eq!(interrupted.step, 17);
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = dir.path().join("run.ckpt");
-    interrupted.save(&checkpoint).unwrap();
-    let mut resumed = TrainState::load(&checkpoint).unwrap();
-    let points = Dataset::Moons.sample(4096, 3);
-    let data = TrainingData::new(&resumed, &points).unwrap();
-    train(
-        &mut resumed,
-        &data,
-        0,
-        &AtomicBool::new(false),
-        |_, _| {},
-        |_| Ok(()),
-    )
-    .unwrap();
-    assert_eq!(resumed.step, 40);
-    assert_eq!(resumed.params, whole.params);
-    assert_eq!(resumed.ema, whole.ema);
+    assert_eq!(
+        whole.activations.len(),
+        5,
+        "input, then pre and post of 2 layers"
+    );
+    for stop_after in [17, 25] {
+        let interrupted = run(&config, Some(stop_after));
+        assert_eq!(interrupted.step, stop_after);
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("run.ckpt");
+        interrupted.save(&checkpoint).unwrap();
+        let mut resumed = TrainState::load(&checkpoint).unwrap();
+        let points = Dataset::Moons.sample(4096, 3);
+        let data = TrainingData::new(&resumed, &points).unwrap();
+        train(
+            &mut resumed,
+            &data,
+            0,
+            &AtomicBool::new(false),
+            |_, _| {},
+            |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(resumed.step, 40);
+        assert_eq!(resumed.params, whole.params);
+        assert_eq!(resumed.ema, whole.ema);
+        assert_eq!(resumed.activations, whole.activations);
+    }
 }
 
 #[test]
@@ -186,5 +199,126 @@ fn a_residual_network_is_trained_on_the_noise_less_the_gaussian_prediction() {
             (loss as f64 - expected).abs() < 0.055,
             "output {output:?}: loss {loss}, expected {expected:.3}"
         );
+    }
+}
+
+/// A network trained with its quantization: `train` with quantization-aware steps on moons.
+fn quantization_aware(steps: u64, qat_steps: u64) -> (TrainState, Points) {
+    let config = TrainConfig {
+        hidden: 16,
+        steps,
+        qat_steps,
+        seed: 5,
+        threads: 1,
+        ..TrainConfig::default()
+    };
+    let points = Dataset::Moons.sample(4096, 3);
+    let mut state = TrainState::new(config, &points).unwrap();
+    let data = TrainingData::new(&state, &points).unwrap();
+    let stop = AtomicBool::new(false);
+    train(&mut state, &data, 0, &stop, |_, _| {}, |_| Ok(())).unwrap();
+    (state, points)
+}
+
+#[test]
+fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did() {
+    use tinyscore::model::Rounding;
+    use tinyscore_host::quantize::{diffused_inputs, quantize};
+    use tinyscore_host::train::fake_quantized_parameters;
+    let (state, points) = quantization_aware(300, 100);
+    let network = state.network().unwrap();
+    assert_eq!(network.activations, state.activation_quantizations());
+    // The file carries them (header byte 19) and reads them back.
+    let bytes = network.to_bytes().unwrap();
+    assert_eq!(bytes[19], 1);
+    let model = tinyscore::Model::parse(&bytes).unwrap();
+    let read = tinyscore_host::model_file::Network::from_model(&model).unwrap();
+    assert_eq!(read, network);
+
+    let inputs = diffused_inputs(&network, &points, 2048, 1).unwrap();
+    let progress = tinyscore_host::progress::Progress::silent();
+    let (int8, _) = quantize(&network, &inputs, Rounding::Double, &progress).unwrap();
+    // The activation quantizations are the trained ones, not calibrated again.
+    let mut kept = vec![int8.input];
+    for layer in &int8.layers {
+        if let Some(a) = &layer.activation {
+            kept.extend([a.pre, a.post]);
+        }
+    }
+    assert_eq!(kept, network.activations);
+    // Each weight and bias of the int8 network is, bit for bit, what the quantization-aware
+    // forward pass used: level × scale in f32 (the bias's product made in f64, as both do).
+    let flat: Vec<f32> = network
+        .layers
+        .iter()
+        .flat_map(|(w, b)| w.iter().chain(b).copied())
+        .collect();
+    let fake = fake_quantized_parameters(&network.dims, &flat, &network.activations);
+    let mut at = 0;
+    for (i, layer) in int8.layers.iter().enumerate() {
+        let s_in = network.activations[2 * i].scale as f64;
+        let outputs = layer.bias.len();
+        let inputs = layer.weights.len() / outputs;
+        for o in 0..outputs {
+            let s_w = layer.weight_scale[o];
+            for j in 0..inputs {
+                let w = layer.weights[o * inputs + j] as f32 * s_w;
+                assert_eq!(w.to_bits(), fake[at + o * inputs + j].to_bits());
+            }
+            let b = (layer.bias[o] as f64 * s_in * s_w as f64) as f32;
+            assert_eq!(b.to_bits(), fake[at + outputs * inputs + o].to_bits());
+        }
+        at += outputs * inputs + outputs;
+    }
+    assert_eq!(at, flat.len());
+}
+
+#[test]
+fn the_quantized_silu_is_the_int8_table() {
+    use tinyscore::model::quant::silu_lut;
+    use tinyscore::model::QuantParams;
+    use tinyscore_host::train::kernels::bias_quantized_silu_with_slope;
+    // Every pre-activation level of a few grids, through the training kernel (value at the
+    // level's centre, no bias) and through the int8 network's table: the same post level.
+    for (pre, post) in [
+        (
+            QuantParams::covering(-6.0, 7.5),
+            QuantParams::covering(-0.28, 5.3),
+        ),
+        (
+            QuantParams::covering(-8.0, 5.0),
+            QuantParams::covering(-0.27, 3.8),
+        ),
+        (
+            QuantParams::covering(-1.0, 1.0),
+            QuantParams::covering(-0.3, 0.8),
+        ),
+    ] {
+        let lut = silu_lut(pre, post);
+        let mut z: Vec<f32> = (-128..=127).map(|q| pre.dequantize(q as i8)).collect();
+        let mut slope = vec![0.0; z.len()];
+        bias_quantized_silu_with_slope(&mut z, &[0.0], pre, post, &mut slope);
+        for (q, v) in (-128i32..=127).zip(&z) {
+            let want = post.dequantize(lut[(q + 128) as usize]);
+            assert_eq!(v.to_bits(), want.to_bits(), "pre level {q}");
+        }
+        // Straight-through: SiLU's slope at the level, or 0 where the post grid clips SiLU.
+        let (bottom, top) = (post.dequantize(-128), post.dequantize(127));
+        for (q, d) in (-128i32..=127).zip(&slope) {
+            let r = pre.dequantize(q as i8) as f64;
+            let sigmoid = 1.0 / (1.0 + (-r).exp());
+            let silu = r * sigmoid;
+            let half = 0.5 * post.scale as f64;
+            let clipped = silu > top as f64 + half || silu < bottom as f64 - half;
+            let want = if clipped {
+                0.0
+            } else {
+                sigmoid * (1.0 + r * (1.0 - sigmoid))
+            };
+            assert!(
+                (*d as f64 - want).abs() <= 1e-5,
+                "pre level {q}: slope {d}, want {want}"
+            );
+        }
     }
 }

@@ -109,8 +109,8 @@ pub fn with_field(bytes: &[u8], offset: usize, value: &[u8]) -> Vec<u8> {
     b
 }
 
-/// A small int8 model of 3-D data (a noisy helix), trained for a few hundred steps and
-/// quantized: a model of another dimension than the reference's, and with `train`'s default
+/// A small int8 model of 3-D data (a noisy helix), trained for a few hundred steps (the last
+/// third quantization-aware) and quantized: a model of another dimension than the reference's, and with `train`'s default
 /// residual output ([`tinyscore::model::Output::GaussianResidual`]), for the firmware.
 pub fn helix_int8() -> Vec<u8> {
     use tinyscore_host::train::{train, TrainConfig, TrainState, TrainingData};
@@ -129,6 +129,7 @@ pub fn helix_int8() -> Vec<u8> {
     let config = TrainConfig {
         hidden: 32,
         steps: 300,
+        qat_steps: 100,
         batch: 256,
         threads: 1,
         ..TrainConfig::default()

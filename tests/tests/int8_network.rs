@@ -393,6 +393,7 @@ fn int8_noise_prediction_is_within_3_percent_rms_of_f32() {
         Vec::new(),
         CALIBRATION_POINTS,
         &eval,
+        &[],
         &tinyscore_host::progress::Progress::silent(),
     )
     .unwrap();

@@ -162,6 +162,17 @@ fn corrupted_fields_of(bytes: &[u8]) {
             "{what}: {err:?}"
         );
     }
+    // Trained activations (byte 19): 0 or 1, and 1 only on an f32 file that ends with them.
+    for value in [1u8, 2, 255] {
+        let err = Model::parse(&with_field(bytes, 19, &[value])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ModelError::InvalidParameter(_) | ModelError::InconsistentSize { .. }
+            ),
+            "byte 19 = {value}: {err:?}"
+        );
+    }
     // A NaN weight and a zero std are refused with their place.
     let nan = with_field(bytes, HEADER_LEN + 4 * 20, &f32::NAN.to_le_bytes());
     assert_eq!(
@@ -308,6 +319,7 @@ fn a_residual_model_with_a_zero_network_scores_unit_gaussian_data_exactly() {
                     (vec![0.0; inputs * outputs], vec![0.0; outputs])
                 })
                 .collect(),
+            activations: Vec::new(),
         };
         let bytes = network.to_bytes().unwrap();
         let score = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
@@ -322,4 +334,170 @@ fn a_residual_model_with_a_zero_network_scores_unit_gaussian_data_exactly() {
             }
         }
     }
+}
+
+/// `(value, derivative along one direction)` in f64, for the reference forward pass below.
+type Dual = (f64, f64);
+
+/// An independent f64 forward pass of `network` with its trained activations as clamps:
+/// the data coordinates clamped to the input's range, each hidden pre-activation to its
+/// range, SiLU's value to the post range (a clamped value's derivative is 0). Returns ε̂
+/// (network output plus the Gaussian part) with its derivative along `v`, and the share of
+/// hidden values a clamp changed.
+fn clamped_reference(network: &Network, x: [f32; 2], v: [f32; 2], t: f32) -> (Vec<Dual>, f64) {
+    let range = |k: usize| {
+        let q = network.activations[k];
+        (q.dequantize(-128) as f64, q.dequantize(127) as f64)
+    };
+    let clamp = |(value, slope): Dual, (lo, hi): (f64, f64)| {
+        if value < lo {
+            (lo, 0.0)
+        } else if value > hi {
+            (hi, 0.0)
+        } else {
+            (value, slope)
+        }
+    };
+    let mut h: Vec<Dual> = (0..2)
+        .map(|d| clamp((x[d] as f64, v[d] as f64), range(0)))
+        .collect();
+    let features: Vec<(f32, f32)> = network
+        .fourier
+        .iter()
+        .map(|w| tinyscore::model::quant::time_feature(t, *w))
+        .collect();
+    h.extend(features.iter().map(|f| (f.0 as f64, 0.0)));
+    h.extend(features.iter().map(|f| (f.1 as f64, 0.0)));
+    let (mut clamped, mut hidden_values) = (0usize, 0usize);
+    let last = network.layers.len() - 1;
+    for (i, (weights, bias)) in network.layers.iter().enumerate() {
+        let inputs = h.len();
+        h = bias
+            .iter()
+            .enumerate()
+            .map(|(o, b)| {
+                let row = &weights[o * inputs..(o + 1) * inputs];
+                let z = row.iter().zip(&h).fold((*b as f64, 0.0), |(s, d), (w, a)| {
+                    (s + *w as f64 * a.0, d + *w as f64 * a.1)
+                });
+                if i == last {
+                    return z;
+                }
+                let pre = clamp(z, range(1 + 2 * i));
+                let sigmoid = 1.0 / (1.0 + (-pre.0).exp());
+                let silu = (
+                    pre.0 * sigmoid,
+                    pre.1 * sigmoid * (1.0 + pre.0 * (1.0 - sigmoid)),
+                );
+                let post = clamp(silu, range(2 + 2 * i));
+                hidden_values += 1;
+                clamped += (pre != z || post != silu) as usize;
+                post
+            })
+            .collect();
+    }
+    let sde = network.sde;
+    let (alpha, sigma) = (sde.alpha(t) as f64, sde.sigma(t) as f64);
+    let gain = sigma / (alpha * alpha + sigma * sigma);
+    let eps = h
+        .iter()
+        .zip(x.iter().zip(&v))
+        .map(|(e, (x, v))| (e.0 + gain * *x as f64, e.1 + gain * *v as f64))
+        .collect();
+    (eps, clamped as f64 / hidden_values as f64)
+}
+
+#[test]
+fn an_f32_network_with_trained_activations_clamps_to_their_ranges_in_value_and_derivative() {
+    use tinyscore::model::QuantParams;
+    use tinyscore::VpSde;
+    let dims = Dims {
+        dim: 2,
+        fourier: 3,
+        hidden: 12,
+        layers: 2,
+    };
+    let mut noise = tinyscore::particle_noise(8, 0);
+    let layers = (0..=dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i);
+            let scale = 1.5 / (inputs as f32).sqrt();
+            let weights = (0..inputs * outputs)
+                .map(|_| scale * noise.sample())
+                .collect();
+            let bias = (0..outputs).map(|_| 0.5 * noise.sample()).collect();
+            (weights, bias)
+        })
+        .collect();
+    // Ranges narrow enough that every clamp is met: the input at ±1.5, each pre-activation
+    // at [−1, 1.2], each SiLU output at [−0.2, 0.6].
+    let activations = vec![
+        QuantParams::covering(-1.5, 1.5),
+        QuantParams::covering(-1.0, 1.2),
+        QuantParams::covering(-0.2, 0.6),
+        QuantParams::covering(-1.0, 1.2),
+        QuantParams::covering(-0.2, 0.6),
+    ];
+    let network = Network {
+        dims,
+        sde: ModelSde::Vp(VpSde::default()),
+        t_end: 1e-3,
+        output: Output::GaussianResidual,
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        fourier: vec![0.3, 1.7, -4.0],
+        layers,
+        activations,
+    };
+    let bytes = network.to_bytes().unwrap();
+    assert_eq!(bytes[19], 1);
+    // The last quantization's scale and zero point, checked as the int8 ones are.
+    let last = bytes.len() - 4 - 8;
+    for (at, field) in [
+        (last, 0f32.to_le_bytes()),
+        (last, f32::NAN.to_le_bytes()),
+        (last + 4, 128i32.to_le_bytes()),
+    ] {
+        assert!(Model::parse(&with_field(&bytes, at, &field)).is_err());
+    }
+    let model = Model::parse(&bytes).unwrap();
+    let unclamped = Network {
+        activations: Vec::new(),
+        ..network.clone()
+    }
+    .to_bytes()
+    .unwrap();
+    let unclamped = Model::parse(&unclamped).unwrap();
+    let (mut clamped_share, mut differs) = (0.0, 0);
+    let mut points = 0;
+    for t in [0.01f32, 0.2, 0.7] {
+        for x in [[0.3f32, -0.4], [1.2, 0.8], [-2.5, 0.1], [0.05, 2.2]] {
+            let v = [1.0f32, -0.5];
+            let (reference, share) = clamped_reference(&network, x, v, t);
+            let (eps, [jv]) = model.predict_noise_jvp(&x, t, &[v]).unwrap();
+            let mut alone = [0.0f32; 2];
+            model.predict_noise(&x, t, &mut alone).unwrap();
+            assert_eq!(alone.map(f32::to_bits), eps.map(f32::to_bits));
+            // The f32 sums of 12 to 8 terms against f64: 1e-5 of the values' scale.
+            for d in 0..2 {
+                let scale = 1.0 + reference[d].0.abs() + reference[d].1.abs();
+                assert!(
+                    (eps[d] as f64 - reference[d].0).abs() <= 1e-5 * scale,
+                    "t {t} x {x:?}: ε̂ {eps:?}, reference {reference:?}"
+                );
+                assert!(
+                    (jv[d] as f64 - reference[d].1).abs() <= 1e-5 * scale,
+                    "t {t} x {x:?}: Jv {jv:?}, reference {reference:?}"
+                );
+            }
+            let mut plain = [0.0f32; 2];
+            unclamped.predict_noise(&x, t, &mut plain).unwrap();
+            differs += (plain != eps) as usize;
+            clamped_share += share;
+            points += 1;
+        }
+    }
+    // The clamps were exercised: a good share of hidden values, and most outputs changed.
+    assert!(clamped_share / points as f64 > 0.2, "{clamped_share}");
+    assert!(differs > points / 2, "{differs} of {points}");
 }

@@ -243,6 +243,7 @@ fn random_network_in(
         std: vec![1.0; dim as usize],
         fourier: (0..fourier).map(|k| k as f32 * 0.7).collect(),
         layers: Vec::new(),
+        activations: Vec::new(),
     };
     // Both roundings: the packed evaluator must follow the file's as the int8 one does.
     let rounding = if next() % 2 == 0 {

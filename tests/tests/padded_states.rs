@@ -76,6 +76,7 @@ fn network(dim: usize) -> Vec<u8> {
         std: vec![1.0; dim],
         fourier: vec![0.5, 3.0],
         layers,
+        activations: Vec::new(),
     }
     .to_bytes()
     .unwrap()

@@ -39,6 +39,11 @@ pub(super) fn forward<'s, const L: usize>(
         a[n + j] = [sin; L];
         a[n + f + j] = [cos; L];
     });
+    if let Some(range) = model.trained_input_range() {
+        for v in a.iter_mut().take(n).flatten() {
+            *v = range.clamp(*v);
+        }
+    }
     for (j, row) in a.iter().enumerate().take(n + 2 * f) {
         observer.input(j, row);
     }
@@ -76,14 +81,19 @@ fn dense<const L: usize>(
         return;
     }
     let input = &input[..inputs.min(MAX_WIDTH)];
+    let ranges = layer.ranges();
     let mut finish = |row: usize, acc: &[f32; L], bias: &[u8], o: &mut [f32; L]| {
         let bias = f32_at(bias);
         let mut pre = [0.0f32; L];
         for p in 0..L {
             pre[p] = acc[p] + bias;
-            o[p] = match hidden {
-                Some(_) => pre[p] / (1.0 + math::exp(-pre[p])),
-                None => pre[p],
+            o[p] = match (hidden, ranges) {
+                (Some(_), None) => pre[p] / (1.0 + math::exp(-pre[p])),
+                (Some(_), Some([pre_range, post_range])) => {
+                    pre[p] = pre_range.clamp(pre[p]);
+                    post_range.clamp(pre[p] / (1.0 + math::exp(-pre[p])))
+                }
+                (None, _) => pre[p],
             };
         }
         if let Some(layer) = hidden {
@@ -171,6 +181,14 @@ pub(super) fn tangent_forward<const L: usize>(
         tangents[n + j] = [0.0; L];
         tangents[n + f + j] = [0.0; L];
     });
+    if let Some(range) = model.trained_input_range() {
+        for (v, tangent) in x.iter_mut().zip(tangents.iter_mut()).take(n) {
+            if range.clamp(v[0]) != v[0] {
+                v[0] = range.clamp(v[0]);
+                *tangent = [0.0; L];
+            }
+        }
+    }
     let mut y = [[0.0f32; 1]; MAX_WIDTH];
     let mut dy = [[0.0f32; L]; MAX_WIDTH];
     let last = dims.layers as usize;
@@ -198,13 +216,21 @@ fn tangent_dense<const L: usize>(
         return;
     }
     let (x, dx) = (&x[..inputs.min(MAX_WIDTH)], &dx[..inputs.min(MAX_WIDTH)]);
+    let ranges = layer.ranges();
     let finish = |acc: f32, dacc: &[f32; L], bias: &[u8], y: &mut [f32; 1], dy: &mut [f32; L]| {
         let pre = acc + f32_at(bias);
         if hidden {
-            // SiLU and its derivative σ(z)·(1 + z·(1 − σ(z))).
-            let sigmoid = 1.0 / (1.0 + math::exp(-pre));
-            y[0] = pre / (1.0 + math::exp(-pre));
-            let slope = sigmoid * (1.0 + pre * (1.0 - sigmoid));
+            // SiLU and its derivative σ(z)·(1 + z·(1 − σ(z))); 0 where a trained range
+            // clamps the value (`dense`'s arithmetic, so the primal has its bits).
+            let clamped = ranges.map_or(pre, |[range, _]| range.clamp(pre));
+            let sigmoid = 1.0 / (1.0 + math::exp(-clamped));
+            let silu = clamped / (1.0 + math::exp(-clamped));
+            y[0] = ranges.map_or(silu, |[_, range]| range.clamp(silu));
+            let slope = if clamped == pre && y[0] == silu {
+                sigmoid * (1.0 + clamped * (1.0 - sigmoid))
+            } else {
+                0.0
+            };
             for (d, a) in dy.iter_mut().zip(dacc) {
                 *d = slope * a;
             }

@@ -348,6 +348,9 @@ pub struct Header {
     pub output: Output,
     /// How an int8 network requantizes (byte 18; [`Rounding::Double`] for f32 models).
     pub rounding: Rounding,
+    /// Whether the f32 payload ends with the activation quantizations the network was trained
+    /// with (quantization-aware training; byte 19), which quantizing it keeps. Never for int8.
+    pub trained_activations: bool,
 }
 
 impl Header {
@@ -365,10 +368,40 @@ impl Header {
     }
 
     /// Checks what the header says on its own: the dimensions, the end time within the SDE's
-    /// span.
+    /// span, the int8 fields only on int8 models and the trained activations only on f32 ones.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.dims.validate()?;
+        ParamError::require(
+            self.precision != Precision::F32 || self.rounding == Rounding::Double,
+            "rounding of an f32 model (header byte 18)",
+            "0",
+        )?;
+        ParamError::require(
+            self.precision == Precision::F32 || !self.trained_activations,
+            "trained activations of an int8 model (header byte 19)",
+            "0",
+        )?;
         self.check_t_end()
+    }
+
+    /// The activation quantizations an f32 file with [`Header::trained_activations`] ends
+    /// with: the input tensor's, then each hidden layer's pre- and post-activation tensors'.
+    pub fn activation_count(&self) -> usize {
+        if self.trained_activations {
+            1 + 2 * self.dims.layers as usize
+        } else {
+            0
+        }
+    }
+
+    /// Bytes of the payload: [`Dims::payload_len`] and the trained activations.
+    pub fn payload_len(&self) -> usize {
+        self.dims.payload_len(self.precision) + 8 * self.activation_count()
+    }
+
+    /// Bytes of the whole file.
+    pub fn file_len(&self) -> usize {
+        HEADER_LEN + self.payload_len() + CHECKSUM_LEN
     }
 
     /// The end time is finite and in (0, T).
@@ -386,7 +419,7 @@ impl Header {
         self.validate()?;
         let mut bytes = [0u8; HEADER_LEN];
         let (p0, p1) = self.sde.parameters();
-        let payload_len = self.dims.payload_len(self.precision) as u32;
+        let payload_len = self.payload_len() as u32;
         let d = self.dims;
         let fields: [(usize, &[u8]); 13] = [
             (0, &MAGIC),
@@ -399,7 +432,12 @@ impl Header {
             (14, &(d.layers as u16).to_le_bytes()),
             (
                 16,
-                &[self.sde.code(), self.output.code(), self.rounding.code()],
+                &[
+                    self.sde.code(),
+                    self.output.code(),
+                    self.rounding.code(),
+                    self.trained_activations as u8,
+                ],
             ),
             (20, &p0.to_le_bytes()),
             (24, &p1.to_le_bytes()),
@@ -443,7 +481,7 @@ impl Header {
         let sde_code = header.u8()?;
         let output_code = header.u8()?;
         let rounding_code = header.u8()?;
-        let reserved = header.u8()?;
+        let activations_code = header.u8()?;
         let (p0, p1, t_end) = (header.f32()?, header.f32()?, header.f32()?);
         let payload_len = header.u32()? as usize;
         let reserved_end = header.u32()?;
@@ -470,7 +508,6 @@ impl Header {
             return Err(ModelError::ChecksumMismatch { stored, computed });
         }
 
-        ParamError::require(reserved == 0, "reserved header byte 19", "0")?;
         ParamError::require(reserved_end == 0, "reserved header bytes 36..40", "0")?;
         let precision = Precision::from_code(precision_code)?;
         let output = Output::from_code(output_code)?;
@@ -479,9 +516,9 @@ impl Header {
             value: rounding_code,
         })?;
         ParamError::require(
-            precision != Precision::F32 || rounding == Rounding::Double,
-            "rounding of an f32 model (header byte 18)",
-            "0",
+            activations_code <= 1,
+            "trained activations (header byte 19)",
+            "0 or 1",
         )?;
         if activation != 0 {
             return Err(ModelError::UnknownCode {
@@ -497,9 +534,10 @@ impl Header {
             t_end,
             output,
             rounding,
+            trained_activations: activations_code == 1,
         };
-        header.check_t_end()?;
-        let expected = dims.payload_len(precision);
+        header.validate()?;
+        let expected = header.payload_len();
         if payload_len != expected {
             return Err(ModelError::InconsistentSize {
                 expected,
@@ -550,8 +588,14 @@ pub struct Int8ActivationValues<'a> {
 /// The layers of a file to write, at its precision.
 #[derive(Clone, Copy, Debug)]
 pub enum LayerValues<'a> {
-    /// f32 layers, the output layer last.
-    F32(&'a [F32LayerValues<'a>]),
+    /// f32 layers.
+    F32 {
+        /// The layers, the output layer last.
+        layers: &'a [F32LayerValues<'a>],
+        /// The activation quantizations it was trained with (see
+        /// [`Header::trained_activations`]), or none.
+        activations: &'a [QuantParams],
+    },
     /// int8 layers (one byte a weight), the output layer last, after the input tensor's
     /// quantization.
     Int8 {
@@ -602,10 +646,16 @@ pub fn write_file(
     put_f32s(&mut put, payload.std);
     put_f32s(&mut put, payload.fourier);
     match payload.layers {
-        LayerValues::F32(layers) => {
+        LayerValues::F32 {
+            layers,
+            activations,
+        } => {
             for layer in layers {
                 put_f32s(&mut put, layer.weights);
                 put_f32s(&mut put, layer.bias);
+            }
+            for &q in activations {
+                put_params(&mut put, q);
             }
         }
         LayerValues::Int8 { input, layers } => {
@@ -645,10 +695,26 @@ fn check_lengths(header: &Header, payload: &Payload<'_>) -> Result<(), ModelErro
     let layer_count = dims.layers as usize + 1;
     let shapes = (0..=dims.layers).map(|i| dims.layer_shape(i));
     match (header.precision, payload.layers) {
-        (Precision::F32, LayerValues::F32(layers)) => {
+        (
+            Precision::F32,
+            LayerValues::F32 {
+                layers,
+                activations,
+            },
+        ) => {
             if layers.len() != layer_count {
                 return Err(mismatch(layer_count, layers.len()));
             }
+            if activations.len() != header.activation_count() {
+                return Err(mismatch(header.activation_count(), activations.len()));
+            }
+            ParamError::require(
+                activations.iter().all(|q| {
+                    q.scale.is_finite() && q.scale > 0.0 && (-128..=127).contains(&q.zero_point)
+                }),
+                "trained activation quantization",
+                "a finite scale > 0 and a zero point in -128..=127",
+            )?;
             for (layer, (inputs, outputs)) in layers.iter().zip(shapes) {
                 for (found, expected) in [
                     (layer.weights.len(), inputs * outputs),
@@ -808,6 +874,31 @@ pub(crate) struct F32Layer<'a> {
     inputs: usize,
     weights: &'a [u8],
     bias: &'a [u8],
+    /// A hidden layer's trained activation ranges, pre- then post-SiLU (see
+    /// [`Header::trained_activations`]), which its values are clamped to.
+    ranges: Option<[Interval; 2]>,
+}
+
+/// A closed interval `[lo, hi]` of reals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Interval {
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
+}
+
+impl Interval {
+    /// The reals an int8 tensor of quantization `q` represents, from level −128 to 127.
+    pub(crate) fn of(q: QuantParams) -> Interval {
+        Interval {
+            lo: q.dequantize(-128),
+            hi: q.dequantize(127),
+        }
+    }
+    /// `v` clamped to the interval.
+    #[inline(always)]
+    pub(crate) fn clamp(&self, v: f32) -> f32 {
+        v.max(self.lo).min(self.hi)
+    }
 }
 
 impl<'a> F32Layer<'a> {
@@ -825,6 +916,11 @@ impl<'a> F32Layer<'a> {
     #[inline(always)]
     pub(crate) fn bias_bytes(&self) -> &'a [u8] {
         self.bias
+    }
+    /// A hidden layer's trained ranges, pre- then post-SiLU, if the model has them.
+    #[inline(always)]
+    pub(crate) fn ranges(&self) -> Option<[Interval; 2]> {
+        self.ranges
     }
 }
 
@@ -957,6 +1053,8 @@ pub(crate) struct Sections<'a> {
     pub(crate) std: &'a [u8],
     pub(crate) fourier: &'a [u8],
     pub(crate) layers: Layers<'a>,
+    /// The trained activation quantizations, 8 bytes each (empty without them).
+    pub(crate) activations: &'a [u8],
 }
 
 /// Reads and checks the payload of a file's `contents` (header and payload, as
@@ -977,16 +1075,31 @@ pub(crate) fn read_sections<'a>(
         "> 0 in every dimension",
     )?;
     let fourier = payload.finite_f32s(dims.fourier as usize)?;
-    let layers = match header.precision {
+    let mut layers = match header.precision {
         Precision::F32 => Layers::F32(read_f32_layers(&mut payload, dims)?),
         Precision::Int8 => Layers::Int8(read_int8_layers(&mut payload, dims, false)?),
         Precision::Int8Packed => Layers::Int8Packed(read_int8_layers(&mut payload, dims, true)?),
     };
+    let start = payload.position;
+    let mut trained = [QuantParams::default(); 1 + 2 * MAX_LAYERS as usize];
+    for q in trained.iter_mut().take(header.activation_count()) {
+        *q = payload.quant_params()?;
+    }
+    let activations = contents.get(start..payload.position).unwrap_or_default();
+    if let (true, Layers::F32(layers)) = (header.trained_activations, &mut layers) {
+        for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize) {
+            layer.ranges = Some([
+                Interval::of(trained[1 + 2 * i]),
+                Interval::of(trained[2 + 2 * i]),
+            ]);
+        }
+    }
     Ok(Sections {
         mean,
         std,
         fourier,
         layers,
+        activations,
     })
 }
 
@@ -1002,6 +1115,7 @@ fn read_f32_layers<'a>(
             inputs,
             weights: payload.finite_f32s(outputs * inputs)?,
             bias: payload.finite_f32s(outputs)?,
+            ranges: None,
         };
     }
     Ok(layers)

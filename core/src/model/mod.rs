@@ -119,6 +119,29 @@ impl<'a> Model<'a> {
         self.sections.fourier.chunks_exact(4).map(f32_at)
     }
 
+    /// The activation quantizations an f32 network was trained with
+    /// ([`Header::trained_activations`]): the input tensor's, then each hidden layer's pre- and
+    /// post-activation tensors'; none for other models.
+    pub fn trained_activations(&self) -> impl Iterator<Item = QuantParams> + 'a {
+        self.sections
+            .activations
+            .chunks_exact(8)
+            .map(|q| QuantParams {
+                scale: f32_at(&q[..4]),
+                zero_point: format::i32_at(&q[4..], 0),
+            })
+    }
+
+    /// The range an f32 network with trained activations clamps its data coordinates to: the
+    /// reals its input quantization represents (as the int8 network clamps them).
+    #[inline(always)]
+    fn trained_input_range(&self) -> Option<format::Interval> {
+        match self.sections.layers {
+            Layers::F32(_) => self.trained_activations().next().map(format::Interval::of),
+            _ => None,
+        }
+    }
+
     /// Layer `i`'s f32 weights (row-major, outputs × inputs) and biases; empty beyond the
     /// last layer and for int8 models (see [`Model::int8_layer`]).
     pub fn layer(

@@ -43,7 +43,10 @@ pub fn f32_network(
             mean,
             std,
             fourier,
-            layers: LayerValues::F32(&values),
+            layers: LayerValues::F32 {
+                layers: &values,
+                activations: &[],
+            },
         },
         |piece| bytes.extend_from_slice(piece),
     )

@@ -1,6 +1,9 @@
 //! Training's hot loops beside the GEMM: the time features ([`time_features`]), SiLU with its
-//! slope ([`bias_silu_with_slope`]) and a thin output layer ([`thin_forward`],
+//! slope ([`bias_silu_with_slope`], and through the int8 grids
+//! [`bias_quantized_silu_with_slope`]) and a thin output layer ([`thin_forward`],
 //! [`thin_backward`]), each through an AVX2 copy where the CPU has it (checked at run time).
+
+use tinyscore::model::QuantParams;
 
 /// Whether this CPU runs AVX2 code.
 fn has_avx2() -> bool {
@@ -117,6 +120,56 @@ unsafe fn bias_silu_with_slope_fma(z: &mut [f32], bias: &[f32], slope: &mut [f32
             }
         }
         bias_silu_with_slope_formula(z_rest, &bias[whole..], slope_rest);
+    }
+}
+
+/// [`bias_silu_with_slope`] through the int8 model's quantization, for quantization-aware
+/// training: the biased sum is rounded to the pre-activation tensor's grid `pre`, SiLU's value
+/// to the post-activation grid `post` (what the int8 layer's requantization and SiLU table
+/// compute), and the slope is SiLU's at the rounded sum, or 0 where either grid clips it
+/// (straight-through gradients, cut where the value saturates). The rounded sum takes one of
+/// 256 levels, so value and slope come from a table made once per call.
+pub fn bias_quantized_silu_with_slope(
+    z: &mut [f32],
+    bias: &[f32],
+    pre: QuantParams,
+    post: QuantParams,
+    slope: &mut [f32],
+) {
+    if bias.is_empty() {
+        return;
+    }
+    // Beyond half a step outside its ends a grid clamps the value.
+    let limits = |q: QuantParams| {
+        let half = 0.5 * q.scale;
+        (q.dequantize(-128) - half, q.dequantize(127) + half)
+    };
+    let ((pre_lo, pre_hi), (post_lo, post_hi)) = (limits(pre), limits(post));
+    let table: Vec<(f32, f32)> = (-128..=127)
+        .map(|level| {
+            let rounded = pre.dequantize(level as i8);
+            let s = 1.0 / (1.0 + tinyscore::math::exp(-rounded));
+            let silu = rounded * s;
+            let d = if (post_lo..=post_hi).contains(&silu) {
+                s * (1.0 + rounded * (1.0 - s))
+            } else {
+                0.0
+            };
+            (post.dequantize(post.quantize(silu)), d)
+        })
+        .collect();
+    let rows = z.chunks_exact_mut(bias.len());
+    for (z, slope) in rows.zip(slope.chunks_exact_mut(bias.len())) {
+        for ((v, d), b) in z.iter_mut().zip(slope.iter_mut()).zip(bias) {
+            let biased = *v + b;
+            let (value, level_slope) = table[(pre.quantize(biased) as u8 ^ 0x80) as usize];
+            *d = if (pre_lo..=pre_hi).contains(&biased) {
+                level_slope
+            } else {
+                0.0
+            };
+            *v = value;
+        }
     }
 }
 

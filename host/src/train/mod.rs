@@ -21,16 +21,21 @@ pub mod kernels;
 use crate::io::write_atomically;
 use crate::model_file::Network;
 use crate::points::Points;
+use crate::quantize;
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tinyscore::model::{Dims, Output};
+use tinyscore::model::{Dims, Output, QuantParams};
 use tinyscore::{particle_noise, LinearSde, ModelSde};
 
 /// The largest batch `train` takes.
 pub const MAX_BATCH: usize = 1 << 20;
+
+/// Diffused training points on which the activation quantizations of the quantization-aware
+/// steps are calibrated (as many as `tinyscore quantize` takes by default).
+pub const QAT_CALIBRATION_POINTS: usize = 16_384;
 
 /// What to train and how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +73,11 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Threads (0: one per core); the result depends on it.
     pub threads: usize,
+    /// The last of the `steps` that train through the int8 quantization (quantization-aware
+    /// training, see [`fake_quantized_parameters`]); 0 for none, as in checkpoints written
+    /// without it.
+    #[serde(default)]
+    pub qat_steps: u64,
 }
 
 impl Default for TrainConfig {
@@ -90,6 +100,7 @@ impl Default for TrainConfig {
             weight_decay: 0.02,
             seed: 0,
             threads: 0,
+            qat_steps: 6_000,
         }
     }
 }
@@ -113,6 +124,12 @@ impl TrainConfig {
     }
     fn check(&self) -> Result<()> {
         ensure!(self.steps > 0, "--steps must be at least 1");
+        ensure!(
+            self.qat_steps <= self.steps,
+            "--qat-steps ({}) must be at most --steps ({}): they are the run's last steps",
+            self.qat_steps,
+            self.steps
+        );
         ensure!(
             (1..=MAX_BATCH).contains(&self.batch),
             "--batch must be 1 to {MAX_BATCH} (a batch's activations and gradients are held in \
@@ -189,6 +206,11 @@ pub struct TrainState {
     /// on the data it started with (empty in checkpoints written without one).
     #[serde(default)]
     pub data: String,
+    /// The activation quantizations `(scale, zero point)` fixed when the quantization-aware
+    /// steps began (the input tensor's, then each hidden layer's pre- and post-activation
+    /// tensors'); empty before.
+    #[serde(default)]
+    pub activations: Vec<(f32, i32)>,
 }
 
 /// A fingerprint of a training set: its size and a 64-bit FNV-1a hash of its values' bits.
@@ -289,6 +311,7 @@ impl TrainState {
             params,
             last_loss: f32::NAN,
             data: data_fingerprint(data),
+            activations: Vec::new(),
             config,
         })
     }
@@ -312,7 +335,35 @@ impl TrainState {
                     (self.ema[w..b].to_vec(), self.ema[b..b + outputs].to_vec())
                 })
                 .collect(),
+            activations: self.activation_quantizations(),
         })
+    }
+
+    /// The activation quantizations of the quantization-aware steps (empty before them).
+    pub fn activation_quantizations(&self) -> Vec<QuantParams> {
+        self.activations
+            .iter()
+            .map(|&(scale, zero_point)| QuantParams { scale, zero_point })
+            .collect()
+    }
+
+    /// Fixes the activation quantizations for the quantization-aware steps: those `quantize`
+    /// calibrates for the network as it is now (the EMA weights) on [`QAT_CALIBRATION_POINTS`]
+    /// diffused training points.
+    fn fix_activations(&mut self, data: &TrainingData) -> Result<()> {
+        let network = self.network()?;
+        let inputs = quantize::diffused_normalized_inputs(
+            &network,
+            &data.values,
+            QAT_CALIBRATION_POINTS,
+            self.config.seed,
+            (network.t_end, network.sde.t_max()),
+        );
+        self.activations = quantize::calibrate(&network, &inputs)?
+            .iter()
+            .map(|q| (q.scale, q.zero_point))
+            .collect();
+        Ok(())
     }
 
     /// Writes the checkpoint atomically (JSON; floats round-trip exactly).
@@ -542,10 +593,16 @@ fn matmul(
 fn loss_and_gradient(
     layout: &Layout,
     params: &[f32],
+    activations: &[QuantParams],
     total_rows: usize,
     ws: &mut Workspace,
 ) -> f32 {
     let rows = ws.rows;
+    if let Some(input) = activations.first() {
+        for v in &mut ws.inputs[..rows * layout.layers[0].0] {
+            *v = input.dequantize(input.quantize(*v));
+        }
+    }
     let last = layout.layers.len() - 1;
     // A thin output layer (ε̂ of a low-dimensional point) runs its forward product and its
     // backward signal without the GEMM.
@@ -566,7 +623,12 @@ fn loss_and_gradient(
         matmul_abt(rows, inputs, outputs, input, &params[w..b], z);
         if i < last {
             let slope = sized(&mut ws.slopes[i], rows * outputs);
-            kernels::bias_silu_with_slope(z, bias, slope);
+            match (activations.get(1 + 2 * i), activations.get(2 + 2 * i)) {
+                (Some(pre), Some(post)) => {
+                    kernels::bias_quantized_silu_with_slope(z, bias, *pre, *post, slope)
+                }
+                _ => kernels::bias_silu_with_slope(z, bias, slope),
+            }
         } else {
             for row in z.chunks_exact_mut(outputs) {
                 for (v, bias) in row.iter_mut().zip(bias) {
@@ -658,24 +720,62 @@ fn loss_and_gradient(
     loss * scale
 }
 
+/// The parameters as the int8 network holds them, for a quantization-aware step's forward
+/// pass: each output channel's weights rounded to its symmetric int8 grid (the scale
+/// `quantize` computes from them) and its bias to the accumulator's grid `s_in·s_w`, where
+/// `s_in` is the layer's input quantization in `activations`. The gradient with respect to
+/// these is applied to the parameters themselves (straight-through).
+pub fn fake_quantized_parameters(
+    dims: &Dims,
+    params: &[f32],
+    activations: &[QuantParams],
+) -> Vec<f32> {
+    let layout = Layout::new(dims);
+    let mut quantized = params.to_vec();
+    for (i, &(inputs, outputs, w, b)) in layout.layers.iter().enumerate() {
+        let s_in = activations.get(2 * i).map_or(1.0, |q| q.scale);
+        let (weights, rest) = quantized[w..].split_at_mut(b - w);
+        for (row, bias) in weights.chunks_exact_mut(inputs).zip(&mut rest[..outputs]) {
+            let s_w = quantize::weight_scale(row);
+            for v in row.iter_mut() {
+                *v = quantize::weight_level(*v, s_w) as f32 * s_w;
+            }
+            let largest = quantize::MAX_BIAS_LEVEL;
+            let level = quantize::bias_level(*bias, s_in, s_w).clamp(-largest, largest);
+            *bias = (level * s_in as f64 * s_w as f64) as f32;
+        }
+    }
+    quantized
+}
+
 /// Loss and gradient of step `step`'s batch, drawn and computed in one chunk per workspace
-/// (in parallel when there are several) whose gradients are summed in order.
+/// (in parallel when there are several) whose gradients are summed in order; through the
+/// int8 quantization where `activations` are given.
+#[allow(clippy::too_many_arguments)]
 fn batch_gradient(
     state: &TrainState,
     layout: &Layout,
     params: &[f32],
+    activations: &[QuantParams],
     data: &TrainingData,
     step: u64,
     workspaces: &mut [Workspace],
     grad: &mut [f32],
 ) -> Result<f32> {
     let sde = state.config.sde;
+    let quantized;
+    let params = if activations.is_empty() {
+        params
+    } else {
+        quantized = fake_quantized_parameters(&state.config.dims(data.dim), params, activations);
+        &quantized
+    };
     let total = state.config.batch;
     let per = total.div_ceil(workspaces.len().max(1));
     let chunk = |(c, ws): (usize, &mut Workspace)| {
         let rows = (c * per).min(total)..(c * per + per).min(total);
         draw_rows(state, &sde, data, step, rows, ws);
-        loss_and_gradient(layout, params, total, ws)
+        loss_and_gradient(layout, params, activations, total, ws)
     };
     let losses: Vec<f32> = if workspaces.len() == 1 {
         workspaces.iter_mut().enumerate().map(chunk).collect()
@@ -732,17 +832,23 @@ pub fn train(
     let mut workspaces: Vec<Workspace> = (0..chunks).map(|_| Workspace::default()).collect();
     let mut grad = vec![0.0f32; layout.len];
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+    let mut activations = state.activation_quantizations();
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let step = state.step;
+        if step >= config.steps - config.qat_steps && activations.is_empty() {
+            state.fix_activations(data)?;
+            activations = state.activation_quantizations();
+        }
         let mut gradient = || {
             let params = &state.params;
             batch_gradient(
                 state,
                 &layout,
                 params,
+                &activations,
                 data,
                 step,
                 &mut workspaces,
@@ -819,6 +925,7 @@ pub fn batch_loss_and_gradient(
         state,
         &layout,
         params,
+        &state.activation_quantizations(),
         data,
         step,
         &mut workspace,
