@@ -38,18 +38,23 @@ pub struct BenchReport {
     /// The GEMM floating-point operations per second those steps make (forward and backward
     /// products: 6 flops per weight per example).
     pub train_gflops: f64,
+    /// Quantization-aware training steps per second (the forward pass through the int8
+    /// grids), otherwise as `train_steps_per_s`.
+    pub qat_steps_per_s: f64,
     /// The core's peak for comparison: f32 fused multiply–adds on AVX2 registers with no
     /// memory traffic (`null` on a CPU without AVX2 and FMA).
     pub peak_gflops: Option<f64>,
 }
 
-/// Training steps per second of `tinyscore train`'s defaults on moons, one thread.
-pub fn train_steps_per_s(min_seconds: f64) -> (f64, f64) {
+/// Training steps per second of `tinyscore train`'s defaults on moons, one thread, and the
+/// GFLOP/s of their products; every step quantization-aware if `quantization_aware`.
+pub fn train_steps_per_s(min_seconds: f64, quantization_aware: bool) -> (f64, f64) {
     use crate::train::{train, TrainConfig, TrainState, TrainingData};
     let points = Dataset::Moons.sample(1 << 16, 0);
     let config = TrainConfig {
         threads: 1,
         steps: u64::MAX,
+        qat_steps: if quantization_aware { u64::MAX } else { 0 },
         ..TrainConfig::default()
     };
     let mut state = TrainState::new(config.clone(), &points).expect("valid settings");
@@ -203,18 +208,20 @@ pub fn batched_gaussians_per_s(min_seconds: f64) -> f64 {
 
 /// Every figure, each measured for about `min_seconds`.
 pub fn run(min_seconds: f64) -> BenchReport {
-    let progress = crate::progress::Progress::new("bench", 7, "figures");
+    let progress = crate::progress::Progress::new("bench", 8, "figures");
     let (float, int8) = benchmark_models();
     let figure = |value: f64| {
         progress.advance(1);
         value
     };
-    let (train_steps_per_s, train_gflops) = train_steps_per_s(min_seconds);
+    let (steps_per_s, gflops) = train_steps_per_s(min_seconds, false);
     figure(0.0);
+    let qat_steps_per_s = figure(train_steps_per_s(min_seconds, true).0);
     let peak_gflops = fma_peak_flops(500_000_000).map(|flops| figure(flops / 1e9));
     let report = BenchReport {
-        train_steps_per_s,
-        train_gflops,
+        train_steps_per_s: steps_per_s,
+        train_gflops: gflops,
+        qat_steps_per_s,
         peak_gflops,
         em_particle_steps_per_s: figure(em_particle_steps_per_s(min_seconds)),
         gaussians_per_s: figure(gaussians_per_s(min_seconds)),

@@ -214,11 +214,18 @@ const OUTPUT_NOISE: &str = "eps";
 /// which a PyTorch user adds back to get ε̂.
 const OUTPUT_RESIDUAL: &str = "eps - sigma/(alpha^2 + sigma^2) * x";
 
+/// The safetensors metadata key of a network's trained activation quantizations
+/// ([`Network::activations`]): a JSON list of `[scale, zero_point]`, the input tensor's then
+/// each hidden layer's pre- and post-activation tensors'. A PyTorch user clamps each tensor
+/// to `scale·(−128 − zero_point) … scale·(127 − zero_point)` to run the network as trained.
+pub const ACTIVATIONS_KEY: &str = "activations";
+
 /// Reads a PyTorch model in the layout of `moons_ref.safetensors`: `embed.W` (F), `l1.weight`
 /// (H, N + 2F), `l1.bias`, …, `l{L+1}.weight` (N, H), `l{L+1}.bias`, float32; `__metadata__`
 /// with `sde` (e.g. `VP beta_min=0.1 beta_max=20`) and `data` (`… mean=[…] std=[…]`), and
 /// optionally `output` (as [`write_safetensors`] writes it; without it the network's output
-/// is ε̂). `sde` and `normalization` override the metadata when given.
+/// is ε̂) and `activations` (see [`ACTIVATIONS_KEY`]). `sde` and `normalization` override the
+/// metadata when given.
 pub fn import_safetensors(
     bytes: &[u8],
     sde: Option<ModelSde>,
@@ -329,6 +336,16 @@ pub fn import_safetensors(
              `{OUTPUT_RESIDUAL}`)"
         ),
     };
+    let activations = match metadata.get(ACTIVATIONS_KEY) {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<(f32, i32)>>(text)
+            .with_context(|| {
+                format!("the metadata's `{ACTIVATIONS_KEY}` is not a list of [scale, zero_point]")
+            })?
+            .into_iter()
+            .map(|(scale, zero_point)| QuantParams { scale, zero_point })
+            .collect(),
+    };
     let network = Network {
         dims,
         sde,
@@ -338,7 +355,7 @@ pub fn import_safetensors(
         std,
         fourier,
         layers,
-        activations: Vec::new(),
+        activations,
     };
     network.to_bytes()?; // validates everything the reader will check
     Ok(network)
@@ -424,7 +441,7 @@ pub fn write_safetensors(path: &Path, network: &Network) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let metadata = std::collections::HashMap::from([
+    let mut metadata = std::collections::HashMap::from([
         ("sde".to_string(), sde),
         (
             "data".to_string(),
@@ -447,6 +464,14 @@ pub fn write_safetensors(path: &Path, network: &Network) -> Result<()> {
             .to_string(),
         ),
     ]);
+    if !network.activations.is_empty() {
+        let pairs: Vec<(f32, i32)> = network
+            .activations
+            .iter()
+            .map(|q| (q.scale, q.zero_point))
+            .collect();
+        metadata.insert(ACTIVATIONS_KEY.to_string(), serde_json::to_string(&pairs)?);
+    }
     let bytes = safetensors::serialize(views, Some(metadata))?;
     write_atomically(path, |w| Ok(w.write_all(&bytes)?))
 }

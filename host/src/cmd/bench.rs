@@ -82,6 +82,10 @@ pub fn run(args: Args) -> Result<()> {
         report.train_steps_per_s,
         report.train_gflops
     );
+    outln!(
+        "the same, quantization-aware:            {:.0} steps/s",
+        report.qat_steps_per_s
+    );
     if let Some(peak) = report.peak_gflops {
         outln!("one core's f32 FMA peak:                 {peak:.1} GFLOP/s");
     }

@@ -1,7 +1,8 @@
 //! Training's hot loops beside the GEMM: the time features ([`time_features`]), SiLU with its
 //! slope ([`bias_silu_with_slope`], and through the int8 grids
 //! [`bias_quantized_silu_with_slope`]) and a thin output layer ([`thin_forward`],
-//! [`thin_backward`]), each through an AVX2 copy where the CPU has it (checked at run time).
+//! [`thin_backward`]), the hottest through an AVX2 copy where the CPU has it (checked at run
+//! time).
 
 use tinyscore::model::QuantParams;
 

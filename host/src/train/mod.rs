@@ -15,6 +15,14 @@
 //! thread count on a given kind of CPU (the products and SiLU take fused multiply–adds where
 //! the CPU has them, which round differently). Every step's randomness comes from its own
 //! stream of the seed, so a resumed run continues exactly as an uninterrupted one.
+//!
+//! The last [`TrainConfig::qat_steps`] are quantization-aware: when they begin, the activation
+//! quantizations `quantize` would calibrate for the EMA network are fixed (and saved with it),
+//! and from then on the forward pass runs through the int8 grids — weights and biases by
+//! [`fake_quantized_parameters`], the input and every activation by their quantizations,
+//! SiLU through the int8 table ([`kernels::bias_quantized_silu_with_slope`]) — with
+//! straight-through gradients applied to the float weights. The network `quantize` makes is
+//! then the one these steps trained.
 
 pub mod kernels;
 
