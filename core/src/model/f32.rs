@@ -85,16 +85,26 @@ fn dense<const L: usize>(
     let mut finish = |row: usize, acc: &[f32; L], bias: &[u8], o: &mut [f32; L]| {
         let bias = f32_at(bias);
         let mut pre = [0.0f32; L];
-        for p in 0..L {
-            pre[p] = acc[p] + bias;
-            o[p] = match (hidden, ranges) {
-                (Some(_), None) => pre[p] / (1.0 + math::exp(-pre[p])),
-                (Some(_), Some([pre_range, post_range])) => {
-                    pre[p] = pre_range.clamp(pre[p]);
-                    post_range.clamp(pre[p] / (1.0 + math::exp(-pre[p])))
+        // One loop per case, so a network without trained ranges runs the loop it always did.
+        match (hidden, ranges) {
+            (Some(_), None) => {
+                for p in 0..L {
+                    pre[p] = acc[p] + bias;
+                    o[p] = pre[p] / (1.0 + math::exp(-pre[p]));
                 }
-                (None, _) => pre[p],
-            };
+            }
+            (Some(_), Some([pre_range, post_range])) => {
+                for p in 0..L {
+                    pre[p] = pre_range.clamp(acc[p] + bias);
+                    o[p] = post_range.clamp(pre[p] / (1.0 + math::exp(-pre[p])));
+                }
+            }
+            (None, _) => {
+                for p in 0..L {
+                    pre[p] = acc[p] + bias;
+                    o[p] = pre[p];
+                }
+            }
         }
         if let Some(layer) = hidden {
             observer.f32_hidden(layer, row, &pre, o);

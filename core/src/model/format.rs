@@ -1081,19 +1081,21 @@ pub(crate) fn read_sections<'a>(
         Precision::Int8Packed => Layers::Int8Packed(read_int8_layers(&mut payload, dims, true)?),
     };
     let start = payload.position;
-    let mut trained = [QuantParams::default(); 1 + 2 * MAX_LAYERS as usize];
-    for q in trained.iter_mut().take(header.activation_count()) {
-        *q = payload.quant_params()?;
-    }
-    let activations = contents.get(start..payload.position).unwrap_or_default();
-    if let (true, Layers::F32(layers)) = (header.trained_activations, &mut layers) {
-        for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize) {
-            layer.ranges = Some([
-                Interval::of(trained[1 + 2 * i]),
-                Interval::of(trained[2 + 2 * i]),
-            ]);
+    if header.trained_activations {
+        payload.quant_params()?; // the input's, which `Model` reads when it evaluates
+        for i in 0..dims.layers as usize {
+            let ranges = [
+                Interval::of(payload.quant_params()?),
+                Interval::of(payload.quant_params()?),
+            ];
+            if let Layers::F32(layers) = &mut layers {
+                if let Some(layer) = layers.get_mut(i) {
+                    layer.ranges = Some(ranges);
+                }
+            }
         }
     }
+    let activations = contents.get(start..payload.position).unwrap_or_default();
     Ok(Sections {
         mean,
         std,
