@@ -166,14 +166,16 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
     let plots = plot_model(out, &float_path, &reference, seed)?;
     Ok(format!(
         "\n## Two moons: train, quantize, sample, run on the chip\n\n\
-         `tinyscore train --data moons` defaults ({} steps, batch {}, 34→{}→{}→2, lr {} with \
-         cosine decay, AdamW {}, EMA {}): **{train_seconds:.1} s**, final loss {:.4}. \
-         `tinyscore quantize`: ε̂ of the int8 model within **{:.2}%** RMS of f32 over 10⁴ \
-         fresh diffused points.\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
+         `tinyscore train --data moons` defaults ({} steps, the last {} quantization-aware, \
+         batch {}, 34→{}→{}→2, lr {} with cosine decay, AdamW {}, EMA {}): \
+         **{train_seconds:.1} s**, final loss {:.4}. `tinyscore quantize`, keeping the trained \
+         activation ranges: ε̂ of the int8 model within **{:.2}%** RMS of f32 over 10⁴ fresh \
+         diffused points ({:.1}% at t ≤ 0.02).\n\n{n} samples by Euler–Maruyama (500 steps) against {n} \
          fresh moons points:\n\n| model | sw2 | energy | mmd2 | seconds |\n\
          |---|---:|---:|---:|---:|\n{rows}\nint8 / f32 sw2: **{:.2}**.\n\n{firmware}\n\n\
          {few_step}\n\n{likelihood}\n\n{plots}\n",
         config.steps,
+        config.qat_steps,
         config.batch,
         config.hidden,
         config.hidden,
@@ -182,6 +184,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         config.ema_decay,
         state.last_loss,
         100.0 * report.relative_rms_error,
+        100.0 * report.small_t_relative_rms_error,
         sw2[1] / sw2[0],
     ))
 }

@@ -482,7 +482,7 @@ pub fn calibrate(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Vec<Qu
 
 /// Quantizes `network` with the calibration `inputs`: weights per channel, and the activation
 /// quantizations the network was trained with ([`Network::activations`]) or, without them,
-/// calibrated on `inputs` ([`calibrated_quantizations`]), after which the hidden layers'
+/// calibrated on `inputs` (as [`calibrate`] does), after which the hidden layers'
 /// biases are corrected for the mean error of their int8 sums (bias correction; a network
 /// trained with its quantization needs none). Returns the int8 network and what calibration
 /// saw of each tensor (input, then each hidden layer's pre- and post-activation).
