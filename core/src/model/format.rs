@@ -526,7 +526,6 @@ impl Header {
                 value: activation,
             });
         }
-        dims.validate()?;
         let header = Header {
             precision,
             dims,
