@@ -79,7 +79,7 @@ pub use score::{
 pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
     Ancestral, AnnealedLangevin, Corrector, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
-    EulerMaruyama, LangevinCorrector, MultistepHistory, OdeEuler, OdeHeun, OdeRk4, OdeStats,
-    PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, Span, TwoStepHistory, UniPc,
-    UniPcHistory,
+    EulerMaruyama, LangevinCorrector, Method, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
+    OdeStats, PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, Span, TwoStepHistory,
+    UniPc, UniPcHistory, WithSolver,
 };

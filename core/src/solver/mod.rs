@@ -26,10 +26,12 @@
 //! tolerance rather than over a grid (see [`crate::likelihood`]).
 
 mod adaptive;
+mod method;
 mod ode;
 mod stochastic;
 
 pub use adaptive::{Dopri5, OdeStats, Rates};
+pub use method::{Method, WithSolver};
 pub use ode::{
     Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
     TwoStepHistory, UniPc, UniPcHistory,

@@ -11,13 +11,11 @@ pub use particles::{in_batches, sample_particles, thread_pool, BatchFn, BATCH};
 
 use crate::data::Mixture;
 use crate::points::Samples;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::ValueEnum;
 use tinyscore::{
-    Ancestral, AnnealedLangevin, Component, Ddim, Diffused, Dopri5, DpmSolverPp2M, DpmSolverPp3M,
-    EdmHeun, EulerMaruyama, FittedGrid, GaussianMixture, LangevinCorrector, LinearSde, Model,
-    ModelSde, NeuralScore, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion,
-    Sampler, Schedule, Score, SubVpSde, TimeGrid, UniPc, VeSde, VpSde,
+    Component, Diffused, Dopri5, FittedGrid, GaussianMixture, LinearSde, Method, Model, ModelSde,
+    NeuralScore, Sampler, Schedule, Score, Solver, SubVpSde, TimeGrid, VeSde, VpSde, WithSolver,
 };
 
 /// A reverse-time sampler.
@@ -57,10 +55,7 @@ pub enum SamplerKind {
 impl SamplerKind {
     /// Whether it is a multistep method, whose last steps can lower the order.
     pub fn is_multistep(self) -> bool {
-        matches!(
-            self,
-            SamplerKind::Dpm2 | SamplerKind::Dpm3 | SamplerKind::Unipc
-        )
+        self.method().is_some_and(Method::is_multistep)
     }
 
     /// Its command-line name.
@@ -68,6 +63,11 @@ impl SamplerKind {
         self.to_possible_value()
             .map(|v| v.get_name().to_owned())
             .unwrap_or_default()
+    }
+
+    /// The core's grid sampler of this name (`None` for the adaptive `ode-rk45`).
+    pub fn method(self) -> Option<Method> {
+        Method::from_name(&self.name())
     }
 }
 
@@ -317,60 +317,45 @@ where
     let grid = TimeGrid::new(schedule, sde.t_max(), o.t_end, o.steps)?;
     let score = make_score.for_sde(sde);
     let coordinates = make_score.coordinates();
-    macro_rules! run {
-        ($solver:expr, $sde:expr) => {
-            sample_particles(
-                &Sampler::new($solver, grid).with_denoise(o.denoise),
-                $sde,
-                &score,
-                o,
-                coordinates,
-                progress,
-            )
-        };
-        ($solver:expr) => {
-            run!($solver, &sde)
-        };
+    let Some(method) = o.sampler.method() else {
+        return sample_adaptive(sde, &score, o, coordinates, progress);
+    };
+    /// Runs the method's solver over the grid.
+    struct Run<'a, S, const N: usize> {
+        grid: TimeGrid,
+        score: &'a S,
+        options: &'a SampleOptions<'a>,
+        coordinates: usize,
+        progress: &'a Progress,
     }
-    match o.sampler {
-        SamplerKind::Em => run!(EulerMaruyama),
-        SamplerKind::Rd => run!(ReverseDiffusion),
-        // Ancestral steps are defined for the VP (DDPM) and VE (SMLD) processes.
-        SamplerKind::Ancestral => match sde {
-            ModelSde::Vp(vp) => run!(Ancestral, &vp),
-            ModelSde::Ve(ve) => run!(Ancestral, &ve),
-            ModelSde::SubVp(_) => {
-                bail!("ancestral sampling is defined for the VP and VE SDEs only")
-            }
-        },
-        SamplerKind::Pc => run!(PredictorCorrector {
-            predictor: ReverseDiffusion,
-            corrector: LangevinCorrector::default(),
-        }),
-        SamplerKind::OdeEuler => run!(OdeEuler),
-        SamplerKind::OdeHeun => run!(OdeHeun),
-        SamplerKind::OdeRk4 => run!(OdeRk4),
-        SamplerKind::Ddim => run!(Ddim),
-        SamplerKind::Dpm2 => run!(DpmSolverPp2M {
-            lower_order_final: o.lower_order_final
-        }),
-        SamplerKind::Dpm3 => run!(DpmSolverPp3M {
-            lower_order_final: o.lower_order_final
-        }),
-        SamplerKind::Unipc => run!(UniPc {
-            lower_order_final: o.lower_order_final
-        }),
-        SamplerKind::EdmHeun => run!(EdmHeun),
-        SamplerKind::OdeRk45 => sample_adaptive(sde, &score, o, coordinates, progress),
-        SamplerKind::Ald => {
-            let sigma_last = sde.sigma(o.t_end);
-            run!(AnnealedLangevin::new(
-                sigma_last * sigma_last,
-                2,
-                sigma_last
-            )?)
+    impl<S: Score<N> + Sync, const N: usize> WithSolver<N> for Run<'_, S, N> {
+        type Output = Result<Vec<[f32; N]>>;
+        fn run<D, P>(self, solver: P, sde: D) -> Self::Output
+        where
+            D: LinearSde + Copy + Send + Sync + 'static,
+            P: Solver<D, N> + Copy + Send + Sync + 'static,
+            P::State: Send + Sync + 'static,
+        {
+            sample_particles(
+                &Sampler::new(solver, self.grid).with_denoise(self.options.denoise),
+                &sde,
+                self.score,
+                self.options,
+                self.coordinates,
+                self.progress,
+            )
         }
     }
+    let run = Run {
+        grid,
+        score: &score,
+        options: o,
+        coordinates,
+        progress,
+    };
+    method
+        .with_solver(sde, o.t_end, o.lower_order_final, run)
+        .map_err(|e| anyhow::anyhow!("--sampler {}: {e}", method.name()))?
 }
 
 /// [`SamplerKind::OdeRk45`]: each particle from the prior at T down to `t_end` by the adaptive
@@ -429,4 +414,22 @@ pub(crate) fn start_from<const N: usize>(init: &Samples, particle: u64) -> Resul
         )
     })?;
     Ok(core::array::from_fn(|d| row.get(d).copied().unwrap_or(0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every grid sampler of the command line is the core's method of the same name, so the
+    /// host, the firmware's list and the web page build one solver for one name.
+    #[test]
+    fn every_grid_sampler_is_a_core_method() {
+        for kind in SamplerKind::value_variants() {
+            match kind {
+                SamplerKind::OdeRk45 => assert_eq!(kind.method(), None),
+                _ => assert_eq!(kind.method().map(Method::name), Some(&*kind.name())),
+            }
+        }
+        assert_eq!(SamplerKind::value_variants().len(), Method::ALL.len() + 1);
+    }
 }
