@@ -359,6 +359,45 @@ impl<const N: usize> GaussianMixture<'_, N> {
     }
 }
 
+impl<const N: usize> GaussianMixture<'_, N> {
+    /// `log p(x)` of the data diffused to `(α, σ)`, the mixture of `N(αμ_k, α²s_k² + σ²)`
+    /// over the data's coordinates with the weights normalised: a log-sum-exp against the
+    /// largest term, in f32 (for drawing a density; `tinyscore likelihood` computes its
+    /// references in f64).
+    pub fn perturbed_log_density(&self, x: &[f32; N], alpha: f32, sigma: f32) -> f32 {
+        let (a2, s2) = (alpha * alpha, sigma * sigma);
+        let coordinates = self.coordinates.min(N);
+        let ln_2pi = math::ln(2.0 * core::f32::consts::PI);
+        let log_term = |c: &Component<N>| {
+            let mut log = c.log_weight;
+            for d in 0..coordinates {
+                let var = a2 * c.std[d] * c.std[d] + s2;
+                let diff = x[d] - alpha * c.mean[d];
+                log -= 0.5 * (diff * diff / var + math::ln(var) + ln_2pi);
+            }
+            log
+        };
+        let log_sum_exp = |logs: &mut dyn Iterator<Item = f32>, max: f32| {
+            max + math::ln(logs.map(|l| math::exp(l - max)).sum::<f32>())
+        };
+        let max = self
+            .components
+            .iter()
+            .map(log_term)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let max_weight = self
+            .components
+            .iter()
+            .map(|c| c.log_weight)
+            .fold(f32::NEG_INFINITY, f32::max);
+        log_sum_exp(&mut self.components.iter().map(log_term), max)
+            - log_sum_exp(
+                &mut self.components.iter().map(|c| c.log_weight),
+                max_weight,
+            )
+    }
+}
+
 impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
     fn perturbed_score(&self, x: &[f32; N], alpha: f32, sigma: f32) -> [f32; N] {
         let mut out = [[0.0f32; N]; 1];

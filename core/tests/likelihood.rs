@@ -348,3 +348,52 @@ fn the_likelihood_of_a_2d_mixture_is_its_closed_form_density() {
 fn the_likelihood_of_a_5d_mixture_is_its_closed_form_density() {
     likelihood_matches_the_closed_form(&parts_5d(), 12);
 }
+
+#[test]
+fn diffused_mixture_log_density_is_the_closed_form() {
+    // Two components of unequal weights and stds, diffused to (α, σ) = (0.8, 0.5); the f32
+    // log-sum-exp against the same formula in f64, to f32 rounding of a dozen operations.
+    let components = [
+        Component::new(3.0, [1.0, -0.5], [0.3, 0.6]).unwrap(),
+        Component::new(1.0, [-1.5, 0.5], [0.8, 0.2]).unwrap(),
+    ];
+    let mixture = GaussianMixture::new(&components).unwrap();
+    let (alpha, sigma) = (0.8f64, 0.5f64);
+    let closed_form = |x: [f64; 2]| {
+        let terms: Vec<f64> = components
+            .iter()
+            .map(|c| {
+                let weight = if c.mean()[0] > 0.0 { 0.75 } else { 0.25 };
+                let mut log = f64::ln(weight);
+                for d in 0..2 {
+                    let var = (alpha * c.std()[d] as f64).powi(2) + sigma * sigma;
+                    let diff = x[d] - alpha * c.mean()[d] as f64;
+                    log -= 0.5 * (diff * diff / var + var.ln() + (2.0 * std::f64::consts::PI).ln());
+                }
+                log
+            })
+            .collect();
+        terms.iter().map(|l| l.exp()).sum::<f64>().ln()
+    };
+    for x in [[0.0f32, 0.0], [1.0, -0.5], [-3.0, 2.0], [6.0, 6.0]] {
+        let got = mixture.perturbed_log_density(&x, alpha as f32, sigma as f32) as f64;
+        let want = closed_form([x[0] as f64, x[1] as f64]);
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{x:?}: {got} vs {want}"
+        );
+        // Its gradient is the score: central differences of the f64 form, step 1e-4, to 1e-4.
+        let score =
+            tinyscore::GaussianData::perturbed_score(&mixture, &x, alpha as f32, sigma as f32);
+        for d in 0..2 {
+            let (mut up, mut down) = ([x[0] as f64, x[1] as f64], [x[0] as f64, x[1] as f64]);
+            up[d] += 1e-4;
+            down[d] -= 1e-4;
+            let slope = (closed_form(up) - closed_form(down)) / 2e-4;
+            assert!(
+                (score[d] as f64 - slope).abs() < 1e-4 * slope.abs().max(1.0),
+                "{x:?} d{d}"
+            );
+        }
+    }
+}
