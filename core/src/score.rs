@@ -370,9 +370,9 @@ impl<const N: usize> GaussianMixture<'_, N> {
         let ln_2pi = math::ln(2.0 * core::f32::consts::PI);
         let log_term = |c: &Component<N>| {
             let mut log = c.log_weight;
-            for d in 0..coordinates {
-                let var = a2 * c.std[d] * c.std[d] + s2;
-                let diff = x[d] - alpha * c.mean[d];
+            for ((x, mean), std) in x.iter().zip(&c.mean).zip(&c.std).take(coordinates) {
+                let var = a2 * std * std + s2;
+                let diff = x - alpha * mean;
                 log -= 0.5 * (diff * diff / var + math::ln(var) + ln_2pi);
             }
             log
