@@ -365,9 +365,9 @@ fn diffused_mixture_log_density_is_the_closed_form() {
             .map(|c| {
                 let weight = if c.mean()[0] > 0.0 { 0.75 } else { 0.25 };
                 let mut log = f64::ln(weight);
-                for d in 0..2 {
+                for (d, x) in x.iter().enumerate() {
                     let var = (alpha * c.std()[d] as f64).powi(2) + sigma * sigma;
-                    let diff = x[d] - alpha * c.mean()[d] as f64;
+                    let diff = x - alpha * c.mean()[d] as f64;
                     log -= 0.5 * (diff * diff / var + var.ln() + (2.0 * std::f64::consts::PI).ln());
                 }
                 log
