@@ -84,6 +84,30 @@ impl WebTarget {
         Ok(self.0.sde(exact_sde(sde)?).t_max())
     }
 
+    /// The square `[lo, hi]²` (data units) that holds its data: a mixture's components to
+    /// 3 stds, a model's normalised data to 4 stds.
+    pub fn extent(&self) -> Vec<f32> {
+        let (lo, hi) = match &self.0 {
+            Target::Mixture { components, .. } => {
+                components.iter().fold((-3.0f32, 3.0f32), |(lo, hi), c| {
+                    let (m, s) = (c.mean(), c.std());
+                    (
+                        lo.min(m[0] - 3.0 * s[0]).min(m[1] - 3.0 * s[1]),
+                        hi.max(m[0] + 3.0 * s[0]).max(m[1] + 3.0 * s[1]),
+                    )
+                })
+            }
+            Target::Model(_) => self
+                .0
+                .normalization()
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), (mean, std)| {
+                    (lo.min(mean - 4.0 * std), hi.max(mean + 4.0 * std))
+                }),
+        };
+        vec![lo, hi]
+    }
+
     /// The last time of its grids.
     pub fn t_end(&self) -> f32 {
         self.0.t_end()

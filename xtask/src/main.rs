@@ -5,12 +5,17 @@
 //! - `test`: setup, then every check CI makes, with a summary (`.ci/run` calls this);
 //! - `demo`: setup, then `tinyscore demo`;
 //! - `bench`: `tinyscore bench`;
+//! - `web`: builds the page, `out/web/index.html`: the core compiled to WebAssembly, inlined
+//!   with its wasm-bindgen glue into one self-contained file;
 //! - `fuzz [RUNS]`: installs cargo-fuzz if missing and fuzzes the model parser for RUNS
 //!   executions (default 10⁷) from the committed corpus, adding what it finds to it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
+
+/// The web page's target.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// The embedded targets `core` must build for.
 const CORE_TARGETS: [&str; 3] = [
@@ -25,6 +30,8 @@ const CORE_FEATURES: [&str; 3] = ["", "defmt", "fast-math"];
 /// The core's features a chip may turn on together (`std` is the host's).
 const CHIP_FEATURES: &str = "defmt,fast-math";
 
+mod web;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("help");
@@ -34,10 +41,14 @@ fn main() -> ExitCode {
         "test" => test(),
         "demo" => setup() && host_command("demo", rest),
         "bench" => host_command("bench", rest),
+        "web" => web::build().is_ok_and(|page| {
+            eprintln!("open {} in a browser", page.display());
+            true
+        }),
         "fuzz" => fuzz(rest.first().map_or("10000000", String::as_str)),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup | test | demo [args] | bench [args] | fuzz [runs]>"
+                "usage: cargo xtask <setup | test | demo [args] | bench [args] | web | fuzz [runs]>"
             );
             command == "help"
         }
@@ -158,9 +169,14 @@ fn setup() -> bool {
         );
         return false;
     }
-    run("rustup", &[&["target", "add"], &CORE_TARGETS[..]].concat())
-        && run("rustup", &["component", "add", "clippy", "rustfmt"])
-        && install_qemu()
+    run(
+        "rustup",
+        &[&["target", "add", WASM_TARGET], &CORE_TARGETS[..]].concat(),
+    ) && run("rustup", &["component", "add", "clippy", "rustfmt"])
+        && install_apt("qemu-system-arm", "qemu-system-arm", "the firmware tests")
+        && install_apt("chromium", "chromium", "the web page's tests")
+        && install_apt("chromium-driver", "chromedriver", "the web page's tests")
+        && web::install_bindgen()
         && python_references()
 }
 
@@ -201,14 +217,15 @@ fn python_references() -> bool {
     true
 }
 
-/// QEMU runs the firmware in the tests. Installed from apt when missing (as root, or with
-/// sudo where it needs no password), never removing a package: when apt would remove one to
-/// install it (an installed `qemu-utils` from backports conflicts with Debian 12's
-/// `qemu-system-arm`), setup stops and names the conflict. apt's output goes to
-/// `target/xtask-apt.log`.
-fn install_qemu() -> bool {
+/// Installs the Debian package `package`, which provides the command `binary`, when that
+/// command is missing: QEMU runs the firmware in the tests, Chromium and its WebDriver the
+/// web page. From apt (as root, or with sudo where it needs no password), never removing a
+/// package: when apt would remove one to install it (an installed `qemu-utils` from
+/// backports conflicts with Debian 12's `qemu-system-arm`), setup stops and names the
+/// conflict. apt's output goes to `target/xtask-apt.log`.
+fn install_apt(package: &str, binary: &str, why: &str) -> bool {
     let present = || {
-        Command::new("qemu-system-arm")
+        Command::new(binary)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
@@ -216,9 +233,7 @@ fn install_qemu() -> bool {
     if present() {
         return true;
     }
-    eprintln!(
-        "installing qemu-system-arm (apt-get; its output in {APT_LOG}) for the firmware tests"
-    );
+    eprintln!("installing {package} (apt-get; its output in {APT_LOG}) for {why}");
     let as_root = Command::new("id")
         .arg("-u")
         .output()
@@ -241,7 +256,6 @@ fn install_qemu() -> bool {
         append_to_log(&text);
         output.status.success().then_some(text)
     };
-    let package = "qemu-system-arm";
     let plan = apt(&["update", "-qq"]).and_then(|_| apt(&["install", "-s", package]));
     let removed = plan.as_deref().map(removals).unwrap_or_default();
     if !removed.is_empty() {
@@ -265,7 +279,7 @@ fn install_qemu() -> bool {
         .is_some();
     if !(installed && present()) {
         eprintln!(
-            "could not install QEMU (see {APT_LOG}): install the `{package}` package \
+            "could not install {package} (see {APT_LOG}): install the `{package}` package \
              (Debian/Ubuntu: apt-get install {package}) and rerun"
         );
         return false;
