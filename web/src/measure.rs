@@ -9,14 +9,19 @@ use tinyscore::{particle_noise, particle_rng, Component};
 
 /// Directions of the live sliced W2: evenly spread angles over the half circle.
 pub const DIRECTIONS: usize = 90;
-/// The most points of a set the live sliced W2 projects.
-pub const SLICED_POINTS: usize = 2_000;
+/// The exact draws the live sliced W2 compares with (projected and sorted once).
+pub const REFERENCE_POINTS: usize = 2_000;
+/// The most particles the live sliced W2 projects (a measure every half second then takes a
+/// few milliseconds, within a frame's budget beside 10 000 particles' step and drawing).
+pub const SLICED_POINTS: usize = 1_000;
 /// The most points of a set the live energy distance pairs.
 pub const PAIRED_POINTS: usize = 600;
 
 /// Exact draws of a mixture: the reference of the measures.
 pub struct Reference {
     points: Vec<[f64; 2]>,
+    /// The draws projected on each direction, sorted.
+    projected: Vec<Vec<f64>>,
     floor: Measures,
     weights: Vec<f64>,
     variance: [f64; 2],
@@ -57,7 +62,7 @@ fn draw(components: &[Component<2>], weights: &[f32], n: usize, seed: u64) -> Ve
 impl Reference {
     /// Exact draws of the mixture of `components` with `weights`.
     pub fn new(components: &[Component<2>], weights: &[f32]) -> Reference {
-        let points = draw(components, weights, SLICED_POINTS, 1);
+        let points = draw(components, weights, REFERENCE_POINTS, 1);
         let second = draw(components, weights, SLICED_POINTS, 2);
         let total: f64 = weights.iter().map(|&w| w as f64).sum();
         let weights: Vec<f64> = weights.iter().map(|&w| w as f64 / total).collect();
@@ -75,8 +80,10 @@ impl Reference {
                 .sum::<f64>()
                 - mean * mean
         });
+        let projected = (0..DIRECTIONS).map(|k| project_sorted(&points, k)).collect();
         let mut reference = Reference {
             points,
+            projected,
             floor: Measures::default(),
             weights,
             variance,
@@ -88,7 +95,7 @@ impl Reference {
     /// Sliced W2 and energy distance of `particles` to the draws.
     pub fn measure(&self, particles: &[[f64; 2]]) -> Measures {
         Measures {
-            sw2: sliced_w2(&even_subsample(particles, SLICED_POINTS), &self.points),
+            sw2: self.sliced_w2(&even_subsample(particles, SLICED_POINTS)),
             energy: energy_distance(
                 &even_subsample(particles, PAIRED_POINTS),
                 &even_subsample(&self.points, PAIRED_POINTS),
@@ -96,7 +103,19 @@ impl Reference {
         }
     }
 
-    /// The measures between two independent exact draws of the same size.
+    /// Sliced W2 of `points` to the draws, over [`DIRECTIONS`] evenly spread directions.
+    fn sliced_w2(&self, points: &[[f64; 2]]) -> f64 {
+        let sum: f64 = self
+            .projected
+            .iter()
+            .enumerate()
+            .map(|(k, reference)| w2_squared_sorted(&project_sorted(points, k), reference))
+            .sum();
+        (sum / DIRECTIONS as f64).sqrt()
+    }
+
+    /// The measures of exact draws as many as the particles measured (independent of the
+    /// reference draws): what a perfect sampler shows.
     pub fn floor(&self) -> Measures {
         self.floor
     }
@@ -136,21 +155,13 @@ fn w2_squared_sorted(a: &[f64], b: &[f64]) -> f64 {
     total
 }
 
-/// Sliced W2 over [`DIRECTIONS`] evenly spread directions.
-pub fn sliced_w2(a: &[[f64; 2]], b: &[[f64; 2]]) -> f64 {
-    let project = |points: &[[f64; 2]], (c, s): (f64, f64)| {
-        let mut p: Vec<f64> = points.iter().map(|x| c * x[0] + s * x[1]).collect();
-        p.sort_unstable_by(f64::total_cmp);
-        p
-    };
-    let sum: f64 = (0..DIRECTIONS)
-        .map(|k| {
-            let angle = core::f64::consts::PI * k as f64 / DIRECTIONS as f64;
-            let d = (angle.cos(), angle.sin());
-            w2_squared_sorted(&project(a, d), &project(b, d))
-        })
-        .sum();
-    (sum / DIRECTIONS as f64).sqrt()
+/// `points` projected on direction `k` of [`DIRECTIONS`] (angle kπ/DIRECTIONS), sorted.
+fn project_sorted(points: &[[f64; 2]], k: usize) -> Vec<f64> {
+    let angle = core::f64::consts::PI * k as f64 / DIRECTIONS as f64;
+    let (c, s) = (angle.cos(), angle.sin());
+    let mut p: Vec<f64> = points.iter().map(|x| c * x[0] + s * x[1]).collect();
+    p.sort_unstable_by(f64::total_cmp);
+    p
 }
 
 /// Energy distance 2E|X−Y| − E|X−X'| − E|Y−Y'| (V-statistics).

@@ -479,6 +479,11 @@ fn test() -> bool {
         failed_steps
     );
     println!("tests: {passed} passed, {failed} failed");
+    // The browser test reports the page's frame rate (it asserts nothing about it).
+    let frame_rate = web::page_path().with_file_name("frame-rate.json");
+    if let Ok(report) = std::fs::read_to_string(frame_rate) {
+        println!("web page, 10 000 Langevin particles: {}", report.trim());
+    }
     all_ok
 }
 
