@@ -95,7 +95,8 @@ fn fuzz(runs: &str) -> bool {
 /// The API documentation builds without a warning (broken or private links).
 fn doc_without_warnings() -> bool {
     eprintln!(
-        "$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps -p tinyscore -p tinyscore-host --lib"
+        "$ RUSTDOCFLAGS=\"-D warnings\" cargo doc --no-deps -p tinyscore -p tinyscore-host \
+         -p tinyscore-web --lib"
     );
     Command::new("cargo")
         .args([
@@ -105,6 +106,8 @@ fn doc_without_warnings() -> bool {
             "tinyscore",
             "-p",
             "tinyscore-host",
+            "-p",
+            "tinyscore-web",
             "--lib",
         ])
         .env("RUSTDOCFLAGS", "-D warnings")
@@ -383,7 +386,7 @@ fn test() -> bool {
         ]),
     );
     step(
-        "cargo doc -D warnings (core, host library)".into(),
+        "cargo doc -D warnings (core, host library, web)".into(),
         doc_without_warnings(),
     );
     for target in &CORE_TARGETS[..2] {
