@@ -80,7 +80,9 @@ impl Reference {
                 .sum::<f64>()
                 - mean * mean
         });
-        let projected = (0..DIRECTIONS).map(|k| project_sorted(&points, k)).collect();
+        let projected = (0..DIRECTIONS)
+            .map(|k| project_sorted(&points, k))
+            .collect();
         let mut reference = Reference {
             points,
             projected,
