@@ -74,6 +74,7 @@ impl Drop for Driver {
 /// A headless Chromium session, with the flags this sandboxed, offline machine needs.
 async fn browser(driver: &Driver, profile: &Path) -> Client {
     let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     capabilities.insert(
         "goog:chromeOptions".into(),
         json!({
@@ -109,10 +110,36 @@ async fn js(client: &Client, script: &str, args: Vec<Value>) -> Value {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
-/// The page's errors so far.
+/// chromedriver's `POST /session/{id}/se/log` for the browser's console log: every message
+/// since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type": "browser"}"#.into()))
+    }
+}
+
+/// The page's errors so far: what it caught itself (`window.tinyscoreErrors`) and the
+/// console's messages of level SEVERE (a script or resource error the page cannot see).
 async fn errors(client: &Client) -> Vec<String> {
     let value = js(client, "return window.tinyscoreErrors;", vec![]).await;
-    serde_json::from_value(value).unwrap()
+    let mut errors: Vec<String> = serde_json::from_value(value).unwrap();
+    let log = client.issue_cmd(BrowserLog).await.expect("the browser log");
+    for entry in log.as_array().expect("a list of log entries") {
+        if entry["level"] == "SEVERE" {
+            errors.push(format!("console: {}", entry["message"]));
+        }
+    }
+    errors
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename.
