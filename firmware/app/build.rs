@@ -1,7 +1,8 @@
 //! Bakes the model and the sampling configuration in:
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
-//! (`em`, `pc`, `ald`, or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`,
-//! `dpm2`, `dpm3`, `unipc`, `edm-heun`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
+//! (a sampler on a time grid by its command-line name: `em`, `rd`, `ancestral`, `pc`, `ald`,
+//! or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`, `dpm2`, `dpm3`,
+//! `unipc`, `edm-heun`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
 //! multistep samplers' last steps at a lower order), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
 //! `logsnr`), `TINYSCORE_GRID` (a fitted grid's interior log-SNR fractions, comma-separated,
 //! as `tinyscore schedule` writes them), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
@@ -69,23 +70,15 @@ fn main() {
     }
     fs::write(out.join("model.tsm"), &bytes).expect("OUT_DIR is writable");
 
-    let sampler = match setting("TINYSCORE_SAMPLER", "em").as_str() {
-        "em" => "SamplerKind::Em",
-        "pc" => "SamplerKind::Pc",
-        "ode-heun" => "SamplerKind::OdeHeun",
-        "ald" => "SamplerKind::Ald",
-        "ode-euler" => "SamplerKind::OdeEuler",
-        "ode-rk4" => "SamplerKind::OdeRk4",
-        "ddim" => "SamplerKind::Ddim",
-        "dpm2" => "SamplerKind::Dpm2",
-        "dpm3" => "SamplerKind::Dpm3",
-        "unipc" => "SamplerKind::Unipc",
-        "edm-heun" => "SamplerKind::EdmHeun",
-        other => panic!(
-            "TINYSCORE_SAMPLER={other}: expected em, pc, ald, ode-euler, ode-heun, ode-rk4, \
-             ddim, dpm2, dpm3, unipc or edm-heun"
-        ),
-    };
+    let name = setting("TINYSCORE_SAMPLER", "em");
+    let sampler = tinyscore::Method::from_name(&name).unwrap_or_else(|| {
+        let names: Vec<&str> = tinyscore::Method::ALL.iter().map(|m| m.name()).collect();
+        panic!(
+            "TINYSCORE_SAMPLER={name}: expected one of {}",
+            names.join(", ")
+        )
+    });
+    let sampler = format!("Method::{sampler:?}");
     // `TINYSCORE_GRID`: a fitted grid's interior log-SNR fractions, comma-separated.
     let fitted: Vec<f32> = setting("TINYSCORE_GRID", "")
         .split(',')
@@ -152,7 +145,7 @@ pub const MAX_STEPS: u32 = {};
     );
     let config = format!(
         "/// Count instructions instead of only sampling.\npub const COUNT: bool = {count};\n\
-         /// The sampler.\npub const SAMPLER: SamplerKind = {sampler};\n\
+         /// The sampler.\npub const SAMPLER: Method = {sampler};\n\
          /// Steps of the time grid.\npub const STEPS: u32 = {};\n\
          /// The grid's spacing.\npub const SPACING: Spacing = {spacing};\n\
          /// The multistep samplers' last steps at a lower order.\n\

@@ -315,14 +315,13 @@ fn build_and_run_mode(
     mode: Mode,
     work: &Path,
 ) -> Result<(String, Vec<u8>)> {
-    let sampler = match run.sampler {
-        SamplerKind::Rd | SamplerKind::Ancestral | SamplerKind::OdeRk45 => bail!(
-            "the firmware samples with em, pc, ald, ode-euler, ode-heun, ode-rk4, ddim, dpm2, \
-             dpm3, unipc or edm-heun, not {}",
-            run.sampler.name()
-        ),
-        chip => chip.name(),
+    let Some(method) = run.sampler.method() else {
+        bail!(
+            "the firmware samples on a time grid, with every sampler but ode-rk45 (which \
+             chooses its own steps)"
+        );
     };
+    let sampler = method.name();
     if run.lower_order_final && !run.sampler.is_multistep() {
         bail!(
             "lower-order final steps apply to the multistep samplers dpm2, dpm3 and unipc, not {}",
@@ -350,7 +349,7 @@ fn build_and_run_mode(
         .current_dir(firmware_dir())
         .args(["build", "--release", "-q", "--target", board.target()])
         .env("TINYSCORE_MODEL", &model)
-        .env("TINYSCORE_SAMPLER", &sampler)
+        .env("TINYSCORE_SAMPLER", sampler)
         .env("TINYSCORE_STEPS", run.steps.to_string())
         .env(
             "TINYSCORE_GRID",

@@ -1,7 +1,8 @@
 //! The firmware in QEMU against the host, bit for bit: the reference model in f32 and int8,
 //! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
-//! soft float, int8 integer-only), for Euler–Maruyama, predictor–corrector, annealed Langevin
-//! and every deterministic sampler but the adaptive one; a 3-D model likewise. And a corrupted model makes the firmware
+//! soft float, int8 integer-only), for every sampler on a time grid (the core's `Method`s:
+//! Euler–Maruyama, reverse diffusion, ancestral, predictor–corrector, annealed Langevin and
+//! every deterministic one); a 3-D model likewise. And a corrupted model makes the firmware
 //! fail with its error. The binary sink's records carry the same bits as the defmt frames. The
 //! M4 runs int8 models packed, with the SMLAD kernel, which agrees with the portable one. The
 //! likelihood task gives `tinyscore likelihood`'s bits on both cores.
@@ -116,8 +117,14 @@ fn firmware_samples_are_bit_identical_to_the_host() {
         ("f32", reference_model_bytes()),
         ("int8", reference_int8().1),
     ];
-    // The stochastic samplers the chip runs, then every deterministic one.
-    let stochastic = [SamplerKind::Em, SamplerKind::Pc, SamplerKind::Ald];
+    // The stochastic samplers, then every deterministic one.
+    let stochastic = [
+        SamplerKind::Em,
+        SamplerKind::Rd,
+        SamplerKind::Ancestral,
+        SamplerKind::Pc,
+        SamplerKind::Ald,
+    ];
     let samplers: Vec<SamplerKind> = stochastic.into_iter().chain(DETERMINISTIC).collect();
     for (precision, bytes) in &models {
         let path = dir.path().join(format!("{precision}.tsm"));

@@ -115,6 +115,10 @@ impl Method {
     /// (annealed Langevin sets its step size from `σ(t_end)`); the multistep methods lower
     /// their order at the last steps with `lower_order_final`. Ancestral sampling is defined
     /// for the VP and VE processes only.
+    ///
+    /// Always inlined, so that a firmware whose method is a constant compiles that one
+    /// solver only.
+    #[inline(always)]
     pub fn with_solver<W: WithSolver<N>, const N: usize>(
         self,
         sde: ModelSde,

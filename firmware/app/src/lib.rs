@@ -23,11 +23,12 @@ unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
 
 /// What this build samples, from the `TINYSCORE_*` variables at build time (see `build.rs`).
 pub mod baked {
-    use super::{Config, SamplerKind};
+    use super::Config;
+    use tinyscore::Method;
 
     mod generated {
         use super::super::Spacing;
-        use super::SamplerKind;
+        use tinyscore::Method;
         include!(concat!(env!("OUT_DIR"), "/config.rs"));
     }
 
@@ -42,9 +43,11 @@ pub mod baked {
     /// the DSP extension an int8 model is baked in packed (precision 2, same outputs).
     pub static MODEL: &[u8] = &ALIGNED.0;
 
-    /// The sampling configuration.
+    /// The sampler (each build runs one: its solver alone is in flash).
+    pub const SAMPLER: Method = generated::SAMPLER;
+
+    /// The rest of the sampling configuration.
     pub const CONFIG: Config = Config {
-        sampler: generated::SAMPLER,
         steps: generated::STEPS,
         spacing: generated::SPACING,
         lower_order_final: generated::LOWER_ORDER_FINAL,
@@ -85,44 +88,13 @@ pub mod smlad;
 use tinyscore::likelihood::{Divergence, Encoded, Likelihood, NetworkJacobian};
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
-    particle_noise, AnnealedLangevin, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
-    EulerMaruyama, FittedGrid, LangevinCorrector, LinearSde, Model, ModelError, OdeEuler, OdeHeun,
-    OdeRk4, ParamError, PredictorCorrector, ReverseDiffusion, SampleError, Sampler, Schedule,
-    Score, Solver, TimeGrid, UniPc,
+    particle_noise, Dopri5, FittedGrid, LinearSde, Model, ModelError, ParamError, SampleError,
+    Sampler, Schedule, Score, Solver, TimeGrid, WithSolver,
 };
-
-/// The samplers the firmware runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
-pub enum SamplerKind {
-    /// Euler–Maruyama on the reverse SDE.
-    Em,
-    /// Reverse-diffusion predictor with a Langevin corrector.
-    Pc,
-    /// Probability-flow ODE, Heun.
-    OdeHeun,
-    /// Annealed Langevin dynamics.
-    Ald,
-    /// Probability-flow ODE, Euler.
-    OdeEuler,
-    /// Probability-flow ODE, RK4.
-    OdeRk4,
-    /// DDIM.
-    Ddim,
-    /// DPM-Solver++(2M).
-    Dpm2,
-    /// DPM-Solver++(3M).
-    Dpm3,
-    /// UniPC (bh2) with its corrector.
-    Unipc,
-    /// Heun in the EDM variables.
-    EdmHeun,
-}
 
 /// What to sample.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
 pub struct Config {
-    /// The sampler.
-    pub sampler: SamplerKind,
     /// Steps of the time grid.
     pub steps: u32,
     /// The grid's spacing.
@@ -284,44 +256,50 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
     let schedule = config.spacing.schedule().map_err(AppError::Parameter)?;
     let grid =
         TimeGrid::new(schedule, sde.t_max(), t_end, config.steps).map_err(AppError::Parameter)?;
-    let lower_order_final = config.lower_order_final;
     let mut out = Output {
         led,
         sink,
         lit: false,
     };
-    match config.sampler {
-        SamplerKind::Em => out.all(config, &Sampler::new(EulerMaruyama, grid), &sde, &score),
-        SamplerKind::Pc => {
-            let pc = PredictorCorrector {
-                predictor: ReverseDiffusion,
-                corrector: LangevinCorrector::default(),
-            };
-            out.all(config, &Sampler::new(pc, grid), &sde, &score)
-        }
-        SamplerKind::OdeHeun => out.all(config, &Sampler::new(OdeHeun, grid), &sde, &score),
-        SamplerKind::OdeEuler => out.all(config, &Sampler::new(OdeEuler, grid), &sde, &score),
-        SamplerKind::OdeRk4 => out.all(config, &Sampler::new(OdeRk4, grid), &sde, &score),
-        SamplerKind::Ddim => out.all(config, &Sampler::new(Ddim, grid), &sde, &score),
-        SamplerKind::Dpm2 => {
-            let dpm2 = DpmSolverPp2M { lower_order_final };
-            out.all(config, &Sampler::new(dpm2, grid), &sde, &score)
-        }
-        SamplerKind::Dpm3 => {
-            let dpm3 = DpmSolverPp3M { lower_order_final };
-            out.all(config, &Sampler::new(dpm3, grid), &sde, &score)
-        }
-        SamplerKind::Unipc => {
-            let unipc = UniPc { lower_order_final };
-            out.all(config, &Sampler::new(unipc, grid), &sde, &score)
-        }
-        SamplerKind::EdmHeun => out.all(config, &Sampler::new(EdmHeun, grid), &sde, &score),
-        SamplerKind::Ald => {
-            let sigma_last = sde.sigma(t_end);
-            let ald = AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)
-                .map_err(AppError::Parameter)?;
-            out.all(config, &Sampler::new(ald, grid), &sde, &score)
-        }
+    let run = Run {
+        out: &mut out,
+        config,
+        grid,
+        score: &score,
+    };
+    // The baked constant, so that the build compiles this one solver only.
+    baked::SAMPLER
+        .with_solver(sde, t_end, config.lower_order_final, run)
+        .map_err(AppError::Parameter)?
+}
+
+/// A run of every particle with the solver [`tinyscore::Method::with_solver`] hands over.
+struct Run<'a, 'b, L, K, S> {
+    out: &'a mut Output<'b, L, K>,
+    config: &'a Config,
+    grid: TimeGrid,
+    score: &'a S,
+}
+
+impl<L: OutputPin, K: SampleSink, S: Score<N>, const N: usize> WithSolver<N>
+    for Run<'_, '_, L, K, S>
+{
+    type Output = Result<(), AppError>;
+    // Inlined, so the grid moves into the sampler without a copy on the stack.
+    #[inline(always)]
+    fn run<D, P>(self, solver: P, sde: D) -> Self::Output
+    where
+        D: LinearSde + Copy + Send + Sync + 'static,
+        P: Solver<D, N> + Copy + Send + Sync + 'static,
+        P::State: Send + Sync + 'static,
+    {
+        let Run {
+            out,
+            config,
+            grid,
+            score,
+        } = self;
+        out.all(config, &Sampler::new(solver, grid), &sde, score)
     }
 }
 
