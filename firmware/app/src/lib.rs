@@ -285,8 +285,6 @@ impl<L: OutputPin, K: SampleSink, S: Score<N>, const N: usize> WithSolver<N>
     for Run<'_, '_, L, K, S>
 {
     type Output = Result<(), AppError>;
-    // Inlined, so the grid moves into the sampler without a copy on the stack.
-    #[inline(always)]
     fn run<D, P>(self, solver: P, sde: D) -> Self::Output
     where
         D: LinearSde + Copy + Send + Sync + 'static,
