@@ -8,6 +8,7 @@
 //! - `tinyscore.run()` gives the command line's bits for every sampler of its scripting
 //!   surface and two seeds, and for f32 and int8 models dropped on the page;
 //! - a corrupt model file shows the core's own message and the page goes on working;
+//! - the configuration is restored from the page's link;
 //! - the frame rate with 10 000 Langevin particles is reported (not asserted), and a
 //!   screenshot is saved to `out/web/screenshot.png`.
 
@@ -458,6 +459,31 @@ async fn the_page_runs_the_cores_bits_in_chromium() {
     write_atomically(
         &workspace().join("out/web/frame-rate.json"),
         format!("{bench}\n").as_bytes(),
+    );
+
+    // The configuration lives in the URL: opening the link restores it.
+    let shared = json!({"mixture": {"weights": [1, 3], "means": [[-1, 1], [2, 0]],
+                                    "stds": [[0.2, 0.2], [0.4, 0.4]]},
+                        "sampler": "dpm2", "steps": 17, "n": 250, "seed": 9, "sde": "ve",
+                        "schedule": "karras"});
+    let link = js(
+        &client,
+        "window.tinyscore.load(arguments[0]); return location.href;",
+        vec![shared.clone()],
+    )
+    .await;
+    client.goto("about:blank").await.unwrap();
+    client.goto(link.as_str().unwrap()).await.unwrap();
+    let restored = js(&client, "return window.tinyscore.state();", vec![]).await;
+    for key in ["sampler", "steps", "n", "seed", "sde", "schedule"] {
+        assert_eq!(
+            restored["settings"][key], shared[key],
+            "{key} from the link"
+        );
+    }
+    assert_eq!(
+        restored["mixture"], shared["mixture"],
+        "the mixture from the link"
     );
 
     // The screenshot the README shows: the page as it opens (8 Gaussians, Langevin), a
