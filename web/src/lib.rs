@@ -127,8 +127,10 @@ impl WebTarget {
         nx: u32,
         ny: u32,
     ) -> Result<Vec<f32>, JsError> {
-        if nx * ny > 1 << 20 {
-            return Err(JsError::new("field: at most 2^20 points"));
+        if u64::from(nx) * u64::from(ny) > 1 << 20 {
+            return Err(JsError::new(&format!(
+                "field: {nx} × {ny} points; at most 2^20"
+            )));
         }
         Ok(self.0.field(exact_sde(sde)?, t, (x0, x1), (y0, y1), nx, ny))
     }
