@@ -10,7 +10,7 @@
 //!   stationary), integrated by the BAOAB splitting of Leimkuhler & Matthews (2013), whose
 //!   O-step is the exact Ornstein–Uhlenbeck flow of the velocity: exact for a free particle.
 
-use crate::error::{ParamError, SampleError, StepError};
+use crate::error::{ParamError, ParticleError, SampleError, StepError};
 use crate::noise::GaussianStream;
 use crate::observe::Observer;
 use crate::score::checked_scores;
@@ -73,6 +73,51 @@ impl Ula {
     ) -> Result<(), StepError> {
         let s = checked_score(score, x)?;
         *x = langevin_update(x, &s, self.step_size, &noise.normal());
+        Ok(())
+    }
+
+    /// One step of every chain `xs[i]` with its stream `noises[i]` (the slices have one
+    /// length), `B` chains at a time in lockstep: the score is evaluated for the `B` at once
+    /// ([`Score::score_batch`], which lets it vectorise), and each chain gets the bits of
+    /// [`step`](Self::step). A chain whose score or next state is not finite stops the step
+    /// with its index and `step` (the index the caller gives this step); that chain's chunk
+    /// of `B` is left as it was.
+    pub fn step_batch<S: Score<N>, R: Rng, const N: usize, const B: usize>(
+        &self,
+        score: &S,
+        xs: &mut [[f32; N]],
+        noises: &mut [GaussianStream<R>],
+        step: u32,
+    ) -> Result<(), ParticleError> {
+        let chunk = B.max(1);
+        for (c, (xs, noises)) in xs
+            .chunks_mut(chunk)
+            .zip(noises.chunks_mut(chunk))
+            .enumerate()
+        {
+            let first = c * chunk;
+            let len = xs.len().min(noises.len()).min(B);
+            let mut scores = [[0.0f32; N]; B];
+            let scores = checked_scores(score, &xs[..len], 0.0, &mut scores).map_err(|e| {
+                let error = ParticleError::at(step, e);
+                ParticleError {
+                    particle: first + error.particle,
+                    ..error
+                }
+            })?;
+            let mut next = [[0.0f32; N]; B];
+            let next = &mut next[..len];
+            for (((n, x), s), noise) in next.iter_mut().zip(&*xs).zip(scores).zip(&mut *noises) {
+                *n = langevin_update(x, s, self.step_size, &noise.normal());
+            }
+            if let Some(k) = vector::first_non_finite(next) {
+                return Err(ParticleError {
+                    particle: first + k,
+                    error: SampleError::NonFiniteState { step },
+                });
+            }
+            xs[..len].copy_from_slice(next);
+        }
         Ok(())
     }
 

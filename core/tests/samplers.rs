@@ -430,6 +430,49 @@ fn batched_sampling_gives_the_bits_of_single_particle_sampling() {
 }
 
 #[test]
+fn lockstep_langevin_gives_the_bits_of_one_chain_at_a_time() {
+    // 45 chains on 8 Gaussians: one full chunk of 32 (a vectorised score block) and a partial
+    // one, 200 steps each, against `Ula::run` chain by chain.
+    let components = eight_gaussians();
+    let target = GaussianMixture::new(&components).unwrap();
+    let ula = Ula::new(0.01).unwrap();
+    let n = 45;
+    let mut noises: Vec<_> = (0..n).map(|i| particle_noise(5, i)).collect();
+    let mut xs: Vec<[f32; 2]> = noises.iter_mut().map(|noise| noise.normal()).collect();
+    for step in 0..200 {
+        ula.step_batch::<_, _, 2, 32>(&target, &mut xs, &mut noises, step)
+            .unwrap();
+    }
+    for (i, got) in xs.iter().enumerate() {
+        let mut noise = particle_noise(5, i as u64);
+        let mut x: [f32; 2] = noise.normal();
+        ula.run(&target, &mut x, 200, &mut noise, &mut NullObserver)
+            .unwrap();
+        assert_eq!(got.map(f32::to_bits), x.map(f32::to_bits), "chain {i}");
+    }
+    // A chain whose score fails is named by its index among all chains, with the step.
+    struct FailsFar;
+    impl Score<1> for FailsFar {
+        fn score(&self, x: &[f32; 1], _t: f32) -> [f32; 1] {
+            [if x[0] > 5.0 { f32::NAN } else { -x[0] }]
+        }
+    }
+    let mut xs = vec![[0.0f32]; 40];
+    xs[37] = [10.0];
+    let mut noises: Vec<_> = (0..40).map(|i| particle_noise(0, i)).collect();
+    let failure = ula
+        .step_batch::<_, _, 1, 16>(&FailsFar, &mut xs, &mut noises, 7)
+        .unwrap_err();
+    assert_eq!(
+        failure,
+        ParticleError {
+            particle: 37,
+            error: SampleError::NonFiniteScore { step: 7 }
+        }
+    );
+}
+
+#[test]
 fn a_batch_reports_which_particle_failed() {
     // A score that fails beyond x₀ = 60, and a VE prior (std 50) that starts some particles there.
     struct FailsFar;

@@ -146,31 +146,45 @@ impl Stepper for LangevinSteps {
         noises: &mut [GaussianStream<DefaultRng>],
     ) -> Result<(), String> {
         let eps = self.step_size;
-        target.with_data_score(|score| {
-            for (k, (x, noise)) in xs.iter_mut().zip(noises.iter_mut()).enumerate() {
-                let mut next = *x;
-                match self.pairing {
-                    Pairing::Full => Ula::new(eps)
-                        .map_err(|e| e.to_string())?
-                        .step(&score, &mut next, noise),
-                    Pairing::Half => Ula::new(0.5 * eps)
-                        .map_err(|e| e.to_string())?
-                        .step(&score, &mut next, noise),
-                    Pairing::Mismatched => {
-                        let s = score.score(&next, 0.0);
+        target.with_data_score(|score| match self.pairing {
+            Pairing::Full | Pairing::Half => {
+                let h = if self.pairing == Pairing::Full {
+                    eps
+                } else {
+                    0.5 * eps
+                };
+                Ula::new(h)
+                    .map_err(|e| e.to_string())?
+                    .step_batch::<_, _, 2, BATCH>(&score, xs, noises, index)
+                    .map_err(|e| {
+                        let what = match e.error {
+                            tinyscore::SampleError::NonFiniteScore { .. } => "score",
+                            _ => "state",
+                        };
+                        diverged(e.particle, index, what)
+                    })
+            }
+            // Not the core's ULA: the wrong pairing, shown for what it does.
+            Pairing::Mismatched => {
+                let scale = tinyscore::math::sqrt(2.0 * eps);
+                let chunks = xs.chunks_mut(BATCH).zip(noises.chunks_mut(BATCH));
+                for (chunk, (xs, noises)) in chunks.enumerate() {
+                    let mut scores = [[0.0f32; 2]; BATCH];
+                    let scores = &mut scores[..xs.len()];
+                    score.score_batch(xs, 0.0, scores);
+                    for (k, ((x, s), noise)) in xs.iter_mut().zip(&*scores).zip(noises).enumerate()
+                    {
                         let z: [f32; 2] = noise.normal();
-                        let scale = tinyscore::math::sqrt(2.0 * eps);
-                        next = core::array::from_fn(|d| next[d] + 0.5 * eps * s[d] + scale * z[d]);
-                        Ok(())
+                        let next: [f32; 2] =
+                            core::array::from_fn(|d| x[d] + 0.5 * eps * s[d] + scale * z[d]);
+                        if !next.iter().all(|v| v.is_finite()) {
+                            return Err(diverged(chunk * BATCH + k, index, "state"));
+                        }
+                        *x = next;
                     }
                 }
-                .map_err(|_| diverged(k, index, "score"))?;
-                if !next.iter().all(|v| v.is_finite()) {
-                    return Err(diverged(k, index, "state"));
-                }
-                *x = next;
+                Ok(())
             }
-            Ok(())
         })
     }
 

@@ -4,7 +4,7 @@
 use crate::data::{mixture, Dataset, Mixture};
 use crate::points::Samples;
 use crate::progress::Progress;
-use crate::sampling::in_batches;
+use crate::sampling::{in_batches, BATCH};
 use anyhow::{bail, Result};
 use tinyscore::{DefaultRng, GaussianStream, Score, Ula, Underdamped};
 
@@ -51,38 +51,13 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     let mut out = vec![[0.0f32; N]; o.n];
     let progress = Progress::new("langevin", o.n as u64 * u64::from(o.steps), "chain-steps");
     let chains = |first: u64, xs: &mut [[f32; N]], noises: &mut [GaussianStream<DefaultRng>]| {
-        let mut unreported = 0u64;
-        let mut report = |step: u32, _: f32, _: &[f32; N]| {
-            if step > 0 {
-                unreported += 1;
-                if unreported >= PROGRESS_CHUNK {
-                    progress.advance(std::mem::take(&mut unreported));
-                }
-            }
-        };
-        for (k, (x, noise)) in xs.iter_mut().zip(noises).enumerate() {
-            let i = first + k as u64;
+        for (x, noise) in xs.iter_mut().zip(noises.iter_mut()) {
             *x = noise.normal();
-            match o.method {
-                Method::Ula => {
-                    Ula::new(o.step)?
-                        .run(score, x, o.steps, noise, &mut report)
-                        .map_err(|e| chain_error(i, e))?;
-                }
-                Method::Underdamped => {
-                    let dynamics = Underdamped::new(o.mass, o.friction, o.kt, o.step)?;
-                    let mut state = dynamics
-                        .start(score, *x, [0.0; N])
-                        .map_err(|e| chain_error(i, e))?;
-                    dynamics
-                        .run(score, &mut state, o.steps, noise, &mut report)
-                        .map_err(|e| chain_error(i, e))?;
-                    *x = state.x;
-                }
-            }
         }
-        progress.advance(unreported);
-        Ok(())
+        match o.method {
+            Method::Ula => ula_chains(score, o, first, xs, noises, &progress),
+            Method::Underdamped => underdamped_chains(score, o, first, xs, noises, &progress),
+        }
     };
     in_batches(
         out.as_flattened_mut(),
@@ -94,6 +69,63 @@ pub fn run<S: Score<N> + Sync, const N: usize>(
     )?;
     progress.finish();
     Ok(out)
+}
+
+/// ULA on the chains `xs` (numbered from `first`) in lockstep: the score vectorises over
+/// them, and each chain gets its own bits (`Ula::step_batch`).
+fn ula_chains<S: Score<N>, const N: usize>(
+    score: &S,
+    o: &LangevinOptions,
+    first: u64,
+    xs: &mut [[f32; N]],
+    noises: &mut [GaussianStream<DefaultRng>],
+    progress: &Progress,
+) -> Result<()> {
+    let ula = Ula::new(o.step)?;
+    let mut unreported = 0u64;
+    for step in 0..o.steps {
+        ula.step_batch::<S, _, N, BATCH>(score, xs, noises, step)
+            .map_err(|e| chain_error(first + e.particle as u64, e.error))?;
+        unreported += xs.len() as u64;
+        if unreported >= PROGRESS_CHUNK {
+            progress.advance(std::mem::take(&mut unreported));
+        }
+    }
+    progress.advance(unreported);
+    Ok(())
+}
+
+/// Underdamped Langevin on the chains `xs` (numbered from `first`), one at a time.
+fn underdamped_chains<S: Score<N>, const N: usize>(
+    score: &S,
+    o: &LangevinOptions,
+    first: u64,
+    xs: &mut [[f32; N]],
+    noises: &mut [GaussianStream<DefaultRng>],
+    progress: &Progress,
+) -> Result<()> {
+    let dynamics = Underdamped::new(o.mass, o.friction, o.kt, o.step)?;
+    let mut unreported = 0u64;
+    let mut report = |step: u32, _: f32, _: &[f32; N]| {
+        if step > 0 {
+            unreported += 1;
+            if unreported >= PROGRESS_CHUNK {
+                progress.advance(std::mem::take(&mut unreported));
+            }
+        }
+    };
+    for (k, (x, noise)) in xs.iter_mut().zip(noises).enumerate() {
+        let i = first + k as u64;
+        let mut state = dynamics
+            .start(score, *x, [0.0; N])
+            .map_err(|e| chain_error(i, e))?;
+        dynamics
+            .run(score, &mut state, o.steps, noise, &mut report)
+            .map_err(|e| chain_error(i, e))?;
+        *x = state.x;
+    }
+    progress.advance(unreported);
+    Ok(())
 }
 
 /// Chain-steps a task takes between two advances of the progress.
