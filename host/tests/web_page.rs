@@ -2,7 +2,7 @@
 //! chromedriver (both installed by `cargo xtask setup`). The page is built first
 //! (`cargo xtask web`) and opened from `file://`.
 //!
-//! One browser session runs every check in turn (a session costs seconds to start):
+//! One browser runs every check in turn (starting one costs seconds):
 //! - the page loads with no error and draws (pixel statistics of the canvas);
 //! - moving a component changes the field;
 //! - `tinyscore.run()` gives the command line's bits for every sampler of its scripting
@@ -72,7 +72,7 @@ impl Drop for Driver {
     }
 }
 
-/// A headless Chromium session, with the flags this sandboxed, offline machine needs.
+/// A headless Chromium, with the flags this sandboxed, offline machine needs.
 async fn browser(driver: &Driver, profile: &Path) -> Client {
     let mut capabilities = serde_json::Map::new();
     capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
@@ -111,18 +111,14 @@ async fn js(client: &Client, script: &str, args: Vec<Value>) -> Value {
         .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
 }
 
-/// chromedriver's `POST /session/{id}/se/log` for the browser's console log: every message
-/// since the last call.
+/// chromedriver's `se/log` command (a path of the WebDriver protocol) for the browser's
+/// console log: every message since the last call.
 #[derive(Debug)]
 struct BrowserLog;
 
 impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    fn endpoint(&self, base: &url::Url, id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", id.unwrap_or_default()))
     }
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
         (http::Method::POST, Some(r#"{"type": "browser"}"#.into()))
