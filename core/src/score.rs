@@ -361,9 +361,8 @@ impl<const N: usize> GaussianMixture<'_, N> {
 
 impl<const N: usize> GaussianMixture<'_, N> {
     /// `log p(x)` of the data diffused to `(α, σ)`, the mixture of `N(αμ_k, α²s_k² + σ²)`
-    /// over the data's coordinates with the weights normalised: a log-sum-exp against the
-    /// largest term, in f32 (for drawing a density; `tinyscore likelihood` computes its
-    /// references in f64).
+    /// over the data's coordinates with the weights normalised, in f32 (for drawing a
+    /// density; `tinyscore likelihood` computes its references in f64).
     pub fn perturbed_log_density(&self, x: &[f32; N], alpha: f32, sigma: f32) -> f32 {
         let (a2, s2) = (alpha * alpha, sigma * sigma);
         let coordinates = self.coordinates.min(N);
@@ -377,25 +376,24 @@ impl<const N: usize> GaussianMixture<'_, N> {
             }
             log
         };
-        let log_sum_exp = |logs: &mut dyn Iterator<Item = f32>, max: f32| {
-            max + math::ln(logs.map(|l| math::exp(l - max)).sum::<f32>())
-        };
-        let max = self
-            .components
-            .iter()
-            .map(log_term)
-            .fold(f32::NEG_INFINITY, f32::max);
-        let max_weight = self
-            .components
-            .iter()
-            .map(|c| c.log_weight)
-            .fold(f32::NEG_INFINITY, f32::max);
-        log_sum_exp(&mut self.components.iter().map(log_term), max)
-            - log_sum_exp(
-                &mut self.components.iter().map(|c| c.log_weight),
-                max_weight,
-            )
+        log_sum_exp(self.components.iter().map(log_term))
+            - log_sum_exp(self.components.iter().map(|c| c.log_weight))
     }
+}
+
+/// `ln Σ e^{l}` in one pass, against the running maximum (the sum is rescaled when a later
+/// term exceeds it), so nothing overflows and nothing is stored.
+fn log_sum_exp(logs: impl Iterator<Item = f32>) -> f32 {
+    let (mut max, mut sum) = (f32::NEG_INFINITY, 0.0f32);
+    for l in logs {
+        if l > max {
+            sum = sum * math::exp(max - l) + 1.0;
+            max = l;
+        } else {
+            sum += math::exp(l - max);
+        }
+    }
+    max + math::ln(sum)
 }
 
 impl<const N: usize> GaussianData<N> for GaussianMixture<'_, N> {
