@@ -233,7 +233,7 @@ impl Simulation {
     /// over the mixture's along x and y, then per component the share of particles it is
     /// most responsible for, then its weight.
     pub fn measures(&self) -> Vec<f64> {
-        let (Some(reference), Some((components, _))) =
+        let (Some(reference), Some((components, weights))) =
             (&self.reference, self.live.target().components())
         else {
             return Vec::new();
@@ -253,9 +253,8 @@ impl Simulation {
             points.iter().map(|p| (p[d] - mu).powi(2)).sum::<f64>() / n
         };
         let mut shares = vec![0.0f64; components.len()];
-        let weights: Vec<f32> = reference.weights().iter().map(|&w| w as f32).collect();
         for x in self.live.raw() {
-            shares[target::nearest_mode(components, &weights, x)] += 1.0 / n;
+            shares[target::nearest_mode(components, weights, x)] += 1.0 / n;
         }
         let mut out = vec![
             m.sw2,

@@ -160,11 +160,13 @@ impl Target {
             .collect();
         let mut scores = vec![[0.0f32; 2]; points.len()];
         self.with_score(sde, |score| score.score_batch(&normalized, t, &mut scores));
-        let log_density = |p: &[f32; 2]| match self {
-            Target::Mixture { components, .. } => GaussianMixture::new(components)
-                .expect("a mixture has components")
-                .perturbed_log_density(p, sde.alpha(t), sde.sigma(t)),
-            Target::Model(_) => f32::NAN,
+        let mixture = self.components().map(|(components, _)| {
+            GaussianMixture::new(components).expect("a mixture has components")
+        });
+        let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+        let log_density = |p: &[f32; 2]| match &mixture {
+            Some(mixture) => mixture.perturbed_log_density(p, alpha, sigma),
+            None => f32::NAN,
         };
         points
             .iter()
