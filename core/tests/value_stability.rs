@@ -249,7 +249,7 @@ fn int8_model() -> Vec<u8> {
                 multiplier: &l.multiplier,
                 shift: &l.shift,
                 pre,
-                lut: &lut,
+                lut: tinyscore::model::format::SiluTable::Int8(&lut),
                 post,
             }),
         })

@@ -118,6 +118,7 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
     let (int8, _) = quantize(
         &network,
         &calibration,
+        crate::quantize::ActivationWidth::Int8,
         tinyscore::model::Rounding::Double,
         &Progress::silent(),
     )

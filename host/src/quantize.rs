@@ -11,6 +11,10 @@
 //! - requantization: a Q31 multiplier and shift for `s_in·s_w/s_pre` per channel;
 //! - SiLU: a 256-entry table from the pre- to the post-activation quantization;
 //! - the output layer is dequantized from its accumulator, so ε̂ loses no extra bits.
+//!
+//! With [`ActivationWidth::Int16`] (TFLite's 16×8 mode) every activation tensor is instead
+//! symmetric int16 over the same calibrated range, and each SiLU an interpolated table of
+//! 513 knots: the weights are the same bytes, the activations' rounding 256 times finer.
 
 use crate::model_file::{encode_file, Network};
 use crate::points::Points;
@@ -18,8 +22,12 @@ use crate::progress::Progress;
 use anyhow::{ensure, Result};
 use rayon::slice::ParallelSliceMut;
 use std::fmt;
-use tinyscore::model::format::{Int8ActivationValues, Int8LayerValues, LayerValues, Payload};
-use tinyscore::model::quant::{quantize_multiplier, silu_lut, QuantParams};
+use tinyscore::model::format::{
+    Int8ActivationValues, Int8LayerValues, LayerValues, Payload, SiluTable,
+};
+use tinyscore::model::quant::{
+    quantize_multiplier, silu_lut, silu_table_int16, QuantParams, I16_MAX_LEVEL, SILU16_ENTRIES,
+};
 use tinyscore::model::LayerObserver;
 use tinyscore::model::{Header, Output, Precision, Rounding};
 use tinyscore::{particle_noise, LinearSde, Model};
@@ -37,6 +45,56 @@ pub struct QuantizedLayer {
     pub activation: Option<QuantizedActivation>,
 }
 
+/// How wide the activations of a quantized network are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ActivationWidth {
+    /// int8, asymmetric per tensor (TFLite's int8 models).
+    #[default]
+    Int8,
+    /// int16, symmetric per tensor (TFLite's 16×8 models): 256 times finer, for the sharp ε̂
+    /// at small t; the same weights.
+    Int16,
+}
+
+impl ActivationWidth {
+    /// The file precision of a network with these activations.
+    pub fn precision(self) -> Precision {
+        match self {
+            ActivationWidth::Int8 => Precision::Int8,
+            ActivationWidth::Int16 => Precision::Int16x8,
+        }
+    }
+    /// The quantization of a tensor whose int8 quantization (calibrated or trained) is `q`:
+    /// `q` itself, or the symmetric int16 one covering the same range.
+    pub fn tensor(self, q: QuantParams) -> QuantParams {
+        match self {
+            ActivationWidth::Int8 => q,
+            ActivationWidth::Int16 => {
+                QuantParams::symmetric_int16(q.dequantize(-128).abs().max(q.dequantize(127).abs()))
+            }
+        }
+    }
+    /// The reals a tensor of quantization `q` at this width covers, lowest level to highest.
+    pub fn covers(self, q: QuantParams) -> (f32, f32) {
+        match self {
+            ActivationWidth::Int8 => (q.dequantize(-128), q.dequantize(127)),
+            ActivationWidth::Int16 => {
+                let end = q.scale * I16_MAX_LEVEL as f32;
+                (-end - q.scale, end)
+            }
+        }
+    }
+}
+
+/// A hidden layer's SiLU table, at the network's activation width.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SiluLut {
+    /// int8: entry `q + 128` for pre-activation level `q`.
+    Int8(Box<[i8; 256]>),
+    /// int16: the interpolated table's knots.
+    Int16(Box<[i16; SILU16_ENTRIES]>),
+}
+
 /// The requantization and SiLU table of a hidden layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantizedActivation {
@@ -46,8 +104,8 @@ pub struct QuantizedActivation {
     pub shift: Vec<i8>,
     /// The pre-activation tensor's quantization.
     pub pre: QuantParams,
-    /// SiLU table, entry `q + 128` for pre-activation level `q`.
-    pub lut: [i8; 256],
+    /// The SiLU table.
+    pub lut: SiluLut,
     /// The post-activation tensor's quantization (the next layer's input).
     pub post: QuantParams,
 }
@@ -63,10 +121,12 @@ pub struct QuantizedNetwork {
     pub layers: Vec<QuantizedLayer>,
     /// How the requantization rounds.
     pub rounding: Rounding,
+    /// How wide the activations are.
+    pub width: ActivationWidth,
 }
 
 impl QuantizedNetwork {
-    /// The `.tsm` bytes (int8 precision; layout in `docs/FORMAT.md`).
+    /// The `.tsm` bytes (int8 or int16x8 precision; layout in `docs/FORMAT.md`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let f = &self.float;
         let layers: Vec<Int8LayerValues<'_>> = self
@@ -80,7 +140,10 @@ impl QuantizedNetwork {
                     multiplier: &a.multiplier,
                     shift: &a.shift,
                     pre: a.pre,
-                    lut: &a.lut,
+                    lut: match &a.lut {
+                        SiluLut::Int8(lut) => SiluTable::Int8(lut),
+                        SiluLut::Int16(lut) => SiluTable::Int16(lut),
+                    },
                     post: a.post,
                 }),
             })
@@ -88,7 +151,7 @@ impl QuantizedNetwork {
         encode_file(
             &Header {
                 rounding: self.rounding,
-                ..f.header(Precision::Int8)
+                ..f.header(self.width.precision())
             },
             &Payload {
                 mean: &f.mean,
@@ -119,10 +182,12 @@ pub struct TensorReport {
     pub name: String,
     /// Smallest and largest values over the calibration set.
     pub observed: Range,
-    /// The fractions of calibration values its int8 range clips at the low and high ends.
+    /// The fractions of calibration values its range clips at the low and high ends.
     pub clipped: (f64, f64),
-    /// Its int8 quantization.
+    /// Its quantization.
     pub quant: QuantParams,
+    /// The reals its lowest and highest levels stand for.
+    pub covers: (f32, f32),
     /// For a hidden layer's pre-activation: how far the bias correction moved its channels'
     /// sums, the mean |shift| in int8 steps of this tensor.
     pub bias_shift: Option<f64>,
@@ -171,14 +236,14 @@ impl fmt::Display for QuantizationReport {
         writeln!(
             f,
             "  {:<14} {:>20}  {:>15}  {:>20}  {:>9}  {:>4}",
-            "tensor", "observed", "clipped", "int8 covers", "scale", "zero"
+            "tensor", "observed", "clipped", "levels cover", "scale", "zero"
         )?;
         for t in &self.tensors {
             let q = t.quant;
-            let (lo, hi) = (q.dequantize(-128), q.dequantize(127));
+            let (lo, hi) = t.covers;
             writeln!(
                 f,
-                "  {:<14} [{:>8.4}, {:>8.4}]  {:>6.3}%,{:>6.3}%  [{:>8.4}, {:>8.4}]  {:>9.6}  {:>4}",
+                "  {:<14} [{:>8.4}, {:>8.4}]  {:>6.3}%,{:>6.3}%  [{:>8.4}, {:>8.4}]  {:>9.3e}  {:>4}",
                 t.name,
                 t.observed.min,
                 t.observed.max,
@@ -204,7 +269,7 @@ impl fmt::Display for QuantizationReport {
         }
         writeln!(
             f,
-            "ε̂ int8 vs f32 over {} fresh points: relative RMS error {:.3}%, max abs error {:.4}; \
+            "ε̂ quantized vs f32 over {} fresh points: relative RMS error {:.3}%, max abs error {:.4}; \
              at t ≤ {SMALL_T}: {:.3}%",
             self.eval_points,
             100.0 * self.relative_rms_error,
@@ -213,7 +278,7 @@ impl fmt::Display for QuantizationReport {
         )?;
         writeln!(
             f,
-            "near the prior, int8 ε̂ follows f32 out to radius {:.2} (marginal std); the prior's \
+            "near the prior, the quantized ε̂ follows f32 out to radius {:.2} (marginal std); the prior's \
              mass beyond: {:.1e}{}",
             self.faithful_radius,
             self.prior_mass_beyond,
@@ -394,12 +459,12 @@ impl Calibration {
         }
     }
 
-    /// The fractions of tensor `k`'s values below and above what `quant` represents (by more
-    /// than half a step).
-    fn clipped(&self, k: usize, quant: QuantParams) -> (f64, f64) {
+    /// The fractions of tensor `k`'s values below and above the range `covers` of levels
+    /// `scale` apart (by more than half a step).
+    fn clipped(&self, k: usize, (lo, hi): (f32, f32), scale: f32) -> (f64, f64) {
         let sorted = &self.tensors[k];
-        let half = 0.5 * quant.scale;
-        let (lo, hi) = (quant.dequantize(-128) - half, quant.dequantize(127) + half);
+        let half = 0.5 * scale;
+        let (lo, hi) = (lo - half, hi + half);
         let below = sorted.partition_point(|v| *v < lo);
         let above = sorted.len() - sorted.partition_point(|v| *v <= hi);
         let n = sorted.len().max(1) as f64;
@@ -429,7 +494,7 @@ pub const MAX_POINTS: usize = 1 << 20;
 /// Values per tensor the clipping search looks at (an even subsample of the sorted values).
 const SEARCH_VALUES: usize = 1 << 16;
 
-/// The activation quantizations calibration picks from what `float` saw of `network`: each
+/// The int8 activation quantizations calibration picks from what `float` saw of `network`: each
 /// activation range is the calibration min/max (the input is never clipped: an input clipped
 /// at small noise levels moves ε̂ by ~|Δx|/σ(t); and an end-to-end search over clippings was
 /// found to fit the calibration set's outliers rather than the data), except the low end of
@@ -480,17 +545,18 @@ pub fn calibrate(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Vec<Qu
     Ok(calibrated_quantizations(network, &calibration))
 }
 
-/// Quantizes `network` with the calibration `inputs`: weights per channel, and the activation
-/// quantizations the network was trained with ([`Network::activations`]) or, without them,
-/// calibrated on `inputs` (as [`calibrate`] does), after which the hidden layers'
-/// biases are corrected for the mean error of their int8 sums (bias correction; a network
-/// trained with its quantization needs none). Returns the int8 network and what calibration
-/// saw of each tensor (input, then each hidden layer's pre- and post-activation).
+/// Quantizes `network` with the calibration `inputs`: weights per channel, and activations of
+/// `width` over the ranges the network was trained with ([`Network::activations`]) or,
+/// without them, calibrated on `inputs` (as [`calibrate`] does), after which the hidden
+/// layers' biases are corrected for the mean error of their integer sums (bias correction; a
+/// network trained with its quantization needs none). Returns the quantized network and what
+/// calibration saw of each tensor (input, then each hidden layer's pre- and post-activation).
 ///
 /// `progress` advances by [`quantize_units`] in all.
 pub fn quantize(
     network: &Network,
     inputs: &[(Vec<f32>, f32)],
+    width: ActivationWidth,
     rounding: Rounding,
     progress: &Progress,
 ) -> Result<(QuantizedNetwork, Vec<TensorReport>)> {
@@ -506,7 +572,8 @@ pub fn quantize(
     } else {
         calibrated_quantizations(network, &calibration)
     };
-    let mut quantized = quantize_with_activations(network, &activations, rounding)?;
+    let activations: Vec<QuantParams> = activations.into_iter().map(|q| width.tensor(q)).collect();
+    let mut quantized = quantize_with_activations(network, &activations, width, rounding)?;
     let shifts = if trained {
         progress.advance(inputs.len() as u64 * network.dims.layers as u64);
         Vec::new()
@@ -571,7 +638,7 @@ fn correct_hidden_biases(
                 *e += (*acc as f64 - *float as f64 / unit) / inputs.len() as f64;
             }
         }
-        let largest = 1i64 << 30; // the format's bound on a bias
+        let largest = MAX_BIAS_LEVEL as i64;
         let l = &mut quantized.layers[layer];
         let pre_step = l.activation.as_ref().map_or(1.0, |a| a.pre.scale) as f64;
         let mut moved = 0.0;
@@ -591,12 +658,16 @@ fn tensor_reports(
     calibration: &Calibration,
     bias_shifts: &[f64],
 ) -> Vec<TensorReport> {
-    let report = |name: String, k: usize, quant: QuantParams| TensorReport {
-        name,
-        observed: calibration.range(k, (0.0, 0.0)),
-        clipped: calibration.clipped(k, quant),
-        quant,
-        bias_shift: None,
+    let report = |name: String, k: usize, quant: QuantParams| {
+        let covers = quantized.width.covers(quant);
+        TensorReport {
+            name,
+            observed: calibration.range(k, (0.0, 0.0)),
+            clipped: calibration.clipped(k, covers, quant.scale),
+            quant,
+            covers,
+            bias_shift: None,
+        }
     };
     let mut tensors = vec![report("input".into(), 0, quantized.input)];
     let activations = quantized
@@ -672,11 +743,12 @@ pub fn bias_level(b: f32, s_in: f32, s_w: f32) -> f64 {
     (b as f64 / (s_in as f64 * s_w as f64)).round()
 }
 
-/// The int8 network for the given activation quantizations: the input tensor's, then each
-/// hidden layer's pre- and post-activation tensors'.
+/// The network for the given activation quantizations of `width` (the input tensor's, then
+/// each hidden layer's pre- and post-activation tensors').
 fn quantize_with_activations(
     network: &Network,
     activations: &[QuantParams],
+    width: ActivationWidth,
     rounding: Rounding,
 ) -> Result<QuantizedNetwork> {
     ensure!(
@@ -693,12 +765,12 @@ fn quantize_with_activations(
     for (i, (weights, bias)) in network.layers.iter().enumerate() {
         let (inputs, _) = network.dims.layer_shape(i as u32);
         let weight_scale: Vec<f32> = weights.chunks_exact(inputs).map(weight_scale).collect();
-        let q_weights = weights
+        let q_weights: Vec<i8> = weights
             .chunks_exact(inputs)
             .zip(&weight_scale)
             .flat_map(|(row, s)| row.iter().map(move |w| weight_level(*w, *s)))
             .collect();
-        let q_bias = bias
+        let q_bias: Vec<i32> = bias
             .iter()
             .zip(&weight_scale)
             .map(|(b, s)| {
@@ -710,7 +782,19 @@ fn quantize_with_activations(
                 );
                 Ok(level as i32)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<_>>()?;
+        if width == ActivationWidth::Int16 {
+            let rows = q_weights.chunks_exact(inputs.max(1));
+            ensure!(
+                rows.zip(&q_bias).all(|(row, b)| {
+                    let weights: u64 = row.iter().map(|w| w.unsigned_abs() as u64).sum();
+                    weights * (1 << 15) + b.unsigned_abs() as u64 <= i32::MAX as u64
+                }),
+                "layer {}: a channel's sum can overflow 32 bits with int16 activations \
+                 (|bias| + 2^15·Σ|w| must stay below 2^31); use int8 activations",
+                i + 1
+            );
+        }
         let activation = (i < last).then(|| {
             let (pre, post) = (covering(1 + 2 * i), covering(2 + 2 * i));
             let (multiplier, shift) = weight_scale
@@ -721,11 +805,15 @@ fn quantize_with_activations(
                     (m, shift as i8)
                 })
                 .unzip();
+            let lut = match width {
+                ActivationWidth::Int8 => SiluLut::Int8(Box::new(silu_lut(pre, post))),
+                ActivationWidth::Int16 => SiluLut::Int16(Box::new(silu_table_int16(pre, post))),
+            };
             QuantizedActivation {
                 multiplier,
                 shift,
                 pre,
-                lut: silu_lut(pre, post),
+                lut,
                 post,
             }
         });
@@ -744,6 +832,7 @@ fn quantize_with_activations(
         input,
         layers,
         rounding,
+        width,
     })
 }
 
@@ -860,9 +949,10 @@ pub fn gaussian_tail_mass(n: usize, r: f64) -> f64 {
     q
 }
 
-/// Quantizes the float model at `input` with `calibration_points` diffused points of `data`,
-/// writes the int8 model to `out` (atomically) and reports the error over `eval_points`
-/// fresh diffused points. `rounding` is the requantization's, recorded in the file.
+/// Quantizes the float model at `input` with `calibration_points` diffused points of `data`
+/// to activations of `width`, writes the quantized model to `out` (atomically) and reports
+/// the error over `eval_points` fresh diffused points. `rounding` is the requantization's,
+/// recorded in the file.
 #[allow(clippy::too_many_arguments)]
 pub fn quantize_file(
     input: &std::path::Path,
@@ -870,6 +960,7 @@ pub fn quantize_file(
     calibration_points: usize,
     eval_points: usize,
     seed: u64,
+    width: ActivationWidth,
     rounding: Rounding,
     out: &std::path::Path,
 ) -> Result<QuantizationReport> {
@@ -900,7 +991,7 @@ pub fn quantize_file(
     )?;
     let units = quantize_units(calibration.len(), network.dims.layers) + 2 * eval.len() as u64;
     let progress = Progress::new("quantize", units, "points");
-    let (quantized, tensors) = quantize(&network, &calibration, rounding, &progress)?;
+    let (quantized, tensors) = quantize(&network, &calibration, width, rounding, &progress)?;
     let int8 = quantized.to_bytes()?;
     let report = report(
         &float,

@@ -223,7 +223,7 @@ fn quantization_aware(steps: u64, qat_steps: u64) -> (TrainState, Points) {
 #[test]
 fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did() {
     use tinyscore::model::Rounding;
-    use tinyscore_host::quantize::{diffused_inputs, quantize};
+    use tinyscore_host::quantize::{diffused_inputs, quantize, ActivationWidth};
     use tinyscore_host::train::fake_quantized_parameters;
     let (state, points) = quantization_aware(300, 100);
     let network = state.network().unwrap();
@@ -237,7 +237,14 @@ fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did
 
     let inputs = diffused_inputs(&network, &points, 2048, 1).unwrap();
     let progress = tinyscore_host::progress::Progress::silent();
-    let (int8, _) = quantize(&network, &inputs, Rounding::Double, &progress).unwrap();
+    let (int8, _) = quantize(
+        &network,
+        &inputs,
+        ActivationWidth::Int8,
+        Rounding::Double,
+        &progress,
+    )
+    .unwrap();
     // The activation quantizations are the trained ones, not calibrated again.
     let mut kept = vec![int8.input];
     for layer in &int8.layers {

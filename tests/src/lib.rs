@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use tinyscore_host::data::{Dataset, MOONS_MEAN, MOONS_STD};
 use tinyscore_host::model_file::{import_safetensors_file, Network};
 use tinyscore_host::points::Points;
-use tinyscore_host::quantize::{diffused_inputs, quantize, QuantizedNetwork};
+use tinyscore_host::quantize::{diffused_inputs, quantize, ActivationWidth, QuantizedNetwork};
 
 /// The shared reference vectors, `../shared/reference/` beside the checkout.
 pub fn reference_file(name: &str) -> PathBuf {
@@ -79,6 +79,21 @@ pub fn reference_int8() -> (QuantizedNetwork, Vec<u8>) {
 pub fn reference_int8_rounding(
     rounding: tinyscore::model::Rounding,
 ) -> (QuantizedNetwork, Vec<u8>) {
+    reference_quantized(ActivationWidth::Int8, rounding)
+}
+
+/// The reference model quantized as [`reference_int8`] is, with int16 activations (precision
+/// 3, int16x8).
+pub fn reference_int16x8() -> (QuantizedNetwork, Vec<u8>) {
+    reference_quantized(ActivationWidth::Int16, tinyscore::model::Rounding::Double)
+}
+
+/// The reference model quantized with activations of `width` and the requantization's
+/// `rounding`.
+pub fn reference_quantized(
+    width: ActivationWidth,
+    rounding: tinyscore::model::Rounding,
+) -> (QuantizedNetwork, Vec<u8>) {
     let network = reference_network();
     let calibration = diffused_inputs(
         &network,
@@ -90,6 +105,7 @@ pub fn reference_int8_rounding(
     let (quantized, _) = quantize(
         &network,
         &calibration,
+        width,
         rounding,
         &tinyscore_host::progress::Progress::silent(),
     )
@@ -143,6 +159,7 @@ pub fn helix_int8() -> Vec<u8> {
     let (quantized, _) = quantize(
         &network,
         &calibration,
+        ActivationWidth::Int8,
         tinyscore::model::Rounding::Double,
         &tinyscore_host::progress::Progress::silent(),
     )

@@ -11,7 +11,9 @@ use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
 use tinyscore::{particle_rng, NeuralScore, PackedScore, Score, VpSde};
 use tinyscore_host::model_file::Network;
-use tinyscore_host::quantize::{QuantizedActivation, QuantizedLayer, QuantizedNetwork};
+use tinyscore_host::quantize::{
+    ActivationWidth, QuantizedActivation, QuantizedLayer, QuantizedNetwork, SiluLut,
+};
 use tinyscore_tests::{helix_int8, packed, reference_int8, reference_model_bytes};
 
 /// ε̂ of both files at `count` pseudo-random points and times must agree bit for bit, and
@@ -228,7 +230,7 @@ fn random_network_in(
                         })
                         .collect(),
                     pre: params(next(), next()),
-                    lut: core::array::from_fn(|_| next() as i8),
+                    lut: SiluLut::Int8(Box::new(core::array::from_fn(|_| next() as i8))),
                     post: params(next(), next()),
                 }),
             }
@@ -256,6 +258,7 @@ fn random_network_in(
         input: params(next(), next()),
         layers: quantized_layers,
         rounding,
+        width: ActivationWidth::Int8,
     }
     .to_bytes()
     .expect("a random network in range writes")

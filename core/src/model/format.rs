@@ -16,7 +16,7 @@
 
 use super::crc32::{crc32, crc32_update};
 use super::error::ModelError;
-use super::quant::{QuantParams, Rounding};
+use super::quant::{QuantParams, Rounding, SILU16_ENTRIES};
 use crate::error::ParamError;
 use crate::noise::GaussianStream;
 use crate::sde::{LinearSde, SubVpSde, VeSde, VpSde};
@@ -61,6 +61,11 @@ pub enum Precision {
     /// [`packed`](super::packed)): the same numbers, the same outputs, made by
     /// [`pack_int8`](super::packed::pack_int8).
     Int8Packed,
+    /// int8 weights with int16 activations (code 3; TFLite's "16×8"): the sections of
+    /// [`Precision::Int8`], with every activation tensor symmetric (zero point 0) in 16 bits
+    /// and each SiLU an interpolated table of [`SILU16_ENTRIES`] int16 knots. The activations'
+    /// rounding is 256 times finer, which the network's sharp small-time ε̂ needs.
+    Int16x8,
 }
 
 impl Precision {
@@ -70,6 +75,7 @@ impl Precision {
             Precision::F32 => 0,
             Precision::Int8 => 1,
             Precision::Int8Packed => 2,
+            Precision::Int16x8 => 3,
         }
     }
     /// The precision of header code `code`.
@@ -78,6 +84,7 @@ impl Precision {
             0 => Ok(Precision::F32),
             1 => Ok(Precision::Int8),
             2 => Ok(Precision::Int8Packed),
+            3 => Ok(Precision::Int16x8),
             value => Err(ModelError::UnknownCode {
                 field: "precision",
                 value,
@@ -280,11 +287,15 @@ impl Dims {
     /// Bytes of the int8 payload: normalisation, frequencies, the input quantization, then
     /// each layer (see `docs/FORMAT.md`).
     pub fn int8_payload_len(&self) -> usize {
+        self.quantized_payload_len(SiluTable::INT8_BYTES)
+    }
+    /// Bytes of an int8-weight payload whose SiLU tables take `table_bytes` each.
+    fn quantized_payload_len(&self, table_bytes: usize) -> usize {
         let layers: usize = (0..=self.layers)
             .map(|i| {
                 let (inputs, outputs) = self.layer_shape(i);
                 let dense = outputs * inputs + 8 * outputs;
-                let activation = 5 * outputs + 8 + 256 + 8;
+                let activation = 5 * outputs + 8 + table_bytes + 8;
                 dense + if i < self.layers { activation } else { 0 }
             })
             .sum();
@@ -302,6 +313,7 @@ impl Dims {
                     .sum();
                 self.int8_payload_len() + widened
             }
+            Precision::Int16x8 => self.quantized_payload_len(SiluTable::INT16_BYTES),
         }
     }
     /// Bytes of layer `i`'s int8 weights: one per weight.
@@ -578,10 +590,35 @@ pub struct Int8ActivationValues<'a> {
     pub shift: &'a [i8],
     /// The pre-activation tensor's quantization.
     pub pre: QuantParams,
-    /// SiLU table, entry `q + 128` for pre-activation level `q`.
-    pub lut: &'a [i8; 256],
+    /// The SiLU table, of the file's precision.
+    pub lut: SiluTable<'a>,
     /// The post-activation tensor's quantization (the next layer's input).
     pub post: QuantParams,
+}
+
+/// A hidden layer's SiLU table, as [`write_file`] takes it.
+#[derive(Clone, Copy, Debug)]
+pub enum SiluTable<'a> {
+    /// [`Precision::Int8`]: entry `q + 128` for pre-activation level `q`.
+    Int8(&'a [i8; 256]),
+    /// [`Precision::Int16x8`]: the knots [`silu_table_int16`](super::quant::silu_table_int16)
+    /// makes.
+    Int16(&'a [i16; SILU16_ENTRIES]),
+}
+
+impl SiluTable<'_> {
+    /// Bytes of an int8 table.
+    pub const INT8_BYTES: usize = 256;
+    /// Bytes of an int16 table.
+    pub const INT16_BYTES: usize = 2 * SILU16_ENTRIES;
+
+    /// The precision whose table this is.
+    fn precision(&self) -> Precision {
+        match self {
+            SiluTable::Int8(_) => Precision::Int8,
+            SiluTable::Int16(_) => Precision::Int16x8,
+        }
+    }
 }
 
 /// The layers of a file to write, at its precision.
@@ -595,8 +632,8 @@ pub enum LayerValues<'a> {
         /// [`Header::trained_activations`]), or none.
         activations: &'a [QuantParams],
     },
-    /// int8 layers (one byte a weight), the output layer last, after the input tensor's
-    /// quantization.
+    /// int8 layers (one byte a weight; int8 or int16 activations, as the header's precision
+    /// says), the output layer last, after the input tensor's quantization.
     Int8 {
         /// The input tensor's quantization.
         input: QuantParams,
@@ -667,7 +704,10 @@ pub fn write_file(
                     a.multiplier.iter().for_each(|m| put(&m.to_le_bytes()));
                     a.shift.iter().for_each(|&s| put(&[s as u8]));
                     put_params(&mut put, a.pre);
-                    a.lut.iter().for_each(|&v| put(&[v as u8]));
+                    match a.lut {
+                        SiluTable::Int8(lut) => lut.iter().for_each(|&v| put(&[v as u8])),
+                        SiluTable::Int16(lut) => lut.iter().for_each(|v| put(&v.to_le_bytes())),
+                    }
                     put_params(&mut put, a.post);
                 }
             }
@@ -725,9 +765,30 @@ fn check_lengths(header: &Header, payload: &Payload<'_>) -> Result<(), ModelErro
                 }
             }
         }
-        (Precision::Int8, LayerValues::Int8 { layers, .. }) => {
+        (
+            precision @ (Precision::Int8 | Precision::Int16x8),
+            LayerValues::Int8 { input, layers },
+        ) => {
             if layers.len() != layer_count {
                 return Err(mismatch(layer_count, layers.len()));
+            }
+            ParamError::require(
+                layers
+                    .iter()
+                    .filter_map(|l| l.activation)
+                    .all(|a| a.lut.precision() == precision),
+                "SiLU table",
+                "of the header's precision",
+            )?;
+            if precision == Precision::Int16x8 {
+                let activations = layers.iter().filter_map(|l| l.activation);
+                ParamError::require(
+                    core::iter::once(input)
+                        .chain(activations.flat_map(|a| [a.pre, a.post]))
+                        .all(|q| q.zero_point == 0),
+                    "int16 activation quantization",
+                    "zero point 0",
+                )?;
             }
             for (i, (layer, (inputs, outputs))) in layers.iter().zip(shapes).enumerate() {
                 let hidden = i < dims.layers as usize;
@@ -755,7 +816,7 @@ fn check_lengths(header: &Header, payload: &Payload<'_>) -> Result<(), ModelErro
         _ => ParamError::require(
             false,
             "payload",
-            "layers of the header's precision (f32 or int8)",
+            "layers of the header's precision (f32, int8 or int16x8)",
         )?,
     }
     Ok(())
@@ -938,6 +999,9 @@ pub struct Int8Layer<'a> {
     shift: &'a [u8],
     pre: QuantParams,
     lut: Option<&'a [u8; 256]>,
+    /// A [`Precision::Int16x8`] hidden layer's SiLU knots (little-endian i16s; empty
+    /// otherwise).
+    lut16: &'a [u8],
     post: QuantParams,
     /// Every shift ≤ −1 and every |bias| ≤ 2²⁹: the range of an installed
     /// [`WideActivationKernel`](super::packed::WideActivationKernel).
@@ -982,7 +1046,7 @@ impl<'a> Int8Layer<'a> {
     /// The pre-activation (requantized accumulator) and post-activation quantizations (hidden
     /// layers only).
     pub fn activation(&self) -> Option<(QuantParams, QuantParams)> {
-        self.lut.map(|_| (self.pre, self.post))
+        (self.lut.is_some() || !self.lut16.is_empty()).then_some((self.pre, self.post))
     }
     /// The SiLU table entry for pre-activation level `q` (hidden layers; 0 otherwise).
     #[inline(always)]
@@ -1022,6 +1086,12 @@ impl<'a> Int8Layer<'a> {
     pub(crate) fn activation_table(&self) -> (i32, &'a [u8; 256]) {
         (self.pre.zero_point, self.lut.unwrap_or(&[0; 256]))
     }
+    /// A [`Precision::Int16x8`] hidden layer's SiLU knots (little-endian i16s; empty for
+    /// other layers).
+    #[inline(always)]
+    pub(crate) fn silu_knots(&self) -> &'a [u8] {
+        self.lut16
+    }
     /// The post-activation zero point (0 for the output layer).
     #[inline(always)]
     pub(crate) fn post_zero_point(&self) -> i32 {
@@ -1043,6 +1113,7 @@ pub(crate) enum Layers<'a> {
     F32([F32Layer<'a>; MAX_LAYERS as usize + 1]),
     Int8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
     Int8Packed([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
+    Int16x8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
 }
 
 /// A file's payload sections, borrowed from it.
@@ -1076,8 +1147,13 @@ pub(crate) fn read_sections<'a>(
     let fourier = payload.finite_f32s(dims.fourier as usize)?;
     let mut layers = match header.precision {
         Precision::F32 => Layers::F32(read_f32_layers(&mut payload, dims)?),
-        Precision::Int8 => Layers::Int8(read_int8_layers(&mut payload, dims, false)?),
-        Precision::Int8Packed => Layers::Int8Packed(read_int8_layers(&mut payload, dims, true)?),
+        Precision::Int8 => Layers::Int8(read_int8_layers(&mut payload, dims, Precision::Int8)?),
+        Precision::Int8Packed => {
+            Layers::Int8Packed(read_int8_layers(&mut payload, dims, Precision::Int8Packed)?)
+        }
+        Precision::Int16x8 => {
+            Layers::Int16x8(read_int8_layers(&mut payload, dims, Precision::Int16x8)?)
+        }
     };
     let start = payload.position;
     if header.trained_activations {
@@ -1122,18 +1198,30 @@ fn read_f32_layers<'a>(
     Ok(layers)
 }
 
-/// Reads the int8 input quantization and layers, `packed` or not (precision 2 or 1).
+/// Reads the input quantization and layers of an int8-weight file of `precision` (int8,
+/// packed or int16x8).
 fn read_int8_layers<'a>(
     payload: &mut Cursor<'a>,
     dims: &Dims,
-    packed: bool,
+    precision: Precision,
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
+    let packed = precision == Precision::Int8Packed;
+    let int16 = precision == Precision::Int16x8;
     let max_bias = if packed {
         MAX_PACKED_BIAS
     } else {
         MAX_INT8_BIAS
     };
-    let mut input = payload.quant_params()?;
+    let activation_params = |payload: &mut Cursor<'a>| {
+        let q = payload.quant_params()?;
+        ParamError::require(
+            !int16 || q.zero_point == 0,
+            "int16 activation zero point",
+            "0",
+        )?;
+        Ok::<_, ModelError>(q)
+    };
+    let mut input = activation_params(payload)?;
     let mut layers = [Int8Layer::default(); MAX_LAYERS as usize + 1];
     for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
         let (inputs, outputs) = dims.layer_shape(i as u32);
@@ -1154,6 +1242,22 @@ fn read_int8_layers<'a>(
             "int8 weight scale",
             "> 0",
         )?;
+        if int16 {
+            // Levels reach ±2¹⁵: every row's sum must fit i32 whatever the input.
+            ParamError::require(
+                weights
+                    .chunks_exact(inputs.max(1))
+                    .zip(bias.chunks_exact(4))
+                    .all(|(row, b)| {
+                        let weight_sum: u64 =
+                            row.iter().map(|&w| (w as i8).unsigned_abs() as u64).sum();
+                        let bias = i32::from_le_bytes(b.try_into().unwrap_or_default());
+                        weight_sum * (1 << 15) + bias.unsigned_abs() as u64 <= i32::MAX as u64
+                    }),
+                "int16x8 layer",
+                "|bias| + 2^15·Σ|w| < 2^31 on every row",
+            )?;
+        }
         *layer = Int8Layer {
             inputs,
             input,
@@ -1183,9 +1287,13 @@ fn read_int8_layers<'a>(
                 "int8 shift",
                 "in -31..=30",
             )?;
-            layer.pre = payload.quant_params()?;
-            layer.lut = payload.take(256)?.try_into().ok();
-            layer.post = payload.quant_params()?;
+            layer.pre = activation_params(payload)?;
+            if int16 {
+                layer.lut16 = payload.take(SiluTable::INT16_BYTES)?;
+            } else {
+                layer.lut = payload.take(SiluTable::INT8_BYTES)?.try_into().ok();
+            }
+            layer.post = activation_params(payload)?;
             layer.narrow_requantization = layer.shift.iter().all(|&s| (s as i8) <= -1)
                 && (0..outputs).all(|o| layer.bias(o).unsigned_abs() <= 1 << 29);
             input = layer.post;

@@ -1,13 +1,13 @@
-//! The int8 network's forward pass, integer-only between the input quantization and the
-//! dequantization of ε̂, on `L` points at once.
+//! The int8-weight network's forward pass, integer-only between the input quantization and
+//! the dequantization of ε̂, on `L` points at once, with int8 or int16 activations.
 //!
-//! The activations are held as offsets `q − zero_point` (in −255..=255, so i16), which is the
-//! TFLite formula `Σ w·(q + input_offset)` with the offset applied once per input. Each sum
-//! is exact in i32 (the parser bounds the biases), so the order of the work never changes the
-//! bits.
+//! The activations are held as offsets `q − zero_point` in i16 (in −255..=255 for int8; the
+//! level itself for int16, whose zero point is 0), which is the TFLite formula
+//! `Σ w·(q + input_offset)` with the offset applied once per input. Each sum is exact in i32
+//! (the parser bounds the biases), so the order of the work never changes the bits.
 
 use super::format::{Int8Layer, MAX_WIDTH};
-use super::quant::{requantize_with, QuantParams, Rounding};
+use super::quant::{requantize_with, silu_int16, QuantParams, Rounding};
 use super::{LayerObserver, Model};
 
 /// Weight rows accumulated together (independent sums; each row's sum is exact).
@@ -33,9 +33,72 @@ impl<'a> Activation<'a> {
     #[inline(always)]
     pub(crate) fn level(&self, acc: i32, multiplier: i32, shift: i32) -> i8 {
         let requantized = requantize_with(self.rounding, acc, multiplier, shift);
-        let level = (requantized + self.pre).clamp(-128, 127);
+        // Saturating: a requantization that saturates (a positive shift) must clamp, not wrap.
+        let level = requantized.saturating_add(self.pre).clamp(-128, 127);
         // Entry `level + 128`: the level's byte with its sign bit flipped.
         self.lut[(level as u8 ^ 0x80) as usize] as i8
+    }
+}
+
+/// How a precision holds its activations: the offsets the dense layers multiply, made from
+/// reals (the input) and from a hidden layer's accumulators.
+pub(crate) trait Levels<'a> {
+    /// A hidden layer's activation, read once for all its channels.
+    fn of(layer: &Int8Layer<'a>, rounding: Rounding) -> Self;
+    /// The offset of real `real` in tensor `q`.
+    fn input(q: QuantParams, real: f32) -> i16;
+    /// A channel's output offset for accumulator `acc`.
+    fn offset(&self, acc: i32, multiplier: i32, shift: i32) -> i16;
+}
+
+/// int8 activations ([`Precision::Int8`](super::Precision::Int8)): SiLU by byte table.
+pub(crate) struct ByteLevels<'a> {
+    activation: Activation<'a>,
+    post: i32,
+}
+
+impl<'a> Levels<'a> for ByteLevels<'a> {
+    #[inline(always)]
+    fn of(layer: &Int8Layer<'a>, rounding: Rounding) -> Self {
+        ByteLevels {
+            activation: Activation::of(layer, rounding),
+            post: layer.post_zero_point(),
+        }
+    }
+    #[inline(always)]
+    fn input(q: QuantParams, real: f32) -> i16 {
+        (q.quantize(real) as i32 - q.zero_point) as i16
+    }
+    #[inline(always)]
+    fn offset(&self, acc: i32, multiplier: i32, shift: i32) -> i16 {
+        (self.activation.level(acc, multiplier, shift) as i32 - self.post) as i16
+    }
+}
+
+/// int16 activations ([`Precision::Int16x8`](super::Precision::Int16x8)): requantized to the
+/// int16 range, SiLU by interpolated table; every zero point is 0.
+pub(crate) struct Int16Levels<'a> {
+    knots: &'a [u8],
+    rounding: Rounding,
+}
+
+impl<'a> Levels<'a> for Int16Levels<'a> {
+    #[inline(always)]
+    fn of(layer: &Int8Layer<'a>, rounding: Rounding) -> Self {
+        Int16Levels {
+            knots: layer.silu_knots(),
+            rounding,
+        }
+    }
+    #[inline(always)]
+    fn input(q: QuantParams, real: f32) -> i16 {
+        q.quantize_int16(real)
+    }
+    #[inline(always)]
+    fn offset(&self, acc: i32, multiplier: i32, shift: i32) -> i16 {
+        let requantized = requantize_with(self.rounding, acc, multiplier, shift);
+        let level = requantized.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+        silu_int16(self.knots, level)
     }
 }
 
@@ -57,13 +120,14 @@ pub(super) fn for_each_time_level(
     });
 }
 
-/// The int8 network on `L` lanes: `a[d][p]` holds coordinate `d` of point `p` on entry; the
-/// dequantized output (ε̂ before the Gaussian part) is written over the first N rows, which
-/// are returned. `observer` sees every layer's accumulators.
+/// The int8-weight network on `L` lanes, its activations held as `A` says: `a[d][p]` holds
+/// coordinate `d` of point `p` on entry; the dequantized output (ε̂ before the Gaussian part)
+/// is written over the first N rows, which are returned. `observer` sees every layer's
+/// accumulators.
 #[cfg_attr(not(target_os = "none"), inline(always))]
-pub(super) fn forward<'s, const L: usize>(
+pub(super) fn forward<'s, 'l, const L: usize, A: Levels<'l>>(
     model: &Model<'_>,
-    layers: &[Int8Layer<'_>],
+    layers: &[Int8Layer<'l>],
     a: &'s mut [[f32; L]; MAX_WIDTH],
     t: f32,
     observer: &mut impl LayerObserver,
@@ -71,23 +135,26 @@ pub(super) fn forward<'s, const L: usize>(
     let dims = model.header().dims;
     let n = dims.dim as usize;
     let input = layers.first().map(|l| l.input()).unwrap_or_default();
-    let offset = |q: i8| (q as i32 - input.zero_point) as i16;
     let mut x = [[0i16; L]; MAX_WIDTH];
     for (xd, ad) in x.iter_mut().zip(a.iter()).take(n) {
         for p in 0..L {
-            xd[p] = offset(input.quantize(ad[p]));
+            xd[p] = A::input(input, ad[p]);
         }
     }
-    for_each_time_level(model, input, t, |i, q| x[i] = [offset(q); L]);
+    let f = model.fourier_count();
+    model.for_each_time_feature(t, |j, sin, cos| {
+        x[n + j] = [A::input(input, sin); L];
+        x[n + f + j] = [A::input(input, cos); L];
+    });
     let mut y = [[0i16; L]; MAX_WIDTH];
     let last = dims.layers as usize;
     let rounding = model.header().rounding;
     for (i, layer) in layers.iter().enumerate().take(last) {
-        let activation = Activation::of(layer, rounding);
+        let activation = A::of(layer, rounding);
         if i % 2 == 0 {
-            dense_silu::<L>(i, layer, activation, &x, &mut y, observer);
+            dense_silu::<L, A>(i, layer, &activation, &x, &mut y, observer);
         } else {
-            dense_silu::<L>(i, layer, activation, &y, &mut x, observer);
+            dense_silu::<L, A>(i, layer, &activation, &y, &mut x, observer);
         }
     }
     let hidden = if last % 2 == 0 { &x } else { &y };
@@ -173,21 +240,20 @@ fn for_each_row<const L: usize>(
 /// store as offsets from the post-activation zero point.
 #[cfg_attr(target_os = "none", inline)]
 #[cfg_attr(not(target_os = "none"), inline(always))]
-fn dense_silu<const L: usize>(
+fn dense_silu<'l, const L: usize, A: Levels<'l>>(
     index: usize,
     layer: &Int8Layer<'_>,
-    activation: Activation<'_>,
+    activation: &A,
     input: &[[i16; L]; MAX_WIDTH],
     out: &mut [[i16; L]; MAX_WIDTH],
     observer: &mut impl LayerObserver,
 ) {
-    let post = layer.post_zero_point();
     for_each_row::<L>(layer, input, |o, acc| {
         observer.int8_accumulators(index, o, acc);
         let (multiplier, shift) = layer.requantization(o).unwrap_or_default();
         if let Some(out) = out.get_mut(o) {
             for p in 0..L {
-                out[p] = (activation.level(acc[p], multiplier, shift) as i32 - post) as i16;
+                out[p] = activation.offset(acc[p], multiplier, shift);
             }
         }
     });

@@ -153,7 +153,7 @@ impl<'a> Model<'a> {
     ) {
         let layer = match &self.sections.layers {
             Layers::F32(layers) => layers.get(i as usize).copied().unwrap_or_default(),
-            Layers::Int8(_) | Layers::Int8Packed(_) => Default::default(),
+            Layers::Int8(_) | Layers::Int8Packed(_) | Layers::Int16x8(_) => Default::default(),
         };
         (
             layer.weight_bytes().chunks_exact(4).map(f32_at),
@@ -161,11 +161,13 @@ impl<'a> Model<'a> {
         )
     }
 
-    /// Layer `i` of an int8 model; `None` for f32 and packed models and beyond the last
-    /// layer.
+    /// Layer `i` of an int8 or int16x8 model; `None` for f32 and packed models and beyond
+    /// the last layer.
     pub fn int8_layer(&self, i: u32) -> Option<Int8Layer<'a>> {
         match &self.sections.layers {
-            Layers::Int8(layers) if i <= self.header.dims.layers => layers.get(i as usize).copied(),
+            Layers::Int8(layers) | Layers::Int16x8(layers) if i <= self.header.dims.layers => {
+                layers.get(i as usize).copied()
+            }
             _ => None,
         }
     }
@@ -309,7 +311,12 @@ impl<'a> Model<'a> {
     ) -> &'s [[f32; L]] {
         match &self.sections.layers {
             Layers::F32(layers) => f32::forward(self, layers, a, t, observer),
-            Layers::Int8(layers) => int8::forward(self, layers, a, t, observer),
+            Layers::Int8(layers) => {
+                int8::forward::<L, int8::ByteLevels>(self, layers, a, t, observer)
+            }
+            Layers::Int16x8(layers) => {
+                int8::forward::<L, int8::Int16Levels>(self, layers, a, t, observer)
+            }
             Layers::Int8Packed(layers) => {
                 packed::forward(self, layers, t, &mut score::Lanes(a));
                 let n = (self.header.dims.dim as usize).min(MAX_WIDTH);

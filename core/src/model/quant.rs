@@ -71,6 +71,72 @@ impl QuantParams {
     pub fn dequantize(&self, q: i8) -> f32 {
         self.scale * (q as i32 - self.zero_point) as f32
     }
+
+    /// The symmetric int16 quantization of `[−max_abs, max_abs]` (zero point 0, as TFLite's
+    /// 16×8 mode has it): 32 767 steps each side.
+    pub fn symmetric_int16(max_abs: f32) -> QuantParams {
+        if !(max_abs.is_finite() && max_abs > 0.0) {
+            return QuantParams::default();
+        }
+        QuantParams {
+            scale: max_abs / I16_MAX_LEVEL as f32,
+            zero_point: 0,
+        }
+    }
+
+    /// `clamp(round(r / scale))` to the int16 range, rounding half away from zero, for a
+    /// tensor of zero point 0 (the int16 activations of [`Precision::Int16x8`]); NaN maps
+    /// to 0.
+    ///
+    /// [`Precision::Int16x8`]: super::Precision::Int16x8
+    pub fn quantize_int16(&self, real: f32) -> i16 {
+        // As `quantize`: the clamped quotient converts exactly and rounds by comparisons.
+        let level = (real / self.scale).clamp(-65_536.0, 65_536.0);
+        let whole = level as i32;
+        let fraction = level - whole as f32;
+        let rounded = whole + (fraction >= 0.5) as i32 - (fraction <= -0.5) as i32;
+        rounded.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+    }
+}
+
+/// The largest level of a symmetric int16 tensor.
+pub const I16_MAX_LEVEL: i32 = i16::MAX as i32;
+
+/// Entries of an int16 SiLU table: knots every [`SILU16_STEP`] levels from −32 768 to
+/// 32 768.
+pub const SILU16_ENTRIES: usize = 513;
+
+/// Input levels between two knots of an int16 SiLU table.
+pub const SILU16_STEP: i32 = 128;
+
+/// The int16 SiLU table from the `input` to the `output` quantization (both of zero point 0):
+/// entry `k` is SiLU at input level `128·k − 32 768`, computed in f64 and rounded half away
+/// from zero to an output level, clamped to the int16 range. [`silu_int16`] interpolates it
+/// (the layout of TFLite's int16 lookup tables).
+pub fn silu_table_int16(input: QuantParams, output: QuantParams) -> [i16; SILU16_ENTRIES] {
+    core::array::from_fn(|k| {
+        let level = SILU16_STEP * k as i32 + i16::MIN as i32;
+        let x = input.scale as f64 * level as f64;
+        let silu = x / (1.0 + libm::exp(-x));
+        libm::round(silu / output.scale as f64).clamp(i16::MIN as f64, i16::MAX as f64) as i16
+    })
+}
+
+/// SiLU of int16 level `q` from the table `table` (little-endian i16s, [`SILU16_ENTRIES`] of
+/// them): the two knots around `q` interpolated linearly, `base + ⌊(slope·offset + 64)/128⌋`
+/// (TFLite's `lut_lookup_with_interpolation`). The result lies between the two knots, so it
+/// is an int16 level. A shorter table reads its missing entries as 0.
+#[inline(always)]
+pub fn silu_int16(table: &[u8], q: i16) -> i16 {
+    let index = ((q as i32 - i16::MIN as i32) >> 7) as usize; // 0..=511
+    let offset = q as i32 & (SILU16_STEP - 1);
+    let entry = |k: usize| {
+        table
+            .get(2 * k..2 * k + 2)
+            .map_or(0, |b| i16::from_le_bytes([b[0], b[1]]) as i32)
+    };
+    let (base, next) = (entry(index), entry(index + 1));
+    (base + (((next - base) * offset + 64) >> 7)) as i16
 }
 
 /// `round(a·b / 2³¹)` with ties rounded up, saturating the one overflowing case

@@ -124,23 +124,26 @@ impl<const N: usize> Score<N> for PackedScore<'_, N> {
     }
 }
 
-/// An unpacked int8 model ([`Precision::Int8`]) as a [`Score`] on `[f32; N]`: the bits
-/// [`NeuralScore`] gives for it, with only the int8 evaluator reachable, so that firmware
-/// running an int8 model on a core without the DSP extension leaves the f32 and packed
-/// evaluators out of its flash.
+/// An unpacked int8 model ([`Precision::Int8`] or [`Precision::Int16x8`]) as a [`Score`] on
+/// `[f32; N]`: the bits [`NeuralScore`] gives for it, with only the integer evaluator
+/// reachable, so that firmware running such a model leaves the f32 and packed evaluators out
+/// of its flash.
 #[derive(Clone, Copy, Debug)]
 pub struct Int8Score<'a, const N: usize> {
     score: NeuralScore<'a, N>,
 }
 
 impl<'a, const N: usize> Int8Score<'a, N> {
-    /// The score of `model`, which must be int8 (unpacked) and of dimension `N`.
+    /// The score of `model`, which must be int8 (unpacked) or int16x8 and of dimension `N`.
     pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
         let score = NeuralScore::<N>::new(model)?;
         ParamError::require(
-            model.header().precision == Precision::Int8,
+            matches!(
+                model.header().precision,
+                Precision::Int8 | Precision::Int16x8
+            ),
             "model",
-            "an int8 model (precision 1)",
+            "an int8 model (precision 1) or an int16x8 one (precision 3)",
         )?;
         Ok(Int8Score { score })
     }
@@ -156,8 +159,26 @@ impl<const N: usize> Score<N> for Int8Score<'_, N> {
         let model = &self.score.model;
         self.score
             .score_lanes::<1>(core::slice::from_ref(x), t, &mut out, |a| {
-                if let Layers::Int8(layers) = model.layers() {
-                    int8::forward::<1>(model, layers, a, t, &mut NullObserver);
+                match model.layers() {
+                    Layers::Int8(layers) => {
+                        int8::forward::<1, int8::ByteLevels>(
+                            model,
+                            layers,
+                            a,
+                            t,
+                            &mut NullObserver,
+                        );
+                    }
+                    Layers::Int16x8(layers) => {
+                        int8::forward::<1, int8::Int16Levels>(
+                            model,
+                            layers,
+                            a,
+                            t,
+                            &mut NullObserver,
+                        );
+                    }
+                    _ => {}
                 }
             });
         out[0]
