@@ -547,7 +547,8 @@ pub fn calibrate(network: &Network, inputs: &[(Vec<f32>, f32)]) -> Result<Vec<Qu
 
 /// Quantizes `network` with the calibration `inputs`: weights per channel, and activations of
 /// `width` over the ranges the network was trained with ([`Network::activations`]) or,
-/// without them, calibrated on `inputs` (as [`calibrate`] does), after which the hidden
+/// without them, calibrated on `inputs` (as [`calibrate`] does for int8; int16 takes each
+/// tensor's whole observed range), after which the hidden
 /// layers' biases are corrected for the mean error of their integer sums (bias correction; a
 /// network trained with its quantization needs none). Returns the quantized network and what
 /// calibration saw of each tensor (input, then each hidden layer's pre- and post-activation).
@@ -567,10 +568,16 @@ pub fn quantize(
     record(&network.to_bytes()?, inputs, &mut float, progress)?;
     let calibration = Calibration::new(&float, network.dims.layers, inputs.len(), progress);
     let trained = !network.activations.is_empty();
-    let activations = if trained {
-        network.activations.clone()
-    } else {
-        calibrated_quantizations(network, &calibration)
+    let activations = match (trained, width) {
+        (true, _) => network.activations.clone(),
+        (false, ActivationWidth::Int8) => calibrated_quantizations(network, &calibration),
+        // int16 steps are fine enough that clipping a tail buys nothing: the whole range.
+        (false, ActivationWidth::Int16) => (0..calibration.tensors.len())
+            .map(|k| {
+                let r = calibration.range(k, (0.0, 0.0));
+                QuantParams::covering(r.min, r.max)
+            })
+            .collect(),
     };
     let activations: Vec<QuantParams> = activations.into_iter().map(|q| width.tensor(q)).collect();
     let mut quantized = quantize_with_activations(network, &activations, width, rounding)?;

@@ -1207,10 +1207,11 @@ fn read_int8_layers<'a>(
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
     let packed = precision == Precision::Int8Packed;
     let int16 = precision == Precision::Int16x8;
-    let max_bias = if packed {
-        MAX_PACKED_BIAS
-    } else {
-        MAX_INT8_BIAS
+    // An int16x8 row is bounded as a whole below, which is what its sums need.
+    let max_bias = match precision {
+        Precision::Int8Packed => MAX_PACKED_BIAS,
+        Precision::Int16x8 => i32::MAX,
+        _ => MAX_INT8_BIAS,
     };
     let activation_params = |payload: &mut Cursor<'a>| {
         let q = payload.quant_params()?;
@@ -1234,7 +1235,7 @@ fn read_int8_layers<'a>(
             outputs,
             -max_bias..=max_bias,
             "int8 bias",
-            "|bias| <= 2^30 (2^30 + 2^24 packed)",
+            "|bias| <= 2^30 (2^30 + 2^24 packed; int16x8: see its row bound)",
         )?;
         let weight_scale = payload.finite_f32s(outputs)?;
         ParamError::require(
