@@ -50,9 +50,12 @@ fn main() {
         println!("cargo::rustc-cfg=tinyscore_single_rounding");
     }
     let dsp = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv7em"));
-    let int8 = parsed.is_some_and(|h| h.precision == tinyscore::model::Precision::Int8);
-    if int8 && !dsp {
-        // The application links only the int8 evaluator (`Int8Score`).
+    let precision = parsed.map(|h| h.precision);
+    let int8 = precision == Some(tinyscore::model::Precision::Int8);
+    let int16x8 = precision == Some(tinyscore::model::Precision::Int16x8);
+    if (int8 && !dsp) || int16x8 {
+        // The application links only the integer evaluator (`Int8Score`); int16 activations
+        // have no packed layout.
         println!("cargo::rustc-cfg=tinyscore_int8");
     }
     if dsp {

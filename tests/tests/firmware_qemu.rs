@@ -1,6 +1,6 @@
-//! The firmware in QEMU against the host, bit for bit: the reference model in f32 and int8,
-//! on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no FPU: f32 in
-//! soft float, int8 integer-only), for every sampler on a time grid (the core's `Method`s:
+//! The firmware in QEMU against the host, bit for bit: the reference model in f32, int8 and
+//! int16x8, on the Cortex-M4F (`mps2-an386`, hard float) and the Cortex-M0 (`microbit`, no
+//! FPU: f32 in soft float, int8 integer-only), for every sampler on a time grid (the core's `Method`s:
 //! Euler–Maruyama, reverse diffusion, ancestral, predictor–corrector, annealed Langevin and
 //! every deterministic one); a 3-D model likewise. And a corrupted model makes the firmware
 //! fail with its error. The binary sink's records carry the same bits as the defmt frames. The
@@ -172,6 +172,31 @@ fn a_single_rounding_model_gives_the_hosts_bits_on_both_cores() {
     let counts = firmware::count(&settings(&path, SamplerKind::Em, Sink::Defmt, 16)).unwrap();
     println!(
         "single rounding: {:.0} instructions an evaluation on the M4",
+        counts.per_score_lockstep
+    );
+}
+
+#[test]
+fn an_int16x8_model_gives_the_hosts_bits_on_both_cores() {
+    // int16 activations run on the portable integer evaluator on both cores (they have no
+    // packed layout): the host's bits, and what an evaluation costs on the M4.
+    require_qemu();
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = tinyscore_tests::reference_int16x8().1;
+    let path = dir.path().join("int16x8.tsm");
+    std::fs::write(&path, &bytes).unwrap();
+    for sampler in [SamplerKind::Em, SamplerKind::Unipc] {
+        let expected = host_samples(&bytes, sampler, PARTICLES);
+        for board in BOARDS {
+            let got = run_on(board, &path, sampler)
+                .unwrap_or_else(|e| panic!("{board:?}, int16x8, {sampler:?}: {e:#}"));
+            assert_eq!(got, expected, "{board:?}, int16x8, {sampler:?}");
+        }
+    }
+    let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+    let counts = firmware::count(&settings(&path, SamplerKind::Em, Sink::Defmt, 16)).unwrap();
+    println!(
+        "int16x8: {:.0} instructions an evaluation on the M4",
         counts.per_score_lockstep
     );
 }
