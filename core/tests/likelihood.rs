@@ -214,7 +214,7 @@ fn network(output: Output) -> Vec<u8> {
         t_end: 1e-3,
         output,
         rounding: tinyscore::model::Rounding::Double,
-        trained_activations: false,
+        trained_activations: tinyscore::model::TrainedActivations::None,
     };
     common::f32_network(&header, 7, &[0.0, 0.0], &[1.0, 1.0], &[0.3, 1.7, -4.0])
 }

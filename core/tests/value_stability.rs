@@ -176,7 +176,7 @@ fn header(precision: Precision) -> Header {
         t_end: 1e-3,
         output: Output::GaussianResidual,
         rounding: tinyscore::model::Rounding::Double,
-        trained_activations: false,
+        trained_activations: tinyscore::model::TrainedActivations::None,
     }
 }
 

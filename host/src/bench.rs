@@ -112,6 +112,7 @@ pub fn benchmark_models() -> (Vec<u8>, Vec<u8>) {
         fourier: (0..16).map(|_| 16.0 * noise.sample()).collect(),
         layers,
         activations: Vec::new(),
+        activation_width: crate::quantize::ActivationWidth::Int8,
     };
     let data = Dataset::EightGaussians.sample(1024, 5);
     let calibration = diffused_inputs(&network, &data, 1024, 5).expect("calibration inputs");

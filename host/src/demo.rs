@@ -121,7 +121,7 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
         calibration,
         10_000,
         seed,
-        crate::quantize::ActivationWidth::Int8,
+        Some(crate::quantize::ActivationWidth::Int8),
         tinyscore::model::Rounding::Double,
         &int8_path,
     )?;

@@ -4,11 +4,12 @@
 
 use crate::io::write_atomically;
 use crate::points::Samples;
+use crate::quantize::ActivationWidth;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::SafeTensors;
 use std::path::Path;
 use tinyscore::model::format::{write_file, F32LayerValues, LayerValues, Payload};
-use tinyscore::model::{Dims, Header, Output, Precision, QuantParams};
+use tinyscore::model::{Dims, Header, Output, Precision, QuantParams, TrainedActivations};
 use tinyscore::{Model, ModelSde, SubVpSde, VeSde, VpSde};
 
 /// The bytes of the model file `path`.
@@ -64,6 +65,8 @@ pub struct Network {
     /// keeps (the input tensor's, then each hidden layer's pre- and post-activation
     /// tensors'); empty for a network trained without them.
     pub activations: Vec<QuantParams>,
+    /// The activation width those quantizations were trained for (int8 without them).
+    pub activation_width: ActivationWidth,
 }
 
 impl Network {
@@ -76,7 +79,11 @@ impl Network {
             t_end: self.t_end,
             output: self.output,
             rounding: tinyscore::model::Rounding::Double,
-            trained_activations: precision == Precision::F32 && !self.activations.is_empty(),
+            trained_activations: if precision == Precision::F32 && !self.activations.is_empty() {
+                self.activation_width.trained()
+            } else {
+                TrainedActivations::None
+            },
         }
     }
 
@@ -150,6 +157,7 @@ impl Network {
             fourier: model.frequencies().collect(),
             layers: (0..=dims.layers).map(layer).collect(),
             activations: model.trained_activations().collect(),
+            activation_width: ActivationWidth::of_trained(header.trained_activations),
         })
     }
 }
@@ -219,6 +227,10 @@ const OUTPUT_RESIDUAL: &str = "eps - sigma/(alpha^2 + sigma^2) * x";
 /// each hidden layer's pre- and post-activation tensors'. A PyTorch user clamps each tensor
 /// to `scale·(−128 − zero_point) … scale·(127 − zero_point)` to run the network as trained.
 pub const ACTIVATIONS_KEY: &str = "activations";
+
+/// The safetensors metadata key of the width [`ACTIVATIONS_KEY`]'s quantizations were
+/// trained for: `"int8"` (also when absent) or `"int16"`, as JSON strings.
+pub const ACTIVATION_WIDTH_KEY: &str = "activation_width";
 
 /// Reads a PyTorch model in the layout of `moons_ref.safetensors`: `embed.W` (F), `l1.weight`
 /// (H, N + 2F), `l1.bias`, …, `l{L+1}.weight` (N, H), `l{L+1}.bias`, float32; `__metadata__`
@@ -346,6 +358,12 @@ pub fn import_safetensors(
             .map(|(scale, zero_point)| QuantParams { scale, zero_point })
             .collect(),
     };
+    let activation_width = match metadata.get(ACTIVATION_WIDTH_KEY) {
+        None => ActivationWidth::Int8,
+        Some(text) => serde_json::from_str(text).with_context(|| {
+            format!("the metadata's `{ACTIVATION_WIDTH_KEY}` is not \"int8\" or \"int16\"")
+        })?,
+    };
     let network = Network {
         dims,
         sde,
@@ -356,6 +374,7 @@ pub fn import_safetensors(
         fourier,
         layers,
         activations,
+        activation_width,
     };
     network.to_bytes()?; // validates everything the reader will check
     Ok(network)
@@ -471,6 +490,10 @@ pub fn write_safetensors(path: &Path, network: &Network) -> Result<()> {
             .map(|q| (q.scale, q.zero_point))
             .collect();
         metadata.insert(ACTIVATIONS_KEY.to_string(), serde_json::to_string(&pairs)?);
+        metadata.insert(
+            ACTIVATION_WIDTH_KEY.to_string(),
+            serde_json::to_string(&network.activation_width)?,
+        );
     }
     let bytes = safetensors::serialize(views, Some(metadata))?;
     write_atomically(path, |w| Ok(w.write_all(&bytes)?))

@@ -21,6 +21,7 @@ use crate::points::Points;
 use crate::progress::Progress;
 use anyhow::{ensure, Result};
 use rayon::slice::ParallelSliceMut;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use tinyscore::model::format::{
     Int8ActivationValues, Int8LayerValues, LayerValues, Payload, SiluTable,
@@ -29,7 +30,7 @@ use tinyscore::model::quant::{
     quantize_multiplier, silu_lut, silu_table_int16, QuantParams, I16_MAX_LEVEL, SILU16_ENTRIES,
 };
 use tinyscore::model::LayerObserver;
-use tinyscore::model::{Header, Output, Precision, Rounding};
+use tinyscore::model::{Header, Output, Precision, Rounding, TrainedActivations};
 use tinyscore::{particle_noise, LinearSde, Model};
 
 /// One int8 layer, ready to write.
@@ -46,7 +47,8 @@ pub struct QuantizedLayer {
 }
 
 /// How wide the activations of a quantized network are.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ActivationWidth {
     /// int8, asymmetric per tensor (TFLite's int8 models).
     #[default]
@@ -57,6 +59,20 @@ pub enum ActivationWidth {
 }
 
 impl ActivationWidth {
+    /// The header's record of activations trained at this width.
+    pub fn trained(self) -> TrainedActivations {
+        match self {
+            ActivationWidth::Int8 => TrainedActivations::Int8,
+            ActivationWidth::Int16 => TrainedActivations::Int16,
+        }
+    }
+    /// The width a header's trained activations are for (int8 without them).
+    pub fn of_trained(trained: TrainedActivations) -> ActivationWidth {
+        match trained {
+            TrainedActivations::Int16 => ActivationWidth::Int16,
+            TrainedActivations::None | TrainedActivations::Int8 => ActivationWidth::Int8,
+        }
+    }
     /// The file precision of a network with these activations.
     pub fn precision(self) -> Precision {
         match self {
@@ -72,6 +88,14 @@ impl ActivationWidth {
             ActivationWidth::Int16 => {
                 QuantParams::symmetric_int16(q.dequantize(-128).abs().max(q.dequantize(127).abs()))
             }
+        }
+    }
+    /// `real` rounded to its level in tensor `q` at this width, as a real (what quantizing it
+    /// keeps).
+    pub fn round(self, q: QuantParams, real: f32) -> f32 {
+        match self {
+            ActivationWidth::Int8 => q.dequantize(q.quantize(real)),
+            ActivationWidth::Int16 => q.scale * q.quantize_int16(real) as f32,
         }
     }
     /// The reals a tensor of quantization `q` at this width covers, lowest level to highest.
@@ -201,6 +225,8 @@ pub struct QuantizationReport {
     /// Whether the activation quantizations are the ones the model was trained with (kept),
     /// rather than calibrated.
     pub trained_activations: bool,
+    /// The activations' width.
+    pub width: ActivationWidth,
     /// The input tensor, then each hidden layer's pre- and post-activation tensors.
     pub tensors: Vec<TensorReport>,
     /// Evaluation inputs (fresh draws, not the calibration set).
@@ -225,12 +251,17 @@ impl fmt::Display for QuantizationReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "calibration: {} diffused data points, t spread over [t_end, T]; activation ranges {}",
+            "calibration: {} diffused data points, t spread over [t_end, T]; activation ranges {}; \
+             {} activations",
             self.calibration_points,
             if self.trained_activations {
                 "as trained (quantization-aware), kept"
             } else {
                 "calibrated"
+            },
+            match self.width {
+                ActivationWidth::Int8 => "int8",
+                ActivationWidth::Int16 => "int16",
             }
         )?;
         writeln!(
@@ -865,6 +896,7 @@ pub fn report(
     Ok(QuantizationReport {
         calibration_points,
         trained_activations: !quantized.float.activations.is_empty(),
+        width: quantized.width,
         tensors,
         eval_points: eval.len(),
         relative_rms_error,
@@ -957,7 +989,7 @@ pub fn gaussian_tail_mass(n: usize, r: f64) -> f64 {
 }
 
 /// Quantizes the float model at `input` with `calibration_points` diffused points of `data`
-/// to activations of `width`, writes the quantized model to `out` (atomically) and reports
+/// to activations of `width` (by default the width it was trained for, else int8), writes the quantized model to `out` (atomically) and reports
 /// the error over `eval_points` fresh diffused points. `rounding` is the requantization's,
 /// recorded in the file.
 #[allow(clippy::too_many_arguments)]
@@ -967,7 +999,7 @@ pub fn quantize_file(
     calibration_points: usize,
     eval_points: usize,
     seed: u64,
-    width: ActivationWidth,
+    width: Option<ActivationWidth>,
     rounding: Rounding,
     out: &std::path::Path,
 ) -> Result<QuantizationReport> {
@@ -986,6 +1018,7 @@ pub fn quantize_file(
         input.display()
     );
     let network = Network::from_model(&model)?;
+    let width = width.unwrap_or(network.activation_width);
     let calibration = diffused_inputs(&network, data, calibration_points, seed)?;
     let eval = diffused_inputs(&network, data, eval_points, seed.wrapping_add(0x5eed))?;
     let small_t = (network.t_end, SMALL_T.max(network.t_end));

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tinyscore::model::Output;
 use tinyscore_host::data::Dataset;
 use tinyscore_host::points::Points;
+use tinyscore_host::quantize::ActivationWidth;
 use tinyscore_host::train::{
     batch_loss_and_gradient, train, TrainConfig, TrainState, TrainingData,
 };
@@ -204,10 +205,20 @@ fn a_residual_network_is_trained_on_the_noise_less_the_gaussian_prediction() {
 
 /// A network trained with its quantization: `train` with quantization-aware steps on moons.
 fn quantization_aware(steps: u64, qat_steps: u64) -> (TrainState, Points) {
+    quantization_aware_at(steps, qat_steps, ActivationWidth::Int8)
+}
+
+/// [`quantization_aware`] through activations of `width`.
+fn quantization_aware_at(
+    steps: u64,
+    qat_steps: u64,
+    width: ActivationWidth,
+) -> (TrainState, Points) {
     let config = TrainConfig {
         hidden: 16,
         steps,
         qat_steps,
+        qat_activations: width,
         seed: 5,
         threads: 1,
         ..TrainConfig::default()
@@ -223,7 +234,7 @@ fn quantization_aware(steps: u64, qat_steps: u64) -> (TrainState, Points) {
 #[test]
 fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did() {
     use tinyscore::model::Rounding;
-    use tinyscore_host::quantize::{diffused_inputs, quantize, ActivationWidth};
+    use tinyscore_host::quantize::{diffused_inputs, quantize};
     use tinyscore_host::train::fake_quantized_parameters;
     let (state, points) = quantization_aware(300, 100);
     let network = state.network().unwrap();
@@ -261,6 +272,12 @@ fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did
         .flat_map(|(w, b)| w.iter().chain(b).copied())
         .collect();
     let fake = fake_quantized_parameters(&network.dims, &flat, &network.activations);
+    // The saved weights and biases are already those values: the f32 model is the trained
+    // integer network in float.
+    assert_eq!(
+        flat.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        fake.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
     let mut at = 0;
     for (i, layer) in int8.layers.iter().enumerate() {
         let s_in = network.activations[2 * i].scale as f64;
@@ -278,6 +295,51 @@ fn quantize_keeps_the_trained_activations_and_rounds_the_weights_as_training_did
         at += outputs * inputs + outputs;
     }
     assert_eq!(at, flat.len());
+}
+
+#[test]
+fn int16_quantization_aware_training_makes_an_int16x8_model_that_computes_the_f32_one() {
+    use tinyscore::model::{Precision, TrainedActivations};
+    use tinyscore_host::quantize::quantize_file;
+    let (state, points) = quantization_aware_at(300, 100, ActivationWidth::Int16);
+    let network = state.network().unwrap();
+    assert_eq!(network.activation_width, ActivationWidth::Int16);
+    let dir = tempfile::tempdir().unwrap();
+    let (float, quantized) = (dir.path().join("m.tsm"), dir.path().join("m16.tsm"));
+    network.write(&float).unwrap();
+    let model_bytes = std::fs::read(&float).unwrap();
+    let model = tinyscore::Model::parse(&model_bytes).unwrap();
+    assert_eq!(
+        model.header().trained_activations,
+        TrainedActivations::Int16
+    );
+    // `quantize` takes the trained width by default.
+    let report = quantize_file(
+        &float,
+        &points,
+        2048,
+        2000,
+        1,
+        None,
+        tinyscore::model::Rounding::Double,
+        &quantized,
+    )
+    .unwrap();
+    let bytes = std::fs::read(&quantized).unwrap();
+    assert_eq!(
+        tinyscore::Model::parse(&bytes).unwrap().header().precision,
+        Precision::Int16x8
+    );
+    // Its weights and biases are the f32 model's (on their grids), so ε̂ differs by the
+    // activations' int16 rounding alone: steps of 1/32767 of each range, amplified by at most
+    // the network's gain, ~10⁻³ where int8's are ~10⁻¹ (tests/tests/int16x8_network.rs).
+    println!("{report}");
+    assert!(
+        report.small_t_relative_rms_error < 0.01 && report.relative_rms_error < 0.005,
+        "int16x8 ε̂ is {:.3}% ({:.3}% at small t) from f32",
+        100.0 * report.relative_rms_error,
+        100.0 * report.small_t_relative_rms_error
+    );
 }
 
 #[test]
@@ -304,7 +366,14 @@ fn the_quantized_silu_is_the_int8_table() {
         let lut = silu_lut(pre, post);
         let mut z: Vec<f32> = (-128..=127).map(|q| pre.dequantize(q as i8)).collect();
         let mut slope = vec![0.0; z.len()];
-        bias_quantized_silu_with_slope(&mut z, &[0.0], pre, post, &mut slope);
+        bias_quantized_silu_with_slope(
+            &mut z,
+            &[0.0],
+            pre,
+            post,
+            ActivationWidth::Int8,
+            &mut slope,
+        );
         for (q, v) in (-128i32..=127).zip(&z) {
             let want = post.dequantize(lut[(q + 128) as usize]);
             assert_eq!(v.to_bits(), want.to_bits(), "pre level {q}");

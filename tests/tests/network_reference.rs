@@ -320,6 +320,7 @@ fn a_residual_model_with_a_zero_network_scores_unit_gaussian_data_exactly() {
                 })
                 .collect(),
             activations: Vec::new(),
+            activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
         };
         let bytes = network.to_bytes().unwrap();
         let score = NeuralScore::<2>::new(Model::parse(&bytes).unwrap()).unwrap();
@@ -448,6 +449,7 @@ fn an_f32_network_with_trained_activations_clamps_to_their_ranges_in_value_and_d
         fourier: vec![0.3, 1.7, -4.0],
         layers,
         activations,
+        activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
     };
     let bytes = network.to_bytes().unwrap();
     assert_eq!(bytes[19], 1);
@@ -463,6 +465,7 @@ fn an_f32_network_with_trained_activations_clamps_to_their_ranges_in_value_and_d
     let model = Model::parse(&bytes).unwrap();
     let unclamped = Network {
         activations: Vec::new(),
+        activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
         ..network.clone()
     }
     .to_bytes()

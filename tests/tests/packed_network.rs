@@ -246,6 +246,7 @@ fn random_network_in(
         fourier: (0..fourier).map(|k| k as f32 * 0.7).collect(),
         layers: Vec::new(),
         activations: Vec::new(),
+        activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
     };
     // Both roundings: the packed evaluator must follow the file's as the int8 one does.
     let rounding = if next() % 2 == 0 {

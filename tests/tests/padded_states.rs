@@ -77,6 +77,7 @@ fn network(dim: usize) -> Vec<u8> {
         fourier: vec![0.5, 3.0],
         layers,
         activations: Vec::new(),
+        activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
     }
     .to_bytes()
     .unwrap()

@@ -93,6 +93,47 @@ impl Precision {
     }
 }
 
+/// Whether an f32 file ends with the activation quantizations its quantization-aware
+/// training fixed, and for which activation width it trained (header byte 19).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TrainedActivations {
+    /// None (code 0): trained in float, or an int8-weight file.
+    #[default]
+    None,
+    /// Trained through int8 activations (code 1).
+    Int8,
+    /// Trained through int16 activations (code 2), for [`Precision::Int16x8`].
+    Int16,
+}
+
+impl TrainedActivations {
+    /// The header code.
+    pub fn code(&self) -> u8 {
+        match self {
+            TrainedActivations::None => 0,
+            TrainedActivations::Int8 => 1,
+            TrainedActivations::Int16 => 2,
+        }
+    }
+    /// The value of header code `code`.
+    pub fn from_code(code: u8) -> Result<Self, ModelError> {
+        match code {
+            0 => Ok(TrainedActivations::None),
+            1 => Ok(TrainedActivations::Int8),
+            2 => Ok(TrainedActivations::Int16),
+            value => Err(ModelError::UnknownCode {
+                field: "trained activations",
+                value,
+            }),
+        }
+    }
+    /// Whether the file holds them.
+    pub fn present(&self) -> bool {
+        *self != TrainedActivations::None
+    }
+}
+
 /// What the network's output is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -361,8 +402,9 @@ pub struct Header {
     /// How an int8 network requantizes (byte 18; [`Rounding::Double`] for f32 models).
     pub rounding: Rounding,
     /// Whether the f32 payload ends with the activation quantizations the network was trained
-    /// with (quantization-aware training; byte 19), which quantizing it keeps. Never for int8.
-    pub trained_activations: bool,
+    /// with (quantization-aware training; byte 19), which quantizing it keeps, and at which
+    /// width. Never for int8-weight files.
+    pub trained_activations: TrainedActivations,
 }
 
 impl Header {
@@ -389,7 +431,7 @@ impl Header {
             "0",
         )?;
         ParamError::require(
-            self.precision == Precision::F32 || !self.trained_activations,
+            self.precision == Precision::F32 || !self.trained_activations.present(),
             "trained activations of an int8 model (header byte 19)",
             "0",
         )?;
@@ -399,7 +441,7 @@ impl Header {
     /// The activation quantizations an f32 file with [`Header::trained_activations`] ends
     /// with: the input tensor's, then each hidden layer's pre- and post-activation tensors'.
     pub fn activation_count(&self) -> usize {
-        if self.trained_activations {
+        if self.trained_activations.present() {
             1 + 2 * self.dims.layers as usize
         } else {
             0
@@ -448,7 +490,7 @@ impl Header {
                     self.sde.code(),
                     self.output.code(),
                     self.rounding.code(),
-                    self.trained_activations as u8,
+                    self.trained_activations.code(),
                 ],
             ),
             (20, &p0.to_le_bytes()),
@@ -527,11 +569,7 @@ impl Header {
             field: "rounding",
             value: rounding_code,
         })?;
-        ParamError::require(
-            activations_code <= 1,
-            "trained activations (header byte 19)",
-            "0 or 1",
-        )?;
+        let trained_activations = TrainedActivations::from_code(activations_code)?;
         if activation != 0 {
             return Err(ModelError::UnknownCode {
                 field: "activation",
@@ -545,7 +583,7 @@ impl Header {
             t_end,
             output,
             rounding,
-            trained_activations: activations_code == 1,
+            trained_activations,
         };
         header.validate()?;
         let expected = header.payload_len();
@@ -1156,7 +1194,7 @@ pub(crate) fn read_sections<'a>(
         }
     };
     let start = payload.position;
-    if header.trained_activations {
+    if header.trained_activations.present() {
         payload.quant_params()?; // the input's, which `Model` reads when it evaluates
         for i in 0..dims.layers as usize {
             let ranges = [

@@ -30,8 +30,8 @@ mod score;
 pub use crc32::crc32;
 pub use error::ModelError;
 pub use format::{
-    Dims, Header, Int8Layer, ModelSde, Output, Precision, CHECKSUM_LEN, HEADER_LEN, MAGIC, MAX_DIM,
-    MAX_FOURIER, MAX_HIDDEN, MAX_LAYERS, MAX_WIDTH, VERSION,
+    Dims, Header, Int8Layer, ModelSde, Output, Precision, TrainedActivations, CHECKSUM_LEN,
+    HEADER_LEN, MAGIC, MAX_DIM, MAX_FOURIER, MAX_HIDDEN, MAX_LAYERS, MAX_WIDTH, VERSION,
 };
 pub use quant::{QuantParams, Rounding};
 pub use score::{Int8Score, LanesForward, NeuralScore, PackedScore, LANES};

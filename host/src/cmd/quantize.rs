@@ -29,9 +29,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "double")]
     rounding: RoundingArg,
     /// How wide the activations are: int8, or int16 (TFLite's 16×8; 256 times finer, for the
-    /// sharp noise prediction at small t, at the same weights).
-    #[arg(long, value_enum, default_value = "int8")]
-    activations: quantize::ActivationWidth,
+    /// sharp noise prediction at small t, at the same weights) [default: the width the model
+    /// was trained through (`train --qat-activations`), else int8].
+    #[arg(long, value_enum)]
+    activations: Option<quantize::ActivationWidth>,
     /// Output model.
     #[arg(long)]
     out: PathBuf,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tinyscore::model::Output;
 use tinyscore_host::data;
 use tinyscore_host::io::ensure_not_an_input;
+use tinyscore_host::quantize::ActivationWidth;
 use tinyscore_host::sampling::SdeKind;
 use tinyscore_host::train::{self, TrainConfig, TrainState, TrainingData};
 
@@ -75,6 +76,10 @@ pub struct Args {
     /// --steps where that is less].
     #[arg(long)]
     qat_steps: Option<u64>,
+    /// The activation width those steps train through: int8, or int16 for `quantize
+    /// --activations int16` (which then is its default).
+    #[arg(long, value_enum, default_value = "int8")]
+    qat_activations: ActivationWidth,
     /// Standard deviation of the Gaussian Fourier frequencies.
     #[arg(long, allow_negative_numbers = true, default_value_t = TrainConfig::default().fourier_scale)]
     fourier_scale: f32,
@@ -120,6 +125,7 @@ pub fn run(args: Args) -> Result<()> {
         qat_steps: args
             .qat_steps
             .unwrap_or(TrainConfig::default().qat_steps.min(args.steps * 3 / 5)),
+        qat_activations: args.qat_activations,
     };
     let checkpoint_path = args.out.with_extension("ckpt");
     let mut state = if args.resume {

@@ -4,6 +4,8 @@
 //! [`thin_backward`]), the hottest through an AVX2 copy where the CPU has it (checked at run
 //! time).
 
+use crate::quantize::ActivationWidth;
+use tinyscore::model::quant::{silu_int16, silu_table_int16};
 use tinyscore::model::QuantParams;
 
 /// Whether this CPU runs AVX2 code.
@@ -124,21 +126,26 @@ unsafe fn bias_silu_with_slope_fma(z: &mut [f32], bias: &[f32], slope: &mut [f32
     }
 }
 
-/// [`bias_silu_with_slope`] through the int8 model's quantization, for quantization-aware
-/// training: the biased sum is rounded to the pre-activation tensor's grid `pre`, SiLU's value
-/// to the post-activation grid `post` (what the int8 layer's requantization and SiLU table
-/// compute), and the slope is SiLU's at the rounded sum, or 0 where either grid clips it
-/// (straight-through gradients, cut where the value saturates). The rounded sum takes one of
-/// 256 levels, so value and slope come from a table made once per call.
+/// [`bias_silu_with_slope`] through the integer model's quantization at `width`, for
+/// quantization-aware training: the biased sum is rounded to the pre-activation tensor's
+/// grid `pre`, SiLU's value to the post-activation grid `post` (what the integer layer's
+/// requantization and SiLU table compute), and the slope is SiLU's at the rounded sum, or 0
+/// where either grid clips it (straight-through gradients, cut where the value saturates).
+/// At int8 the rounded sum takes one of 256 levels, so value and slope come from a table made
+/// once per call; at int16 the value is the interpolated table's, as the model computes it.
 pub fn bias_quantized_silu_with_slope(
     z: &mut [f32],
     bias: &[f32],
     pre: QuantParams,
     post: QuantParams,
+    width: ActivationWidth,
     slope: &mut [f32],
 ) {
     if bias.is_empty() {
         return;
+    }
+    if width == ActivationWidth::Int16 {
+        return bias_int16_silu_with_slope(z, bias, pre, post, slope);
     }
     // Beyond half a step outside its ends a grid clamps the value.
     let limits = |q: QuantParams| {
@@ -170,6 +177,40 @@ pub fn bias_quantized_silu_with_slope(
                 0.0
             };
             *v = value;
+        }
+    }
+}
+
+/// [`bias_quantized_silu_with_slope`] at int16: the level of the biased sum through the
+/// interpolated SiLU table `quantize` writes, SiLU's slope at the level (0 where either
+/// tensor's range clips).
+fn bias_int16_silu_with_slope(
+    z: &mut [f32],
+    bias: &[f32],
+    pre: QuantParams,
+    post: QuantParams,
+    slope: &mut [f32],
+) {
+    let knots: Vec<u8> = silu_table_int16(pre, post)
+        .iter()
+        .flat_map(|k| k.to_le_bytes())
+        .collect();
+    let pre_limit = pre.scale * (i16::MAX as f32 + 0.5);
+    let post_limit = post.scale * (i16::MAX as f32 + 0.5);
+    let rows = z.chunks_exact_mut(bias.len());
+    for (z, slope) in rows.zip(slope.chunks_exact_mut(bias.len())) {
+        for ((v, d), b) in z.iter_mut().zip(slope.iter_mut()).zip(bias) {
+            let biased = *v + b;
+            let level = pre.quantize_int16(biased);
+            let rounded = pre.scale * level as f32;
+            let s = 1.0 / (1.0 + tinyscore::math::exp(-rounded));
+            let silu = rounded * s;
+            *d = if biased.abs() <= pre_limit && silu.abs() <= post_limit {
+                s * (1.0 + rounded * (1.0 - s))
+            } else {
+                0.0
+            };
+            *v = post.scale * silu_int16(&knots, level) as f32;
         }
     }
 }

@@ -18,18 +18,21 @@
 //!
 //! The last [`TrainConfig::qat_steps`] are quantization-aware: when they begin, the activation
 //! quantizations `quantize` would calibrate for the EMA network are fixed (and saved with it),
-//! and from then on the forward pass runs through the int8 grids — weights and biases by
+//! and from then on the forward pass runs through the integer grids at
+//! [`TrainConfig::qat_activations`]' width — weights and biases by
 //! [`fake_quantized_parameters`], the input and every activation by their quantizations,
-//! SiLU through the int8 table ([`kernels::bias_quantized_silu_with_slope`]) — with
-//! straight-through gradients applied to the float weights. The network `quantize` makes is
-//! then the one these steps trained.
+//! SiLU through the int8 table or the int16 interpolated one
+//! ([`kernels::bias_quantized_silu_with_slope`]) — with straight-through gradients applied
+//! to the float weights. The saved network's weights and biases are those grids' values (the
+//! EMA weights rounded as `quantize` rounds them), so the network `quantize` makes is the one
+//! these steps trained, and the f32 model is that network in float.
 
 pub mod kernels;
 
 use crate::io::write_atomically;
 use crate::model_file::Network;
 use crate::points::Points;
-use crate::quantize;
+use crate::quantize::{self, ActivationWidth};
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -86,6 +89,10 @@ pub struct TrainConfig {
     /// without it.
     #[serde(default)]
     pub qat_steps: u64,
+    /// The activation width the quantization-aware steps train through (int8 in checkpoints
+    /// written without it).
+    #[serde(default)]
+    pub qat_activations: ActivationWidth,
 }
 
 impl Default for TrainConfig {
@@ -109,6 +116,7 @@ impl Default for TrainConfig {
             seed: 0,
             threads: 0,
             qat_steps: 6_000,
+            qat_activations: ActivationWidth::Int8,
         }
     }
 }
@@ -324,10 +332,19 @@ impl TrainState {
         })
     }
 
-    /// The saved model: the EMA weights.
+    /// The saved model: the EMA weights, on the integer grids once the quantization-aware
+    /// steps have begun.
     pub fn network(&self) -> Result<Network> {
         let dims = self.config.dims(self.mean.len());
         let layout = Layout::new(&dims);
+        let tensors = self.qat_tensors();
+        let snapped;
+        let weights = if tensors.is_empty() {
+            &self.ema
+        } else {
+            snapped = fake_quantized_parameters(&dims, &self.ema, &tensors);
+            &snapped
+        };
         Ok(Network {
             dims,
             sde: self.config.sde,
@@ -340,11 +357,20 @@ impl TrainState {
                 .layers
                 .iter()
                 .map(|&(_, outputs, w, b)| {
-                    (self.ema[w..b].to_vec(), self.ema[b..b + outputs].to_vec())
+                    (weights[w..b].to_vec(), weights[b..b + outputs].to_vec())
                 })
                 .collect(),
             activations: self.activation_quantizations(),
+            activation_width: self.config.qat_activations,
         })
+    }
+
+    /// The tensors' quantizations at the width the quantization-aware steps train through
+    /// (empty before them).
+    fn qat_tensors(&self) -> Vec<QuantParams> {
+        let width = self.config.qat_activations;
+        let q = self.activation_quantizations();
+        q.into_iter().map(|q| width.tensor(q)).collect()
     }
 
     /// The activation quantizations of the quantization-aware steps (empty before them).
@@ -602,13 +628,14 @@ fn loss_and_gradient(
     layout: &Layout,
     params: &[f32],
     activations: &[QuantParams],
+    width: ActivationWidth,
     total_rows: usize,
     ws: &mut Workspace,
 ) -> f32 {
     let rows = ws.rows;
     if let Some(input) = activations.first() {
         for v in &mut ws.inputs[..rows * layout.layers[0].0] {
-            *v = input.dequantize(input.quantize(*v));
+            *v = width.round(*input, *v);
         }
     }
     let last = layout.layers.len() - 1;
@@ -633,7 +660,7 @@ fn loss_and_gradient(
             let slope = sized(&mut ws.slopes[i], rows * outputs);
             match (activations.get(1 + 2 * i), activations.get(2 + 2 * i)) {
                 (Some(pre), Some(post)) => {
-                    kernels::bias_quantized_silu_with_slope(z, bias, *pre, *post, slope)
+                    kernels::bias_quantized_silu_with_slope(z, bias, *pre, *post, width, slope)
                 }
                 _ => kernels::bias_silu_with_slope(z, bias, slope),
             }
@@ -728,11 +755,12 @@ fn loss_and_gradient(
     loss * scale
 }
 
-/// The parameters as the int8 network holds them, for a quantization-aware step's forward
-/// pass: each output channel's weights rounded to its symmetric int8 grid (the scale
-/// `quantize` computes from them) and its bias to the accumulator's grid `s_in·s_w`, where
-/// `s_in` is the layer's input quantization in `activations`. The gradient with respect to
-/// these is applied to the parameters themselves (straight-through).
+/// The parameters as the integer network holds them, for a quantization-aware step's forward
+/// pass and the saved network: each output channel's weights rounded to its symmetric int8
+/// grid (the scale `quantize` computes from them) and its bias to the accumulator's grid
+/// `s_in·s_w`, where `s_in` is the layer's input quantization in `activations` (the tensors'
+/// at the width trained). The gradient with respect to these is applied to the parameters
+/// themselves (straight-through).
 pub fn fake_quantized_parameters(
     dims: &Dims,
     params: &[f32],
@@ -758,7 +786,7 @@ pub fn fake_quantized_parameters(
 
 /// Loss and gradient of step `step`'s batch, drawn and computed in one chunk per workspace
 /// (in parallel when there are several) whose gradients are summed in order; through the
-/// int8 quantization where `activations` are given.
+/// integer quantization where `activations` (the tensors' at the width trained) are given.
 #[allow(clippy::too_many_arguments)]
 fn batch_gradient(
     state: &TrainState,
@@ -783,7 +811,14 @@ fn batch_gradient(
     let chunk = |(c, ws): (usize, &mut Workspace)| {
         let rows = (c * per).min(total)..(c * per + per).min(total);
         draw_rows(state, &sde, data, step, rows, ws);
-        loss_and_gradient(layout, params, activations, total, ws)
+        loss_and_gradient(
+            layout,
+            params,
+            activations,
+            state.config.qat_activations,
+            total,
+            ws,
+        )
     };
     let losses: Vec<f32> = if workspaces.len() == 1 {
         workspaces.iter_mut().enumerate().map(chunk).collect()
@@ -840,7 +875,7 @@ pub fn train(
     let mut workspaces: Vec<Workspace> = (0..chunks).map(|_| Workspace::default()).collect();
     let mut grad = vec![0.0f32; layout.len];
     let (beta1, beta2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-    let mut activations = state.activation_quantizations();
+    let mut activations = state.qat_tensors();
     while state.step < config.steps {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -848,7 +883,7 @@ pub fn train(
         let step = state.step;
         if step >= config.steps - config.qat_steps && activations.is_empty() {
             state.fix_activations(data)?;
-            activations = state.activation_quantizations();
+            activations = state.qat_tensors();
         }
         let mut gradient = || {
             let params = &state.params;
