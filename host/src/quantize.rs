@@ -27,7 +27,7 @@ use tinyscore::model::format::{
     Int8ActivationValues, Int8LayerValues, LayerValues, Payload, SiluTable,
 };
 use tinyscore::model::quant::{
-    quantize_multiplier, silu_lut, silu_table_int16, QuantParams, I16_MAX_LEVEL, SILU16_ENTRIES,
+    quantize_multiplier, silu_lut, silu_table_int16, QuantParams, SILU16_ENTRIES,
 };
 use tinyscore::model::LayerObserver;
 use tinyscore::model::{Header, Output, Precision, Rounding, TrainedActivations};
@@ -85,9 +85,7 @@ impl ActivationWidth {
     pub fn tensor(self, q: QuantParams) -> QuantParams {
         match self {
             ActivationWidth::Int8 => q,
-            ActivationWidth::Int16 => {
-                QuantParams::symmetric_int16(q.dequantize(-128).abs().max(q.dequantize(127).abs()))
-            }
+            ActivationWidth::Int16 => q.int16_over(),
         }
     }
     /// `real` rounded to its level in tensor `q` at this width, as a real (what quantizing it
@@ -102,10 +100,7 @@ impl ActivationWidth {
     pub fn covers(self, q: QuantParams) -> (f32, f32) {
         match self {
             ActivationWidth::Int8 => (q.dequantize(-128), q.dequantize(127)),
-            ActivationWidth::Int16 => {
-                let end = q.scale * I16_MAX_LEVEL as f32;
-                (-end - q.scale, end)
-            }
+            ActivationWidth::Int16 => (q.scale * i16::MIN as f32, q.scale * i16::MAX as f32),
         }
     }
 }

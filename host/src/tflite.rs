@@ -225,10 +225,11 @@ impl Builder<'_> {
 fn int8_layers<'a>(model: &Model<'a>) -> Result<Vec<Int8Layer<'a>>> {
     ensure!(
         model.header().precision == Precision::Int8,
-        "TFLite export takes an int8 model (made by `tinyscore quantize`), not an {} one",
+        "TFLite export takes an int8 model (made by `tinyscore quantize`), not {}",
         match model.header().precision {
-            Precision::F32 => "f32",
-            _ => "int8 packed",
+            Precision::F32 => "an f32 one",
+            Precision::Int16x8 => "an int16x8 one (int16 activations: quantize --activations int8)",
+            _ => "an int8 packed one",
         }
     );
     (0..=model.header().dims.layers)

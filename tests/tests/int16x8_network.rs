@@ -200,6 +200,10 @@ fn same_weights_in_float(quantized: &QuantizedNetwork) -> Vec<u8> {
     network.to_bytes().unwrap()
 }
 
+fn parse(b: &[u8]) -> Model<'_> {
+    Model::parse(b).unwrap()
+}
+
 /// `‖ε̂_a − ε̂_b‖ / ‖ε̂_b‖` over `inputs`.
 fn relative_rms(a: &Model<'_>, b: &Model<'_>, inputs: &[(Vec<f32>, f32)]) -> f64 {
     let (mut d2, mut r2) = (0.0f64, 0.0f64);
@@ -247,9 +251,6 @@ fn int16_activations_take_the_activation_error_out() {
     assert_eq!(int8.layers[0].weights, int16.layers[0].weights);
     let float8 = same_weights_in_float(&int8);
     let float16 = same_weights_in_float(&int16);
-    fn parse(b: &[u8]) -> Model<'_> {
-        Model::parse(b).unwrap()
-    }
     for (name, inputs) in [("t ≤ 0.02", &small_t), ("all t", &all_t)] {
         let e8 = relative_rms(&parse(&int8_bytes), &parse(&float8), inputs);
         let e16 = relative_rms(&parse(&int16_bytes), &parse(&float16), inputs);
@@ -289,4 +290,78 @@ fn the_parser_refuses_what_int16_activations_cannot_hold() {
     let mut mismatched = reference_quantized(ActivationWidth::Int8, Default::default()).0;
     mismatched.width = ActivationWidth::Int16;
     assert!(mismatched.to_bytes().is_err());
+}
+
+#[test]
+fn an_f32_model_trained_through_int16_clamps_where_its_int16x8_form_does() {
+    use tinyscore::model::{Dims, ModelSde, Output};
+    // Trained ranges narrow enough that every clamp is met (the input at ±1.5, each
+    // pre-activation at [−1, 1.2], each SiLU output at [−0.2, 0.6]), for int16: the f32
+    // model clamps at the int16 grids over them, symmetric, which is where its int16x8
+    // quantization's levels end, so the two differ by the activations' rounding alone.
+    let dims = Dims {
+        dim: 2,
+        fourier: 3,
+        hidden: 12,
+        layers: 2,
+    };
+    let mut noise = tinyscore::particle_noise(8, 0);
+    let layers = (0..=dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i);
+            let scale = 1.5 / (inputs as f32).sqrt();
+            let weights = (0..inputs * outputs)
+                .map(|_| scale * noise.sample())
+                .collect();
+            let bias = (0..outputs).map(|_| 0.5 * noise.sample()).collect();
+            (weights, bias)
+        })
+        .collect();
+    let network = Network {
+        dims,
+        sde: ModelSde::Vp(tinyscore::VpSde::default()),
+        t_end: 1e-3,
+        output: Output::GaussianResidual,
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        fourier: vec![0.3, 1.7, -4.0],
+        layers,
+        activations: vec![
+            QuantParams::covering(-1.5, 1.5),
+            QuantParams::covering(-1.0, 1.2),
+            QuantParams::covering(-0.2, 0.6),
+            QuantParams::covering(-1.0, 1.2),
+            QuantParams::covering(-0.2, 0.6),
+        ],
+        activation_width: ActivationWidth::Int16,
+    };
+    let inputs = diffused_inputs(&network, &raw_moons(256, 4), 256, 4).unwrap();
+    let (quantized, _) = tinyscore_host::quantize::quantize(
+        &network,
+        &inputs,
+        ActivationWidth::Int16,
+        tinyscore::model::Rounding::Double,
+        &tinyscore_host::progress::Progress::silent(),
+    )
+    .unwrap();
+    let int16 = quantized.to_bytes().unwrap();
+    let float = same_weights_in_float(&quantized);
+    let unclamped = Network {
+        activations: Vec::new(),
+        ..Network::from_model(&Model::parse(&float).unwrap()).unwrap()
+    }
+    .to_bytes()
+    .unwrap();
+    let (int16, float, unclamped) = (parse(&int16), parse(&float), parse(&unclamped));
+    let mut points = Vec::new();
+    for t in [0.01f32, 0.2, 0.7] {
+        for x in [[0.3f32, -0.4], [1.2, 0.8], [-2.5, 0.1], [0.05, 2.2]] {
+            points.push((x.to_vec(), t));
+        }
+    }
+    let error = relative_rms(&int16, &float, &points);
+    let clamping = relative_rms(&unclamped, &float, &points);
+    println!("int16x8 against its f32 model {error:.2e}; the clamps move ε̂ by {clamping:.2e}");
+    assert!(clamping > 0.05, "the clamps are exercised");
+    assert!(error < 1e-3, "int16x8 is {error:.2e} from its f32 model");
 }

@@ -992,6 +992,21 @@ impl Interval {
             hi: q.dequantize(127),
         }
     }
+    /// The reals a tensor whose trained int8 quantization is `q` represents at the width it
+    /// was `trained` for: [`Interval::of`] for int8, the symmetric int16 grid over it
+    /// ([`QuantParams::int16_over`]) for int16, from level −32 768 to 32 767.
+    pub(crate) fn trained(trained: TrainedActivations, q: QuantParams) -> Interval {
+        match trained {
+            TrainedActivations::Int16 => {
+                let q = q.int16_over();
+                Interval {
+                    lo: q.scale * i16::MIN as f32,
+                    hi: q.scale * i16::MAX as f32,
+                }
+            }
+            TrainedActivations::None | TrainedActivations::Int8 => Interval::of(q),
+        }
+    }
     /// `v` clamped to the interval.
     #[inline(always)]
     pub(crate) fn clamp(&self, v: f32) -> f32 {
@@ -1198,8 +1213,8 @@ pub(crate) fn read_sections<'a>(
         payload.quant_params()?; // the input's, which `Model` reads when it evaluates
         for i in 0..dims.layers as usize {
             let ranges = [
-                Interval::of(payload.quant_params()?),
-                Interval::of(payload.quant_params()?),
+                Interval::trained(header.trained_activations, payload.quant_params()?),
+                Interval::trained(header.trained_activations, payload.quant_params()?),
             ];
             if let Layers::F32(layers) = &mut layers {
                 if let Some(layer) = layers.get_mut(i) {

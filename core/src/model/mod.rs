@@ -133,11 +133,16 @@ impl<'a> Model<'a> {
     }
 
     /// The range an f32 network with trained activations clamps its data coordinates to: the
-    /// reals its input quantization represents (as the int8 network clamps them).
+    /// reals its input quantization represents at the width it was trained for (as the
+    /// integer network clamps them).
     #[inline(always)]
     fn trained_input_range(&self) -> Option<format::Interval> {
+        let trained = self.header.trained_activations;
         match self.sections.layers {
-            Layers::F32(_) => self.trained_activations().next().map(format::Interval::of),
+            Layers::F32(_) => self
+                .trained_activations()
+                .next()
+                .map(|q| format::Interval::trained(trained, q)),
             _ => None,
         }
     }

@@ -84,6 +84,15 @@ impl QuantParams {
         }
     }
 
+    /// The symmetric int16 quantization over the range this int8 one covers (from level −128
+    /// to 127): the tensors of [`Precision::Int16x8`] whose ranges were calibrated or trained
+    /// as int8 ones.
+    ///
+    /// [`Precision::Int16x8`]: super::Precision::Int16x8
+    pub fn int16_over(&self) -> QuantParams {
+        QuantParams::symmetric_int16(self.dequantize(-128).abs().max(self.dequantize(127).abs()))
+    }
+
     /// `clamp(round(r / scale))` to the int16 range, rounding half away from zero, for a
     /// tensor of zero point 0 (the int16 activations of [`Precision::Int16x8`]); NaN maps
     /// to 0.
