@@ -9,9 +9,13 @@ use tinyscore_tests::{
     with_field,
 };
 
-/// The f32 and the int8 reference models: the corruption tests run on both layouts.
-fn both_precisions() -> [Vec<u8>; 2] {
-    [reference_model_bytes(), reference_int8().1]
+/// The f32, int8 and int16x8 reference models: the corruption tests run on every layout.
+fn every_precision() -> [Vec<u8>; 3] {
+    [
+        reference_model_bytes(),
+        reference_int8().1,
+        tinyscore_tests::reference_int16x8().1,
+    ]
 }
 
 #[test]
@@ -61,7 +65,7 @@ fn write_then_parse_is_lossless() {
 
 #[test]
 fn every_truncation_is_an_error() {
-    for bytes in both_precisions() {
+    for bytes in every_precision() {
         every_truncation_of(&bytes);
     }
 }
@@ -84,7 +88,7 @@ fn every_truncation_of(bytes: &[u8]) {
 
 #[test]
 fn every_single_byte_corruption_is_an_error() {
-    for mut bytes in both_precisions() {
+    for mut bytes in every_precision() {
         for i in 0..bytes.len() {
             let original = bytes[i];
             for flip in [0x01u8, 0x80, 0xFF] {
@@ -101,7 +105,7 @@ fn every_single_byte_corruption_is_an_error() {
 
 #[test]
 fn corrupted_length_and_dimension_fields_are_errors_even_with_a_valid_checksum() {
-    for bytes in both_precisions() {
+    for bytes in every_precision() {
         corrupted_fields_of(&bytes);
     }
 }
@@ -162,14 +166,18 @@ fn corrupted_fields_of(bytes: &[u8]) {
             "{what}: {err:?}"
         );
     }
-    // Trained activations (byte 19): 0 or 1, and 1 only on an f32 file that ends with them.
-    for value in [1u8, 2, 255] {
+    // Trained activations (byte 19): 0, 1 or 2, and 1 or 2 only on an f32 file that ends
+    // with them.
+    for value in [1u8, 2, 3, 255] {
         let err = Model::parse(&with_field(bytes, 19, &[value])).unwrap_err();
         assert!(
-            matches!(
-                err,
-                ModelError::InvalidParameter(_) | ModelError::InconsistentSize { .. }
-            ),
+            match value {
+                1 | 2 => matches!(
+                    err,
+                    ModelError::InvalidParameter(_) | ModelError::InconsistentSize { .. }
+                ),
+                _ => matches!(err, ModelError::UnknownCode { .. }),
+            },
             "byte 19 = {value}: {err:?}"
         );
     }
