@@ -175,3 +175,46 @@ pub fn packed(int8: &[u8]) -> Vec<u8> {
     assert_eq!(written, len);
     out
 }
+
+/// A small random network (2-D data, 3 frequencies, two hidden layers of 12) with trained
+/// activation ranges narrow enough that every clamp is met — the input at ±1.5, each
+/// pre-activation at [−1, 1.2], each SiLU output at [−0.2, 0.6] — trained for `width`.
+pub fn narrow_range_network(width: ActivationWidth) -> Network {
+    use tinyscore::model::{Dims, ModelSde, Output, QuantParams};
+    let dims = Dims {
+        dim: 2,
+        fourier: 3,
+        hidden: 12,
+        layers: 2,
+    };
+    let mut noise = tinyscore::particle_noise(8, 0);
+    let layers = (0..=dims.layers)
+        .map(|i| {
+            let (inputs, outputs) = dims.layer_shape(i);
+            let scale = 1.5 / (inputs as f32).sqrt();
+            let weights = (0..inputs * outputs)
+                .map(|_| scale * noise.sample())
+                .collect();
+            let bias = (0..outputs).map(|_| 0.5 * noise.sample()).collect();
+            (weights, bias)
+        })
+        .collect();
+    Network {
+        dims,
+        sde: ModelSde::Vp(tinyscore::VpSde::default()),
+        t_end: 1e-3,
+        output: Output::GaussianResidual,
+        mean: vec![0.0; 2],
+        std: vec![1.0; 2],
+        fourier: vec![0.3, 1.7, -4.0],
+        layers,
+        activations: vec![
+            QuantParams::covering(-1.5, 1.5),
+            QuantParams::covering(-1.0, 1.2),
+            QuantParams::covering(-0.2, 0.6),
+            QuantParams::covering(-1.0, 1.2),
+            QuantParams::covering(-0.2, 0.6),
+        ],
+        activation_width: width,
+    }
+}

@@ -294,47 +294,10 @@ fn the_parser_refuses_what_int16_activations_cannot_hold() {
 
 #[test]
 fn an_f32_model_trained_through_int16_clamps_where_its_int16x8_form_does() {
-    use tinyscore::model::{Dims, ModelSde, Output};
-    // Trained ranges narrow enough that every clamp is met (the input at ±1.5, each
-    // pre-activation at [−1, 1.2], each SiLU output at [−0.2, 0.6]), for int16: the f32
-    // model clamps at the int16 grids over them, symmetric, which is where its int16x8
-    // quantization's levels end, so the two differ by the activations' rounding alone.
-    let dims = Dims {
-        dim: 2,
-        fourier: 3,
-        hidden: 12,
-        layers: 2,
-    };
-    let mut noise = tinyscore::particle_noise(8, 0);
-    let layers = (0..=dims.layers)
-        .map(|i| {
-            let (inputs, outputs) = dims.layer_shape(i);
-            let scale = 1.5 / (inputs as f32).sqrt();
-            let weights = (0..inputs * outputs)
-                .map(|_| scale * noise.sample())
-                .collect();
-            let bias = (0..outputs).map(|_| 0.5 * noise.sample()).collect();
-            (weights, bias)
-        })
-        .collect();
-    let network = Network {
-        dims,
-        sde: ModelSde::Vp(tinyscore::VpSde::default()),
-        t_end: 1e-3,
-        output: Output::GaussianResidual,
-        mean: vec![0.0; 2],
-        std: vec![1.0; 2],
-        fourier: vec![0.3, 1.7, -4.0],
-        layers,
-        activations: vec![
-            QuantParams::covering(-1.5, 1.5),
-            QuantParams::covering(-1.0, 1.2),
-            QuantParams::covering(-0.2, 0.6),
-            QuantParams::covering(-1.0, 1.2),
-            QuantParams::covering(-0.2, 0.6),
-        ],
-        activation_width: ActivationWidth::Int16,
-    };
+    // Trained ranges narrow enough that every clamp is met, for int16: the f32 model clamps
+    // at the int16 grids over them, symmetric, which is where its int16x8 quantization's
+    // levels end, so the two differ by the activations' rounding alone.
+    let network = tinyscore_tests::narrow_range_network(ActivationWidth::Int16);
     let inputs = diffused_inputs(&network, &raw_moons(256, 4), 256, 4).unwrap();
     let (quantized, _) = tinyscore_host::quantize::quantize(
         &network,

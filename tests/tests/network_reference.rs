@@ -418,47 +418,8 @@ fn clamped_reference(network: &Network, x: [f32; 2], v: [f32; 2], t: f32) -> (Ve
 
 #[test]
 fn an_f32_network_with_trained_activations_clamps_to_their_ranges_in_value_and_derivative() {
-    use tinyscore::model::QuantParams;
-    use tinyscore::VpSde;
-    let dims = Dims {
-        dim: 2,
-        fourier: 3,
-        hidden: 12,
-        layers: 2,
-    };
-    let mut noise = tinyscore::particle_noise(8, 0);
-    let layers = (0..=dims.layers)
-        .map(|i| {
-            let (inputs, outputs) = dims.layer_shape(i);
-            let scale = 1.5 / (inputs as f32).sqrt();
-            let weights = (0..inputs * outputs)
-                .map(|_| scale * noise.sample())
-                .collect();
-            let bias = (0..outputs).map(|_| 0.5 * noise.sample()).collect();
-            (weights, bias)
-        })
-        .collect();
-    // Ranges narrow enough that every clamp is met: the input at ±1.5, each pre-activation
-    // at [−1, 1.2], each SiLU output at [−0.2, 0.6].
-    let activations = vec![
-        QuantParams::covering(-1.5, 1.5),
-        QuantParams::covering(-1.0, 1.2),
-        QuantParams::covering(-0.2, 0.6),
-        QuantParams::covering(-1.0, 1.2),
-        QuantParams::covering(-0.2, 0.6),
-    ];
-    let network = Network {
-        dims,
-        sde: ModelSde::Vp(VpSde::default()),
-        t_end: 1e-3,
-        output: Output::GaussianResidual,
-        mean: vec![0.0; 2],
-        std: vec![1.0; 2],
-        fourier: vec![0.3, 1.7, -4.0],
-        layers,
-        activations,
-        activation_width: tinyscore_host::quantize::ActivationWidth::Int8,
-    };
+    let network =
+        tinyscore_tests::narrow_range_network(tinyscore_host::quantize::ActivationWidth::Int8);
     let bytes = network.to_bytes().unwrap();
     assert_eq!(bytes[19], 1);
     // The last quantization's scale and zero point, checked as the int8 ones are.
