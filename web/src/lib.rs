@@ -72,7 +72,8 @@ impl WebTarget {
         matches!(self.0, Target::Model(_))
     }
 
-    /// Whether it is an int8 model.
+    /// Whether it is a quantized model: int8 weights, with int8 or int16 activations (the
+    /// page's integer slot).
     pub fn is_int8(&self) -> bool {
         self.0
             .parsed_model()
