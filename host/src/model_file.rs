@@ -393,9 +393,9 @@ pub enum ExportFormat {
     Rust,
     /// safetensors in the layout `import` reads, for PyTorch.
     Safetensors,
-    /// A TFLite model of an int8 network, for TFLite Micro: f32 features in (coordinates,
-    /// sines, cosines), the network's f32 output out (ε̂ before its Gaussian part), SiLU as
-    /// LOGISTIC then MUL.
+    /// A TFLite model of an int8 or int16x8 network, for TFLite Micro: f32 features in
+    /// (coordinates, sines, cosines), the network's f32 output out (ε̂ before its Gaussian
+    /// part), SiLU as LOGISTIC then MUL.
     Tflite,
 }
 

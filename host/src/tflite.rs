@@ -1,6 +1,8 @@
-//! TFLite flatbuffers of an int8 model: one hidden layer alone ([`hidden_layer`], which
-//! `tests/tests/litert.rs` runs in LiteRT against the project's requantization) or the whole
-//! network ([`network`], `tinyscore export --format tflite`, for TFLite Micro).
+//! TFLite flatbuffers of an integer model: one hidden layer of an int8 model alone
+//! ([`hidden_layer`], which `tests/tests/litert.rs` runs in LiteRT against the project's
+//! requantization) or the whole network of an int8 or int16x8 model ([`network`], `tinyscore
+//! export --format tflite`, for TFLite Micro; int16x8 as TFLite's 16×8 mode: int16
+//! activations, int8 weights, int64 biases).
 //!
 //! The file is written with the FlatBuffers builder from the fields of TFLite's `schema.fbs`
 //! (field `i` of a table sits in vtable slot `4 + 2i`); only the tables and fields these
@@ -10,23 +12,78 @@ use anyhow::{ensure, Context, Result};
 use flatbuffers::{FlatBufferBuilder, TableFinishedWIPOffset, WIPOffset};
 use tinyscore::model::{Int8Layer, Model, Precision, QuantParams};
 
-/// `schema.fbs`'s `BuiltinOperator` codes, with the versions these models need.
-const DEQUANTIZE: (i32, i32) = (6, 2);
-const FULLY_CONNECTED: (i32, i32) = (9, 12); // int8 weights quantized per channel
-const LOGISTIC: (i32, i32) = (14, 2);
-const MUL: (i32, i32) = (18, 2);
-const QUANTIZE: (i32, i32) = (114, 2);
+/// `schema.fbs`'s `BuiltinOperator` codes.
+const DEQUANTIZE: i32 = 6;
+const FULLY_CONNECTED: i32 = 9;
+const LOGISTIC: i32 = 14;
+const MUL: i32 = 18;
+const QUANTIZE: i32 = 114;
 /// `BuiltinOptions.FullyConnectedOptions`.
 const FULLY_CONNECTED_OPTIONS: u8 = 8;
 /// `TensorType` codes.
 const FLOAT32: i8 = 0;
 const INT32: i8 = 2;
+const INT64: i8 = 4;
+const INT16: i8 = 7;
 const INT8: i8 = 9;
-/// TFLite's fixed quantization of an int8 LOGISTIC output: scale 1/256, zero point −128.
-const LOGISTIC_OUTPUT: QuantParams = QuantParams {
-    scale: 1.0 / 256.0,
-    zero_point: -128,
-};
+
+/// How a model's activations and biases are stored, and the operator versions TFLite's
+/// converter gives the operators that take them (`GetBuiltinOperatorVersion` in
+/// `tools/versioning/op_version.cc`).
+#[derive(Clone, Copy)]
+struct Width {
+    /// The activations' `TensorType`.
+    activation: i8,
+    /// The biases' `TensorType`.
+    bias: i8,
+    /// TFLite's fixed quantization of a LOGISTIC output of this width.
+    logistic: QuantParams,
+    /// The versions of DEQUANTIZE, FULLY_CONNECTED (weights per channel), LOGISTIC, MUL and
+    /// QUANTIZE, in that order.
+    versions: [i32; 5],
+}
+
+impl Width {
+    /// int8 activations, int32 biases.
+    const INT8: Width = Width {
+        activation: INT8,
+        bias: INT32,
+        logistic: QuantParams {
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        },
+        versions: [2, 4, 2, 2, 1],
+    };
+    /// int16 activations (zero point 0), int64 biases: the 16×8 mode.
+    const INT16: Width = Width {
+        activation: INT16,
+        bias: INT64,
+        logistic: QuantParams {
+            scale: 1.0 / 32768.0,
+            zero_point: 0,
+        },
+        versions: [3, 1, 3, 4, 2],
+    };
+
+    /// MUL of the pre-activation (`pre`) and its LOGISTIC into `post`: int8's version 3
+    /// where the rescale `s_pre·s_logistic/s_post` is at least 1.
+    fn silu_mul(&self, pre: QuantParams, post: QuantParams) -> (i32, i32) {
+        let rescale = pre.scale as f64 * self.logistic.scale as f64 / post.scale as f64;
+        match (self.activation, rescale >= 1.0) {
+            (INT8, true) => (MUL, 3),
+            _ => self.op(MUL),
+        }
+    }
+
+    /// `code` with its version at this width.
+    fn op(&self, code: i32) -> (i32, i32) {
+        let index = [DEQUANTIZE, FULLY_CONNECTED, LOGISTIC, MUL, QUANTIZE]
+            .iter()
+            .position(|&c| c == code)
+            .unwrap_or(0);
+        (code, self.versions[index])
+    }
+}
 
 type Table = WIPOffset<TableFinishedWIPOffset>;
 
@@ -105,11 +162,17 @@ impl Builder<'_> {
         self.tensors.len() as i32 - 1
     }
 
-    /// An int8 activation tensor `[batch, width]` in `q`.
-    fn activation(&mut self, name: &str, batch: i32, width: usize, q: QuantParams) -> Result<i32> {
+    /// An activation tensor `[batch, width]` of `kind` in `q`.
+    fn activation(
+        &mut self,
+        name: &str,
+        (batch, width): (i32, usize),
+        kind: i8,
+        q: QuantParams,
+    ) -> Result<i32> {
         let shape = [batch, i32::try_from(width)?];
         let quantization = (&[q.scale][..], &[q.zero_point as i64][..]);
-        Ok(self.tensor(name, &shape, INT8, &[], Some(quantization)))
+        Ok(self.tensor(name, &shape, kind, &[], Some(quantization)))
     }
 
     fn operator(&mut self, (code, version): (i32, i32), inputs: &[i32], outputs: &[i32]) {
@@ -120,7 +183,7 @@ impl Builder<'_> {
                 self.codes.len() - 1
             }
         };
-        let options = (code == FULLY_CONNECTED.0).then(|| {
+        let options = (code == FULLY_CONNECTED).then(|| {
             let table = self.fb.start_table(); // no fused activation, default weights format
             self.fb.end_table(table)
         });
@@ -137,14 +200,14 @@ impl Builder<'_> {
         self.operators.push(self.fb.end_table(table));
     }
 
-    /// A FULLY_CONNECTED operator with `layer`'s weights and biases from the int8 tensor
-    /// `input` (in `layer.input()`) to a new int8 tensor in `output`; returns it.
+    /// A FULLY_CONNECTED operator with `layer`'s weights and biases from the tensor `input`
+    /// (in `layer.input()`) to a new tensor in `output`, at `width`; returns it.
     fn dense(
         &mut self,
         name: &str,
         layer: &Int8Layer<'_>,
         input: i32,
-        batch: i32,
+        (batch, width): (i32, Width),
         output: QuantParams,
     ) -> Result<i32> {
         let (inputs, outputs) = (layer.inputs(), layer.outputs());
@@ -152,7 +215,10 @@ impl Builder<'_> {
             .flat_map(|o| (0..inputs).map(move |j| layer.weight(o, j) as u8))
             .collect();
         let bias: Vec<u8> = (0..outputs)
-            .flat_map(|o| layer.bias(o).to_le_bytes())
+            .flat_map(|o| match width.bias {
+                INT64 => (layer.bias(o) as i64).to_le_bytes().to_vec(),
+                _ => layer.bias(o).to_le_bytes().to_vec(),
+            })
             .collect();
         let weight_scales: Vec<f32> = (0..outputs).map(|o| layer.weight_scale(o)).collect();
         let bias_scales: Vec<f32> = weight_scales
@@ -171,12 +237,12 @@ impl Builder<'_> {
         let b = self.tensor(
             &format!("{name}/bias"),
             &shape[..1],
-            INT32,
+            width.bias,
             &bias,
             Some((&bias_scales, &zeros)),
         );
-        let out = self.activation(name, batch, outputs, output)?;
-        self.operator(FULLY_CONNECTED, &[input, w, b], &[out]);
+        let out = self.activation(name, (batch, outputs), width.activation, output)?;
+        self.operator(width.op(FULLY_CONNECTED), &[input, w, b], &[out]);
         Ok(out)
     }
 
@@ -221,20 +287,22 @@ impl Builder<'_> {
     }
 }
 
-/// The int8 layers of `model` (a precision-1 file).
-fn int8_layers<'a>(model: &Model<'a>) -> Result<Vec<Int8Layer<'a>>> {
-    ensure!(
-        model.header().precision == Precision::Int8,
-        "TFLite export takes an int8 model (made by `tinyscore quantize`), not {}",
-        match model.header().precision {
-            Precision::F32 => "an f32 one",
-            Precision::Int16x8 => "an int16x8 one (int16 activations: quantize --activations int8)",
-            _ => "an int8 packed one",
-        }
-    );
-    (0..=model.header().dims.layers)
-        .map(|i| model.int8_layer(i).context("an int8 layer"))
-        .collect()
+/// The layers of `model`, an int8 or int16x8 file, and the width of its activations.
+fn integer_layers<'a>(model: &Model<'a>) -> Result<(Vec<Int8Layer<'a>>, Width)> {
+    let width = match model.header().precision {
+        Precision::Int8 => Width::INT8,
+        Precision::Int16x8 => Width::INT16,
+        Precision::F32 => anyhow::bail!(
+            "TFLite export takes a quantized model (made by `tinyscore quantize`), not an f32 one"
+        ),
+        Precision::Int8Packed => anyhow::bail!(
+            "TFLite export takes the int8 model a packed one was made from, not the packed one"
+        ),
+    };
+    let layers = (0..=model.header().dims.layers)
+        .map(|i| model.int8_layer(i).context("an integer layer"))
+        .collect::<Result<_>>()?;
+    Ok((layers, width))
 }
 
 /// Hidden layer `index` of the int8 `model` as a one-operator model: an int8 input `[batch,
@@ -242,7 +310,11 @@ fn int8_layers<'a>(model: &Model<'a>) -> Result<Vec<Int8Layer<'a>>> {
 /// int32 biases, and an int8 output in its pre-activation quantization: the requantized sums,
 /// before the SiLU table.
 pub fn hidden_layer(model: &Model<'_>, index: usize, batch: usize) -> Result<Vec<u8>> {
-    let layers = int8_layers(model)?;
+    let (layers, width) = integer_layers(model)?;
+    ensure!(
+        width.activation == INT8,
+        "one layer alone is written for int8 models"
+    );
     let layer = layers
         .get(index)
         .filter(|l| l.activation().is_some())
@@ -250,45 +322,55 @@ pub fn hidden_layer(model: &Model<'_>, index: usize, batch: usize) -> Result<Vec
     let (pre, _) = layer.activation().context("a hidden layer")?;
     let batch = i32::try_from(batch)?;
     let mut builder = Builder::new();
-    let input = builder.activation("input", batch, layer.inputs(), layer.input())?;
-    let output = builder.dense("pre_activation", layer, input, batch, pre)?;
+    let input = builder.activation("input", (batch, layer.inputs()), INT8, layer.input())?;
+    let output = builder.dense("pre_activation", layer, input, (batch, width), pre)?;
     Ok(builder.finish(&[input], &[output]))
 }
 
-/// The whole int8 network of `model` for TFLite Micro: f32 features `[batch, inputs]` (the
-/// normalised coordinates, then `sin`, then `cos` of the time features) → QUANTIZE → per
-/// hidden layer FULLY_CONNECTED to the pre-activation tensor, LOGISTIC, and MUL of the two
-/// into the post-activation tensor (SiLU) → FULLY_CONNECTED to an int8 output in `output`
-/// → DEQUANTIZE to f32 `[batch, dim]`: the network's output before the Gaussian part of ε̂.
+/// The whole network of an int8 or int16x8 `model` for TFLite Micro: f32 features `[batch,
+/// inputs]` (the normalised coordinates, then `sin`, then `cos` of the time features) →
+/// QUANTIZE → per hidden layer FULLY_CONNECTED to the pre-activation tensor, LOGISTIC, and
+/// MUL of the two into the post-activation tensor (SiLU) → FULLY_CONNECTED to an output in
+/// `output` (see [`output_quantization`]) → DEQUANTIZE to f32 `[batch, dim]`: the network's
+/// output before the Gaussian part of ε̂. Activations are int8, or int16 with int64 biases.
 pub fn network(model: &Model<'_>, output: QuantParams, batch: usize) -> Result<Vec<u8>> {
-    let layers = int8_layers(model)?;
+    let (layers, width) = integer_layers(model)?;
     let first = layers.first().context("a network has layers")?;
     let batch = i32::try_from(batch)?;
-    let width = i32::try_from(first.inputs())?;
+    let inputs = i32::try_from(first.inputs())?;
+    let kind = width.activation;
     let mut builder = Builder::new();
-    let features = builder.tensor("features", &[batch, width], FLOAT32, &[], None);
-    let mut x = builder.activation("features/int8", batch, first.inputs(), first.input())?;
-    builder.operator(QUANTIZE, &[features], &[x]);
+    let features = builder.tensor("features", &[batch, inputs], FLOAT32, &[], None);
+    let mut x = builder.activation(
+        "features/quantized",
+        (batch, first.inputs()),
+        kind,
+        first.input(),
+    )?;
+    builder.operator(width.op(QUANTIZE), &[features], &[x]);
     for (i, layer) in layers.iter().enumerate() {
         let name = format!("layer{i}");
+        let shape = (batch, layer.outputs());
         match layer.activation() {
             Some((pre, post)) => {
-                let z = builder.dense(&format!("{name}/pre"), layer, x, batch, pre)?;
-                let s = builder.activation(
-                    &format!("{name}/sigmoid"),
-                    batch,
-                    layer.outputs(),
-                    LOGISTIC_OUTPUT,
-                )?;
-                builder.operator(LOGISTIC, &[z], &[s]);
-                x = builder.activation(&format!("{name}/silu"), batch, layer.outputs(), post)?;
-                builder.operator(MUL, &[z, s], &[x]);
+                let z = builder.dense(&format!("{name}/pre"), layer, x, (batch, width), pre)?;
+                let s =
+                    builder.activation(&format!("{name}/sigmoid"), shape, kind, width.logistic)?;
+                builder.operator(width.op(LOGISTIC), &[z], &[s]);
+                x = builder.activation(&format!("{name}/silu"), shape, kind, post)?;
+                builder.operator(width.silu_mul(pre, post), &[z, s], &[x]);
             }
             None => {
-                let q = builder.dense(&format!("{name}/int8"), layer, x, batch, output)?;
-                let shape = [batch, i32::try_from(layer.outputs())?];
-                let out = builder.tensor("output", &shape, FLOAT32, &[], None);
-                builder.operator(DEQUANTIZE, &[q], &[out]);
+                let q = builder.dense(
+                    &format!("{name}/quantized"),
+                    layer,
+                    x,
+                    (batch, width),
+                    output,
+                )?;
+                let out_shape = [batch, i32::try_from(layer.outputs())?];
+                let out = builder.tensor("output", &out_shape, FLOAT32, &[], None);
+                builder.operator(width.op(DEQUANTIZE), &[q], &[out]);
                 return Ok(builder.finish(&[features], &[out]));
             }
         }
@@ -296,9 +378,10 @@ pub fn network(model: &Model<'_>, output: QuantParams, batch: usize) -> Result<V
     anyhow::bail!("the network has no output layer")
 }
 
-/// The quantization [`network`] gives the network's output: the range the int8 network's
+/// The quantization [`network`] gives the network's output: the range the integer network's
 /// output (ε̂ before its Gaussian part) takes on 4 096 points `x ~ N(0, I)` at times evenly
-/// spread over `[t_end, T]`, widened by a quarter on each side.
+/// spread over `[t_end, T]`, widened by a quarter on each side; int8, or symmetric int16 for
+/// an int16x8 model.
 pub fn output_quantization(model: &Model<'_>) -> Result<QuantParams> {
     use tinyscore::LinearSde;
     let header = *model.header();
@@ -319,5 +402,9 @@ pub fn output_quantization(model: &Model<'_>) -> Result<QuantParams> {
         }
     }
     let margin = 0.25 * (high - low);
-    Ok(QuantParams::covering(low - margin, high + margin))
+    let int8 = QuantParams::covering(low - margin, high + margin);
+    Ok(match header.precision {
+        Precision::Int16x8 => int8.int16_over(),
+        _ => int8,
+    })
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tinyscore::model::quant::{requantize_parsed, requantize_with, rounding_doubling_high_mul};
 use tinyscore::model::{Int8Layer, Model, Rounding};
+use tinyscore_host::model_file::Network;
 use tinyscore_tests::reference_int8_rounding;
 
 /// Rows LiteRT takes at once.
@@ -189,28 +190,25 @@ impl tinyscore::model::LayerObserver for Features {
     }
 }
 
-#[test]
-fn the_exported_network_runs_in_litert_close_to_the_projects_int8() {
-    // The whole network as `tinyscore export --format tflite` writes it, on 10 000 diffused
-    // moons points: LiteRT's ε̂ against the project's int8 ε̂, whose own distance to the f32
-    // model's is the scale to judge it by. What differs: TFLite's SiLU is LOGISTIC then MUL
-    // (the project's table rounds SiLU once), the output is rounded to an int8 level (the
-    // project dequantizes the sum), and the double rounding's negative ties.
+/// The whole network as `tinyscore export --format tflite` writes it from the quantized
+/// reference model `quantized` (made from the f32 `network`), run in LiteRT's reference
+/// kernels on 10 000 diffused moons points: the relative RMS of ε̂ of LiteRT against the
+/// project's quantized model, of that model against f32, and of LiteRT against f32.
+fn exported_network_errors(network: &Network, quantized: &[u8]) -> [f64; 3] {
     let float_bytes = tinyscore_tests::reference_model_bytes();
-    let (network, int8_bytes) = reference_int8_rounding(Rounding::Double);
-    let (float, int8) = (
+    let (float, model) = (
         Model::parse(&float_bytes).unwrap(),
-        Model::parse(&int8_bytes).unwrap(),
+        Model::parse(quantized).unwrap(),
     );
     let points = tinyscore_host::quantize::diffused_inputs(
-        &network.float,
+        network,
         &tinyscore_tests::raw_moons(10_000, 5),
         10_000,
         5,
     )
     .unwrap();
     let mut features = Vec::new();
-    let (mut eps_float, mut eps_int8) = (Vec::new(), Vec::new());
+    let (mut eps_float, mut eps_model) = (Vec::new(), Vec::new());
     for (x, t) in &points {
         let mut observed = Features::default();
         let mut out = [0.0f32; 2];
@@ -218,20 +216,20 @@ fn the_exported_network_runs_in_litert_close_to_the_projects_int8() {
             .predict_noise_observed(x, *t, &mut out, &mut observed)
             .unwrap();
         eps_float.extend(out);
-        int8.predict_noise(x, *t, &mut out).unwrap();
-        eps_int8.extend(out);
+        model.predict_noise(x, *t, &mut out).unwrap();
+        eps_model.extend(out);
         features.extend(observed.0.iter().flat_map(|v| v.to_le_bytes()));
     }
-    let output = tinyscore_host::tflite::output_quantization(&int8).unwrap();
-    let tflite = tinyscore_host::tflite::network(&int8, output, BATCH).unwrap();
+    let output = tinyscore_host::tflite::output_quantization(&model).unwrap();
+    let tflite = tinyscore_host::tflite::network(&model, output, BATCH).unwrap();
     let raw: Vec<f32> = litert(&tflite, &features, "reference")
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
         .collect();
-    assert_eq!(raw.len(), eps_int8.len());
+    assert_eq!(raw.len(), eps_model.len());
     let mut eps_litert = Vec::with_capacity(raw.len());
     for ((x, t), r) in points.iter().zip(raw.chunks_exact(2)) {
-        let gain = int8.header().gaussian_gain(*t).unwrap_or(0.0);
+        let gain = model.header().gaussian_gain(*t).unwrap_or(0.0);
         eps_litert.extend([r[0] + gain * x[0], r[1] + gain * x[1]]);
     }
     let rms = |a: &[f32], b: &[f32]| {
@@ -243,19 +241,49 @@ fn the_exported_network_runs_in_litert_close_to_the_projects_int8() {
         (s / a.len() as f64).sqrt()
     };
     let scale = rms(&eps_float, &vec![0.0; eps_float.len()]);
-    let litert_vs_int8 = rms(&eps_litert, &eps_int8) / scale;
-    let int8_vs_float = rms(&eps_int8, &eps_float) / scale;
-    let litert_vs_float = rms(&eps_litert, &eps_float) / scale;
+    let errors = [
+        rms(&eps_litert, &eps_model) / scale,
+        rms(&eps_model, &eps_float) / scale,
+        rms(&eps_litert, &eps_float) / scale,
+    ];
     println!(
-        "ε̂ relative RMS: LiteRT vs int8 {:.3} %, int8 vs f32 {:.3} %, LiteRT vs f32 {:.3} % \
-         (output step {:.4})",
-        100.0 * litert_vs_int8,
-        100.0 * int8_vs_float,
-        100.0 * litert_vs_float,
+        "ε̂ relative RMS: LiteRT vs the quantized model {:.3} %, that model vs f32 {:.3} %, \
+         LiteRT vs f32 {:.3} % (output step {:.3e})",
+        100.0 * errors[0],
+        100.0 * errors[1],
+        100.0 * errors[2],
         output.scale
     );
+    errors
+}
+
+#[test]
+fn the_exported_network_runs_in_litert_close_to_the_projects_int8() {
+    // What differs: TFLite's SiLU is LOGISTIC then MUL (the project's table rounds SiLU
+    // once), the output is rounded to an int8 level (the project dequantizes the sum), and
+    // the double rounding's negative ties. The int8 model's own distance to the f32 model is
+    // the scale to judge it by.
+    let (network, bytes) = reference_int8_rounding(Rounding::Double);
+    let [litert_vs_int8, int8_vs_float, _] = exported_network_errors(&network.float, &bytes);
     assert!(
         litert_vs_int8 < int8_vs_float,
         "{litert_vs_int8} vs {int8_vs_float}"
     );
+}
+
+#[test]
+fn the_exported_int16x8_network_runs_in_litert_close_to_the_projects() {
+    // TFLite's 16×8 mode (int16 activations, int64 biases): LOGISTIC and MUL in int16, an
+    // int16 output level. Both roundings' steps are 256 times finer than int8's, so LiteRT
+    // must follow the project's int16x8 model far more closely than the int8 export follows
+    // the int8 model; a tenth of the int8 model's distance to f32 bounds it.
+    let (network, bytes) = tinyscore_tests::reference_int16x8();
+    let int8 = reference_int8_rounding(Rounding::Double).1;
+    let [litert_vs_int16, int16_vs_float, _] = exported_network_errors(&network.float, &bytes);
+    let [_, int8_vs_float, _] = exported_network_errors(&network.float, &int8);
+    assert!(
+        litert_vs_int16 < int8_vs_float / 10.0,
+        "LiteRT is {litert_vs_int16} from the int16x8 model; int8 is {int8_vs_float} from f32"
+    );
+    assert!(int16_vs_float < int8_vs_float);
 }

@@ -10,7 +10,7 @@ use tinyscore_host::model_file::{
 use tinyscore_host::tflite;
 
 /// Write a model for the firmware (a Rust include), for PyTorch (safetensors) or for TFLite
-/// Micro (an int8 model as .tflite).
+/// Micro (a quantized model as .tflite).
 #[derive(clap::Args)]
 pub struct Args {
     /// The model file.
