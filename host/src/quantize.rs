@@ -13,8 +13,9 @@
 //! - the output layer is dequantized from its accumulator, so ε̂ loses no extra bits.
 //!
 //! With [`ActivationWidth::Int16`] (TFLite's 16×8 mode) every activation tensor is instead
-//! symmetric int16 over the same calibrated range, and each SiLU an interpolated table of
-//! 513 knots: the weights are the same bytes, the activations' rounding 256 times finer.
+//! symmetric int16 over its trained range or, without one, its whole calibrated range
+//! (unclipped), and each SiLU an interpolated table of 513 knots: the weights are the same
+//! bytes, the activations' rounding 256 times finer.
 
 use crate::model_file::{encode_file, Network};
 use crate::points::Points;

@@ -1101,7 +1101,8 @@ impl<'a> Int8Layer<'a> {
     pub fn activation(&self) -> Option<(QuantParams, QuantParams)> {
         (self.lut.is_some() || !self.lut16.is_empty()).then_some((self.pre, self.post))
     }
-    /// The SiLU table entry for pre-activation level `q` (hidden layers; 0 otherwise).
+    /// The SiLU table entry for pre-activation level `q` (hidden layers of an int8 model; 0
+    /// otherwise).
     #[inline(always)]
     pub fn silu(&self, q: i8) -> i8 {
         // Entry `q + 128`: q's byte with its sign bit flipped.
