@@ -274,7 +274,7 @@ fn train_quantize_sample_eval_plot_end_to_end() {
             "--out",
             path_str(&p("m.tflite")),
         ],
-        "takes an int8 model",
+        "takes a quantized model",
     );
     assert!(!p("m.tflite").exists());
     for model in ["m.tsm", "m8.tsm", "m8s.tsm"] {
