@@ -102,21 +102,21 @@ impl<'a> Levels<'a> for Int16Levels<'a> {
     }
 }
 
-/// The int8 levels of the time features in `input`'s quantization: `put(N + j, q(sin))`
-/// and `put(N + F + j, q(cos))` for each frequency `j`, the places they take in the
+/// The levels of the time features, as `level` quantizes a real: `put(N + j, level(sin))`
+/// and `put(N + F + j, level(cos))` for each frequency `j`, the places they take in the
 /// network's input.
 #[inline(always)]
-pub(super) fn for_each_time_level(
+pub(super) fn for_each_time_level<T>(
     model: &Model<'_>,
-    input: QuantParams,
     t: f32,
-    mut put: impl FnMut(usize, i8),
+    level: impl Fn(f32) -> T,
+    mut put: impl FnMut(usize, T),
 ) {
     let n = model.header().dims.dim as usize;
     let f = model.fourier_count();
     model.for_each_time_feature(t, |j, sin, cos| {
-        put(n + j, input.quantize(sin));
-        put(n + f + j, input.quantize(cos));
+        put(n + j, level(sin));
+        put(n + f + j, level(cos));
     });
 }
 
@@ -141,11 +141,7 @@ pub(super) fn forward<'s, 'l, const L: usize, A: Levels<'l>>(
             xd[p] = A::input(input, ad[p]);
         }
     }
-    let f = model.fourier_count();
-    model.for_each_time_feature(t, |j, sin, cos| {
-        x[n + j] = [A::input(input, sin); L];
-        x[n + f + j] = [A::input(input, cos); L];
-    });
+    for_each_time_level(model, t, |v| A::input(input, v), |i, q| x[i] = [q; L]);
     let mut y = [[0i16; L]; MAX_WIDTH];
     let last = dims.layers as usize;
     let rounding = model.header().rounding;

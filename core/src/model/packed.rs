@@ -469,11 +469,17 @@ pub(super) fn forward(
     let mut shared = [0u8; 4 * MAX_WIDTH];
     {
         let mut time_levels = Levels([0; MAX_WIDTH]);
-        for_each_time_level(model, first.input(), t, |i, q| {
-            if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
-                *level = q;
-            }
-        });
+        let input = first.input();
+        for_each_time_level(
+            model,
+            t,
+            |v| input.quantize(v),
+            |i, q| {
+                if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
+                    *level = q;
+                }
+            },
+        );
         let mut time_part = [0i32; MAX_WIDTH];
         let rows = first.outputs().min(MAX_WIDTH);
         let time_part = &mut time_part[..rows];
