@@ -43,6 +43,12 @@
 //! `std`'s platform functions, and nothing is fused (`mul_add`): the same inputs give the same
 //! bits on every target. The `std` feature, for hosts, changes one route: [`math::sqrt`]
 //! becomes `f32::sqrt`, the same correctly rounded result, which the compiler can vectorise.
+//!
+//! # Features
+//! `int16x8` (default): models with int16 activations (the int16x8 [`model::Precision`]); a
+//! chip build without it leaves their parser and evaluator out of flash and refuses such a
+//! file with [`ModelError::LeftOut`]. `defmt`: `defmt::Format`
+//! on the public errors and parameters. `fast-math`: see [`math`]. `std`: above.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

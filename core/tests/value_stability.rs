@@ -16,7 +16,7 @@ use tinyscore::model::format::{
 };
 use tinyscore::model::packed::{pack_int8, packed_len};
 use tinyscore::model::quant::{silu_lut, QuantParams};
-use tinyscore::model::{Dims, Header, Output, Precision};
+use tinyscore::model::{Dims, Header, ModelError, Output, Precision};
 use tinyscore::{
     box_muller, particle_noise, particle_rng, Ancestral, AnnealedLangevin, Component, Ddim,
     Diffused, DpmSolverPp2M, EulerMaruyama, GaussianMixture, LangevinCorrector, LinearSde, Model,
@@ -304,6 +304,28 @@ fn pinned_network_outputs_per_precision() {
     pack_int8(&int8, &mut packed).unwrap();
     // The packed layout computes the int8 network's integers: the same pins.
     check("packed network", &outputs(&packed), &NETWORK_INT8);
+}
+
+/// A file of precision 3 (int16x8) is refused by name in a build without the `int16x8`
+/// feature, and read on (here to its size check) in one with it. `cargo xtask test` runs this
+/// file both ways, so the pins above also hold in the smaller build.
+#[test]
+fn int16x8_files_need_their_feature() {
+    let mut bytes = int8_model();
+    bytes[6] = 3; // the precision code of int16x8
+    let body = bytes.len() - 4;
+    let crc = tinyscore::model::crc32(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    let error = Model::parse(&bytes).unwrap_err();
+    if cfg!(feature = "int16x8") {
+        // Its SiLU tables are 1 026 bytes where the int8 file has 256.
+        assert!(
+            matches!(error, ModelError::InconsistentSize { .. }),
+            "{error}"
+        );
+    } else {
+        assert_eq!(error, ModelError::LeftOut { feature: "int16x8" });
+    }
 }
 
 const NOISE_0_0: [u32; 6] = [

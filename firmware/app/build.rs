@@ -53,6 +53,13 @@ fn main() {
     let precision = parsed.map(|h| h.precision);
     let int8 = precision == Some(tinyscore::model::Precision::Int8);
     let int16x8 = precision == Some(tinyscore::model::Precision::Int16x8);
+    // Other builds leave the int16x8 parser and evaluator out of flash.
+    if int16x8 && env::var_os("CARGO_FEATURE_INT16X8").is_none() {
+        panic!(
+            "{} is an int16x8 model: build with `--features int16x8`",
+            model.display()
+        );
+    }
     if (int8 && !dsp) || int16x8 {
         // The application links only the integer evaluator (`Int8Score`); int16 activations
         // have no packed layout.

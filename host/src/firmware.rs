@@ -343,11 +343,21 @@ fn build_and_run_mode(
     };
     let model = std::fs::canonicalize(&run.model)
         .with_context(|| format!("cannot read {}", run.model.display()))?;
+    // Only an int16x8 model's build links the int16x8 parser and evaluator.
+    let int16x8 = std::fs::read(&model).is_ok_and(|bytes| {
+        tinyscore::Model::parse(&bytes)
+            .is_ok_and(|m| m.header().precision == tinyscore::model::Precision::Int16x8)
+    });
     let lock = build_lock()?;
     eprintln!("building the firmware for {} …", board.name());
     let build = Command::new("cargo")
         .current_dir(firmware_dir())
         .args(["build", "--release", "-q", "--target", board.target()])
+        .args(if int16x8 {
+            &["--features", "int16x8"][..]
+        } else {
+            &[]
+        })
         .env("TINYSCORE_MODEL", &model)
         .env("TINYSCORE_SAMPLER", sampler)
         .env("TINYSCORE_STEPS", run.steps.to_string())

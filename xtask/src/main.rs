@@ -26,7 +26,7 @@ const CORE_TARGETS: [&str; 3] = [
 /// The real boards (`firmware/boards/*`): built in CI, run by a user with the board.
 const BOARDS: [&str; 3] = ["nucleo-f411re", "nrf52840-dk", "pico"];
 /// Feature sets `core` must build with, each on its own.
-const CORE_FEATURES: [&str; 3] = ["", "defmt", "fast-math"];
+const CORE_FEATURES: [&str; 4] = ["", "defmt", "fast-math", "int16x8"];
 /// The core's features a chip may turn on together (`std` is the host's).
 const CHIP_FEATURES: &str = "defmt,fast-math";
 
@@ -429,6 +429,19 @@ fn test() -> bool {
             step(format!("core builds for {target} ({label})"), cargo(&args));
         }
     }
+    step(
+        "core without its default features: the pinned bits, int16x8 refused by name".into(),
+        cargo(&[
+            "test",
+            "-q",
+            "-p",
+            "tinyscore",
+            "--release",
+            "--no-default-features",
+            "--test",
+            "value_stability",
+        ]),
+    );
     let firmware = format!("{}/../firmware", env!("CARGO_MANIFEST_DIR"));
     step(
         "firmware: cargo fmt --check".into(),

@@ -60,6 +60,11 @@ pub enum ModelError {
     },
     /// A parameter outside its range (SDE parameters, normalisation std, end time).
     InvalidParameter(ParamError),
+    /// A precision this build of the core leaves out (see its cargo features).
+    LeftOut {
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
     /// The model's data dimension differs from the one the caller compiled for.
     DimensionMismatch {
         /// The model's dimension.
@@ -99,6 +104,10 @@ impl fmt::Display for ModelError {
             ),
             ModelError::NonFinite { offset } => write!(f, "non-finite value at byte {offset}"),
             ModelError::InvalidParameter(e) => write!(f, "{e}"),
+            ModelError::LeftOut { feature } => write!(
+                f,
+                "this build leaves out {feature} models: build it with the `{feature}` feature"
+            ),
             ModelError::DimensionMismatch { model, expected } => write!(
                 f,
                 "the model's data dimension is {model}, but {expected} was expected"
@@ -155,6 +164,12 @@ impl defmt::Format for ModelError {
                 defmt::write!(f, "non-finite value at byte {=usize}", offset)
             }
             ModelError::InvalidParameter(e) => defmt::write!(f, "{}", e),
+            ModelError::LeftOut { feature } => defmt::write!(
+                f,
+                "this build leaves out {=str} models: build it with the `{=str}` feature",
+                feature,
+                feature
+            ),
             ModelError::DimensionMismatch { model, expected } => defmt::write!(
                 f,
                 "the model's data dimension is {=u32}, but {=u32} was expected",

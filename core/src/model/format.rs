@@ -64,7 +64,9 @@ pub enum Precision {
     /// int8 weights with int16 activations (code 3; TFLite's "16×8"): the sections of
     /// [`Precision::Int8`], with every activation tensor symmetric (zero point 0) in 16 bits
     /// and each SiLU an interpolated table of [`SILU16_ENTRIES`] int16 knots. The activations'
-    /// rounding is 256 times finer, which the network's sharp small-time ε̂ needs.
+    /// rounding is 256 times finer, which the network's sharp small-time ε̂ needs. Parsed
+    /// with the core's `int16x8` feature (on by default).
+    #[cfg(feature = "int16x8")]
     Int16x8,
 }
 
@@ -75,8 +77,22 @@ impl Precision {
             Precision::F32 => 0,
             Precision::Int8 => 1,
             Precision::Int8Packed => 2,
+            #[cfg(feature = "int16x8")]
             Precision::Int16x8 => 3,
         }
+    }
+    /// Whether the file's activations are int16 ([`Precision::Int16x8`]); false in a build
+    /// without the `int16x8` feature, so that their code leaves it.
+    #[inline(always)]
+    pub fn has_int16_activations(&self) -> bool {
+        #[cfg(feature = "int16x8")]
+        return *self == Precision::Int16x8;
+        #[cfg(not(feature = "int16x8"))]
+        return false;
+    }
+    /// Whether the file has unpacked int8 layers with SiLU tables (int8 and int16x8).
+    pub fn has_int8_tables(&self) -> bool {
+        *self == Precision::Int8 || self.has_int16_activations()
     }
     /// The precision of header code `code`.
     pub fn from_code(code: u8) -> Result<Self, ModelError> {
@@ -84,7 +100,10 @@ impl Precision {
             0 => Ok(Precision::F32),
             1 => Ok(Precision::Int8),
             2 => Ok(Precision::Int8Packed),
+            #[cfg(feature = "int16x8")]
             3 => Ok(Precision::Int16x8),
+            #[cfg(not(feature = "int16x8"))]
+            3 => Err(ModelError::LeftOut { feature: "int16x8" }),
             value => Err(ModelError::UnknownCode {
                 field: "precision",
                 value,
@@ -354,6 +373,7 @@ impl Dims {
                     .sum();
                 self.int8_payload_len() + widened
             }
+            #[cfg(feature = "int16x8")]
             Precision::Int16x8 => self.quantized_payload_len(SiluTable::INT16_BYTES),
         }
     }
@@ -641,6 +661,7 @@ pub enum SiluTable<'a> {
     Int8(&'a [i8; 256]),
     /// [`Precision::Int16x8`]: the knots [`silu_table_int16`](super::quant::silu_table_int16)
     /// makes.
+    #[cfg(feature = "int16x8")]
     Int16(&'a [i16; SILU16_ENTRIES]),
 }
 
@@ -654,6 +675,7 @@ impl SiluTable<'_> {
     fn precision(&self) -> Precision {
         match self {
             SiluTable::Int8(_) => Precision::Int8,
+            #[cfg(feature = "int16x8")]
             SiluTable::Int16(_) => Precision::Int16x8,
         }
     }
@@ -744,6 +766,7 @@ pub fn write_file(
                     put_params(&mut put, a.pre);
                     match a.lut {
                         SiluTable::Int8(lut) => lut.iter().for_each(|&v| put(&[v as u8])),
+                        #[cfg(feature = "int16x8")]
                         SiluTable::Int16(lut) => lut.iter().for_each(|v| put(&v.to_le_bytes())),
                     }
                     put_params(&mut put, a.post);
@@ -803,10 +826,7 @@ fn check_lengths(header: &Header, payload: &Payload<'_>) -> Result<(), ModelErro
                 }
             }
         }
-        (
-            precision @ (Precision::Int8 | Precision::Int16x8),
-            LayerValues::Int8 { input, layers },
-        ) => {
+        (precision, LayerValues::Int8 { input, layers }) if precision.has_int8_tables() => {
             if layers.len() != layer_count {
                 return Err(mismatch(layer_count, layers.len()));
             }
@@ -818,7 +838,7 @@ fn check_lengths(header: &Header, payload: &Payload<'_>) -> Result<(), ModelErro
                 "SiLU table",
                 "of the header's precision",
             )?;
-            if precision == Precision::Int16x8 {
+            if precision.has_int16_activations() {
                 let activations = layers.iter().filter_map(|l| l.activation);
                 ParamError::require(
                     core::iter::once(input)
@@ -1054,6 +1074,7 @@ pub struct Int8Layer<'a> {
     lut: Option<&'a [u8; 256]>,
     /// A [`Precision::Int16x8`] hidden layer's SiLU knots (little-endian i16s; empty
     /// otherwise).
+    #[cfg(feature = "int16x8")]
     lut16: &'a [u8],
     post: QuantParams,
     /// Every shift ≤ −1 and every |bias| ≤ 2²⁹: the range of an installed
@@ -1099,7 +1120,11 @@ impl<'a> Int8Layer<'a> {
     /// The pre-activation (requantized accumulator) and post-activation quantizations (hidden
     /// layers only).
     pub fn activation(&self) -> Option<(QuantParams, QuantParams)> {
-        (self.lut.is_some() || !self.lut16.is_empty()).then_some((self.pre, self.post))
+        #[cfg(feature = "int16x8")]
+        let knots = !self.lut16.is_empty();
+        #[cfg(not(feature = "int16x8"))]
+        let knots = false;
+        (self.lut.is_some() || knots).then_some((self.pre, self.post))
     }
     /// The SiLU table entry for pre-activation level `q` (hidden layers of an int8 model; 0
     /// otherwise).
@@ -1142,6 +1167,7 @@ impl<'a> Int8Layer<'a> {
     }
     /// A [`Precision::Int16x8`] hidden layer's SiLU knots (little-endian i16s; empty for
     /// other layers).
+    #[cfg(feature = "int16x8")]
     #[inline(always)]
     pub(crate) fn silu_knots(&self) -> &'a [u8] {
         self.lut16
@@ -1167,6 +1193,7 @@ pub(crate) enum Layers<'a> {
     F32([F32Layer<'a>; MAX_LAYERS as usize + 1]),
     Int8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
     Int8Packed([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
+    #[cfg(feature = "int16x8")]
     Int16x8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
 }
 
@@ -1205,6 +1232,7 @@ pub(crate) fn read_sections<'a>(
         Precision::Int8Packed => {
             Layers::Int8Packed(read_int8_layers(&mut payload, dims, Precision::Int8Packed)?)
         }
+        #[cfg(feature = "int16x8")]
         Precision::Int16x8 => {
             Layers::Int16x8(read_int8_layers(&mut payload, dims, Precision::Int16x8)?)
         }
@@ -1260,11 +1288,11 @@ fn read_int8_layers<'a>(
     precision: Precision,
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
     let packed = precision == Precision::Int8Packed;
-    let int16 = precision == Precision::Int16x8;
+    let int16 = precision.has_int16_activations();
     // An int16x8 row is bounded as a whole below, which is what its sums need.
     let max_bias = match precision {
         Precision::Int8Packed => MAX_PACKED_BIAS,
-        Precision::Int16x8 => i32::MAX,
+        _ if int16 => i32::MAX,
         _ => MAX_INT8_BIAS,
     };
     let activation_params = |payload: &mut Cursor<'a>| {
@@ -1344,7 +1372,10 @@ fn read_int8_layers<'a>(
             )?;
             layer.pre = activation_params(payload)?;
             if int16 {
-                layer.lut16 = payload.take(SiluTable::INT16_BYTES)?;
+                #[cfg(feature = "int16x8")]
+                {
+                    layer.lut16 = payload.take(SiluTable::INT16_BYTES)?;
+                }
             } else {
                 layer.lut = payload.take(SiluTable::INT8_BYTES)?.try_into().ok();
             }

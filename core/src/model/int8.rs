@@ -7,7 +7,7 @@
 //! (the parser bounds the biases), so the order of the work never changes the bits.
 
 use super::format::{Int8Layer, MAX_WIDTH};
-use super::quant::{requantize_with, silu_int16, QuantParams, Rounding};
+use super::quant::{requantize_with, QuantParams, Rounding};
 use super::{LayerObserver, Model};
 
 /// Weight rows accumulated together (independent sums; each row's sum is exact).
@@ -77,11 +77,13 @@ impl<'a> Levels<'a> for ByteLevels<'a> {
 
 /// int16 activations ([`Precision::Int16x8`](super::Precision::Int16x8)): requantized to the
 /// int16 range, SiLU by interpolated table; every zero point is 0.
+#[cfg(feature = "int16x8")]
 pub(crate) struct Int16Levels<'a> {
     knots: &'a [u8],
     rounding: Rounding,
 }
 
+#[cfg(feature = "int16x8")]
 impl<'a> Levels<'a> for Int16Levels<'a> {
     #[inline(always)]
     fn of(layer: &Int8Layer<'a>, rounding: Rounding) -> Self {
@@ -98,7 +100,7 @@ impl<'a> Levels<'a> for Int16Levels<'a> {
     fn offset(&self, acc: i32, multiplier: i32, shift: i32) -> i16 {
         let requantized = requantize_with(self.rounding, acc, multiplier, shift);
         let level = requantized.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
-        silu_int16(self.knots, level)
+        super::quant::silu_int16(self.knots, level)
     }
 }
 

@@ -158,7 +158,7 @@ impl<'a> Model<'a> {
     ) {
         let layer = match &self.sections.layers {
             Layers::F32(layers) => layers.get(i as usize).copied().unwrap_or_default(),
-            Layers::Int8(_) | Layers::Int8Packed(_) | Layers::Int16x8(_) => Default::default(),
+            _ => Default::default(),
         };
         (
             layer.weight_bytes().chunks_exact(4).map(f32_at),
@@ -170,7 +170,9 @@ impl<'a> Model<'a> {
     /// the last layer.
     pub fn int8_layer(&self, i: u32) -> Option<Int8Layer<'a>> {
         match &self.sections.layers {
-            Layers::Int8(layers) | Layers::Int16x8(layers) if i <= self.header.dims.layers => {
+            Layers::Int8(layers) if i <= self.header.dims.layers => layers.get(i as usize).copied(),
+            #[cfg(feature = "int16x8")]
+            Layers::Int16x8(layers) if i <= self.header.dims.layers => {
                 layers.get(i as usize).copied()
             }
             _ => None,
@@ -319,6 +321,7 @@ impl<'a> Model<'a> {
             Layers::Int8(layers) => {
                 int8::forward::<L, int8::ByteLevels>(self, layers, a, t, observer)
             }
+            #[cfg(feature = "int16x8")]
             Layers::Int16x8(layers) => {
                 int8::forward::<L, int8::Int16Levels>(self, layers, a, t, observer)
             }

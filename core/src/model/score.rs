@@ -138,10 +138,7 @@ impl<'a, const N: usize> Int8Score<'a, N> {
     pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
         let score = NeuralScore::<N>::new(model)?;
         ParamError::require(
-            matches!(
-                model.header().precision,
-                Precision::Int8 | Precision::Int16x8
-            ),
+            model.header().precision.has_int8_tables(),
             "model",
             "an int8 model (precision 1) or an int16x8 one (precision 3)",
         )?;
@@ -169,6 +166,7 @@ impl<const N: usize> Score<N> for Int8Score<'_, N> {
                             &mut NullObserver,
                         );
                     }
+                    #[cfg(feature = "int16x8")]
                     Layers::Int16x8(layers) => {
                         int8::forward::<1, int8::Int16Levels>(
                             model,
