@@ -84,8 +84,9 @@ pub use score::{
 };
 pub use sde::{LinearSde, OrnsteinUhlenbeck, Sde, SubVpSde, VeSde, VpSde};
 pub use solver::{
-    Ancestral, AnnealedLangevin, Corrector, Ddim, Dopri5, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
-    EulerMaruyama, LangevinCorrector, Method, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
-    OdeStats, PredictorCorrector, Rates, ReverseDiffusion, Sampler, Solver, Span, TwoStepHistory,
-    UniPc, UniPcHistory, WithSolver,
+    Ancestral, AnnealedLangevin, Bespoke, BespokeHistory, Corrector, Ddim, Dopri5, DpmSolverPp2M,
+    DpmSolverPp3M, EdmHeun, EulerMaruyama, LangevinCorrector, Method, MultistepHistory, OdeEuler,
+    OdeHeun, OdeRk4, OdeStats, PredictorCorrector, Rates, ReverseDiffusion, Sampler, Settings,
+    Solver, Span, StepCoefficients, TwoStepHistory, UniPc, UniPcHistory, WithSolver,
+    MAX_BESPOKE_STEPS,
 };

@@ -5,7 +5,8 @@
 //! `unipc`, `edm-heun`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
 //! multistep samplers' last steps at a lower order), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
 //! `logsnr`), `TINYSCORE_GRID` (a fitted grid's interior log-SNR fractions, comma-separated,
-//! as `tinyscore schedule` writes them), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
+//! as `tinyscore schedule` writes them), `TINYSCORE_BESPOKE` (the bespoke solver's
+//! coefficients, four a step, comma-separated), `TINYSCORE_PARTICLES`, `TINYSCORE_SEED` (a number, or `hardware` for a board's
 //! RNG),
 //! `TINYSCORE_MODE` (`sample`, or `count` to measure instructions under QEMU's `-icount`),
 //! `TINYSCORE_SINK` (`defmt`, or `binary` for the app's `BinarySink` records where
@@ -99,6 +100,26 @@ fn main() {
                 .unwrap_or_else(|_| panic!("TINYSCORE_GRID: `{v}` is not a number"))
         })
         .collect();
+    // `TINYSCORE_BESPOKE`: the bespoke solver's coefficients, four a step.
+    let bespoke: Vec<f32> = setting("TINYSCORE_BESPOKE", "")
+        .split(',')
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("TINYSCORE_BESPOKE: `{v}` is not a number"))
+        })
+        .collect();
+    if sampler == "Method::Bespoke" && (bespoke.is_empty() || !bespoke.len().is_multiple_of(4)) {
+        panic!(
+            "TINYSCORE_SAMPLER=bespoke needs TINYSCORE_BESPOKE, four coefficients a step (those \
+             `tinyscore schedule --sampler bespoke` fits; `tinyscore firmware --grid` passes them)"
+        );
+    }
+    let bespoke: Vec<[f32; 4]> = bespoke
+        .chunks_exact(4)
+        .map(|c| [c[0], c[1], c[2], c[3]])
+        .collect();
     let spacing = match setting("TINYSCORE_SCHEDULE", "uniform").as_str() {
         _ if !fitted.is_empty() => "Spacing::Fitted",
         "uniform" => "Spacing::Uniform",
@@ -161,6 +182,8 @@ pub const MAX_STEPS: u32 = {};
          /// The multistep samplers' last steps at a lower order.\n\
          pub const LOWER_ORDER_FINAL: bool = {lower_order_final};\n\
          /// A fitted grid's interior log-SNR fractions.\npub const FITTED: &[f32] = &{fitted:?};\n\
+         /// The bespoke solver's coefficients, one row a step.\n\
+         pub const BESPOKE: &[[f32; 4]] = &{bespoke:?};\n\
          /// Particles to sample.\npub const PARTICLES: u32 = {};\n\
          /// Seed: particle i uses stream i.\npub const SEED: u64 = {};\n\
          /// Draw the seed from a hardware RNG where the board has one.\n\

@@ -7,8 +7,10 @@ use crate::model_file::Network;
 use crate::progress::Progress;
 use crate::quantize::{diffused_inputs, quantize};
 use crate::sampling::{
-    sample_exact, sample_model, SampleOptions, SamplerKind, ScheduleKind, BATCH,
+    at_points_exact, at_points_model, prior_draws, sample_exact, sample_model, SampleOptions,
+    SamplerKind, ScheduleKind, BATCH,
 };
+use crate::schedule::{fit_bespoke, fit_coefficients, grid_times, Draw, Pointwise};
 use anyhow::Context;
 use serde::Serialize;
 use std::hint::black_box;
@@ -310,6 +312,18 @@ pub const DETERMINISTIC: [SamplerKind; 8] = [
     SamplerKind::EdmHeun,
 ];
 
+/// The samplers of the accuracy table: the deterministic ones, then the bespoke solver with
+/// its coefficients fitted to each grid.
+pub const ACCURACY_SAMPLERS: [SamplerKind; 9] = {
+    let mut all = [SamplerKind::Bespoke; 9];
+    let mut i = 0;
+    while i < DETERMINISTIC.len() {
+        all[i] = DETERMINISTIC[i];
+        i += 1;
+    }
+    all
+};
+
 /// The moons models whose samples the table also measures by sw2: an f32 model and its int8
 /// quantization (model file bytes), and the moons points they are measured against.
 pub struct MoonsModels {
@@ -328,8 +342,9 @@ pub struct MoonsModels {
 const FIT_PARTICLES: usize = 512;
 const FIT_SEED: u64 = 2;
 
-/// The RMS error of every deterministic sampler (the multistep ones also with lower-order
-/// final steps) on every fixed grid and, with `fitted`, a grid fitted to the score, at `nfes`
+/// The RMS error of `samplers` (of [`ACCURACY_SAMPLERS`]; the multistep ones also with
+/// lower-order final steps, the bespoke solver with coefficients fitted to each grid on draws
+/// of their own) on every fixed grid and, with `fitted`, a grid fitted to the score, at `nfes`
 /// score evaluations (as many steps as fit), against the probability-flow ODE solved by
 /// Dormand–Prince at rtol = atol = 10⁻⁷ from the same `particles` starting points (particle
 /// i's prior draw, stream i of seed 0), with the exact 8-Gaussians score on the VP-SDE down
@@ -337,6 +352,7 @@ const FIT_SEED: u64 = 2;
 /// to each model) and measures sw2 against the moons points. `progress` advances by one per
 /// NFE and sampler.
 pub fn few_step_accuracy(
+    samplers: &[SamplerKind],
     nfes: &[u32],
     particles: usize,
     fitted: bool,
@@ -376,9 +392,13 @@ pub fn few_step_accuracy(
             Some(ScheduleKind::Logsnr),
         ]
     };
+    let exact_pointwise = Pointwise {
+        prior: &|seed, n| prior_draws(sde, mixture.dim(), seed, n),
+        at: &|points, map| at_points_exact(sde, &mixture, points, map),
+    };
     let mut table = Vec::new();
     for &nfe in nfes {
-        for sampler in DETERMINISTIC {
+        for &sampler in samplers {
             let (per_step, extra) =
                 crate::schedule::evaluations(sampler).context("a deterministic sampler")?;
             let steps = nfe.saturating_sub(extra) / per_step;
@@ -398,19 +418,68 @@ pub fn few_step_accuracy(
                         lower_order_final,
                         ..SampleOptions::uniform(sampler, steps, n, seed, t_end)
                     };
-                    // A fitted grid is fitted to the score it runs on, without lower-order
-                    // final steps, on draws of its own.
-                    let fit = |draw: &crate::schedule::Draw, t_end: f32| {
-                        crate::schedule::fit(
-                            draw,
-                            sampler,
-                            nfe,
-                            FIT_PARTICLES,
-                            FIT_SEED,
-                            t_end,
-                            &|_| Vec::new(),
-                        )
-                        .and_then(|f| Ok(tinyscore::FittedGrid::new(&f.interior)?))
+                    // A fitted grid, and the bespoke solver's coefficients, are fitted to the
+                    // score they run on, without lower-order final steps, on draws of their
+                    // own; `Ok(false)`: too few or too many steps to fit.
+                    let fit = |o: &mut SampleOptions,
+                               draw: &Draw,
+                               pointwise: &Pointwise,
+                               sde: ModelSde|
+                     -> anyhow::Result<bool> {
+                        let t_end = o.t_end;
+                        if sampler == SamplerKind::Bespoke
+                            && o.steps as usize > tinyscore::MAX_BESPOKE_STEPS
+                        {
+                            return Ok(false);
+                        }
+                        match (schedule, sampler) {
+                            (Some(_), SamplerKind::Bespoke) => {
+                                let times = grid_times(sde, t_end, o.schedule.schedule(), o.steps);
+                                o.bespoke = Some(fit_coefficients(
+                                    pointwise,
+                                    &times,
+                                    FIT_PARTICLES,
+                                    FIT_SEED,
+                                )?);
+                            }
+                            (Some(_), _) => {}
+                            (None, _) => {
+                                let fitted = if sampler == SamplerKind::Bespoke {
+                                    fit_bespoke(
+                                        draw,
+                                        pointwise,
+                                        sde,
+                                        nfe,
+                                        FIT_PARTICLES,
+                                        FIT_SEED,
+                                        t_end,
+                                    )
+                                } else {
+                                    crate::schedule::fit(
+                                        draw,
+                                        sampler,
+                                        nfe,
+                                        FIT_PARTICLES,
+                                        FIT_SEED,
+                                        t_end,
+                                        &|_| Vec::new(),
+                                    )
+                                };
+                                let Ok(fitted) = fitted else {
+                                    return Ok(false);
+                                };
+                                o.fitted = Some(tinyscore::FittedGrid::new(&fitted.interior)?);
+                                o.bespoke = fitted
+                                    .coefficients
+                                    .map(|rows| {
+                                        let rows: Vec<_> =
+                                            rows.iter().map(|r| r.map(|c| c as f32)).collect();
+                                        tinyscore::Bespoke::new(&rows)
+                                    })
+                                    .transpose()?;
+                            }
+                        }
+                        Ok(true)
                     };
                     let grid_name = match schedule {
                         Some(s) => s.name(),
@@ -418,11 +487,8 @@ pub fn few_step_accuracy(
                         None => "fitted".to_owned(),
                     };
                     let mut measured = options(particles, 0, t_end);
-                    if schedule.is_none() {
-                        match fit(&exact, t_end) {
-                            Ok(grid) => measured.fitted = Some(grid),
-                            Err(_) => continue, // too few or too many steps to fit
-                        }
+                    if !fit(&mut measured, &exact, &exact_pointwise, sde)? {
+                        continue;
                     }
                     let samples = exact(&measured)?;
                     let squares: f64 = samples
@@ -437,10 +503,18 @@ pub fn few_step_accuracy(
                             let model = *model;
                             let t_end = model.header().t_end;
                             let draw = |o: &SampleOptions| sample_model(model, o, &silent);
+                            let dim = model.header().dims.dim as usize;
+                            let model_sde = model.header().sde;
+                            let pointwise = Pointwise {
+                                prior: &|seed, n| prior_draws(model_sde, dim, seed, n),
+                                at: &|points, map| at_points_model(model, points, map),
+                            };
                             let mut o = options(moons.samples, 1, t_end);
-                            if schedule.is_none() {
-                                o.fitted = Some(fit(&draw, t_end)?);
-                            }
+                            anyhow::ensure!(
+                                fit(&mut o, &draw, &pointwise, model_sde)?,
+                                "{} with {steps} steps cannot be fitted to the moons models",
+                                sampler.name()
+                            );
                             let samples = denormalize(&model, &draw(&o)?)?;
                             *value = Some(crate::metrics::sliced_w2(
                                 &samples.points(),

@@ -269,7 +269,10 @@ fn few_step_section(
                 sampler,
                 steps: fitted.map_or(500, |g| g.steps()),
                 schedule: ScheduleKind::Uniform,
-                fitted,
+                fitted: fitted.map(|grid| crate::schedule::GridFile {
+                    grid,
+                    bespoke: None,
+                }),
                 lower_order_final: false,
                 particles: 16,
                 seed,

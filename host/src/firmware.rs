@@ -50,8 +50,9 @@ pub struct FirmwareRun {
     pub steps: u32,
     /// The grid's spacing.
     pub schedule: ScheduleKind,
-    /// A fitted grid instead of `schedule` (its steps must be `steps`).
-    pub fitted: Option<tinyscore::FittedGrid>,
+    /// A fitted grid instead of `schedule` (its steps must be `steps`), with the bespoke
+    /// solver's coefficients if fitted for it.
+    pub fitted: Option<crate::schedule::GridFile>,
     /// The multistep samplers' last steps at a lower order.
     pub lower_order_final: bool,
     /// Particles.
@@ -363,11 +364,29 @@ fn build_and_run_mode(
         .env("TINYSCORE_STEPS", run.steps.to_string())
         .env(
             "TINYSCORE_GRID",
-            run.fitted.map_or(String::new(), |grid| {
-                let fractions: Vec<String> =
-                    grid.interior().iter().map(|u| format!("{u:?}")).collect();
+            run.fitted.map_or(String::new(), |fitted| {
+                let fractions: Vec<String> = fitted
+                    .grid
+                    .interior()
+                    .iter()
+                    .map(|u| format!("{u:?}"))
+                    .collect();
                 fractions.join(",")
             }),
+        )
+        .env(
+            "TINYSCORE_BESPOKE",
+            run.fitted
+                .and_then(|f| f.bespoke)
+                .map_or(String::new(), |b| {
+                    let values: Vec<String> = b
+                        .coefficients()
+                        .iter()
+                        .flatten()
+                        .map(|c| format!("{c:?}"))
+                        .collect();
+                    values.join(",")
+                }),
         )
         .env(
             "TINYSCORE_SCHEDULE",
@@ -488,10 +507,14 @@ pub struct Counts {
     pub macs_per_score: u64,
     /// Per standard normal.
     pub per_gaussian: f64,
-    /// One whole sample (the configured sampler and steps), the run's instructions over its
-    /// particles (`lockstep` of them).
+    /// One whole sample (the configured sampler and steps, from the prior's draw to the
+    /// sample sent): the run's instructions over its particles (`lockstep` of them), less
+    /// the start-up check of the model, which a board makes once.
     #[serde(rename = "instructions_per_sample")]
     pub per_sample: f64,
+    /// The start-up check of the model (its CRC-32 and every field), once per run.
+    #[serde(rename = "instructions_at_start_up")]
+    pub start_up: f64,
 }
 
 /// Instructions per tick of SysTick on `mps2-an386` under `-icount shift=0` (one instruction
@@ -532,7 +555,9 @@ pub fn count(run: &FirmwareRun) -> Result<Counts> {
             / (64.0 * 4096.0),
         macs_per_score: macs,
         per_gaussian: field("gaussian_ticks_x4096")? * INSTRUCTIONS_PER_TICK / 4096.0,
-        per_sample: field("sample_ticks")? * INSTRUCTIONS_PER_TICK / run.particles.max(1) as f64,
+        per_sample: (field("sample_ticks")? - field("parse_ticks")?) * INSTRUCTIONS_PER_TICK
+            / run.particles.max(1) as f64,
+        start_up: field("parse_ticks")? * INSTRUCTIONS_PER_TICK,
     })
 }
 

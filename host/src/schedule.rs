@@ -7,11 +7,25 @@
 //! neighbours (coordinate search with a shrinking step), keeping a move only when the error on
 //! the calibration draws falls. The gain is reported on other draws than those it was fitted
 //! on.
+//!
+//! For the bespoke solver ([`tinyscore::Bespoke`]) the grid is UniPC's, and its coefficients
+//! are then fitted step by step ([`fit_bespoke`]).
 
 use crate::points::Samples;
-use crate::sampling::{SampleOptions, SamplerKind, ScheduleKind};
-use anyhow::{ensure, Result};
-use tinyscore::{Dopri5, FittedGrid, MAX_FITTED_STEPS};
+use crate::sampling::{PointMap, SampleOptions, SamplerKind, ScheduleKind};
+use anyhow::{ensure, Context, Result};
+use tinyscore::{
+    Bespoke, Dopri5, FittedGrid, LinearSde, ModelSde, Schedule, StepCoefficients, TimeGrid,
+    MAX_BESPOKE_STEPS, MAX_FITTED_STEPS,
+};
+
+/// The times `t₀ = T > … > t_K = t_end` of a `steps`-step grid under `sde` (empty for a grid
+/// that cannot be built).
+pub fn grid_times(sde: ModelSde, t_end: f32, schedule: Schedule, steps: u32) -> Vec<f32> {
+    TimeGrid::new(schedule, sde.t_max(), t_end, steps)
+        .map(|g| (0..=g.steps()).map(|i| g.time(&sde, i)).collect())
+        .unwrap_or_default()
+}
 
 /// Draws samples for the options given (the score and its SDE are the caller's).
 pub type Draw<'a> = dyn Fn(&SampleOptions<'_>) -> Result<Samples> + 'a;
@@ -35,15 +49,42 @@ pub struct FittedSchedule {
     pub best_fixed_rms_error: f64,
     /// Which fixed grid that is.
     pub best_fixed_schedule: String,
+    /// The bespoke solver's coefficients `[a, b, c, e]`, one row a step: f32 values written
+    /// as f64, whose decimals read back through f64 to the same f32 bits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coefficients: Option<Vec<[f64; 4]>>,
+    /// For the bespoke solver: UniPC's RMS error on the same grid and draws.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unipc_rms_error: Option<f64>,
+}
+
+/// A `tinyscore schedule` file: the grid, and the bespoke solver's coefficients when it was
+/// fitted for that solver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridFile {
+    /// The grid.
+    pub grid: FittedGrid,
+    /// The coefficients of [`SamplerKind::Bespoke`], if fitted.
+    pub bespoke: Option<Bespoke>,
+}
+
+/// The score at chosen points, which fitting the bespoke solver needs besides sampling.
+pub struct Pointwise<'a> {
+    /// Draws from the prior: `n` points of a seed, the starting points the samplers draw.
+    pub prior: &'a dyn Fn(u64, usize) -> Result<Samples>,
+    /// A map of each of some points under the score.
+    pub at: &'a dyn Fn(&Samples, PointMap) -> Result<Samples>,
 }
 
 /// Score evaluations a step of `sampler` takes, and those beyond its steps; `None` for the
 /// samplers without a deterministic grid.
 pub fn evaluations(sampler: SamplerKind) -> Option<(u32, u32)> {
     Some(match sampler {
-        SamplerKind::OdeEuler | SamplerKind::Ddim | SamplerKind::Dpm2 | SamplerKind::Unipc => {
-            (1, 0)
-        }
+        SamplerKind::OdeEuler
+        | SamplerKind::Ddim
+        | SamplerKind::Dpm2
+        | SamplerKind::Unipc
+        | SamplerKind::Bespoke => (1, 0),
         SamplerKind::Dpm3 => (1, 1),
         SamplerKind::OdeHeun | SamplerKind::EdmHeun => (2, 0),
         SamplerKind::OdeRk4 => (4, 0),
@@ -77,7 +118,7 @@ pub fn fit(
     let (per_step, extra) = evaluations(sampler).ok_or_else(|| {
         anyhow::anyhow!(
             "{} has no deterministic grid to fit (give ode-euler, ode-heun, ode-rk4, ddim, \
-             dpm2, dpm3, unipc or edm-heun)",
+             dpm2, dpm3, unipc, edm-heun or bespoke)",
             sampler.name()
         )
     })?;
@@ -163,12 +204,205 @@ pub fn fit(
         rms_error,
         best_fixed_rms_error: best_fixed.0,
         best_fixed_schedule: best_fixed.1.name(),
+        coefficients: None,
+        unipc_rms_error: None,
     })
 }
 
-/// The grid of a `tinyscore schedule` file (its interior fractions).
-pub fn read_grid(path: &std::path::Path) -> Result<FittedGrid> {
-    use anyhow::Context;
+/// Solves the small symmetric system `a·x = b` (normal equations) by Gaussian elimination
+/// with partial pivoting, after a ridge of 10⁻¹⁰ of the mean diagonal that keeps it regular.
+fn solve_normal(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let n = b.len();
+    let ridge = 1e-10 * (0..n).map(|i| a[i][i]).sum::<f64>() / n.max(1) as f64;
+    for (i, row) in a.iter_mut().enumerate() {
+        row[i] += ridge;
+    }
+    for c in 0..n {
+        let pivot = (c..n)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap_or(c);
+        a.swap(c, pivot);
+        b.swap(c, pivot);
+        let (pivot_row, pivot_b) = (a[c].clone(), b[c]);
+        if pivot_row[c] == 0.0 {
+            continue;
+        }
+        for (r, (row, rhs)) in a.iter_mut().zip(b.iter_mut()).enumerate() {
+            if r != c {
+                let f = row[c] / pivot_row[c];
+                for (value, p) in row.iter_mut().zip(&pivot_row) {
+                    *value -= f * p;
+                }
+                *rhs -= f * pivot_b;
+            }
+        }
+    }
+    (0..n)
+        .map(|i| if a[i][i] != 0.0 { b[i] / a[i][i] } else { 0.0 })
+        .collect()
+}
+
+/// The bespoke solver's coefficients on the grid of `times` (from T to its end), fitted
+/// on `particles` draws of `seed`: step by step, the row that brings the solver's own states
+/// closest (least squares over every particle and coordinate) to the converged solution at the
+/// step's end, from where the fitted earlier steps left them. The first step combines the
+/// state and its prediction only, the second leaves out the start (its state is already a
+/// combination of the start and the first prediction).
+pub fn fit_coefficients(
+    pointwise: &Pointwise<'_>,
+    times: &[f32],
+    particles: usize,
+    seed: u64,
+) -> Result<Bespoke> {
+    let steps = times.len().saturating_sub(1);
+    let start = (pointwise.prior)(seed, particles)?;
+    let mut x = start.clone();
+    // The converged solution, carried from each time of the grid to the next.
+    let mut target = start.clone();
+    let mut previous: Option<Samples> = None;
+    let mut rows: Vec<StepCoefficients> = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let prediction = (pointwise.at)(&x, PointMap::Denoise { t: times[i] })?;
+        target = (pointwise.at)(
+            &target,
+            PointMap::Flow {
+                t0: times[i],
+                t1: times[i + 1],
+                solver: Dopri5::new(1e-7, 1e-7, 1_000_000)?,
+            },
+        )?;
+        // Regressors in the row's order [x, x̂₀, previous x̂₀, start], those the step uses.
+        let terms: Vec<(usize, &Samples)> = [
+            Some((0, &x)),
+            Some((1, &prediction)),
+            previous.as_ref().map(|p| (2, p)),
+            (i >= 2).then_some((3, &start)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let n = terms.len();
+        let (mut gram, mut moment) = (vec![vec![0.0f64; n]; n], vec![0.0f64; n]);
+        for k in 0..x.values.len() {
+            let values: Vec<f64> = terms.iter().map(|(_, s)| s.values[k] as f64).collect();
+            let y = target.values[k] as f64;
+            for a in 0..n {
+                moment[a] += values[a] * y;
+                for b in 0..n {
+                    gram[a][b] += values[a] * values[b];
+                }
+            }
+        }
+        let solution = solve_normal(gram, moment);
+        let mut row = [0.0f32; 4];
+        for ((slot, _), value) in terms.iter().zip(&solution) {
+            row[*slot] = *value as f32;
+        }
+        rows.push(row);
+        // The next state as the solver makes it, from the rounded row.
+        let zeros = vec![0.0f32; x.values.len()];
+        let before = previous.as_ref().map_or(&zeros[..], |p| &p.values[..]);
+        let next: Vec<f32> = (0..x.values.len())
+            .map(|k| {
+                Bespoke::combine(
+                    &row,
+                    &[x.values[k]],
+                    &[prediction.values[k]],
+                    &[before[k]],
+                    &[start.values[k]],
+                )[0]
+            })
+            .collect();
+        x = Samples {
+            dim: x.dim,
+            values: next,
+        };
+        previous = Some(prediction);
+    }
+    Bespoke::new(&rows).map_err(|e| anyhow::anyhow!("the fitted coefficients: {e}"))
+}
+
+/// Fits the bespoke solver with as many steps as `nfe` evaluations: UniPC's fitted grid
+/// ([`fit`]), then the coefficients on it ([`fit_coefficients`]), on `particles` draws of
+/// `seed`; measured on `particles` draws of `seed + 1` against UniPC on the same grid and
+/// against the bespoke solver fitted on each fixed grid.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_bespoke(
+    draw: &Draw<'_>,
+    pointwise: &Pointwise<'_>,
+    sde: ModelSde,
+    nfe: u32,
+    particles: usize,
+    seed: u64,
+    t_end: f32,
+) -> Result<FittedSchedule> {
+    ensure!(
+        (nfe as usize) <= MAX_BESPOKE_STEPS,
+        "--nfe {nfe}: the bespoke solver takes one evaluation a step, and at most \
+         {MAX_BESPOKE_STEPS} steps"
+    );
+    let unipc = fit(
+        draw,
+        SamplerKind::Unipc,
+        nfe,
+        particles,
+        seed,
+        t_end,
+        &|grid| grid_times(sde, t_end, Schedule::Fitted(*grid), grid.steps()),
+    )?;
+    let steps = unipc.steps;
+    let grid = FittedGrid::new(&unipc.interior)?;
+    let held_out = draw(&SampleOptions {
+        adaptive: Dopri5::new(1e-7, 1e-7, 1_000_000)?,
+        ..SampleOptions::uniform(SamplerKind::OdeRk45, 1, particles, seed + 1, t_end)
+    })?;
+    let error_of = |bespoke: Bespoke, fitted: Option<FittedGrid>, schedule| -> Result<f64> {
+        let samples = draw(&SampleOptions {
+            fitted,
+            schedule,
+            bespoke: Some(bespoke),
+            ..SampleOptions::uniform(SamplerKind::Bespoke, steps, particles, seed + 1, t_end)
+        })?;
+        Ok(rms(&samples, &held_out))
+    };
+    let bespoke = fit_coefficients(pointwise, &unipc.times, particles, seed)?;
+    let rms_error = error_of(bespoke, Some(grid), ScheduleKind::Uniform)?;
+    let mut best_fixed = (f64::INFINITY, ScheduleKind::Uniform);
+    for schedule in [
+        ScheduleKind::Uniform,
+        ScheduleKind::Karras,
+        ScheduleKind::Logsnr,
+    ] {
+        let times = grid_times(sde, t_end, schedule.schedule(), steps);
+        // A grid the fit or the solver cannot follow in finite numbers is no candidate.
+        let error = fit_coefficients(pointwise, &times, particles, seed)
+            .and_then(|fixed| error_of(fixed, None, schedule));
+        if let Ok(error) = error {
+            if error < best_fixed.0 {
+                best_fixed = (error, schedule);
+            }
+        }
+    }
+    Ok(FittedSchedule {
+        sampler: SamplerKind::Bespoke.name(),
+        rms_error,
+        best_fixed_rms_error: best_fixed.0,
+        best_fixed_schedule: best_fixed.1.name(),
+        coefficients: Some(
+            bespoke
+                .coefficients()
+                .iter()
+                .map(|row| row.map(f64::from))
+                .collect(),
+        ),
+        unipc_rms_error: Some(unipc.rms_error),
+        ..unipc
+    })
+}
+
+/// The grid of a `tinyscore schedule` file (its interior fractions), with the bespoke
+/// solver's coefficients if it has them.
+pub fn read_grid(path: &std::path::Path) -> Result<GridFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: serde_json::Value =
@@ -183,5 +417,27 @@ pub fn read_grid(path: &std::path::Path) -> Result<FittedGrid> {
                 path.display()
             )
         })?;
-    FittedGrid::new(&interior).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let grid =
+        FittedGrid::new(&interior).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bespoke = match value.get("coefficients") {
+        None => None,
+        Some(rows) => {
+            let rows: Vec<[f64; 4]> = serde_json::from_value(rows.clone()).with_context(|| {
+                format!(
+                    "{}: `coefficients` is not a list of [a, b, c, e] rows",
+                    path.display()
+                )
+            })?;
+            ensure!(
+                rows.len() == grid.steps() as usize,
+                "{}: {} rows of coefficients for a grid of {} steps",
+                path.display(),
+                rows.len(),
+                grid.steps()
+            );
+            let rows: Vec<StepCoefficients> = rows.iter().map(|r| r.map(|c| c as f32)).collect();
+            Some(Bespoke::new(&rows).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+    };
+    Ok(GridFile { grid, bespoke })
 }

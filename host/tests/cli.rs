@@ -1733,3 +1733,82 @@ fn a_fitted_grid_beats_the_fixed_ones_and_sample_uses_it() {
         "cannot be used with",
     );
 }
+
+#[test]
+fn bespoke_coefficients_are_fitted_written_and_sampled_with() {
+    // The bespoke solver on exact 8-Gaussians with 10 evaluations: `schedule` writes a row of
+    // coefficients a step on UniPC's grid, and `sample --grid` reproduces the held-out RMS
+    // error the fit reports (the same draws, seed 1, from the same starting points).
+    let dir = scratch("bespoke");
+    let grid = dir.join("grid.json");
+    let o = tinyscore_ok(&[
+        "schedule",
+        "--exact",
+        "8gaussians",
+        "--sampler",
+        "bespoke",
+        "--nfe",
+        "10",
+        "--out",
+        path_str(&grid),
+    ]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("UniPC has RMS error"));
+    let fitted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&grid).unwrap()).unwrap();
+    let rows = fitted["coefficients"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 4));
+    let rms = fitted["rms_error"].as_f64().unwrap();
+    let (out, converged) = (dir.join("b.csv"), dir.join("c.csv"));
+    let sample = |sampler: &str, extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--sampler",
+            sampler,
+            "-n",
+            "512",
+            "--seed",
+            "1",
+            "--out",
+            path_str(out),
+        ];
+        args.extend_from_slice(extra);
+        tinyscore_ok(&args);
+    };
+    sample("bespoke", &["--grid", path_str(&grid)], &out);
+    sample(
+        "ode-rk45",
+        &["--rtol", "1e-7", "--atol", "1e-7"],
+        &converged,
+    );
+    let (a, b) = (read_rows(&out), read_rows(&converged));
+    let squares: f64 = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(r, s)| r.iter().zip(s))
+        // The CSV's shortest decimals back to the samplers' f32 values, as the fit measured.
+        .map(|(x, y)| ((*x as f32) as f64 - (*y as f32) as f64).powi(2))
+        .sum();
+    let measured = (squares / a.len() as f64).sqrt();
+    assert!(
+        (measured - rms).abs() < 1e-9,
+        "sample --grid: {measured}, the fit said {rms}"
+    );
+    // Without coefficients the bespoke solver has nothing to run.
+    refused(
+        &[
+            "sample",
+            "--exact",
+            "8gaussians",
+            "--sampler",
+            "bespoke",
+            "--steps",
+            "10",
+            "--out",
+            path_str(&out),
+        ],
+        "tinyscore schedule --sampler bespoke",
+    );
+}

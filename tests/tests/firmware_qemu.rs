@@ -17,6 +17,7 @@ use tinyscore_host::likelihood::{model_end_log_density, model_likelihood, Likeli
 use tinyscore_host::points::Samples;
 use tinyscore_host::progress::Progress;
 use tinyscore_host::sampling::{sample_model, SampleOptions, SamplerKind, ScheduleKind};
+use tinyscore_host::schedule::GridFile;
 use tinyscore_tests::{helix_int8, raw_moons, reference_int8, reference_model_bytes};
 
 /// The QEMU boards.
@@ -95,6 +96,7 @@ fn host_samples(bytes: &[u8], sampler: SamplerKind, n: usize) -> Vec<u32> {
         adaptive: tinyscore_host::sampling::default_adaptive(),
         init: None,
         fitted: None,
+        bespoke: None,
         lower_order_final: false,
     };
     sample_model(
@@ -456,8 +458,10 @@ fn the_chip_follows_the_log_snr_and_karras_grids_and_lower_order_final_steps() {
     }
 }
 
+/// A fitted grid, with DPM-Solver++(2M) and with the bespoke solver's coefficients (any
+/// finite rows: the chip must combine them as the host does).
 #[test]
-fn a_fitted_grid_gives_the_hosts_bits_on_the_chip() {
+fn a_fitted_grid_and_bespoke_coefficients_give_the_hosts_bits_on_the_chip() {
     require_qemu();
     let dir = tempfile::tempdir().unwrap();
     let bytes = reference_int8().1;
@@ -465,22 +469,37 @@ fn a_fitted_grid_gives_the_hosts_bits_on_the_chip() {
     std::fs::write(&path, &bytes).unwrap();
     let model = tinyscore::Model::parse(&bytes).unwrap();
     let grid = tinyscore::FittedGrid::new(&[0.05, 0.2, 0.45, 0.6, 0.8]).unwrap();
-    let options = SampleOptions {
-        fitted: Some(grid),
-        ..SampleOptions::uniform(SamplerKind::Dpm2, 6, PARTICLES, SEED, model.header().t_end)
-    };
+    let bespoke = tinyscore::Bespoke::new(&[
+        [1.01, 0.013, 0.0, 0.0],
+        [0.97, 0.06, -0.004, 0.0],
+        [0.9, 0.21, -0.03, 0.011],
+        [0.52, 0.83, -0.21, 0.07],
+        [-0.33, 1.17, 0.29, 0.19],
+        [-1.7, 2.4, 0.61, -0.05],
+    ])
+    .unwrap();
     let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    let expected = bits(
-        &sample_model(model, &options, &Progress::silent())
-            .unwrap()
-            .values,
-    );
-    for board in BOARDS {
-        let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
-        let mut run = settings(&path, SamplerKind::Dpm2, Sink::Defmt, PARTICLES);
-        run.steps = 6;
-        run.fitted = Some(grid);
-        let got = bits(&firmware::run(board, &run).unwrap().values);
-        assert_eq!(got, expected, "{board:?}");
+    for (sampler, bespoke) in [
+        (SamplerKind::Dpm2, None),
+        (SamplerKind::Bespoke, Some(bespoke)),
+    ] {
+        let options = SampleOptions {
+            fitted: Some(grid),
+            bespoke,
+            ..SampleOptions::uniform(sampler, 6, PARTICLES, SEED, model.header().t_end)
+        };
+        let expected = bits(
+            &sample_model(model, &options, &Progress::silent())
+                .unwrap()
+                .values,
+        );
+        for board in BOARDS {
+            let _one_at_a_time = FIRMWARE.lock().unwrap_or_else(|p| p.into_inner());
+            let mut run = settings(&path, sampler, Sink::Defmt, PARTICLES);
+            run.steps = 6;
+            run.fitted = Some(GridFile { grid, bespoke });
+            let got = bits(&firmware::run(board, &run).unwrap().values);
+            assert_eq!(got, expected, "{board:?} {sampler:?}");
+        }
     }
 }

@@ -285,8 +285,8 @@ impl Live {
             let stepper = method
                 .with_solver(
                     sde,
-                    t_end,
-                    false,
+                    &grid,
+                    &tinyscore::Settings::default(),
                     BuildGrid {
                         grid,
                         n,

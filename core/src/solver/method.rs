@@ -3,11 +3,12 @@
 //! end build the same solver, with the same settings, for a name.
 
 use super::{
-    Ancestral, AnnealedLangevin, Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun, EulerMaruyama,
-    LangevinCorrector, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector, ReverseDiffusion, Solver,
-    UniPc,
+    Ancestral, AnnealedLangevin, Bespoke, Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun,
+    EulerMaruyama, LangevinCorrector, OdeEuler, OdeHeun, OdeRk4, PredictorCorrector,
+    ReverseDiffusion, Solver, UniPc,
 };
 use crate::error::ParamError;
+use crate::grid::TimeGrid;
 use crate::model::ModelSde;
 use crate::sde::LinearSde;
 
@@ -39,8 +40,20 @@ pub enum Method {
     Unipc,
     /// `edm-heun`: Heun in the EDM variables.
     EdmHeun,
+    /// `bespoke`: the linear multistep solver fitted to a score and grid ([`Bespoke`]), with
+    /// its coefficients in [`Settings::bespoke`].
+    Bespoke,
     /// `ald`: annealed Langevin dynamics, two steps per level, ε = σ(t_end)².
     Ald,
+}
+
+/// What a [`Method`]'s solver takes besides its name and grid.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// The multistep methods (`dpm2`, `dpm3`, `unipc`) lower their order at the last steps.
+    pub lower_order_final: bool,
+    /// The coefficients of [`Method::Bespoke`], fitted to the grid (`tinyscore schedule`).
+    pub bespoke: Option<Bespoke>,
 }
 
 /// Generic code that runs a [`Method`]'s solver: [`Method::with_solver`] calls
@@ -58,7 +71,7 @@ pub trait WithSolver<const N: usize> {
 
 impl Method {
     /// Every method, in the order of the command line's list.
-    pub const ALL: [Method; 13] = [
+    pub const ALL: [Method; 14] = [
         Method::Em,
         Method::Rd,
         Method::Ancestral,
@@ -71,6 +84,7 @@ impl Method {
         Method::Dpm3,
         Method::Unipc,
         Method::EdmHeun,
+        Method::Bespoke,
         Method::Ald,
     ];
 
@@ -89,6 +103,7 @@ impl Method {
             Method::Dpm3 => "dpm3",
             Method::Unipc => "unipc",
             Method::EdmHeun => "edm-heun",
+            Method::Bespoke => "bespoke",
             Method::Ald => "ald",
         }
     }
@@ -111,10 +126,10 @@ impl Method {
         )
     }
 
-    /// Calls `with.run` with this method's solver on `sde`, for a grid that ends at `t_end`
-    /// (annealed Langevin sets its step size from `σ(t_end)`); the multistep methods lower
-    /// their order at the last steps with `lower_order_final`. Ancestral sampling is defined
-    /// for the VP and VE processes only.
+    /// Calls `with.run` with this method's solver on `sde`, for `grid` (annealed Langevin
+    /// sets its step size from `σ` at its end) and `settings`. Ancestral sampling is defined
+    /// for the VP and VE processes only; the bespoke solver needs coefficients for as many
+    /// steps as the grid has.
     ///
     /// Always inlined, so that a firmware whose method is a constant compiles that one
     /// solver only.
@@ -122,10 +137,14 @@ impl Method {
     pub fn with_solver<W: WithSolver<N>, const N: usize>(
         self,
         sde: ModelSde,
-        t_end: f32,
-        lower_order_final: bool,
+        grid: &TimeGrid,
+        settings: &Settings,
         with: W,
     ) -> Result<W::Output, ParamError> {
+        let Settings {
+            lower_order_final,
+            bespoke,
+        } = *settings;
         Ok(match self {
             Method::Em => with.run(EulerMaruyama, sde),
             Method::Rd => with.run(ReverseDiffusion, sde),
@@ -154,8 +173,20 @@ impl Method {
             Method::Dpm3 => with.run(DpmSolverPp3M { lower_order_final }, sde),
             Method::Unipc => with.run(UniPc { lower_order_final }, sde),
             Method::EdmHeun => with.run(EdmHeun, sde),
+            Method::Bespoke => {
+                let solver = bespoke.ok_or(ParamError {
+                    parameter: "bespoke",
+                    requirement: "coefficients fitted by `tinyscore schedule --sampler bespoke`",
+                })?;
+                ParamError::require(
+                    solver.steps() == grid.steps(),
+                    "bespoke coefficients",
+                    "one row for every step of the grid",
+                )?;
+                with.run(solver, sde)
+            }
             Method::Ald => {
-                let sigma_last = sde.sigma(t_end);
+                let sigma_last = sde.sigma(grid.t_end());
                 with.run(
                     AnnealedLangevin::new(sigma_last * sigma_last, 2, sigma_last)?,
                     sde,

@@ -21,17 +21,20 @@
 //! | [`DpmSolverPp3M`] | probability-flow ODE, exponential multistep | 1 | 3 |
 //! | [`UniPc`] | probability-flow ODE, multistep predictor–corrector (bh2) | 1 | 3 |
 //! | [`EdmHeun`] | probability-flow ODE in the EDM variables (σ/α, x/α) | 2 | 2 |
+//! | [`Bespoke`] | probability-flow ODE, multistep fitted to a score and grid | 1 | — |
 //!
 //! [`Dopri5`] integrates the probability-flow ODE adaptively, one particle at a time, to a
 //! tolerance rather than over a grid (see [`crate::likelihood`]).
 
 mod adaptive;
+mod bespoke;
 mod method;
 mod ode;
 mod stochastic;
 
 pub use adaptive::{Dopri5, OdeStats, Rates};
-pub use method::{Method, WithSolver};
+pub use bespoke::{Bespoke, BespokeHistory, StepCoefficients, MAX_BESPOKE_STEPS};
+pub use method::{Method, Settings, WithSolver};
 pub use ode::{
     Ddim, DpmSolverPp2M, DpmSolverPp3M, EdmHeun, MultistepHistory, OdeEuler, OdeHeun, OdeRk4,
     TwoStepHistory, UniPc, UniPcHistory,

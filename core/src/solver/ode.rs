@@ -53,7 +53,7 @@ fn stage<'o, const N: usize, const B: usize>(
 
 /// The data predictions `x̂₀ = (x + σ_t²·s(x, t))/α_t` (Tweedie's formula) of `xs`, into `out`.
 #[inline]
-fn denoised<'o, D, S, const N: usize, const B: usize>(
+pub(super) fn denoised<'o, D, S, const N: usize, const B: usize>(
     sde: &D,
     score: &S,
     xs: &[[f32; N]],

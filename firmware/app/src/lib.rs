@@ -77,6 +77,10 @@ pub mod baked {
     /// [`crate::Spacing::Fitted`]).
     pub const FITTED: &[f32] = generated::FITTED;
 
+    /// The bespoke solver's coefficients, one row a step (`TINYSCORE_BESPOKE`; used when the
+    /// sampler is [`Method::Bespoke`]).
+    pub const BESPOKE: &[[f32; 4]] = generated::BESPOKE;
+
     /// The likelihood's adaptive solver (`TINYSCORE_RTOL`, `TINYSCORE_ATOL`,
     /// `TINYSCORE_MAX_STEPS`), checked by [`crate::likelihood`].
     pub const LIKELIHOOD_SOLVER: (f32, f32, u32) =
@@ -88,8 +92,8 @@ pub mod smlad;
 use tinyscore::likelihood::{Divergence, Encoded, Likelihood, NetworkJacobian};
 use tinyscore::model::packed::Kernels;
 use tinyscore::{
-    particle_noise, Dopri5, FittedGrid, LinearSde, Model, ModelError, ParamError, SampleError,
-    Sampler, Schedule, Score, Solver, TimeGrid, WithSolver,
+    particle_noise, Bespoke, Dopri5, FittedGrid, LinearSde, Method, Model, ModelError, ParamError,
+    SampleError, Sampler, Schedule, Score, Settings, Solver, TimeGrid, WithSolver,
 };
 
 /// What to sample.
@@ -267,9 +271,16 @@ fn run_in<L: OutputPin, K: SampleSink, const N: usize>(
         grid,
         score: &score,
     };
+    let settings = Settings {
+        lower_order_final: config.lower_order_final,
+        bespoke: match baked::SAMPLER {
+            Method::Bespoke => Some(Bespoke::new(baked::BESPOKE).map_err(AppError::Parameter)?),
+            _ => None,
+        },
+    };
     // The baked constant, so that the build compiles this one solver only.
     baked::SAMPLER
-        .with_solver(sde, t_end, config.lower_order_final, run)
+        .with_solver(sde, &grid, &settings, run)
         .map_err(AppError::Parameter)?
 }
 

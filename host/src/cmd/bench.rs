@@ -3,10 +3,11 @@
 use super::outln;
 use anyhow::Result;
 use std::path::PathBuf;
-use tinyscore_host::bench::{few_step_accuracy, MoonsModels, DETERMINISTIC};
+use tinyscore_host::bench::{few_step_accuracy, MoonsModels, ACCURACY_SAMPLERS};
 use tinyscore_host::data::Dataset;
 use tinyscore_host::model_file::read;
 use tinyscore_host::progress::Progress;
+use tinyscore_host::sampling::SamplerKind;
 
 /// Samples per entry and moons points of `--accuracy --moons`.
 const MOONS_SAMPLES: usize = 5000;
@@ -33,6 +34,10 @@ pub struct Args {
     /// The int8 moons model of --moons.
     #[arg(long, value_name = "MODEL.tsm", requires = "moons")]
     moons_int8: Option<PathBuf>,
+    /// With --accuracy: only these samplers' rows (repeat the flag; default: every
+    /// deterministic sampler and the bespoke solver).
+    #[arg(long, value_enum, requires = "accuracy")]
+    sampler: Vec<SamplerKind>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -46,7 +51,19 @@ pub fn run(args: Args) -> Result<()> {
             }),
             _ => None,
         };
-        return accuracy(moons.as_ref(), args.json);
+        let samplers: Vec<SamplerKind> = if args.sampler.is_empty() {
+            ACCURACY_SAMPLERS.to_vec()
+        } else {
+            args.sampler.clone()
+        };
+        if let Some(s) = samplers.iter().find(|s| !ACCURACY_SAMPLERS.contains(s)) {
+            anyhow::bail!(
+                "--sampler {}: the accuracy table has the deterministic grid samplers and \
+                 bespoke",
+                s.name()
+            );
+        }
+        return accuracy(&samplers, moons.as_ref(), args.json);
     } else if args.moons.is_some() {
         anyhow::bail!("--moons applies to --accuracy");
     }
@@ -92,14 +109,14 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-fn accuracy(moons: Option<&MoonsModels>, json: bool) -> Result<()> {
+fn accuracy(samplers: &[SamplerKind], moons: Option<&MoonsModels>, json: bool) -> Result<()> {
     let nfes = [5, 10, 20, 50];
     let progress = Progress::new(
         "accuracy",
-        (nfes.len() * DETERMINISTIC.len()) as u64,
+        (nfes.len() * samplers.len()) as u64,
         "sampler-NFE",
     );
-    let table = few_step_accuracy(&nfes, 1000, true, moons, &progress)?;
+    let table = few_step_accuracy(samplers, &nfes, 1000, true, moons, &progress)?;
     progress.finish();
     if json {
         outln!("{}", serde_json::to_string(&table)?);

@@ -202,7 +202,7 @@ fn count(args: CountArgs) -> Result<()> {
         return Ok(());
     }
     let fitted = args.grid.as_deref().map(read_grid).transpose()?;
-    let steps = fitted.map_or(args.steps, |g| g.steps());
+    let steps = fitted.map_or(args.steps, |g| g.grid.steps());
     let counts = firmware::count(&FirmwareRun {
         model: args.model,
         sampler: args.sampler,
@@ -255,6 +255,10 @@ fn count(args: CountArgs) -> Result<()> {
         counts.per_sample,
         counts.per_sample / 64e3
     );
+    outln!(
+        "start-up check of the model (CRC-32 and every field, once): {:.0} instructions",
+        counts.start_up
+    );
     Ok(())
 }
 
@@ -300,7 +304,7 @@ fn run_board(args: RunArgs) -> Result<()> {
         &FirmwareRun {
             model: args.model.clone(),
             sampler: args.sampler,
-            steps: fitted.map_or(args.steps, |g| g.steps()),
+            steps: fitted.map_or(args.steps, |g| g.grid.steps()),
             schedule: args.schedule,
             fitted,
             lower_order_final: args.lower_order_final,

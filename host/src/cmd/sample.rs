@@ -116,11 +116,12 @@ pub fn run(args: Args) -> Result<()> {
         .transpose()?;
     let mut options = SampleOptions {
         sampler: args.sampler,
-        steps: fitted.map_or(args.steps.unwrap_or(500), |g| g.steps()),
+        steps: fitted.map_or(args.steps.unwrap_or(500), |g| g.grid.steps()),
         schedule: args.schedule.unwrap_or(ScheduleKind::Uniform),
         denoise: args.denoise,
         init: init.as_ref(),
-        fitted,
+        fitted: fitted.map(|g| g.grid),
+        bespoke: fitted.and_then(|g| g.bespoke),
         n,
         first: 0,
         seed: args.particles.seed,

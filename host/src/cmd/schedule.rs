@@ -4,12 +4,14 @@ use super::outln;
 use anyhow::Result;
 use clap::ArgGroup;
 use std::path::PathBuf;
-use tinyscore::{FittedGrid, LinearSde, ModelSde, Schedule, TimeGrid};
+use tinyscore::{ModelSde, Schedule};
 use tinyscore_host::io::{ensure_not_an_input, write_atomically};
 use tinyscore_host::model_file::{parse, read};
 use tinyscore_host::progress::Progress;
-use tinyscore_host::sampling::{sample_exact, sample_model, SamplerKind, SdeKind};
-use tinyscore_host::schedule::fit;
+use tinyscore_host::sampling::{
+    at_points_exact, at_points_model, prior_draws, sample_exact, sample_model, SamplerKind, SdeKind,
+};
+use tinyscore_host::schedule::{fit, fit_bespoke, grid_times, Draw, FittedSchedule, Pointwise};
 
 /// Fit a few-step time grid to a score and a deterministic sampler.
 #[derive(clap::Args)]
@@ -25,7 +27,8 @@ pub struct Args {
     /// The forward process (with --exact).
     #[arg(long, value_enum, default_value = "vp", conflicts_with = "model")]
     sde: SdeKind,
-    /// The deterministic sampler the grid is for.
+    /// The deterministic sampler the grid is for (`bespoke`: UniPC's grid, and the bespoke
+    /// solver's coefficients fitted on it).
     #[arg(long, value_enum)]
     sampler: SamplerKind,
     /// Score evaluations per sample (as many whole steps as fit).
@@ -47,42 +50,59 @@ const EXACT_T_END: f32 = 1e-3;
 
 pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(args.particles > 0, "--particles must be at least 1");
-    let times_for = |sde: ModelSde, t_end: f32| {
-        move |grid: &FittedGrid| -> Vec<f32> {
-            TimeGrid::new(Schedule::Fitted(*grid), sde.t_max(), t_end, grid.steps())
-                .map(|g| (0..=g.steps()).map(|i| g.time(&sde, i)).collect())
-                .unwrap_or_default()
-        }
-    };
     let silent = Progress::silent();
     eprintln!("fitting the grid …");
-    let fitted = match (&args.model, &args.exact) {
+    let fit_for = |draw: &Draw<'_>, pointwise: &Pointwise<'_>, sde: ModelSde, t_end: f32| {
+        if args.sampler == SamplerKind::Bespoke {
+            fit_bespoke(
+                draw,
+                pointwise,
+                sde,
+                args.nfe,
+                args.particles,
+                args.seed,
+                t_end,
+            )
+        } else {
+            fit(
+                draw,
+                args.sampler,
+                args.nfe,
+                args.particles,
+                args.seed,
+                t_end,
+                &|grid| grid_times(sde, t_end, Schedule::Fitted(*grid), grid.steps()),
+            )
+        }
+    };
+    let fitted: FittedSchedule = match (&args.model, &args.exact) {
         (Some(path), _) => {
             ensure_not_an_input(&args.out, &[path])?;
             let bytes = read(path)?;
             let model = parse(&bytes, path)?;
             let header = *model.header();
-            fit(
+            let dim = header.dims.dim as usize;
+            fit_for(
                 &|o| sample_model(model, o, &silent),
-                args.sampler,
-                args.nfe,
-                args.particles,
-                args.seed,
+                &Pointwise {
+                    prior: &|seed, n| prior_draws(header.sde, dim, seed, n),
+                    at: &|points, map| at_points_model(model, points, map),
+                },
+                header.sde,
                 header.t_end,
-                &times_for(header.sde, header.t_end),
             )?
         }
         (None, Some(exact)) => {
             let mixture = tinyscore_host::data::mixture(exact)?;
             let sde = args.sde.model_sde();
-            fit(
+            fit_for(
                 &|o| sample_exact(o, sde, &mixture, &silent),
-                args.sampler,
-                args.nfe,
-                args.particles,
-                args.seed,
+                &Pointwise {
+                    prior: &|seed, n| prior_draws(sde, mixture.dim(), seed, n),
+                    at: &|points, map| at_points_exact(sde, &mixture, points, map),
+                },
+                sde,
                 EXACT_T_END,
-                &times_for(sde, EXACT_T_END),
             )?
         }
         (None, None) => anyhow::bail!("give --model MODEL.tsm or --exact DATASET"),
@@ -101,6 +121,13 @@ pub fn run(args: Args) -> Result<()> {
         fitted.best_fixed_schedule,
         fitted.best_fixed_rms_error / fitted.rms_error
     );
+    if let Some(unipc) = fitted.unipc_rms_error {
+        outln!(
+            "the grid is UniPC's fitted one, where UniPC has RMS error {unipc:.3e}: {:.2}× \
+             larger",
+            unipc / fitted.rms_error
+        );
+    }
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -14,8 +14,9 @@ use crate::points::Samples;
 use anyhow::Result;
 use clap::ValueEnum;
 use tinyscore::{
-    Component, Diffused, Dopri5, FittedGrid, GaussianMixture, LinearSde, Method, Model, ModelSde,
-    NeuralScore, Sampler, Schedule, Score, Solver, SubVpSde, TimeGrid, VeSde, VpSde, WithSolver,
+    Bespoke, Component, Diffused, Dopri5, FittedGrid, GaussianMixture, LinearSde, Method, Model,
+    ModelSde, NeuralScore, Sampler, Schedule, Score, Settings, Solver, SubVpSde, TimeGrid, VeSde,
+    VpSde, WithSolver,
 };
 
 /// A reverse-time sampler.
@@ -45,6 +46,9 @@ pub enum SamplerKind {
     Unipc,
     /// Probability-flow ODE, Heun in the EDM variables (σ/α, x/α).
     EdmHeun,
+    /// Probability-flow ODE, a multistep solver whose coefficients `tinyscore schedule
+    /// --sampler bespoke` fits to the score and grid (needs --grid with them).
+    Bespoke,
     /// Probability-flow ODE, adaptive Dormand–Prince 5(4) (scipy's RK45): --rtol, --atol
     /// instead of --steps.
     OdeRk45,
@@ -105,6 +109,15 @@ pub enum ScheduleKind {
 }
 
 impl ScheduleKind {
+    /// The core's schedule (Karras with ρ = 7).
+    pub fn schedule(self) -> Schedule {
+        match self {
+            ScheduleKind::Uniform => Schedule::Uniform,
+            ScheduleKind::Karras => Schedule::Karras { rho: 7.0 },
+            ScheduleKind::Logsnr => Schedule::LogSnr,
+        }
+    }
+
     /// Its command-line name.
     pub fn name(self) -> String {
         self.to_possible_value()
@@ -142,6 +155,8 @@ pub struct SampleOptions<'a> {
     pub init: Option<&'a Samples>,
     /// A fitted grid instead of `schedule` (its steps must be `steps`).
     pub fitted: Option<FittedGrid>,
+    /// The coefficients of [`SamplerKind::Bespoke`], fitted to the grid.
+    pub bespoke: Option<Bespoke>,
     /// Lower the order of the multistep samplers (`dpm2`, `dpm3`, `unipc`) at the last steps.
     pub lower_order_final: bool,
 }
@@ -184,6 +199,7 @@ impl SampleOptions<'_> {
             adaptive: default_adaptive(),
             init: None,
             fitted: None,
+            bespoke: None,
             lower_order_final: false,
         }
     }
@@ -308,12 +324,7 @@ where
     F: ScoreFor<N>,
 {
     anyhow::ensure!(o.n > 0, "-n must be at least 1");
-    let schedule = match (o.fitted, o.schedule) {
-        (Some(grid), _) => Schedule::Fitted(grid),
-        (None, ScheduleKind::Uniform) => Schedule::Uniform,
-        (None, ScheduleKind::Karras) => Schedule::Karras { rho: 7.0 },
-        (None, ScheduleKind::Logsnr) => Schedule::LogSnr,
-    };
+    let schedule = o.fitted.map_or(o.schedule.schedule(), Schedule::Fitted);
     let grid = TimeGrid::new(schedule, sde.t_max(), o.t_end, o.steps)?;
     let score = make_score.for_sde(sde);
     let coordinates = make_score.coordinates();
@@ -354,8 +365,142 @@ where
         progress,
     };
     method
-        .with_solver(sde, o.t_end, o.lower_order_final, run)
+        .with_solver(
+            sde,
+            &grid,
+            &Settings {
+                lower_order_final: o.lower_order_final,
+                bespoke: o.bespoke,
+            },
+            run,
+        )
         .map_err(|e| anyhow::anyhow!("--sampler {}: {e}", method.name()))?
+}
+
+/// Draws from the prior of `sde`: particles `0..n` of `seed`, in `dim` coordinates, as the
+/// samplers draw their starting points.
+pub fn prior_draws(sde: ModelSde, dim: usize, seed: u64, n: usize) -> Result<Samples> {
+    crate::with_dim!(dim, prior_draws_in(sde, dim, seed, n))
+}
+
+fn prior_draws_in<const N: usize>(
+    sde: ModelSde,
+    dim: usize,
+    seed: u64,
+    n: usize,
+) -> Result<Samples> {
+    let mut out = vec![[0.0f32; N]; n];
+    in_batches(
+        out.as_flattened_mut(),
+        N,
+        dim,
+        (seed, 0),
+        0,
+        &|_, xs, noises| {
+            for (x, noise) in xs.as_chunks_mut::<N>().0.iter_mut().zip(noises) {
+                *x = sde.sample_prior(noise);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(Samples::from_padded_rows(&out, dim))
+}
+
+/// What to compute for each of some points under a score ([`at_points_model`],
+/// [`at_points_exact`]).
+#[derive(Clone, Copy, Debug)]
+pub enum PointMap {
+    /// Tweedie's data prediction `(x + σ(t)²·s(x, t))/α(t)` at time `t`, with the solvers'
+    /// arithmetic.
+    Denoise {
+        /// The time.
+        t: f32,
+    },
+    /// The probability-flow ODE's solution at `t1` from the point at `t0`, by `solver`.
+    Flow {
+        /// Where the points are.
+        t0: f32,
+        /// Where the solution is wanted.
+        t1: f32,
+        /// The adaptive solver.
+        solver: Dopri5,
+    },
+}
+
+/// `map` of each of `points` (in the model's coordinates) under the network of `model`.
+pub fn at_points_model(model: Model<'_>, points: &Samples, map: PointMap) -> Result<Samples> {
+    let dim = model.header().dims.dim as usize;
+    crate::with_dim!(dim, at_points_model_in(model, points, map))
+}
+
+fn at_points_model_in<const N: usize>(
+    model: Model<'_>,
+    points: &Samples,
+    map: PointMap,
+) -> Result<Samples> {
+    at_points::<_, N>(model.header().sde, &model, points, map)
+}
+
+/// [`at_points_model`] for the exact score of `mixture` diffused by `sde`.
+pub fn at_points_exact(
+    sde: ModelSde,
+    mixture: &Mixture,
+    points: &Samples,
+    map: PointMap,
+) -> Result<Samples> {
+    crate::with_dim!(mixture.dim(), at_points_exact_in(sde, mixture, points, map))
+}
+
+fn at_points_exact_in<const N: usize>(
+    sde: ModelSde,
+    mixture: &Mixture,
+    points: &Samples,
+    map: PointMap,
+) -> Result<Samples> {
+    at_points::<_, N>(sde, &ExactMixture::<N>::new(mixture)?, points, map)
+}
+
+fn at_points<F: ScoreFor<N> + Sync, const N: usize>(
+    sde: ModelSde,
+    make_score: &F,
+    points: &Samples,
+    map: PointMap,
+) -> Result<Samples> {
+    use rayon::prelude::*;
+    let score = make_score.for_sde(sde);
+    let rows: Vec<[f32; N]> = (0..points.len() as u64)
+        .into_par_iter()
+        .map(|i| {
+            let mut x: [f32; N] = start_from(points, i)?;
+            match map {
+                PointMap::Denoise { t } => {
+                    let s = score.score(&x, t);
+                    anyhow::ensure!(
+                        s.iter().all(|v| v.is_finite()),
+                        "the score is not finite at point {i}, t = {t}"
+                    );
+                    // The solvers' `(1/α)·(x + σ²·s)`, in their order.
+                    let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
+                    let variance = sigma * sigma;
+                    x = core::array::from_fn(|d| (1.0 / alpha) * (x[d] + variance * s[d]));
+                }
+                PointMap::Flow { t0, t1, solver } => {
+                    solver
+                        .integrate(t0, t1, &mut x, None, |t, y| {
+                            let s = score.score(y, t);
+                            if !s.iter().all(|v| v.is_finite()) {
+                                return Err(tinyscore::StepError::NonFiniteScore { particle: 0 });
+                            }
+                            let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
+                            Ok((core::array::from_fn(|d| a * y[d] - 0.5 * g * g * s[d]), 0.0))
+                        })
+                        .map_err(|e| anyhow::anyhow!("point {i}: {e}"))?;
+                }
+            }
+            Ok(x)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Samples::from_padded_rows(&rows, points.dim))
 }
 
 /// [`SamplerKind::OdeRk45`]: each particle from the prior at T down to `t_end` by the adaptive
