@@ -2,7 +2,7 @@
 //! `TINYSCORE_MODEL` (a `.tsm`, default `firmware/models/default.tsm`), `TINYSCORE_SAMPLER`
 //! (a sampler on a time grid by its command-line name: `em`, `rd`, `ancestral`, `pc`, `ald`,
 //! or a deterministic one: `ode-euler`, `ode-heun`, `ode-rk4`, `ddim`, `dpm2`, `dpm3`,
-//! `unipc`, `edm-heun`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
+//! `unipc`, `edm-heun`, `bespoke`), `TINYSCORE_LOWER_ORDER_FINAL` (`0` or `1`: the
 //! multistep samplers' last steps at a lower order), `TINYSCORE_STEPS`, `TINYSCORE_SCHEDULE` (`uniform`, `karras`,
 //! `logsnr`), `TINYSCORE_GRID` (a fitted grid's interior log-SNR fractions, comma-separated,
 //! as `tinyscore schedule` writes them), `TINYSCORE_BESPOKE` (the bespoke solver's

@@ -194,6 +194,9 @@ fn trained_section(out: &Path, n: usize, seed: u64) -> Result<String> {
 const FEW_STEP_SAMPLER: SamplerKind = SamplerKind::Unipc;
 const FEW_STEP_NFES: [u32; 3] = [5, 10, 20];
 
+/// The bespoke solver's evaluations for the chip's goal.
+const BESPOKE_NFE: u32 = 7;
+
 /// The moons models (f32, int8) sampled with [`FEW_STEP_SAMPLER`] on grids fitted to each
 /// (`tinyscore schedule`) at [`FEW_STEP_NFES`] evaluations, measured beside Euler–Maruyama
 /// with 500 steps (`em_sw2`), with the chip's instructions per int8 sample for each grid.
@@ -210,6 +213,8 @@ fn few_step_section(
     let grids_dir = out.join("grids");
     std::fs::create_dir_all(&grids_dir)
         .with_context(|| format!("cannot create {}", grids_dir.display()))?;
+    // Grids and coefficients are fitted on draws other than the samples measured.
+    let fit_seed = seed.wrapping_add(2);
     let mut rows = String::new();
     let mut int8_panels = Vec::new();
     let mut int8_grids = Vec::new();
@@ -221,7 +226,7 @@ fn few_step_section(
         let mut cells = String::new();
         for nfe in FEW_STEP_NFES {
             let fitted =
-                crate::schedule::fit(&draw, FEW_STEP_SAMPLER, nfe, 512, seed, t_end, &|_| {
+                crate::schedule::fit(&draw, FEW_STEP_SAMPLER, nfe, 512, fit_seed, t_end, &|_| {
                     Vec::new()
                 })?;
             let grid = tinyscore::FittedGrid::new(&fitted.interior)?;
@@ -256,23 +261,76 @@ fn few_step_section(
         .collect();
     crate::plot::point_panels(&out.join(picture), reference, &sets)?;
 
+    // The chip's goal: the int8 model in at most 64 000 instructions a sample, within 1.2× the
+    // f32 model's Euler–Maruyama sw2, by the bespoke solver fitted to it in 7 evaluations.
+    let bytes = read(models[1])?;
+    let model = parse(&bytes, models[1])?;
+    let header = *model.header();
+    let draw = |o: &SampleOptions| sample_model(model, o, &silent);
+    let dim = header.dims.dim as usize;
+    let pointwise = crate::schedule::Pointwise {
+        prior: &|seed, n| crate::sampling::prior_draws(header.sde, dim, seed, n),
+        at: &|points, map| crate::sampling::at_points_model(model, points, map),
+    };
+    let fitted = crate::schedule::fit_bespoke(
+        &draw,
+        &pointwise,
+        header.sde,
+        BESPOKE_NFE,
+        512,
+        fit_seed,
+        header.t_end,
+    )?;
+    let grid_path = grids_dir.join(format!("moons-int8-bespoke-nfe{BESPOKE_NFE}.json"));
+    write_atomically(&grid_path, |w| {
+        Ok(writeln!(w, "{}", serde_json::to_string_pretty(&fitted)?)?)
+    })?;
+    let bespoke = crate::schedule::read_grid(&grid_path)?;
+    let options = SampleOptions {
+        fitted: Some(bespoke.grid),
+        bespoke: bespoke.bespoke,
+        ..SampleOptions::uniform(SamplerKind::Bespoke, BESPOKE_NFE, n, seed, header.t_end)
+    };
+    let samples = denormalize(&model, &draw(&options)?)?;
+    let bespoke_sw2 = compare(&samples.points(), reference, &silent)?.sw2;
+    eprintln!("  moons int8 bespoke NFE {BESPOKE_NFE} (fitted)  sw2 {bespoke_sw2:.4}");
+    let mut bespoke_line = format!(
+        "The bespoke solver (`tinyscore schedule --sampler bespoke`: coefficients fitted to the \
+         int8 model on UniPC's grid) in {BESPOKE_NFE} evaluations: sw2 {bespoke_sw2:.4}, \
+         against 1.2 × {:.4} = {:.4} for the f32 model's Euler–Maruyama",
+        em_sw2[0],
+        1.2 * em_sw2[0]
+    );
+
     let mut chip = String::new();
     if qemu_available() {
+        let to_file = |grid| crate::schedule::GridFile {
+            grid,
+            bespoke: None,
+        };
+        // The table's runs, then the bespoke solver's.
         let runs = int8_grids
             .iter()
-            .map(|(nfe, grid)| (format!("NFE {nfe}"), FEW_STEP_SAMPLER, Some(*grid)))
-            .chain([("EM 500".to_owned(), SamplerKind::Em, None)]);
+            .map(|(nfe, grid)| {
+                let label = format!("{} NFE {nfe}", FEW_STEP_SAMPLER.name());
+                (label, FEW_STEP_SAMPLER, Some(to_file(*grid)))
+            })
+            .chain([
+                ("em 500".to_owned(), SamplerKind::Em, None),
+                (
+                    format!("bespoke NFE {BESPOKE_NFE}"),
+                    SamplerKind::Bespoke,
+                    Some(bespoke),
+                ),
+            ]);
         let mut cells = String::new();
         for (label, sampler, fitted) in runs {
             let counts = count(&FirmwareRun {
                 model: models[1].to_path_buf(),
                 sampler,
-                steps: fitted.map_or(500, |g| g.steps()),
+                steps: fitted.map_or(500, |g| g.grid.steps()),
                 schedule: ScheduleKind::Uniform,
-                fitted: fitted.map(|grid| crate::schedule::GridFile {
-                    grid,
-                    bespoke: None,
-                }),
+                fitted,
                 lower_order_final: false,
                 particles: 16,
                 seed,
@@ -283,12 +341,16 @@ fn few_step_section(
                 "  chip: int8 {label}: {:.0} instructions a sample",
                 counts.per_sample
             );
-            let _ = write!(
-                cells,
-                " {:.0} ({:.2} ms) |",
-                counts.per_sample,
-                counts.per_sample / 64e3
-            );
+            let (instructions, ms) = (counts.per_sample, counts.per_sample / 64e3);
+            if sampler == SamplerKind::Bespoke {
+                let _ = write!(
+                    bespoke_line,
+                    "; {instructions:.0} instructions a sample on the Cortex-M4F ({ms:.2} ms \
+                     at 64 MHz)"
+                );
+            } else {
+                let _ = write!(cells, " {instructions:.0} ({ms:.2} ms) |");
+            }
         }
         chip = format!("| Cortex-M4F, int8: instructions a sample (ms at 64 MHz) |{cells}\n");
     }
@@ -297,6 +359,7 @@ fn few_step_section(
          (`tinyscore schedule --model M --sampler {} --nfe K`, written to `grids/`), {n} \
          samples each, sw2 against the same moons points, beside Euler–Maruyama with 500 steps:\n\n\
          | | NFE 5 | NFE 10 | NFE 20 | EM 500 |\n|---|---:|---:|---:|---:|\n{rows}{chip}\n\
+         {bespoke_line}.\n\n\
          The int8 model's samples at 5, 10 and 20 evaluations and with Euler–Maruyama:\n\n\
          ![few-step samples]({picture})",
         FEW_STEP_SAMPLER.name(),

@@ -486,14 +486,7 @@ fn at_points<F: ScoreFor<N> + Sync, const N: usize>(
                 }
                 PointMap::Flow { t0, t1, solver } => {
                     solver
-                        .integrate(t0, t1, &mut x, None, |t, y| {
-                            let s = score.score(y, t);
-                            if !s.iter().all(|v| v.is_finite()) {
-                                return Err(tinyscore::StepError::NonFiniteScore { particle: 0 });
-                            }
-                            let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
-                            Ok((core::array::from_fn(|d| a * y[d] - 0.5 * g * g * s[d]), 0.0))
-                        })
+                        .integrate(t0, t1, &mut x, None, flow_rates(sde, &score))
                         .map_err(|e| anyhow::anyhow!("point {i}: {e}"))?;
                 }
             }
@@ -501,6 +494,22 @@ fn at_points<F: ScoreFor<N> + Sync, const N: usize>(
         })
         .collect::<Result<_>>()?;
     Ok(Samples::from_padded_rows(&rows, points.dim))
+}
+
+/// The probability-flow ODE's velocity `f(x, t) − ½g(t)²s(x, t)` under `score`, for the
+/// adaptive solver (no scalar rate); a score that is not finite fails the evaluation.
+fn flow_rates<S: Score<N>, const N: usize>(
+    sde: ModelSde,
+    score: &S,
+) -> impl FnMut(f32, &[f32; N]) -> Result<tinyscore::Rates<N>, tinyscore::StepError> + '_ {
+    move |t, y| {
+        let s = score.score(y, t);
+        if !s.iter().all(|v| v.is_finite()) {
+            return Err(tinyscore::StepError::NonFiniteScore { particle: 0 });
+        }
+        let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
+        Ok((core::array::from_fn(|d| a * y[d] - 0.5 * g * g * s[d]), 0.0))
+    }
 }
 
 /// [`SamplerKind::OdeRk45`]: each particle from the prior at T down to `t_end` by the adaptive
@@ -527,14 +536,7 @@ fn sample_adaptive<S: Score<N> + Sync, const N: usize>(
                     None => sde.sample_prior(noise),
                 };
                 o.adaptive
-                    .integrate(sde.t_max(), o.t_end, x, None, |t, y| {
-                        let s = score.score(y, t);
-                        if !s.iter().all(|v| v.is_finite()) {
-                            return Err(tinyscore::StepError::NonFiniteScore { particle: 0 });
-                        }
-                        let (a, g) = (sde.drift_coeff(t), sde.diffusion_coeff(t));
-                        Ok((core::array::from_fn(|d| a * y[d] - 0.5 * g * g * s[d]), 0.0))
-                    })
+                    .integrate(sde.t_max(), o.t_end, x, None, flow_rates(sde, score))
                     .map_err(|e| anyhow::anyhow!("particle {particle}: {e}"))?;
                 if o.denoise {
                     let t = o.t_end;
