@@ -23,6 +23,19 @@ fn setting(name: &str, default: &str) -> String {
     env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// The comma-separated numbers of the variable `name` (none when it is unset or empty).
+fn floats(name: &str) -> Vec<f32> {
+    setting(name, "")
+        .split(',')
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: `{v}` is not a number"))
+        })
+        .collect()
+}
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
@@ -91,25 +104,9 @@ fn main() {
     });
     let sampler = format!("Method::{sampler:?}");
     // `TINYSCORE_GRID`: a fitted grid's interior log-SNR fractions, comma-separated.
-    let fitted: Vec<f32> = setting("TINYSCORE_GRID", "")
-        .split(',')
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("TINYSCORE_GRID: `{v}` is not a number"))
-        })
-        .collect();
+    let fitted = floats("TINYSCORE_GRID");
     // `TINYSCORE_BESPOKE`: the bespoke solver's coefficients, four a step.
-    let bespoke: Vec<f32> = setting("TINYSCORE_BESPOKE", "")
-        .split(',')
-        .filter(|v| !v.trim().is_empty())
-        .map(|v| {
-            v.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("TINYSCORE_BESPOKE: `{v}` is not a number"))
-        })
-        .collect();
+    let bespoke = floats("TINYSCORE_BESPOKE");
     if sampler == "Method::Bespoke" && (bespoke.is_empty() || !bespoke.len().is_multiple_of(4)) {
         panic!(
             "TINYSCORE_SAMPLER=bespoke needs TINYSCORE_BESPOKE, four coefficients a step (those \
