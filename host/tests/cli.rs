@@ -511,6 +511,19 @@ fn read_rows(path: &Path) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// The RMS distance between the samples of two CSV files, row by row, computed from the
+/// samplers' f32 values (the CSV's shortest decimals read back), as `schedule` measures it.
+fn rms_between(a: &Path, b: &Path) -> f64 {
+    let (a, b) = (read_rows(a), read_rows(b));
+    let squares: f64 = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(r, s)| r.iter().zip(s))
+        .map(|(x, y)| ((*x as f32) as f64 - (*y as f32) as f64).powi(2))
+        .sum();
+    (squares / a.len() as f64).sqrt()
+}
+
 #[test]
 fn csv_data_of_1_3_and_64_dimensions_train_quantize_sample_evaluate_and_plot() {
     let dir = scratch("dims");
@@ -1707,13 +1720,7 @@ fn a_fitted_grid_beats_the_fixed_ones_and_sample_uses_it() {
         "--out",
         path_str(&converged),
     ]);
-    let (a, b) = (read_rows(&fitted_out), read_rows(&converged));
-    let squares: f64 = a
-        .iter()
-        .zip(&b)
-        .flat_map(|(r, s)| r.iter().zip(s).map(|(x, y)| (x - y).powi(2)))
-        .sum();
-    let measured = (squares / a.len() as f64).sqrt();
+    let measured = rms_between(&fitted_out, &converged);
     assert!(
         (measured - rms).abs() < 1e-9,
         "sample --grid: {measured}, the fit said {rms}"
@@ -1783,15 +1790,7 @@ fn bespoke_coefficients_are_fitted_written_and_sampled_with() {
         &["--rtol", "1e-7", "--atol", "1e-7"],
         &converged,
     );
-    let (a, b) = (read_rows(&out), read_rows(&converged));
-    let squares: f64 = a
-        .iter()
-        .zip(&b)
-        .flat_map(|(r, s)| r.iter().zip(s))
-        // The CSV's shortest decimals back to the samplers' f32 values, as the fit measured.
-        .map(|(x, y)| ((*x as f32) as f64 - (*y as f32) as f64).powi(2))
-        .sum();
-    let measured = (squares / a.len() as f64).sqrt();
+    let measured = rms_between(&out, &converged);
     assert!(
         (measured - rms).abs() < 1e-9,
         "sample --grid: {measured}, the fit said {rms}"
