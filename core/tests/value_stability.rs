@@ -14,7 +14,7 @@ mod common;
 use tinyscore::model::format::{
     write_file, Int8ActivationValues, Int8LayerValues, LayerValues, Payload,
 };
-use tinyscore::model::packed::{pack_int8, packed_len};
+use tinyscore::model::packed::{pack, packed_len};
 use tinyscore::model::quant::{silu_lut, QuantParams};
 use tinyscore::model::{Dims, Header, ModelError, Output, Precision};
 use tinyscore::{
@@ -301,7 +301,7 @@ fn pinned_network_outputs_per_precision() {
     let int8 = int8_model();
     check("int8 network", &outputs(&int8), &NETWORK_INT8);
     let mut packed = vec![0u8; packed_len(&int8).unwrap()];
-    pack_int8(&int8, &mut packed).unwrap();
+    pack(&int8, &mut packed).unwrap();
     // The packed layout computes the int8 network's integers: the same pins.
     check("packed network", &outputs(&packed), &NETWORK_INT8);
 }

@@ -53,7 +53,7 @@ fn main() {
     // at start-up, as it would for a file corrupted in flash.
     let parsed = tinyscore::Model::parse(&bytes).ok().map(|m| *m.header());
     let dim = parsed.map_or(1, |h| h.dims.dim);
-    // Cores with the DSP extension (Cortex-M4/M7, `thumbv7em`) multiply an int8 model in
+    // Cores with the DSP extension (Cortex-M4/M7, `thumbv7em`) multiply an int8 or int16x8 model in
     // the packed layout with the SMLAD kernel (`src/smlad.rs`): same numbers, same bits.
     println!("cargo::rustc-check-cfg=cfg(tinyscore_dsp)");
     println!("cargo::rustc-check-cfg=cfg(tinyscore_packed)");
@@ -74,18 +74,17 @@ fn main() {
             model.display()
         );
     }
-    if (int8 && !dsp) || int16x8 {
-        // The application links only the integer evaluator (`Int8Score`); int16 activations
-        // have no packed layout.
+    if (int8 || int16x8) && !dsp {
+        // The application links only the integer evaluator (`Int8Score`).
         println!("cargo::rustc-cfg=tinyscore_int8");
     }
     if dsp {
         println!("cargo::rustc-cfg=tinyscore_dsp");
-        if int8 {
+        if int8 || int16x8 {
             let unpacked = std::mem::take(&mut bytes);
             let packing = tinyscore::model::packed::packed_len(&unpacked).and_then(|len| {
                 bytes.resize(len, 0);
-                tinyscore::model::packed::pack_int8(&unpacked, &mut bytes)
+                tinyscore::model::packed::pack(&unpacked, &mut bytes)
             });
             packing.unwrap_or_else(|e| panic!("cannot pack {}: {e}", model.display()));
             // The application links only the packed evaluator (`PackedScore`).

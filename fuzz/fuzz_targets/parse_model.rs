@@ -20,7 +20,7 @@ fn exercise(bytes: &[u8]) {
         let _ = model.denormalize(&[1.0f32; 2]);
         let len = tinyscore::model::packed::packed_len(bytes).unwrap_or(0);
         let mut packed = vec![0u8; len];
-        if tinyscore::model::packed::pack_int8(bytes, &mut packed).is_ok() {
+        if tinyscore::model::packed::pack(bytes, &mut packed).is_ok() {
             let packed = Model::parse(&packed).expect("a packed model parses");
             let mut packed_out = [0.0f32; 64];
             let _ = packed.predict_noise(&[0.1f32; 64][..n], 0.7, &mut packed_out[..n]);

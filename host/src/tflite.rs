@@ -295,8 +295,8 @@ fn integer_layers<'a>(model: &Model<'a>) -> Result<(Vec<Int8Layer<'a>>, Width)> 
         Precision::F32 => anyhow::bail!(
             "TFLite export takes a quantized model (made by `tinyscore quantize`), not an f32 one"
         ),
-        Precision::Int8Packed => anyhow::bail!(
-            "TFLite export takes the int8 model a packed one was made from, not the packed one"
+        Precision::Int8Packed | Precision::Int16x8Packed => anyhow::bail!(
+            "TFLite export takes the model a packed one was made from, not the packed one"
         ),
     };
     let layers = (0..=model.header().dims.layers)

@@ -171,7 +171,7 @@ pub fn helix_int8() -> Vec<u8> {
 pub fn packed(int8: &[u8]) -> Vec<u8> {
     let len = tinyscore::model::packed::packed_len(int8).expect("an int8 model parses");
     let mut out = vec![0u8; len];
-    let written = tinyscore::model::packed::pack_int8(int8, &mut out).expect("an int8 model packs");
+    let written = tinyscore::model::packed::pack(int8, &mut out).expect("an int8 model packs");
     assert_eq!(written, len);
     out
 }

@@ -1,11 +1,11 @@
-//! The packed int8 layout (precision 2, `core/src/model/packed.rs`): its kernel's algebra,
-//! and that a packed model gives the int8 model's bits — on the reference model, on a model
-//! whose widths leave partial row groups and input tails, and on random weights, biases and
-//! zero points over their whole ranges.
+//! The packed layouts (precisions 2 and 4, `core/src/model/packed.rs`): the kernels'
+//! algebra, and that a packed model gives the unpacked model's bits, int8 or int16x8 — on the
+//! reference models, on a model whose widths leave partial row groups and input tails, and on
+//! random weights, biases and zero points over their whole ranges.
 
 use rand_core::Rng;
 use tinyscore::model::packed::{
-    operands, pack_int8, packed_len, rows_portable, wide_portable, GROUP_ROWS,
+    operands, pack, packed_len, rows_portable, wide_portable, GROUP_ROWS,
 };
 use tinyscore::model::quant::QuantParams;
 use tinyscore::model::{Dims, Model, ModelError, Precision};
@@ -24,7 +24,11 @@ fn assert_same_bits<const N: usize>(int8: &[u8], count: usize, seed: u64) {
     let packed = packed(int8);
     let plain = NeuralScore::<N>::new(Model::parse(int8).unwrap()).unwrap();
     let model = Model::parse(&packed).unwrap();
-    assert_eq!(model.header().precision, Precision::Int8Packed);
+    let expected = match Model::parse(int8).unwrap().header().precision {
+        Precision::Int16x8 => Precision::Int16x8Packed,
+        _ => Precision::Int8Packed,
+    };
+    assert_eq!(model.header().precision, expected);
     let fast = NeuralScore::<N>::new(model).unwrap();
     let only_packed = PackedScore::<N>::new(model).unwrap();
     let mut rng = particle_rng(seed, 0);
@@ -184,6 +188,30 @@ fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -
     random_network_in(dim, fourier, hidden, layers, seed, 30, -31..=8)
 }
 
+/// [`random_network_in`] with int16 activations (int16x8): every zero point 0, random
+/// interpolated SiLU tables, biases within ±2^`bias_bits` (2^29 at most keeps every row
+/// within the format's bound on a row's sum).
+fn random_int16x8_network(
+    dim: u32,
+    fourier: u32,
+    hidden: u32,
+    layers: u32,
+    seed: u64,
+    bias_bits: u32,
+    shifts: std::ops::RangeInclusive<i8>,
+) -> Vec<u8> {
+    random_network_of(
+        dim,
+        fourier,
+        hidden,
+        layers,
+        seed,
+        bias_bits,
+        shifts,
+        ActivationWidth::Int16,
+    )
+}
+
 /// A random int8 network like [`random_network`] with biases within ±2^`bias_bits` and
 /// shifts drawn from `shifts`. Small biases and shifts that keep the hidden levels inside
 /// the int8 range make every input's product reach the output's low bits, where biases
@@ -197,6 +225,30 @@ fn random_network_in(
     bias_bits: u32,
     shifts: std::ops::RangeInclusive<i8>,
 ) -> Vec<u8> {
+    random_network_of(
+        dim,
+        fourier,
+        hidden,
+        layers,
+        seed,
+        bias_bits,
+        shifts,
+        ActivationWidth::Int8,
+    )
+}
+
+/// A random network of activations `width`, as [`random_network_in`] describes.
+#[allow(clippy::too_many_arguments)]
+fn random_network_of(
+    dim: u32,
+    fourier: u32,
+    hidden: u32,
+    layers: u32,
+    seed: u64,
+    bias_bits: u32,
+    shifts: std::ops::RangeInclusive<i8>,
+    width: ActivationWidth,
+) -> Vec<u8> {
     let mut rng = particle_rng(seed, 0);
     let mut next = move || rng.next_u32();
     let dims = Dims {
@@ -205,9 +257,10 @@ fn random_network_in(
         hidden,
         layers,
     };
+    let int16 = width == ActivationWidth::Int16;
     let params = |r: u32, s: u32| QuantParams {
-        scale: 0.001 + (r % 1000) as f32 * 1e-3,
-        zero_point: (s % 256) as i32 - 128,
+        scale: 0.001 + (r % 1000) as f32 * if int16 { 1e-5 } else { 1e-3 },
+        zero_point: if int16 { 0 } else { (s % 256) as i32 - 128 },
     };
     let mut shapes = (0..=layers).map(|i| dims.layer_shape(i));
     let quantized_layers = (0..=layers)
@@ -230,7 +283,11 @@ fn random_network_in(
                         })
                         .collect(),
                     pre: params(next(), next()),
-                    lut: SiluLut::Int8(Box::new(core::array::from_fn(|_| next() as i8))),
+                    lut: if int16 {
+                        SiluLut::Int16(Box::new(core::array::from_fn(|_| next() as i16)))
+                    } else {
+                        SiluLut::Int8(Box::new(core::array::from_fn(|_| next() as i8)))
+                    },
                     post: params(next(), next()),
                 }),
             }
@@ -259,7 +316,7 @@ fn random_network_in(
         input: params(next(), next()),
         layers: quantized_layers,
         rounding,
-        width: ActivationWidth::Int8,
+        width,
     }
     .to_bytes()
     .expect("a random network in range writes")
@@ -280,17 +337,48 @@ fn random_networks_of_awkward_shapes_give_the_int8_bits() {
 }
 
 #[test]
+fn the_packed_int16x8_reference_model_and_random_ones_give_the_unpacked_bits() {
+    assert_same_bits::<2>(&tinyscore_tests::reference_int16x8().1, 3000, 11);
+    // Shapes as for int8: partial row groups, every time-feature tail, data past a word.
+    assert_same_bits::<1>(
+        &random_int16x8_network(1, 1, 5, 1, 12, 29, -31..=8),
+        300,
+        12,
+    );
+    assert_same_bits::<5>(
+        &random_int16x8_network(5, 1, 6, 2, 13, 12, -14..=-6),
+        300,
+        13,
+    );
+    assert_same_bits::<2>(
+        &random_int16x8_network(2, 3, 7, 2, 14, 29, -31..=8),
+        300,
+        14,
+    );
+    assert_same_bits::<3>(
+        &random_int16x8_network(3, 16, 64, 3, 15, 20, -20..=-2),
+        300,
+        15,
+    );
+    assert_same_bits::<4>(
+        &random_int16x8_network(4, 64, 256, 2, 16, 29, -31..=8),
+        100,
+        16,
+    );
+}
+
+#[test]
 fn only_int8_models_pack_only_packed_ones_make_a_packed_score_and_a_short_buffer_is_refused() {
     let float = reference_model_bytes();
     let mut out = vec![0u8; float.len()];
     assert!(matches!(
-        pack_int8(&float, &mut out),
+        pack(&float, &mut out),
         Err(ModelError::InvalidParameter(e)) if e.parameter == "model to pack"
     ));
     let (_, int8) = reference_int8();
     let mut short = vec![0u8; packed_len(&int8).unwrap() - 1];
     assert!(matches!(
-        pack_int8(&int8, &mut short),
+        pack(&int8, &mut short),
         Err(ModelError::InvalidParameter(e)) if e.parameter == "packing buffer"
     ));
     // Only a packed model makes a PackedScore, and only of its own dimension.
@@ -306,7 +394,7 @@ fn only_int8_models_pack_only_packed_ones_make_a_packed_score_and_a_short_buffer
     ));
     // A packed file is not packed twice, and a corrupted one is refused like any other.
     let twice = packed(&int8);
-    assert!(pack_int8(&twice, &mut out).is_err());
+    assert!(pack(&twice, &mut out).is_err());
     // The host's tools that read weights back (export, quantize) refuse it with a reason.
     let error = Network::from_model(&Model::parse(&twice).unwrap()).unwrap_err();
     assert!(error.to_string().contains("packed"), "{error}");

@@ -59,7 +59,7 @@ pub enum Precision {
     Int8,
     /// The int8 network laid out for dual 16-bit multiply–accumulate (code 2; see
     /// [`packed`](super::packed)): the same numbers, the same outputs, made by
-    /// [`pack_int8`](super::packed::pack_int8).
+    /// [`pack`](super::packed::pack).
     Int8Packed,
     /// int8 weights with int16 activations (code 3; TFLite's "16×8"): the sections of
     /// [`Precision::Int8`], with every activation tensor symmetric (zero point 0) in 16 bits
@@ -68,6 +68,11 @@ pub enum Precision {
     /// with the core's `int16x8` feature (on by default).
     #[cfg(feature = "int16x8")]
     Int16x8,
+    /// The int16x8 network laid out for dual 16-bit multiply–accumulate (code 4; see
+    /// [`packed`](super::packed)): the same numbers, the same outputs, made by
+    /// [`pack`](super::packed::pack). Parsed with the core's `int16x8` feature.
+    #[cfg(feature = "int16x8")]
+    Int16x8Packed,
 }
 
 impl Precision {
@@ -79,20 +84,32 @@ impl Precision {
             Precision::Int8Packed => 2,
             #[cfg(feature = "int16x8")]
             Precision::Int16x8 => 3,
+            #[cfg(feature = "int16x8")]
+            Precision::Int16x8Packed => 4,
         }
     }
-    /// Whether the file's activations are int16 ([`Precision::Int16x8`]); false in a build
-    /// without the `int16x8` feature, so that their code leaves it.
+    /// Whether the file's activations are int16 ([`Precision::Int16x8`] and
+    /// [`Precision::Int16x8Packed`]); false in a build without the `int16x8` feature, so that
+    /// their code leaves it.
     #[inline(always)]
     pub fn has_int16_activations(&self) -> bool {
         #[cfg(feature = "int16x8")]
-        return *self == Precision::Int16x8;
+        return matches!(self, Precision::Int16x8 | Precision::Int16x8Packed);
         #[cfg(not(feature = "int16x8"))]
         return false;
     }
+    /// Whether the file is laid out for dual 16-bit multiply–accumulate
+    /// ([`Precision::Int8Packed`] and [`Precision::Int16x8Packed`]).
+    #[inline(always)]
+    pub fn is_packed(&self) -> bool {
+        #[cfg(feature = "int16x8")]
+        return matches!(self, Precision::Int8Packed | Precision::Int16x8Packed);
+        #[cfg(not(feature = "int16x8"))]
+        return *self == Precision::Int8Packed;
+    }
     /// Whether the file has unpacked int8 layers with SiLU tables (int8 and int16x8).
     pub fn has_int8_tables(&self) -> bool {
-        *self == Precision::Int8 || self.has_int16_activations()
+        *self == Precision::Int8 || (self.has_int16_activations() && !self.is_packed())
     }
     /// The precision of header code `code`.
     pub fn from_code(code: u8) -> Result<Self, ModelError> {
@@ -102,8 +119,10 @@ impl Precision {
             2 => Ok(Precision::Int8Packed),
             #[cfg(feature = "int16x8")]
             3 => Ok(Precision::Int16x8),
+            #[cfg(feature = "int16x8")]
+            4 => Ok(Precision::Int16x8Packed),
             #[cfg(not(feature = "int16x8"))]
-            3 => Err(ModelError::LeftOut { feature: "int16x8" }),
+            3 | 4 => Err(ModelError::LeftOut { feature: "int16x8" }),
             value => Err(ModelError::UnknownCode {
                 field: "precision",
                 value,
@@ -367,27 +386,41 @@ impl Dims {
         match precision {
             Precision::F32 => self.f32_payload_len(),
             Precision::Int8 => self.int8_payload_len(),
-            Precision::Int8Packed => {
-                let widened: usize = (0..=self.layers)
-                    .map(|i| self.packed_weights_len(i) - self.int8_weights_len(i))
-                    .sum();
-                self.int8_payload_len() + widened
-            }
+            Precision::Int8Packed => self.int8_payload_len() + self.packed_widening(precision),
             #[cfg(feature = "int16x8")]
             Precision::Int16x8 => self.quantized_payload_len(SiluTable::INT16_BYTES),
+            #[cfg(feature = "int16x8")]
+            Precision::Int16x8Packed => {
+                let padded = SiluTable::INT16_BYTES + SiluTable::INT16_PACKED_PADDING;
+                self.quantized_payload_len(padded) + self.packed_widening(precision)
+            }
         }
+    }
+    /// Bytes the weights of a packed file of `precision` take beyond one a weight.
+    fn packed_widening(&self, precision: Precision) -> usize {
+        (0..=self.layers)
+            .map(|i| self.packed_weights_len(i, precision) - self.int8_weights_len(i))
+            .sum()
     }
     /// Bytes of layer `i`'s int8 weights: one per weight.
     fn int8_weights_len(&self, i: u32) -> usize {
         let (inputs, outputs) = self.layer_shape(i);
         outputs * inputs
     }
-    /// Bytes of layer `i`'s packed weights: its first [`Dims::packed_wide_inputs`] inputs
-    /// in 16-bit pairs (four bytes a pair, the last pair padded), the rest one byte each.
-    pub fn packed_weights_len(&self, i: u32) -> usize {
+    /// Bytes of layer `i`'s weights in a packed file of `precision`: its first
+    /// [`Dims::packed_wide_inputs`] inputs in 16-bit pairs (four bytes a pair, the last pair
+    /// padded); the rest (the first layer's time features) one byte each in an int8 file, in
+    /// 16-bit pairs of their own in an int16x8 one.
+    pub fn packed_weights_len(&self, i: u32, precision: Precision) -> usize {
         let (inputs, outputs) = self.layer_shape(i);
         let wide = self.packed_wide_inputs(i);
-        outputs * (4 * wide.div_ceil(2) + (inputs - wide))
+        let rest = inputs - wide;
+        let rest_bytes = if precision.has_int16_activations() {
+            4 * rest.div_ceil(2)
+        } else {
+            rest
+        };
+        outputs * (4 * wide.div_ceil(2) + rest_bytes)
     }
     /// How many of layer `i`'s first inputs a packed model multiplies with 16-bit weights:
     /// the data coordinates for the first layer (its time features stay bytes, as their sums
@@ -670,6 +703,10 @@ impl SiluTable<'_> {
     pub const INT8_BYTES: usize = 256;
     /// Bytes of an int16 table.
     pub const INT16_BYTES: usize = 2 * SILU16_ENTRIES;
+    /// Zero bytes after each int16 table of a packed int16x8 file, which keep the next
+    /// layer's weights word-aligned for the kernels.
+    pub const INT16_PACKED_PADDING: usize =
+        Self::INT16_BYTES.next_multiple_of(4) - Self::INT16_BYTES;
 
     /// The precision whose table this is.
     fn precision(&self) -> Precision {
@@ -717,7 +754,7 @@ pub struct Payload<'a> {
 
 /// Writes the file of `header` and `payload` to `sink`, a piece at a time, checking every
 /// section's length against the header's dimensions first (a file is written whole or not at
-/// all). Packed files are made from an int8 file by [`pack_int8`](super::packed::pack_int8).
+/// all). Packed files are made from an unpacked file by [`pack`](super::packed::pack).
 pub fn write_file(
     header: &Header,
     payload: &Payload<'_>,
@@ -1195,6 +1232,8 @@ pub(crate) enum Layers<'a> {
     Int8Packed([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
     #[cfg(feature = "int16x8")]
     Int16x8([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
+    #[cfg(feature = "int16x8")]
+    Int16x8Packed([Int8Layer<'a>; MAX_LAYERS as usize + 1]),
 }
 
 /// A file's payload sections, borrowed from it.
@@ -1236,6 +1275,12 @@ pub(crate) fn read_sections<'a>(
         Precision::Int16x8 => {
             Layers::Int16x8(read_int8_layers(&mut payload, dims, Precision::Int16x8)?)
         }
+        #[cfg(feature = "int16x8")]
+        Precision::Int16x8Packed => Layers::Int16x8Packed(read_int8_layers(
+            &mut payload,
+            dims,
+            Precision::Int16x8Packed,
+        )?),
     };
     let start = payload.position;
     if header.trained_activations.present() {
@@ -1287,7 +1332,7 @@ fn read_int8_layers<'a>(
     dims: &Dims,
     precision: Precision,
 ) -> Result<[Int8Layer<'a>; MAX_LAYERS as usize + 1], ModelError> {
-    let packed = precision == Precision::Int8Packed;
+    let packed = precision.is_packed();
     let int16 = precision.has_int16_activations();
     // An int16x8 row is bounded as a whole below, which is what its sums need.
     let max_bias = match precision {
@@ -1309,7 +1354,7 @@ fn read_int8_layers<'a>(
     for (i, layer) in layers.iter_mut().enumerate().take(dims.layers as usize + 1) {
         let (inputs, outputs) = dims.layer_shape(i as u32);
         let weights = if packed {
-            payload.take(dims.packed_weights_len(i as u32))?
+            payload.take(dims.packed_weights_len(i as u32, precision))?
         } else {
             payload.take(outputs * inputs)?
         };
@@ -1327,16 +1372,14 @@ fn read_int8_layers<'a>(
         )?;
         if int16 {
             // Levels reach ±2¹⁵: every row's sum must fit i32 whatever the input.
+            let wide = packed.then(|| dims.packed_wide_inputs(i as u32));
             ParamError::require(
-                weights
-                    .chunks_exact(inputs.max(1))
-                    .zip(bias.chunks_exact(4))
-                    .all(|(row, b)| {
-                        let weight_sum: u64 =
-                            row.iter().map(|&w| (w as i8).unsigned_abs() as u64).sum();
-                        let bias = i32::from_le_bytes(b.try_into().unwrap_or_default());
-                        weight_sum * (1 << 15) + bias.unsigned_abs() as u64 <= i32::MAX as u64
-                    }),
+                (0..outputs).all(|o| {
+                    let shape = (inputs, outputs);
+                    let weight_sum = super::packed::row_magnitude(weights, shape, wide, o);
+                    weight_sum * (1 << 15) + (i32_at(bias, o).unsigned_abs() as u64)
+                        <= i32::MAX as u64
+                }),
                 "int16x8 layer",
                 "|bias| + 2^15·Σ|w| < 2^31 on every row",
             )?;
@@ -1375,6 +1418,14 @@ fn read_int8_layers<'a>(
                 #[cfg(feature = "int16x8")]
                 {
                     layer.lut16 = payload.take(SiluTable::INT16_BYTES)?;
+                    if packed {
+                        let padding = payload.take(SiluTable::INT16_PACKED_PADDING)?;
+                        ParamError::require(
+                            padding.iter().all(|&b| b == 0),
+                            "int16 table padding",
+                            "zero bytes",
+                        )?;
+                    }
                 }
             } else {
                 layer.lut = payload.take(SiluTable::INT8_BYTES)?.try_into().ok();

@@ -92,7 +92,7 @@ impl<'a> Model<'a> {
         })
     }
 
-    /// The model with `kernels` running a packed model ([`Precision::Int8Packed`]); other
+    /// The model with `kernels` running a packed model ([`Precision::is_packed`]); other
     /// precisions do not use them. They must compute what [`packed::Kernels::PORTABLE`]
     /// does, bit for bit.
     pub fn with_kernels(self, kernels: packed::Kernels) -> Self {
@@ -326,7 +326,13 @@ impl<'a> Model<'a> {
                 int8::forward::<L, int8::Int16Levels>(self, layers, a, t, observer)
             }
             Layers::Int8Packed(layers) => {
-                packed::forward(self, layers, t, &mut score::Lanes(a));
+                packed::forward::<packed::Int8Levels>(self, layers, t, &mut score::Lanes(a));
+                let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
+                &a[..n]
+            }
+            #[cfg(feature = "int16x8")]
+            Layers::Int16x8Packed(layers) => {
+                packed::forward::<packed::Int16Levels>(self, layers, t, &mut score::Lanes(a));
                 let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
                 &a[..n]
             }

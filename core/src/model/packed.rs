@@ -1,6 +1,6 @@
-//! The int8 network in the layout made for the Cortex-M4's dual 16-bit multiply–accumulate
-//! (`SMLAD`): precision 2, "packed", written from an int8 file by [`pack_int8`] when firmware
-//! is built for a core with the DSP extension.
+//! The int8 and int16x8 networks in the layout made for the Cortex-M4's dual 16-bit
+//! multiply–accumulate (`SMLAD`): precisions 2 and 4, "packed", written from an int8 or
+//! int16x8 file by [`pack`] when firmware is built for a core with the DSP extension.
 //!
 //! # Why a layout
 //! `SMLAD acc, a, b` adds `a.lo·b.lo + a.hi·b.hi` (signed 16-bit halves) to `acc`: two MACs in
@@ -46,8 +46,18 @@
 //! The bias section holds the folded constant `bias − z_in·Σⱼwⱼ + 127·Σ_{k<K}(w_{V+4k+1} +
 //! w_{V+4k+3})`. Everything else is as in precision 1.
 //!
+//! # int16 activations (precision 4)
+//! An int16x8 network's levels are 16-bit already and reach ±2¹⁵, past the byte part's
+//! trick. Its first layer's time-feature weights are a second wide part instead, laid out
+//! as the first (`⌈(in − V)/2⌉` words a row) and placed after it: the same wide kernel sums
+//! them once for all points. Its hidden layers run the wide kernel, then requantize each sum
+//! to int16 and interpolate the SiLU table. Each table is followed by
+//! [`SiluTable::INT16_PACKED_PADDING`](super::format::SiluTable::INT16_PACKED_PADDING) zero
+//! bytes, which keep the next layer's weights word-aligned. Its biases are the file's (every
+//! zero point is 0), and the parser bounds each row's sum below 2³¹ as for the unpacked file.
+//!
 //! The arithmetic is exact in i32 (see the bounds below), so the packed network's outputs are
-//! bit-identical to the int8 network's, whichever kernels run it.
+//! bit-identical to the unpacked network's, whichever kernels run it.
 //!
 //! # Bounds
 //! With `|q| ≤ 128`, `|w| ≤ 128` and at most 256 inputs, `|Σwq| < 2²²` and the two correction
@@ -56,10 +66,14 @@
 //! wide part's sums are the plain sums.
 
 use super::crc32::crc32;
+#[cfg(feature = "int16x8")]
+use super::format::SiluTable;
 use super::format::{f32_at, i32_at, Header, Int8Layer, Precision, CHECKSUM_LEN, HEADER_LEN};
 use super::format::{MAX_DIM as MAX_DIM_U32, MAX_WIDTH};
 use super::int8::{for_each_time_level, Activation};
-use super::quant::Rounding;
+#[cfg(feature = "int16x8")]
+use super::quant::{requantize_parsed, requantize_single, silu_int16};
+use super::quant::{QuantParams, Rounding};
 use super::{Model, ModelError};
 use crate::error::ParamError;
 
@@ -316,19 +330,36 @@ pub fn operands(q: &[i8], operands: &mut [u32]) -> i32 {
     even
 }
 
+/// Byte offset of the i16 of input `j` of row `o` in a wide part of `pairs` words a row and
+/// `outputs` rows.
+fn wide_index(outputs: usize, pairs: usize, o: usize, j: usize) -> usize {
+    let grouped = outputs - outputs % GROUP_ROWS;
+    let word = if o < grouped {
+        (o - o % GROUP_ROWS) * pairs + (j / 2) * GROUP_ROWS + o % GROUP_ROWS
+    } else {
+        o * pairs + j / 2
+    };
+    4 * word + 2 * (j % 2)
+}
+
 /// Byte offset of weight `(o, j)` in a packed layer of `inputs × outputs` whose first `wide`
-/// inputs are wide (module docs): the i16's first byte in the wide part, the byte in the byte
-/// part.
-fn packed_index(inputs: usize, outputs: usize, wide: usize, o: usize, j: usize) -> usize {
+/// inputs are wide (module docs): the i16's first byte in the wide part; past it, for an
+/// int16x8 file (`int16`) the i16's first byte in the second wide part, for an int8 one the
+/// byte in the byte part.
+fn packed_index(
+    (inputs, outputs): (usize, usize),
+    wide: usize,
+    int16: bool,
+    o: usize,
+    j: usize,
+) -> usize {
     let pairs = wide.div_ceil(2);
     if j < wide {
-        let grouped = outputs - outputs % GROUP_ROWS;
-        let word = if o < grouped {
-            (o - o % GROUP_ROWS) * pairs + (j / 2) * GROUP_ROWS + o % GROUP_ROWS
-        } else {
-            o * pairs + j / 2
-        };
-        return 4 * word + 2 * (j % 2);
+        return wide_index(outputs, pairs, o, j);
+    }
+    if int16 {
+        let rest_pairs = (inputs - wide).div_ceil(2);
+        return 4 * pairs * outputs + wide_index(outputs, rest_pairs, o, j - wide);
     }
     let (inputs, j) = (inputs - wide, j - wide);
     let group = o / GROUP_ROWS;
@@ -343,25 +374,36 @@ fn packed_index(inputs: usize, outputs: usize, wide: usize, o: usize, j: usize) 
     }
 }
 
-/// The length of the packed form of the model `file`, which [`pack_int8`] writes.
-pub fn packed_len(file: &[u8]) -> Result<usize, ModelError> {
-    let dims = Model::parse(file)?.header().dims;
-    Ok(dims.file_len(Precision::Int8Packed))
+/// The packed precision of an unpacked one that has it.
+fn packed_precision(precision: Precision) -> Result<Precision, ModelError> {
+    match precision {
+        Precision::Int8 => Ok(Precision::Int8Packed),
+        #[cfg(feature = "int16x8")]
+        Precision::Int16x8 => Ok(Precision::Int16x8Packed),
+        _ => Err(ParamError {
+            parameter: "model to pack",
+            requirement: "an int8 or int16x8 model (precision 1 or 3)",
+        }
+        .into()),
+    }
 }
 
-/// Writes the packed form (precision 2) of the int8 model `file` into the start of `out` and
-/// returns its length, [`packed_len`] (the file's plus the wide parts' extra bytes). Fails on
-/// a file that does not parse, that is not int8, or an `out` shorter than the packed file.
-pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
+/// The length of the packed form of the model `file`, which [`pack`] writes.
+pub fn packed_len(file: &[u8]) -> Result<usize, ModelError> {
+    let header = *Model::parse(file)?.header();
+    Ok(header.dims.file_len(packed_precision(header.precision)?))
+}
+
+/// Writes the packed form of the int8 or int16x8 model `file` (precision 2 or 4) into the
+/// start of `out` and returns its length, [`packed_len`] (the file's plus the wide parts'
+/// extra bytes). Fails on a file that does not parse, that is neither, or an `out` shorter
+/// than the packed file.
+pub fn pack(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
     let model = Model::parse(file)?;
     let dims = model.header().dims;
-    ParamError::require(
-        model.header().precision == Precision::Int8,
-        "model to pack",
-        "an int8 model (precision 1)",
-    )?;
+    let int16 = model.header().precision.has_int16_activations();
     let header = Header {
-        precision: Precision::Int8Packed,
+        precision: packed_precision(model.header().precision)?,
         ..*model.header()
     };
     let len = dims.file_len(header.precision);
@@ -388,7 +430,7 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
         let weights = offset(layer.weight_bytes());
         out[read + moved..weights + moved].copy_from_slice(&file[read..weights]);
         let packed_at = weights + moved;
-        let packed_len = dims.packed_weights_len(i);
+        let packed_len = dims.packed_weights_len(i, header.precision);
         out[packed_at..packed_at + packed_len].fill(0);
         read = weights + layer.weight_bytes().len();
         moved += packed_len - layer.weight_bytes().len();
@@ -399,9 +441,9 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
             let mut odd = 0i64;
             for j in 0..inputs {
                 let w = layer.weight(o, j);
-                let at = packed_at + packed_index(inputs, outputs, wide, o, j);
-                let in_words = j >= wide && j - wide < 4 * byte_words;
-                if j < wide {
+                let at = packed_at + packed_index((inputs, outputs), wide, int16, o, j);
+                let in_words = !int16 && j >= wide && j - wide < 4 * byte_words;
+                if j < wide || int16 {
                     out[at..at + 2].copy_from_slice(&(w as i16).to_le_bytes());
                 } else if in_words && (j - wide) % 2 == 0 {
                     out[at] = w as u8 ^ 0x80;
@@ -420,6 +462,17 @@ pub fn pack_int8(file: &[u8], out: &mut [u8]) -> Result<usize, ModelError> {
             out[at..at + 4].copy_from_slice(&folded.to_le_bytes());
         }
         read = bias + layer.bias_bytes().len();
+        #[cfg(feature = "int16x8")]
+        if int16 && i < dims.layers {
+            // Zero bytes after the table keep the next layer's weights word-aligned.
+            let knots = layer.silu_knots();
+            let end = offset(knots) + knots.len();
+            out[read + moved..end + moved].copy_from_slice(&file[read..end]);
+            read = end;
+            let padding = SiluTable::INT16_PACKED_PADDING;
+            out[read + moved..read + moved + padding].fill(0);
+            moved += padding;
+        }
     }
     let body = file.len() - CHECKSUM_LEN;
     out[read + moved..body + moved].copy_from_slice(&file[read..body]);
@@ -440,8 +493,209 @@ pub(super) trait Points {
     fn put(&mut self, p: usize, d: usize, eps: f32);
 }
 
-/// The packed network of `model` on every point of `points`, all at time `t`: the same
-/// integers as the int8 network's, so the same bits.
+/// What a packed network's activations are: how a point's coordinates, the shared time
+/// features and a hidden layer's sums become the 16-bit levels the wide parts multiply.
+pub(super) trait PackedLevels {
+    /// The level of coordinate `real` in the input tensor `q` (int8 files: the level itself,
+    /// its zero point being folded into the first layer's biases).
+    fn input(q: QuantParams, real: f32) -> i16;
+    /// Each row `o < out.len()` of the first layer: its start (the little-endian i32 `o` of
+    /// the layer's biases) plus its byte part's sum over the time features' levels at `t`.
+    fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]);
+    /// Hidden layer `layer`'s wide part over the levels `from` (`pairs` words a row), its
+    /// requantization and SiLU, as levels into `to`.
+    fn hidden(
+        model: &Model<'_>,
+        layer: &Int8Layer<'_>,
+        pairs: usize,
+        from: &[u32],
+        starts: &[u8],
+        to: &mut [u32],
+    );
+}
+
+/// int8 activations ([`Precision::Int8Packed`]): the byte part's `SMLAD` trick and the fused
+/// requantization and table.
+pub(super) struct Int8Levels;
+
+impl PackedLevels for Int8Levels {
+    #[inline(always)]
+    fn input(q: QuantParams, real: f32) -> i16 {
+        q.quantize(real) as i16
+    }
+
+    #[inline(always)]
+    fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]) {
+        let n = (model.header().dims.dim as usize).min(MAX_DIM);
+        let mut time_levels = Levels([0; MAX_WIDTH]);
+        let input = first.input();
+        for_each_time_level(
+            model,
+            t,
+            |v| input.quantize(v),
+            |i, q| {
+                if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
+                    *level = q;
+                }
+            },
+        );
+        let byte_part = first
+            .weight_bytes()
+            .get(4 * n.div_ceil(2) * out.len()..)
+            .unwrap_or(&[]);
+        let time_inputs = first.inputs().saturating_sub(n).min(MAX_WIDTH);
+        byte_sums(
+            model.kernels(),
+            byte_part,
+            time_inputs,
+            &time_levels,
+            first.bias_bytes(),
+            out,
+        );
+    }
+
+    #[inline(always)]
+    fn hidden(
+        model: &Model<'_>,
+        layer: &Int8Layer<'_>,
+        pairs: usize,
+        from: &[u32],
+        starts: &[u8],
+        to: &mut [u32],
+    ) {
+        let (pre, lut) = layer.activation_table();
+        let requantization = Requantization {
+            multipliers: layer.multiplier_bytes(),
+            shifts: layer.shift_bytes(),
+            pre,
+            lut,
+            rounding: model.header().rounding,
+        };
+        let activate = if layer.narrow_requantization() {
+            model.kernels().wide_activation
+        } else {
+            wide_activation_portable
+        };
+        activate(
+            layer.weight_bytes(),
+            pairs,
+            from,
+            starts,
+            &requantization,
+            to,
+        );
+    }
+}
+
+/// int16 activations ([`Precision::Int16x8Packed`]): the time features' levels are 16-bit
+/// too, so their weights are a second wide part (summed once for all points, by the same
+/// kernel), and a hidden layer's sums are requantized to int16 and put through the
+/// interpolated SiLU table after the wide kernel.
+#[cfg(feature = "int16x8")]
+pub(super) struct Int16Levels;
+
+#[cfg(feature = "int16x8")]
+impl PackedLevels for Int16Levels {
+    #[inline(always)]
+    fn input(q: QuantParams, real: f32) -> i16 {
+        q.quantize_int16(real)
+    }
+
+    #[inline(always)]
+    fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]) {
+        let n = (model.header().dims.dim as usize).min(MAX_DIM);
+        let mut levels = [0u32; MAX_WIDTH / 2];
+        let input = first.input();
+        for_each_time_level(
+            model,
+            t,
+            |v| input.quantize_int16(v),
+            |i, q| set_half(&mut levels, i.wrapping_sub(n), q),
+        );
+        // The second wide part, after the first's `⌈N/2⌉` words a row.
+        let weights = first
+            .weight_bytes()
+            .get(4 * n.div_ceil(2) * out.len()..)
+            .unwrap_or(&[]);
+        let pairs = first.inputs().saturating_sub(n).min(MAX_WIDTH).div_ceil(2);
+        (model.kernels().wide)(weights, pairs, &levels, first.bias_bytes(), out);
+    }
+
+    #[inline(always)]
+    fn hidden(
+        model: &Model<'_>,
+        layer: &Int8Layer<'_>,
+        pairs: usize,
+        from: &[u32],
+        starts: &[u8],
+        to: &mut [u32],
+    ) {
+        let channels = layer.outputs().min(MAX_WIDTH);
+        let mut totals = [0i32; MAX_WIDTH];
+        let totals = &mut totals[..channels];
+        (model.kernels().wide)(layer.weight_bytes(), pairs, from, starts, totals);
+        // The parser read a whole table; the rounding is the file's. Both are settled
+        // here, once a layer, so that the loop over the channels holds neither check.
+        let Ok(knots) = <&[u8; SiluTable::INT16_BYTES]>::try_from(layer.silu_knots()) else {
+            return;
+        };
+        match model.header().rounding {
+            Rounding::Double => activate_int16(totals, layer, knots, requantize_parsed, to),
+            Rounding::Single => activate_int16(totals, layer, knots, requantize_single, to),
+        }
+    }
+}
+
+/// Each channel's int16 level for its sum in `totals`, requantized by `requantize` with the
+/// layer's multiplier and shift, clamped to int16 and put through the SiLU table `knots`,
+/// into half `o mod 2` of `to[o / 2]`.
+#[cfg(feature = "int16x8")]
+#[inline(always)]
+fn activate_int16(
+    totals: &[i32],
+    layer: &Int8Layer<'_>,
+    knots: &[u8; SiluTable::INT16_BYTES],
+    requantize: impl Fn(i32, i32, i32) -> i32,
+    to: &mut [u32],
+) {
+    let multipliers = layer
+        .multiplier_bytes()
+        .chunks_exact(4)
+        .map(|m| i32::from_le_bytes([m[0], m[1], m[2], m[3]]));
+    let channels = totals.iter().zip(multipliers).zip(layer.shift_bytes());
+    for (o, ((total, multiplier), shift)) in channels.enumerate() {
+        let level = requantize(*total, multiplier, *shift as i8 as i32);
+        let level = level.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+        set_half(to, o, silu_int16(knots, level));
+    }
+}
+
+/// `Σⱼ |w[o][j]|` over row `o` of a layer of `inputs × outputs` whose weights are `weights`:
+/// one byte a weight, row after row, where `wide` is `None`; in the layout of a packed
+/// int16x8 file whose first `wide` inputs are the wide part otherwise.
+pub(crate) fn row_magnitude(
+    weights: &[u8],
+    (inputs, outputs): (usize, usize),
+    wide: Option<usize>,
+    o: usize,
+) -> u64 {
+    let Some(wide) = wide else {
+        let row = weights.get(o * inputs..(o + 1) * inputs).unwrap_or(&[]);
+        return row.iter().map(|&w| (w as i8).unsigned_abs() as u64).sum();
+    };
+    (0..inputs)
+        .map(|j| {
+            let at = packed_index((inputs, outputs), wide, true, o, j);
+            let w = weights
+                .get(at..at + 2)
+                .map_or(0, |b| i16::from_le_bytes([b[0], b[1]]));
+            w.unsigned_abs() as u64
+        })
+        .sum()
+}
+
+/// The packed network of `model` on every point of `points`, all at time `t`, its
+/// activations as `A` says: the same integers as the unpacked network's, so the same bits.
 ///
 /// The first layer's byte part (the time features, which all points share) is summed once,
 /// with the bias; each point's first layer starts from those sums and adds its wide part,
@@ -451,7 +705,7 @@ pub(super) trait Points {
 /// it runs, not in the frame of every evaluator that might call it.
 #[cfg_attr(not(target_os = "none"), inline(always))]
 #[cfg_attr(target_os = "none", inline(never))]
-pub(super) fn forward(
+pub(super) fn forward<A: PackedLevels>(
     model: &Model<'_>,
     layers: &[Int8Layer<'_>],
     t: f32,
@@ -468,36 +722,10 @@ pub(super) fn forward(
     // block, so that the stack slots of its scratch can be reused after it.)
     let mut shared = [0u8; 4 * MAX_WIDTH];
     {
-        let mut time_levels = Levels([0; MAX_WIDTH]);
-        let input = first.input();
-        for_each_time_level(
-            model,
-            t,
-            |v| input.quantize(v),
-            |i, q| {
-                if let Some(level) = time_levels.0.get_mut(i.wrapping_sub(n)) {
-                    *level = q;
-                }
-            },
-        );
         let mut time_part = [0i32; MAX_WIDTH];
         let rows = first.outputs().min(MAX_WIDTH);
-        let time_part = &mut time_part[..rows];
-        let byte_part = first
-            .weight_bytes()
-            .get(4 * n.div_ceil(2) * rows..)
-            .unwrap_or(&[]);
-        let time_inputs = first.inputs().saturating_sub(n).min(MAX_WIDTH);
-        let starts = first.bias_bytes();
-        byte_sums(
-            kernels,
-            byte_part,
-            time_inputs,
-            &time_levels,
-            starts,
-            time_part,
-        );
-        for (sum, bytes) in time_part.iter().zip(shared.chunks_exact_mut(4)) {
+        A::time_sums(model, first, t, &mut time_part[..rows]);
+        for (sum, bytes) in time_part[..rows].iter().zip(shared.chunks_exact_mut(4)) {
             bytes.copy_from_slice(&sum.to_le_bytes());
         }
     }
@@ -511,7 +739,7 @@ pub(super) fn forward(
             set_half(
                 &mut own,
                 d,
-                first.input().quantize(points.coordinate(p, d)) as i16,
+                A::input(first.input(), points.coordinate(p, d)),
             );
         }
         for (i, layer) in layers.iter().enumerate().take(last + 1) {
@@ -527,25 +755,11 @@ pub(super) fn forward(
             } else {
                 layer.bias_bytes()
             };
-            let weights = layer.weight_bytes();
             if i < last {
-                let (pre, lut) = layer.activation_table();
-                let requantization = Requantization {
-                    multipliers: layer.multiplier_bytes(),
-                    shifts: layer.shift_bytes(),
-                    pre,
-                    lut,
-                    rounding: model.header().rounding,
-                };
-                let activate = if layer.narrow_requantization() {
-                    kernels.wide_activation
-                } else {
-                    wide_activation_portable
-                };
-                activate(weights, pairs, from, starts, &requantization, to);
+                A::hidden(model, layer, pairs, from, starts, to);
             } else {
                 let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
-                (kernels.wide)(weights, pairs, from, starts, totals);
+                (kernels.wide)(layer.weight_bytes(), pairs, from, starts, totals);
                 let scales = layer.weight_scale_bytes().chunks_exact(4).map(f32_at);
                 let s_in = layer.input().scale;
                 for (d, (total, scale)) in totals.iter().zip(scales).enumerate() {

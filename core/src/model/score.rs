@@ -4,7 +4,7 @@
 //! [`NeuralScore`] runs any precision; [`Int8Score`] and [`PackedScore`] run one each, so
 //! that firmware links only the evaluator its model needs.
 
-use super::format::{Layers, Precision, MAX_WIDTH};
+use super::format::{Layers, MAX_WIDTH};
 use super::{int8, packed, Model, ModelError, ModelSde};
 use crate::error::ParamError;
 use crate::observe::NullObserver;
@@ -73,9 +73,6 @@ fn packed_scores<const N: usize>(
     t: f32,
     out: &mut [[f32; N]],
 ) -> bool {
-    let Layers::Int8Packed(layers) = model.layers() else {
-        return false;
-    };
     let header = model.header();
     let mut points = ScorePoints {
         xs,
@@ -83,13 +80,23 @@ fn packed_scores<const N: usize>(
         sigma: header.sde.sigma(t),
         gain: header.gaussian_gain(t),
     };
-    packed::forward(model, layers, t, &mut points);
+    match model.layers() {
+        Layers::Int8Packed(layers) => {
+            packed::forward::<packed::Int8Levels>(model, layers, t, &mut points)
+        }
+        #[cfg(feature = "int16x8")]
+        Layers::Int16x8Packed(layers) => {
+            packed::forward::<packed::Int16Levels>(model, layers, t, &mut points)
+        }
+        _ => return false,
+    }
     true
 }
 
-/// A packed int8 model ([`Precision::Int8Packed`]) as a [`Score`] on `[f32; N]`: the bits
+/// A packed model ([`Precision::Int8Packed`](super::Precision::Int8Packed), or
+/// `Int16x8Packed` with the `int16x8` feature) as a [`Score`] on `[f32; N]`: the bits
 /// [`NeuralScore`] gives for it, with only the packed evaluator reachable, so that firmware
-/// running a packed model leaves the f32 and int8 evaluators out of its flash.
+/// running a packed model leaves the f32 and unpacked evaluators out of its flash.
 #[derive(Clone, Copy, Debug)]
 pub struct PackedScore<'a, const N: usize> {
     model: Model<'a>,
@@ -100,9 +107,9 @@ impl<'a, const N: usize> PackedScore<'a, N> {
     pub fn new(model: Model<'a>) -> Result<Self, ModelError> {
         NeuralScore::<N>::new(model)?;
         ParamError::require(
-            model.header().precision == Precision::Int8Packed,
+            model.header().precision.is_packed(),
             "model",
-            "a packed int8 model (precision 2)",
+            "a packed model (precision 2 or 4)",
         )?;
         Ok(PackedScore { model })
     }
@@ -124,10 +131,10 @@ impl<const N: usize> Score<N> for PackedScore<'_, N> {
     }
 }
 
-/// An unpacked int8 model ([`Precision::Int8`] or [`Precision::Int16x8`]) as a [`Score`] on
-/// `[f32; N]`: the bits [`NeuralScore`] gives for it, with only the integer evaluator
-/// reachable, so that firmware running such a model leaves the f32 and packed evaluators out
-/// of its flash.
+/// An unpacked int8 model ([`Precision::Int8`](super::Precision::Int8) or `Int16x8`) as a
+/// [`Score`] on `[f32; N]`: the bits [`NeuralScore`] gives for it, with only the integer
+/// evaluator reachable, so that firmware running such a model leaves the f32 and packed
+/// evaluators out of its flash.
 #[derive(Clone, Copy, Debug)]
 pub struct Int8Score<'a, const N: usize> {
     score: NeuralScore<'a, N>,
