@@ -188,30 +188,6 @@ fn random_network(dim: u32, fourier: u32, hidden: u32, layers: u32, seed: u64) -
     random_network_in(dim, fourier, hidden, layers, seed, 30, -31..=8)
 }
 
-/// [`random_network_in`] with int16 activations (int16x8): every zero point 0, random
-/// interpolated SiLU tables, biases within ±2^`bias_bits` (2^29 at most keeps every row
-/// within the format's bound on a row's sum).
-fn random_int16x8_network(
-    dim: u32,
-    fourier: u32,
-    hidden: u32,
-    layers: u32,
-    seed: u64,
-    bias_bits: u32,
-    shifts: std::ops::RangeInclusive<i8>,
-) -> Vec<u8> {
-    random_network_of(
-        dim,
-        fourier,
-        hidden,
-        layers,
-        seed,
-        bias_bits,
-        shifts,
-        ActivationWidth::Int16,
-    )
-}
-
 /// A random int8 network like [`random_network`] with biases within ±2^`bias_bits` and
 /// shifts drawn from `shifts`. Small biases and shifts that keep the hidden levels inside
 /// the int8 range make every input's product reach the output's low bits, where biases
@@ -237,7 +213,9 @@ fn random_network_in(
     )
 }
 
-/// A random network of activations `width`, as [`random_network_in`] describes.
+/// A random network of activations `width`, as [`random_network_in`] describes. With int16
+/// activations (int16x8) every zero point is 0 and the SiLU tables are random interpolated
+/// ones; biases within ±2^29 keep every row within the format's bound on a row's sum.
 #[allow(clippy::too_many_arguments)]
 fn random_network_of(
     dim: u32,
@@ -338,30 +316,31 @@ fn random_networks_of_awkward_shapes_give_the_int8_bits() {
 
 #[test]
 fn the_packed_int16x8_reference_model_and_random_ones_give_the_unpacked_bits() {
+    use ActivationWidth::Int16;
     assert_same_bits::<2>(&tinyscore_tests::reference_int16x8().1, 3000, 11);
     // Shapes as for int8: partial row groups, every time-feature tail, data past a word.
     assert_same_bits::<1>(
-        &random_int16x8_network(1, 1, 5, 1, 12, 29, -31..=8),
+        &random_network_of(1, 1, 5, 1, 12, 29, -31..=8, Int16),
         300,
         12,
     );
     assert_same_bits::<5>(
-        &random_int16x8_network(5, 1, 6, 2, 13, 12, -14..=-6),
+        &random_network_of(5, 1, 6, 2, 13, 12, -14..=-6, Int16),
         300,
         13,
     );
     assert_same_bits::<2>(
-        &random_int16x8_network(2, 3, 7, 2, 14, 29, -31..=8),
+        &random_network_of(2, 3, 7, 2, 14, 29, -31..=8, Int16),
         300,
         14,
     );
     assert_same_bits::<3>(
-        &random_int16x8_network(3, 16, 64, 3, 15, 20, -20..=-2),
+        &random_network_of(3, 16, 64, 3, 15, 20, -20..=-2, Int16),
         300,
         15,
     );
     assert_same_bits::<4>(
-        &random_int16x8_network(4, 64, 256, 2, 16, 29, -31..=8),
+        &random_network_of(4, 64, 256, 2, 16, 29, -31..=8, Int16),
         100,
         16,
     );
