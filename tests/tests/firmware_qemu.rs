@@ -202,7 +202,7 @@ fn an_int16x8_model_gives_the_hosts_bits_on_both_cores() {
         "int16x8: {:.0} instructions an evaluation on the M4",
         counts.per_score_lockstep
     );
-    // Packed, the 6 400 MACs take about 15 000 instructions; the portable evaluator takes
+    // Packed, the 6 400 MACs take about 12 000 instructions; the portable evaluator takes
     // about 47 000, so a build that lost the packed layout or its kernels fails here.
     assert!(
         counts.per_score_lockstep < 20_000.0,

@@ -502,14 +502,15 @@ pub(super) trait PackedLevels {
     /// Each row `o < out.len()` of the first layer: its start (the little-endian i32 `o` of
     /// the layer's biases) plus its byte part's sum over the time features' levels at `t`.
     fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]);
-    /// Hidden layer `layer`'s wide part over the levels `from` (`pairs` words a row), its
-    /// requantization and SiLU, as levels into `to`.
+    /// Hidden layer `layer`'s wide part over the levels `wide.1` (`wide.0` words a row), its
+    /// requantization and SiLU, as levels into `to`; `sums` is scratch space for the sums,
+    /// made once for all the points.
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        pairs: usize,
-        from: &[u32],
+        wide: (usize, &[u32]),
         starts: &[u8],
+        sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     );
 }
@@ -558,9 +559,9 @@ impl PackedLevels for Int8Levels {
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        pairs: usize,
-        from: &[u32],
+        (pairs, from): (usize, &[u32]),
         starts: &[u8],
+        _sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     ) {
         let (pre, lut) = layer.activation_table();
@@ -625,14 +626,13 @@ impl PackedLevels for Int16Levels {
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        pairs: usize,
-        from: &[u32],
+        (pairs, from): (usize, &[u32]),
         starts: &[u8],
+        sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     ) {
         let channels = layer.outputs().min(MAX_WIDTH);
-        let mut totals = [0i32; MAX_WIDTH];
-        let totals = &mut totals[..channels];
+        let totals = &mut sums[..channels];
         (model.kernels().wide)(layer.weight_bytes(), pairs, from, starts, totals);
         // The parser read a whole table; the rounding is the file's. Both are settled
         // here, once a layer, so that the loop over the channels holds neither check.
@@ -648,7 +648,7 @@ impl PackedLevels for Int16Levels {
 
 /// Each channel's int16 level for its sum in `totals`, requantized by `requantize` with the
 /// layer's multiplier and shift, clamped to int16 and put through the SiLU table `knots`,
-/// into half `o mod 2` of `to[o / 2]`.
+/// into half `o mod 2` of `to[o / 2]`: two channels a word, the word written whole.
 #[cfg(feature = "int16x8")]
 #[inline(always)]
 fn activate_int16(
@@ -658,15 +658,42 @@ fn activate_int16(
     requantize: impl Fn(i32, i32, i32) -> i32,
     to: &mut [u32],
 ) {
-    let multipliers = layer
-        .multiplier_bytes()
-        .chunks_exact(4)
-        .map(|m| i32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-    let channels = totals.iter().zip(multipliers).zip(layer.shift_bytes());
-    for (o, ((total, multiplier), shift)) in channels.enumerate() {
-        let level = requantize(*total, multiplier, *shift as i8 as i32);
-        let level = level.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
-        set_half(to, o, silu_int16(knots, level));
+    // A function, not a closure, so that it can be inlined into the loop at opt-level "s".
+    #[inline(always)]
+    fn level(
+        requantize: &impl Fn(i32, i32, i32) -> i32,
+        knots: &[u8; SiluTable::INT16_BYTES],
+        total: i32,
+        multiplier: &[u8],
+        shift: u8,
+    ) -> i16 {
+        let multiplier =
+            i32::from_le_bytes([multiplier[0], multiplier[1], multiplier[2], multiplier[3]]);
+        let level = requantize(total, multiplier, shift as i8 as i32);
+        silu_int16(knots, level.clamp(i16::MIN as i32, i16::MAX as i32) as i16)
+    }
+    let (multipliers, shifts) = (layer.multiplier_bytes(), layer.shift_bytes());
+    let pairs = totals
+        .chunks_exact(2)
+        .zip(multipliers.chunks_exact(8))
+        .zip(shifts.chunks_exact(2));
+    for (word, ((total, multiplier), shift)) in to.iter_mut().zip(pairs) {
+        let low = level(&requantize, knots, total[0], &multiplier[..4], shift[0]);
+        let high = level(&requantize, knots, total[1], &multiplier[4..], shift[1]);
+        *word = halves(low as i32, high as i32);
+    }
+    // An odd channel count leaves one channel, the low half of its word.
+    let last = totals.len() - totals.len() % 2;
+    if let (Some(&total), Some(multiplier), Some(&shift)) = (
+        totals.get(last),
+        multipliers.get(4 * last..4 * last + 4),
+        shifts.get(last),
+    ) {
+        set_half(
+            to,
+            last,
+            level(&requantize, knots, total, multiplier, shift),
+        );
     }
 }
 
@@ -734,6 +761,7 @@ pub(super) fn forward<A: PackedLevels>(
     let mut own = [0u32; MAX_DIM / 2];
     let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
     let mut totals = [0i32; MAX_DIM];
+    let mut sums = [0i32; MAX_WIDTH];
     for p in 0..points.count() {
         for d in 0..n {
             set_half(
@@ -756,7 +784,7 @@ pub(super) fn forward<A: PackedLevels>(
                 layer.bias_bytes()
             };
             if i < last {
-                A::hidden(model, layer, pairs, from, starts, to);
+                A::hidden(model, layer, (pairs, from), starts, &mut sums, to);
             } else {
                 let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
                 (kernels.wide)(layer.weight_bytes(), pairs, from, starts, totals);
