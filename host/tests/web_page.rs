@@ -404,6 +404,31 @@ async fn the_page_runs_the_cores_bits_in_chromium() {
         caption.as_str().unwrap().starts_with("block |f32 − int8|"),
         "{caption}"
     );
+    // A model with int16 activations takes the quantized slot under its own name.
+    let int16x8_model = dir.path().join("int16x8.tsm");
+    tinyscore(&[
+        "quantize",
+        f32_model.to_str().unwrap(),
+        "--calib",
+        "moons",
+        "--activations",
+        "int16",
+        "--out",
+        int16x8_model.to_str().unwrap(),
+    ]);
+    let named = js(
+        &client,
+        "window.tinyscore.loadModel(new Uint8Array(arguments[0])); \
+         return document.getElementById('cmp-caption').textContent + ' / ' + \
+         document.querySelector('#target option[value=int8]').textContent;",
+        vec![json!(std::fs::read(&int16x8_model).unwrap())],
+    )
+    .await;
+    let named = named.as_str().unwrap();
+    assert!(
+        named.starts_with("|f32 − int16x8|") && named.contains("/ the int16x8 model: "),
+        "{named}"
+    );
 
     // A corrupt model file: the core's own message, and the page still works.
     let mut corrupt = std::fs::read(&f32_model).unwrap();

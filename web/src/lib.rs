@@ -80,6 +80,21 @@ impl WebTarget {
             .is_some_and(|m| m.header().precision != tinyscore::model::Precision::F32)
     }
 
+    /// What a model's numbers are, as the page names them: `f32`, `int8` or `int16x8` (int8
+    /// weights with int16 activations), packed or not; empty for a mixture.
+    pub fn precision_name(&self) -> String {
+        use tinyscore::model::Precision;
+        let Some(model) = self.0.parsed_model() else {
+            return String::new();
+        };
+        match model.header().precision {
+            Precision::F32 => "f32",
+            p if p.has_int16_activations() => "int16x8",
+            _ => "int8",
+        }
+        .into()
+    }
+
     /// The first time of its grids under `sde` (`vp` or `ve`; a model's own SDE wins).
     pub fn t_max(&self, sde: &str) -> Result<f32, JsError> {
         Ok(self.0.sde(exact_sde(sde)?).t_max())
