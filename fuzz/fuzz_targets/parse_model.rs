@@ -1,7 +1,7 @@
 //! Any bytes into the model parser: it must return Ok or Err, never panic, and a model it
 //! accepts must evaluate without panicking. Each input is parsed twice: as it is (mostly
 //! stopped by the checksum) and with its CRC-32 trailer recomputed, so the fuzzer also
-//! explores every check after the checksum. A model that packs (precision 2) must parse and
+//! explores every check after the checksum. A model that packs (precision 2 or 4) must parse and
 //! give the same noise prediction as the model it was packed from.
 #![no_main]
 
