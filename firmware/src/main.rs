@@ -400,6 +400,30 @@ fn check_kernels() -> Result<(), ()> {
             );
             return Err(());
         }
+        #[cfg(feature = "int16x8")]
+        {
+            use tinyscore::model::packed::{wide_activation16_portable, Requantization16};
+            // Levels over the whole int16 range: the sums stay below 2³⁰ (64 inputs).
+            let levels16: [u32; 32] = core::array::from_fn(|_| next_u32());
+            let mut knots = [0u8; 1026];
+            knots.iter_mut().for_each(|b| *b = next_u32() as u8);
+            let requantization = Requantization16 {
+                multipliers: &multipliers.0,
+                shifts: &shifts,
+                knots: &knots,
+                rounding,
+            };
+            let (mut fast, mut reference) = ([0u32; ROWS / 2], [0u32; ROWS / 2]);
+            (KERNELS.wide_activation16)(w, pairs, &levels16, s, &requantization, &mut fast);
+            wide_activation16_portable(w, pairs, &levels16, s, &requantization, &mut reference);
+            if fast != reference {
+                defmt::println!(
+                    "error: the int16 activation kernels disagree in round {=usize}",
+                    round
+                );
+                return Err(());
+            }
+        }
         let (mut fast, mut reference) = ([0i32; ROWS], [0i32; ROWS]);
         (KERNELS.wide)(w, pairs, &levels, s, &mut fast);
         wide_portable(w, pairs, &levels, s, &mut reference);

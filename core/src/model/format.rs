@@ -1114,8 +1114,9 @@ pub struct Int8Layer<'a> {
     #[cfg(feature = "int16x8")]
     lut16: &'a [u8],
     post: QuantParams,
-    /// Every shift ≤ −1 and every |bias| ≤ 2²⁹: the range of an installed
-    /// [`WideActivationKernel`](super::packed::WideActivationKernel).
+    /// Every shift ≤ −1, and every |bias| ≤ 2²⁹ (int8) or every row's sum below 2³⁰
+    /// (int16x8): the range of an installed fused activation kernel
+    /// ([`WideActivationKernel`](super::packed::WideActivationKernel) and its int16 twin).
     narrow_requantization: bool,
 }
 
@@ -1214,7 +1215,7 @@ impl<'a> Int8Layer<'a> {
     pub(crate) fn post_zero_point(&self) -> i32 {
         self.post.zero_point
     }
-    /// Whether every shift is ≤ −1 and every |bias| ≤ 2²⁹.
+    /// Whether the fused activation kernels take the layer (see the field).
     #[inline(always)]
     pub(crate) fn narrow_requantization(&self) -> bool {
         self.narrow_requantization
@@ -1370,16 +1371,18 @@ fn read_int8_layers<'a>(
             "int8 weight scale",
             "> 0",
         )?;
+        // The largest sum a row can reach, int16 levels reaching ±2¹⁵ (int8 files are
+        // bounded by their biases alone).
+        let mut largest_sum = 0u64;
         if int16 {
-            // Levels reach ±2¹⁵: every row's sum must fit i32 whatever the input.
             let wide = packed.then(|| dims.packed_wide_inputs(i as u32));
+            for o in 0..outputs {
+                let weight_sum = super::packed::row_magnitude(weights, (inputs, outputs), wide, o);
+                let sum = weight_sum * (1 << 15) + i32_at(bias, o).unsigned_abs() as u64;
+                largest_sum = largest_sum.max(sum);
+            }
             ParamError::require(
-                (0..outputs).all(|o| {
-                    let shape = (inputs, outputs);
-                    let weight_sum = super::packed::row_magnitude(weights, shape, wide, o);
-                    weight_sum * (1 << 15) + (i32_at(bias, o).unsigned_abs() as u64)
-                        <= i32::MAX as u64
-                }),
+                largest_sum <= i32::MAX as u64,
                 "int16x8 layer",
                 "|bias| + 2^15·Σ|w| < 2^31 on every row",
             )?;
@@ -1431,8 +1434,14 @@ fn read_int8_layers<'a>(
                 layer.lut = payload.take(SiluTable::INT8_BYTES)?.try_into().ok();
             }
             layer.post = activation_params(payload)?;
-            layer.narrow_requantization = layer.shift.iter().all(|&s| (s as i8) <= -1)
-                && (0..outputs).all(|o| layer.bias(o).unsigned_abs() <= 1 << 29);
+            // What the fused kernels need: a doubled sum still fits i32.
+            let narrow_sums = if int16 {
+                largest_sum < 1 << 30
+            } else {
+                (0..outputs).all(|o| layer.bias(o).unsigned_abs() <= 1 << 29)
+            };
+            layer.narrow_requantization =
+                layer.shift.iter().all(|&s| (s as i8) <= -1) && narrow_sums;
             input = layer.post;
         }
     }

@@ -139,6 +139,38 @@ pub struct Requantization<'a> {
     pub rounding: Rounding,
 }
 
+/// A kernel for an int16x8 hidden layer's wide part and activation: for every channel `o`
+/// below `requantization.shifts.len()`, the [`WideKernel`] total `s_o`, then
+/// `silu_int16(knots, clamp(requantize(s_o, M_o, shift_o), −2¹⁵, 2¹⁵ − 1))` (the int16x8
+/// network's level, [`wide_activation16_portable`]) as an i16 into half `o mod 2` (low first)
+/// of `levels_out[o / 2]`. The model calls an installed one only for layers where every shift
+/// is at most −1 and every row's `|bias| + 2¹⁵·Σ|w|` is below 2³⁰ (so `|s_o| < 2³⁰`), which it
+/// checks when it parses; other layers run the wide kernel and the portable activation.
+#[cfg(feature = "int16x8")]
+pub type WideActivation16Kernel = fn(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization16<'_>,
+    levels_out: &mut [u32],
+);
+
+/// An int16x8 hidden layer's requantization to int16 and its SiLU table, as a
+/// [`WideActivation16Kernel`] takes them.
+#[cfg(feature = "int16x8")]
+#[derive(Clone, Copy, Debug)]
+pub struct Requantization16<'a> {
+    /// Each channel's Q31 multiplier, a little-endian i32.
+    pub multipliers: &'a [u8],
+    /// Each channel's shift, an i8: one for every channel.
+    pub shifts: &'a [u8],
+    /// The interpolated SiLU table's knots, little-endian i16s.
+    pub knots: &'a [u8; SiluTable::INT16_BYTES],
+    /// How the requantization rounds (the model file's).
+    pub rounding: Rounding,
+}
+
 /// The kernels a packed model runs: the portable ones ([`Kernels::PORTABLE`]) unless firmware
 /// installs its own with [`Model::with_kernels`], which must give the same bits.
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +183,9 @@ pub struct Kernels {
     pub wide: WideKernel,
     /// Multiplies the wide part of a hidden layer and applies its activation.
     pub wide_activation: WideActivationKernel,
+    /// Multiplies the wide part of an int16x8 hidden layer and applies its activation.
+    #[cfg(feature = "int16x8")]
+    pub wide_activation16: WideActivation16Kernel,
 }
 
 impl Kernels {
@@ -160,6 +195,8 @@ impl Kernels {
         operands,
         wide: wide_portable,
         wide_activation: wide_activation_portable,
+        #[cfg(feature = "int16x8")]
+        wide_activation16: wide_activation16_portable,
     };
 }
 
@@ -631,30 +668,64 @@ impl PackedLevels for Int16Levels {
         sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     ) {
-        let channels = layer.outputs().min(MAX_WIDTH);
-        let totals = &mut sums[..channels];
-        (model.kernels().wide)(layer.weight_bytes(), pairs, from, starts, totals);
-        // The parser read a whole table; the rounding is the file's. Both are settled
-        // here, once a layer, so that the loop over the channels holds neither check.
+        // The parser read a whole table.
         let Ok(knots) = <&[u8; SiluTable::INT16_BYTES]>::try_from(layer.silu_knots()) else {
             return;
         };
-        match model.header().rounding {
-            Rounding::Double => activate_int16(totals, layer, knots, requantize_parsed, to),
-            Rounding::Single => activate_int16(totals, layer, knots, requantize_single, to),
+        let requantization = Requantization16 {
+            multipliers: layer.multiplier_bytes(),
+            shifts: layer.shift_bytes(),
+            knots,
+            rounding: model.header().rounding,
+        };
+        let weights = layer.weight_bytes();
+        if layer.narrow_requantization() {
+            let activate = model.kernels().wide_activation16;
+            activate(weights, pairs, from, starts, &requantization, to);
+        } else {
+            let totals = &mut sums[..layer.outputs().min(MAX_WIDTH)];
+            (model.kernels().wide)(weights, pairs, from, starts, totals);
+            activate_int16(totals, &requantization, to);
         }
     }
 }
 
-/// Each channel's int16 level for its sum in `totals`, requantized by `requantize` with the
-/// layer's multiplier and shift, clamped to int16 and put through the SiLU table `knots`,
-/// into half `o mod 2` of `to[o / 2]`: two channels a word, the word written whole.
+/// The portable [`WideActivation16Kernel`]: the int16x8 network's own requantization and
+/// table.
+#[cfg(feature = "int16x8")]
+pub fn wide_activation16_portable(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization16<'_>,
+    levels_out: &mut [u32],
+) {
+    let channels = requantization.shifts.len().min(MAX_WIDTH);
+    let mut totals = [0i32; MAX_WIDTH];
+    wide_portable(weights, pairs, levels, starts, &mut totals[..channels]);
+    activate_int16(&totals[..channels], requantization, levels_out);
+}
+
+/// Each channel's int16 level for its sum in `totals`, requantized as `requantization` says,
+/// clamped to int16 and put through its SiLU table, into half `o mod 2` of `to[o / 2]`: two
+/// channels a word, the word written whole. The rounding is settled once a layer, so that
+/// the loop over the channels holds no check of it.
 #[cfg(feature = "int16x8")]
 #[inline(always)]
-fn activate_int16(
+fn activate_int16(totals: &[i32], requantization: &Requantization16<'_>, to: &mut [u32]) {
+    match requantization.rounding {
+        Rounding::Double => activate_int16_with(totals, requantization, requantize_parsed, to),
+        Rounding::Single => activate_int16_with(totals, requantization, requantize_single, to),
+    }
+}
+
+/// [`activate_int16`] with the requantization `requantize`.
+#[cfg(feature = "int16x8")]
+#[inline(always)]
+fn activate_int16_with(
     totals: &[i32],
-    layer: &Int8Layer<'_>,
-    knots: &[u8; SiluTable::INT16_BYTES],
+    requantization: &Requantization16<'_>,
     requantize: impl Fn(i32, i32, i32) -> i32,
     to: &mut [u32],
 ) {
@@ -672,7 +743,12 @@ fn activate_int16(
         let level = requantize(total, multiplier, shift as i8 as i32);
         silu_int16(knots, level.clamp(i16::MIN as i32, i16::MAX as i32) as i16)
     }
-    let (multipliers, shifts) = (layer.multiplier_bytes(), layer.shift_bytes());
+    let Requantization16 {
+        multipliers,
+        shifts,
+        knots,
+        ..
+    } = *requantization;
     let pairs = totals
         .chunks_exact(2)
         .zip(multipliers.chunks_exact(8))

@@ -215,6 +215,8 @@ pub const KERNELS: Kernels = Kernels {
     operands: smlad::operands,
     wide: smlad::wide,
     wide_activation: smlad::wide_activation,
+    #[cfg(feature = "int16x8")]
+    wide_activation16: smlad::wide_activation16,
 };
 /// This core's kernels for packed int8 models: the SMLAD ones where the core has the DSP
 /// extension, else the portable ones.

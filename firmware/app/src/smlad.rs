@@ -26,6 +26,8 @@ use tinyscore::model::packed::{
     operands as operands_portable, rows_portable, wide_activation_portable, wide_portable,
     Requantization, GROUP_ROWS,
 };
+#[cfg(feature = "int16x8")]
+use tinyscore::model::packed::{wide_activation16_portable, Requantization16};
 use tinyscore::model::Rounding;
 
 /// One step: the operands `A, B` of word `k` into r8, r9, word `k` of the four rows into
@@ -193,6 +195,39 @@ macro_rules! wide_activate {
     };
 }
 
+/// [`wide_activate`] for int16 activations (zero point 0): the same requantization, saturated
+/// to int16, then the interpolated SiLU table with its middle knot (level 0) at r10: knot
+/// `256 + (q >> 7)` and the next, `base + ((next − base)·(q & 127) + 64) >> 7`, as
+/// `tinyscore::model::quant::silu_int16` computes it. r11 and lr are free here (the wide
+/// steps' registers), and r9 (1 + 2·pre for int8) is not used.
+#[cfg(feature = "int16x8")]
+#[rustfmt::skip] // One instruction a line.
+macro_rules! wide_activate16 {
+    ($x:literal) => {
+        concat!(
+            "ldr r12, [r2], #4\n",
+            "lsls ", $x, ", ", $x, ", #1\n",
+            high_multiply!(), " ", $x, ", ", $x, ", r12\n",
+            "ldrsb r12, [r8], #1\n",
+            "mvns r12, r12\n",
+            toward_zero!($x),
+            "asrs ", $x, ", ", $x, ", r12\n",
+            "adds ", $x, ", ", $x, ", #1\n",
+            "ssat ", $x, ", #16, ", $x, ", asr #1\n",
+            "asrs r11, ", $x, ", #7\n",
+            "add r11, r10, r11, lsl #1\n",
+            "ldrsh r12, [r11]\n",
+            "ldrsh lr, [r11, #2]\n",
+            "subs lr, lr, r12\n",
+            "and r11, ", $x, ", #127\n",
+            "mul lr, lr, r11\n",
+            "adds lr, lr, #64\n",
+            "add ", $x, ", r12, lr, asr #7\n",
+            "strh ", $x, ", [r3], #2\n",
+        )
+    };
+}
+
 /// Double rounding: the doubling high multiply rounds (`SMMULR`), and the shift rounds half
 /// away from zero (`x − 1` for a negative `x` first).
 #[cfg(not(tinyscore_single_rounding))]
@@ -246,75 +281,83 @@ const FUSED_ROUNDING: Rounding = if cfg!(tinyscore_single_rounding) {
 //   q = SSAT₈((x >> (e − 1)) + 1 + 2·pre) >> 1)      = ⌊(x + 2^(e−1)) / 2^e⌋ + pre, clamped
 // which is ⌊(k·M + 2^(30+e)) / 2^(31+e)⌋ + pre: the 64-bit product rounded once, ties up
 // (adding 2^(e−1)·2³¹ after the floor of k·M / 2³¹ changes no bit of the quotient).
-core::arch::global_asm!(
-    ".section .text.tinyscore_wide_groups,\"ax\",%progbits",
-    ".global tinyscore_wide_groups",
-    ".p2align 2",
-    ".thumb_func",
-    ".type tinyscore_wide_groups, %function",
-    "tinyscore_wide_groups:",
-    "push {{r4-r11, lr}}",
-    "ldm r2, {{r4-r12}}",
-    // [sp] levels, [sp, #4] iterations, [sp, #8] steps, [sp, #12] single, [sp, #16] the end
-    // of out, [sp, #20] starts, [sp, #24] multipliers, [sp, #28] shifts, [sp, #32]
-    // 1 + 2·pre, [sp, #36] lut + 128.
-    "push {{r1, r4-r12}}",
-    "2:",
-    "ldr r2, [sp, #20]",
-    "ldm r2!, {{r4-r7}}",
-    "str r2, [sp, #20]",
-    "ldr r1, [sp]",
-    "ldr r2, [sp, #4]",
-    // CBZ reaches 126 bytes forward; the loop is 322.
-    "cmp r2, #0",
-    "beq 3f",
-    "1:",
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    wide_double!(),
-    "subs r2, r2, #1",
-    "bne 1b",
-    "3:",
-    "ldr r2, [sp, #8]",
-    "cbz r2, 5f",
-    "4:",
-    wide_double!(),
-    "subs r2, r2, #1",
-    "bne 4b",
-    "5:",
-    "ldr r2, [sp, #12]",
-    "cbz r2, 6f",
-    "ldr r8, [r1], #4",
-    "ldm r0!, {{r10, r11, r12, lr}}",
-    "smlad r4, r10, r8, r4",
-    "smlad r5, r11, r8, r5",
-    "smlad r6, r12, r8, r6",
-    "smlad r7, lr, r8, r7",
-    "6:",
-    "add r1, sp, #24",
-    "ldm r1, {{r2, r8, r9, r10}}",
-    "cbnz r2, 7f",
-    "stm r3!, {{r4-r7}}",
-    "b 8f",
-    "7:",
-    wide_activate!("r4"),
-    wide_activate!("r5"),
-    wide_activate!("r6"),
-    wide_activate!("r7"),
-    "stm r1, {{r2, r8}}",
-    "8:",
-    "ldr r2, [sp, #16]",
-    "cmp r3, r2",
-    "bne 2b",
-    "add sp, sp, #40",
-    "pop {{r4-r11, pc}}",
-    ".size tinyscore_wide_groups, . - tinyscore_wide_groups",
-);
+macro_rules! wide_groups_function {
+    ($name:literal, $activate:ident) => {
+        core::arch::global_asm!(
+            concat!(".section .text.", $name, ",\"ax\",%progbits"),
+            concat!(".global ", $name),
+            ".p2align 2",
+            ".thumb_func",
+            concat!(".type ", $name, ", %function"),
+            concat!($name, ":"),
+            "push {{r4-r11, lr}}",
+            "ldm r2, {{r4-r12}}",
+            // [sp] levels, [sp, #4] iterations, [sp, #8] steps, [sp, #12] single, [sp, #16] the end
+            // of out, [sp, #20] starts, [sp, #24] multipliers, [sp, #28] shifts, [sp, #32]
+            // 1 + 2·pre, [sp, #36] lut + 128.
+            "push {{r1, r4-r12}}",
+            "2:",
+            "ldr r2, [sp, #20]",
+            "ldm r2!, {{r4-r7}}",
+            "str r2, [sp, #20]",
+            "ldr r1, [sp]",
+            "ldr r2, [sp, #4]",
+            // CBZ reaches 126 bytes forward; the loop is 322.
+            "cmp r2, #0",
+            "beq 3f",
+            "1:",
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            wide_double!(),
+            "subs r2, r2, #1",
+            "bne 1b",
+            "3:",
+            "ldr r2, [sp, #8]",
+            "cbz r2, 5f",
+            "4:",
+            wide_double!(),
+            "subs r2, r2, #1",
+            "bne 4b",
+            "5:",
+            "ldr r2, [sp, #12]",
+            "cbz r2, 6f",
+            "ldr r8, [r1], #4",
+            "ldm r0!, {{r10, r11, r12, lr}}",
+            "smlad r4, r10, r8, r4",
+            "smlad r5, r11, r8, r5",
+            "smlad r6, r12, r8, r6",
+            "smlad r7, lr, r8, r7",
+            "6:",
+            "add r1, sp, #24",
+            "ldm r1, {{r2, r8, r9, r10}}",
+            "cbnz r2, 7f",
+            "stm r3!, {{r4-r7}}",
+            "b 8f",
+            "7:",
+            $activate!("r4"),
+            $activate!("r5"),
+            $activate!("r6"),
+            $activate!("r7"),
+            "stm r1, {{r2, r8}}",
+            "8:",
+            "ldr r2, [sp, #16]",
+            "cmp r3, r2",
+            "bne 2b",
+            "add sp, sp, #40",
+            "pop {{r4-r11, pc}}",
+            concat!(".size ", $name, ", . - ", $name),
+        );
+    };
+}
+
+wide_groups_function!("tinyscore_wide_groups", wide_activate);
+#[cfg(feature = "int16x8")]
+wide_groups_function!("tinyscore_wide_groups16", wide_activate16);
 
 // tinyscore_wide_rows(weights: r0, levels: r1, shape: r2 = &[runs of four words, single
 // words, rows, address of the starts], totals: r3): rows of a wide part one after another,
@@ -426,6 +469,13 @@ extern "C" {
         levels: *const u32,
         shape: *const [usize; 4],
         totals: *mut i32,
+    );
+    #[cfg(feature = "int16x8")]
+    fn tinyscore_wide_groups16(
+        weights: *const u8,
+        levels: *const u32,
+        shape: *const [usize; 9],
+        out: *mut u8,
     );
 }
 
@@ -631,6 +681,73 @@ pub fn wide_activation(
             rounding,
         };
         wide_activation_portable(
+            &weights[4 * pairs * done..],
+            pairs,
+            levels,
+            &starts[4 * done..],
+            &rest,
+            &mut levels_out[done / 2..],
+        );
+    }
+}
+
+/// The int16 activation kernel (a `tinyscore::model::packed::WideActivation16Kernel`): the
+/// assembly for the groups of four channels where the slices fit, the portable kernel for
+/// the channels left over and otherwise.
+#[cfg(feature = "int16x8")]
+pub fn wide_activation16(
+    weights: &[u8],
+    pairs: usize,
+    levels: &[u32],
+    starts: &[u8],
+    requantization: &Requantization16<'_>,
+    levels_out: &mut [u32],
+) {
+    let Requantization16 {
+        multipliers,
+        shifts,
+        knots,
+        rounding,
+    } = *requantization;
+    let channels = shifts.len();
+    let groups = channels / GROUP_ROWS;
+    let fits = groups > 0
+        && rounding == FUSED_ROUNDING
+        && wide_fits(weights, pairs, levels, starts, channels)
+        && multipliers.len() >= 4 * channels
+        && word_aligned(multipliers)
+        && levels_out.len() >= channels.div_ceil(2);
+    if !fits {
+        wide_activation16_portable(weights, pairs, levels, starts, requantization, levels_out);
+        return;
+    }
+    let [iterations, steps, single] = wide_counts(pairs);
+    let out = levels_out.as_mut_ptr() as *mut u8;
+    let end = out as usize + 8 * groups;
+    let shape = [
+        iterations,
+        steps,
+        single,
+        end,
+        starts.as_ptr() as usize,
+        multipliers.as_ptr() as usize,
+        shifts.as_ptr() as usize,
+        0,
+        // The knot of level 0, the table's 257th.
+        knots.as_ptr() as usize + 512,
+    ];
+    // SAFETY: as in `wide_activation`, reading knots[2·(256 + (q >> 7))..][..4] for a q the
+    // SSAT keeps in the int16 range (within the 1 026 bytes).
+    unsafe { tinyscore_wide_groups16(weights.as_ptr(), levels.as_ptr(), &shape, out) };
+    let done = groups * GROUP_ROWS;
+    if done < channels {
+        let rest = Requantization16 {
+            multipliers: &multipliers[4 * done..],
+            shifts: &shifts[done..],
+            knots,
+            rounding,
+        };
+        wide_activation16_portable(
             &weights[4 * pairs * done..],
             pairs,
             levels,
