@@ -72,7 +72,7 @@ use super::format::{f32_at, i32_at, Header, Int8Layer, Precision, CHECKSUM_LEN, 
 use super::format::{MAX_DIM as MAX_DIM_U32, MAX_WIDTH};
 use super::int8::{for_each_time_level, Activation};
 #[cfg(feature = "int16x8")]
-use super::quant::{requantize_parsed, requantize_single, silu_int16};
+use super::quant::{requantize_with, silu_int16};
 use super::quant::{QuantParams, Rounding};
 use super::{Model, ModelError};
 use crate::error::ParamError;
@@ -539,15 +539,14 @@ pub(super) trait PackedLevels {
     /// Each row `o < out.len()` of the first layer: its start (the little-endian i32 `o` of
     /// the layer's biases) plus its byte part's sum over the time features' levels at `t`.
     fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]);
-    /// Hidden layer `layer`'s wide part over the levels `wide.1` (`wide.0` words a row), its
-    /// requantization and SiLU, as levels into `to`; `sums` is scratch space for the sums,
-    /// made once for all the points.
+    /// Hidden layer `layer`'s wide part over the levels `from` (`pairs` words a row), its
+    /// requantization and SiLU, as levels into `to`.
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        wide: (usize, &[u32]),
+        pairs: usize,
+        from: &[u32],
         starts: &[u8],
-        sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     );
 }
@@ -596,9 +595,9 @@ impl PackedLevels for Int8Levels {
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        (pairs, from): (usize, &[u32]),
+        pairs: usize,
+        from: &[u32],
         starts: &[u8],
-        _sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     ) {
         let (pre, lut) = layer.activation_table();
@@ -663,9 +662,9 @@ impl PackedLevels for Int16Levels {
     fn hidden(
         model: &Model<'_>,
         layer: &Int8Layer<'_>,
-        (pairs, from): (usize, &[u32]),
+        pairs: usize,
+        from: &[u32],
         starts: &[u8],
-        sums: &mut [i32; MAX_WIDTH],
         to: &mut [u32],
     ) {
         // The parser read a whole table.
@@ -678,15 +677,19 @@ impl PackedLevels for Int16Levels {
             knots,
             rounding: model.header().rounding,
         };
-        let weights = layer.weight_bytes();
-        if layer.narrow_requantization() {
-            let activate = model.kernels().wide_activation16;
-            activate(weights, pairs, from, starts, &requantization, to);
+        let activate = if layer.narrow_requantization() {
+            model.kernels().wide_activation16
         } else {
-            let totals = &mut sums[..layer.outputs().min(MAX_WIDTH)];
-            (model.kernels().wide)(weights, pairs, from, starts, totals);
-            activate_int16(totals, &requantization, to);
-        }
+            wide_activation16_portable
+        };
+        activate(
+            layer.weight_bytes(),
+            pairs,
+            from,
+            starts,
+            &requantization,
+            to,
+        );
     }
 }
 
@@ -708,68 +711,21 @@ pub fn wide_activation16_portable(
 }
 
 /// Each channel's int16 level for its sum in `totals`, requantized as `requantization` says,
-/// clamped to int16 and put through its SiLU table, into half `o mod 2` of `to[o / 2]`: two
-/// channels a word, the word written whole. The rounding is settled once a layer, so that
-/// the loop over the channels holds no check of it.
+/// clamped to int16 and put through its SiLU table, into half `o mod 2` of `to[o / 2]`.
 #[cfg(feature = "int16x8")]
-#[inline(always)]
 fn activate_int16(totals: &[i32], requantization: &Requantization16<'_>, to: &mut [u32]) {
-    match requantization.rounding {
-        Rounding::Double => activate_int16_with(totals, requantization, requantize_parsed, to),
-        Rounding::Single => activate_int16_with(totals, requantization, requantize_single, to),
-    }
-}
-
-/// [`activate_int16`] with the requantization `requantize`.
-#[cfg(feature = "int16x8")]
-#[inline(always)]
-fn activate_int16_with(
-    totals: &[i32],
-    requantization: &Requantization16<'_>,
-    requantize: impl Fn(i32, i32, i32) -> i32,
-    to: &mut [u32],
-) {
-    // A function, not a closure, so that it can be inlined into the loop at opt-level "s".
-    #[inline(always)]
-    fn level(
-        requantize: &impl Fn(i32, i32, i32) -> i32,
-        knots: &[u8; SiluTable::INT16_BYTES],
-        total: i32,
-        multiplier: &[u8],
-        shift: u8,
-    ) -> i16 {
-        let multiplier =
-            i32::from_le_bytes([multiplier[0], multiplier[1], multiplier[2], multiplier[3]]);
-        let level = requantize(total, multiplier, shift as i8 as i32);
-        silu_int16(knots, level.clamp(i16::MIN as i32, i16::MAX as i32) as i16)
-    }
     let Requantization16 {
         multipliers,
         shifts,
         knots,
-        ..
+        rounding,
     } = *requantization;
-    let pairs = totals
-        .chunks_exact(2)
-        .zip(multipliers.chunks_exact(8))
-        .zip(shifts.chunks_exact(2));
-    for (word, ((total, multiplier), shift)) in to.iter_mut().zip(pairs) {
-        let low = level(&requantize, knots, total[0], &multiplier[..4], shift[0]);
-        let high = level(&requantize, knots, total[1], &multiplier[4..], shift[1]);
-        *word = halves(low as i32, high as i32);
-    }
-    // An odd channel count leaves one channel, the low half of its word.
-    let last = totals.len() - totals.len() % 2;
-    if let (Some(&total), Some(multiplier), Some(&shift)) = (
-        totals.get(last),
-        multipliers.get(4 * last..4 * last + 4),
-        shifts.get(last),
-    ) {
-        set_half(
-            to,
-            last,
-            level(&requantize, knots, total, multiplier, shift),
-        );
+    let multipliers = (0..).map(|o| i32_at(multipliers, o));
+    for (o, ((total, multiplier), shift)) in totals.iter().zip(multipliers).zip(shifts).enumerate()
+    {
+        let level = requantize_with(rounding, *total, multiplier, *shift as i8 as i32);
+        let level = level.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+        set_half(to, o, silu_int16(knots, level));
     }
 }
 
@@ -837,7 +793,6 @@ pub(super) fn forward<A: PackedLevels>(
     let mut own = [0u32; MAX_DIM / 2];
     let mut hidden = [[0u32; MAX_WIDTH / 2]; 2];
     let mut totals = [0i32; MAX_DIM];
-    let mut sums = [0i32; MAX_WIDTH];
     for p in 0..points.count() {
         for d in 0..n {
             set_half(
@@ -860,7 +815,7 @@ pub(super) fn forward<A: PackedLevels>(
                 layer.bias_bytes()
             };
             if i < last {
-                A::hidden(model, layer, (pairs, from), starts, &mut sums, to);
+                A::hidden(model, layer, pairs, from, starts, to);
             } else {
                 let totals = &mut totals[..layer.outputs().min(MAX_DIM)];
                 (kernels.wide)(layer.weight_bytes(), pairs, from, starts, totals);
