@@ -694,7 +694,7 @@ impl PackedLevels for Int16Levels {
 }
 
 /// The portable [`WideActivation16Kernel`]: the int16x8 network's own requantization and
-/// table.
+/// table, so also the reference for layers outside an installed kernel's range.
 #[cfg(feature = "int16x8")]
 pub fn wide_activation16_portable(
     weights: &[u8],
@@ -704,28 +704,21 @@ pub fn wide_activation16_portable(
     requantization: &Requantization16<'_>,
     levels_out: &mut [u32],
 ) {
-    let channels = requantization.shifts.len().min(MAX_WIDTH);
-    let mut totals = [0i32; MAX_WIDTH];
-    wide_portable(weights, pairs, levels, starts, &mut totals[..channels]);
-    activate_int16(&totals[..channels], requantization, levels_out);
-}
-
-/// Each channel's int16 level for its sum in `totals`, requantized as `requantization` says,
-/// clamped to int16 and put through its SiLU table, into half `o mod 2` of `to[o / 2]`.
-#[cfg(feature = "int16x8")]
-fn activate_int16(totals: &[i32], requantization: &Requantization16<'_>, to: &mut [u32]) {
     let Requantization16 {
         multipliers,
         shifts,
         knots,
         rounding,
     } = *requantization;
-    let multipliers = (0..).map(|o| i32_at(multipliers, o));
-    for (o, ((total, multiplier), shift)) in totals.iter().zip(multipliers).zip(shifts).enumerate()
-    {
-        let level = requantize_with(rounding, *total, multiplier, *shift as i8 as i32);
-        let level = level.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
-        set_half(to, o, silu_int16(knots, level));
+    let channels = shifts.len();
+    for b in 0..wide_blocks(channels) {
+        let (first, count, block) = wide_block(weights, pairs, levels, starts, channels, b);
+        for (o, total) in (first..first + count).zip(block) {
+            let shift = shifts.get(o).map_or(0, |&s| s as i8 as i32);
+            let level = requantize_with(rounding, total, i32_at(multipliers, o), shift);
+            let level = level.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+            set_half(levels_out, o, silu_int16(knots, level));
+        }
     }
 }
 
