@@ -137,25 +137,14 @@ pub fn silu_table_int16(input: QuantParams, output: QuantParams) -> [i16; SILU16
 /// is an int16 level. A shorter table reads its missing entries as 0.
 #[inline(always)]
 pub fn silu_int16(table: &[u8], q: i16) -> i16 {
-    // The level's bits offset by 2¹⁵, in steps of 128: 0..=511.
-    let index = ((q as u16 ^ 0x8000) >> 7) as usize;
+    let index = ((q as i32 - i16::MIN as i32) >> 7) as usize; // 0..=511
     let offset = q as i32 & (SILU16_STEP - 1);
-    let (base, next) = match <&[u8; 2 * SILU16_ENTRIES]>::try_from(table) {
-        // A whole table: both knots in range, with no check left in the loop that calls it.
-        Ok(whole) => {
-            let at = 2 * index;
-            let knot = |k: usize| i16::from_le_bytes([whole[k], whole[k + 1]]) as i32;
-            (knot(at), knot(at + 2))
-        }
-        Err(_) => {
-            let entry = |k: usize| {
-                table
-                    .get(2 * k..2 * k + 2)
-                    .map_or(0, |b| i16::from_le_bytes([b[0], b[1]]) as i32)
-            };
-            (entry(index), entry(index + 1))
-        }
+    let entry = |k: usize| {
+        table
+            .get(2 * k..2 * k + 2)
+            .map_or(0, |b| i16::from_le_bytes([b[0], b[1]]) as i32)
     };
+    let (base, next) = (entry(index), entry(index + 1));
     (base + (((next - base) * offset + 64) >> 7)) as i16
 }
 
