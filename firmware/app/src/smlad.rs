@@ -620,6 +620,59 @@ pub fn wide(weights: &[u8], pairs: usize, levels: &[u32], starts: &[u8], totals:
     }
 }
 
+/// The signature of the fused wide-groups assembly (`tinyscore_wide_groups` and its int16
+/// twin).
+type WideGroups = unsafe extern "C" fn(*const u8, *const u32, *const [usize; 9], *mut u8);
+
+/// Runs `assembly` on the groups of four channels of a hidden layer where the slices fit,
+/// its activation reading its table through `table` (the shape's last two words), and
+/// returns the channels it did; `None` where they do not fit (the caller then runs the
+/// portable kernel on every channel).
+///
+/// # Safety
+/// `table` must be what `assembly`'s activation expects, so that every read it makes
+/// through them is within its table.
+#[inline(always)]
+unsafe fn fused_groups(
+    assembly: WideGroups,
+    (weights, pairs, levels, starts): (&[u8], usize, &[u32], &[u8]),
+    (multipliers, shifts, rounding): (&[u8], &[u8], Rounding),
+    table: [usize; 2],
+    levels_out: &mut [u32],
+) -> Option<usize> {
+    let channels = shifts.len();
+    let groups = channels / GROUP_ROWS;
+    let fits = groups > 0
+        && rounding == FUSED_ROUNDING
+        && wide_fits(weights, pairs, levels, starts, channels)
+        && multipliers.len() >= 4 * channels
+        && word_aligned(multipliers)
+        && levels_out.len() >= channels.div_ceil(2);
+    if !fits {
+        return None;
+    }
+    let [iterations, steps, single] = wide_counts(pairs);
+    let out = levels_out.as_mut_ptr() as *mut u8;
+    let end = out as usize + 8 * groups;
+    let shape = [
+        iterations,
+        steps,
+        single,
+        end,
+        starts.as_ptr() as usize,
+        multipliers.as_ptr() as usize,
+        shifts.as_ptr() as usize,
+        table[0],
+        table[1],
+    ];
+    // SAFETY: as in `wide` for the groups' weights, levels and starts; reads
+    // multipliers[..16·groups] (word-aligned) and shifts[..4·groups], and the table as the
+    // caller promises; writes levels_out[..2·groups]; restores the registers AAPCS makes it
+    // keep.
+    unsafe { assembly(weights.as_ptr(), levels.as_ptr(), &shape, out) };
+    Some(groups * GROUP_ROWS)
+}
+
 /// The wide activation kernel (a `tinyscore::model::packed::WideActivationKernel`): the
 /// assembly for the groups of four channels where the slices fit, the portable kernel for
 /// the channels left over and otherwise.
@@ -638,47 +691,25 @@ pub fn wide_activation(
         lut,
         rounding,
     } = *requantization;
-    let channels = shifts.len();
-    let groups = channels / GROUP_ROWS;
-    let fits = groups > 0
-        && rounding == FUSED_ROUNDING
-        && wide_fits(weights, pairs, levels, starts, channels)
-        && multipliers.len() >= 4 * channels
-        && word_aligned(multipliers)
-        && levels_out.len() >= channels.div_ceil(2);
-    if !fits {
-        wide_activation_portable(weights, pairs, levels, starts, requantization, levels_out);
-        return;
-    }
-    let [iterations, steps, single] = wide_counts(pairs);
-    let out = levels_out.as_mut_ptr() as *mut u8;
-    let end = out as usize + 8 * groups;
-    let shape = [
-        iterations,
-        steps,
-        single,
-        end,
-        starts.as_ptr() as usize,
-        multipliers.as_ptr() as usize,
-        shifts.as_ptr() as usize,
-        (1 + 2 * pre) as usize,
-        lut.as_ptr() as usize + 128,
-    ];
-    // SAFETY: as in `wide` for the groups' weights, levels and starts; reads
-    // multipliers[..16·groups] (word-aligned), shifts[..4·groups] and lut[q + 128] for a q the
-    // SSAT keeps in −128..=127; writes levels_out[..2·groups]; restores the registers AAPCS
-    // makes it keep.
-    unsafe { tinyscore_wide_groups(weights.as_ptr(), levels.as_ptr(), &shape, out) };
-    let done = groups * GROUP_ROWS;
-    if done < channels {
+    let table = [(1 + 2 * pre) as usize, lut.as_ptr() as usize + 128];
+    // SAFETY: the activation reads lut[q + 128] for a q the SSAT keeps in −128..=127.
+    let done = unsafe {
+        fused_groups(
+            tinyscore_wide_groups,
+            (weights, pairs, levels, starts),
+            (multipliers, shifts, rounding),
+            table,
+            levels_out,
+        )
+    };
+    let done = done.unwrap_or(0);
+    if done < shifts.len() {
         // The channels left over, one after another after the groups (an even count done, so
-        // their levels start a word).
+        // their levels start a word), or all of them.
         let rest = Requantization {
             multipliers: &multipliers[4 * done..],
             shifts: &shifts[done..],
-            pre,
-            lut,
-            rounding,
+            ..*requantization
         };
         wide_activation_portable(
             &weights[4 * pairs * done..],
@@ -709,43 +740,25 @@ pub fn wide_activation16(
         knots,
         rounding,
     } = *requantization;
-    let channels = shifts.len();
-    let groups = channels / GROUP_ROWS;
-    let fits = groups > 0
-        && rounding == FUSED_ROUNDING
-        && wide_fits(weights, pairs, levels, starts, channels)
-        && multipliers.len() >= 4 * channels
-        && word_aligned(multipliers)
-        && levels_out.len() >= channels.div_ceil(2);
-    if !fits {
-        wide_activation16_portable(weights, pairs, levels, starts, requantization, levels_out);
-        return;
-    }
-    let [iterations, steps, single] = wide_counts(pairs);
-    let out = levels_out.as_mut_ptr() as *mut u8;
-    let end = out as usize + 8 * groups;
-    let shape = [
-        iterations,
-        steps,
-        single,
-        end,
-        starts.as_ptr() as usize,
-        multipliers.as_ptr() as usize,
-        shifts.as_ptr() as usize,
-        0,
-        // The knot of level 0, the table's 257th.
-        knots.as_ptr() as usize + 512,
-    ];
-    // SAFETY: as in `wide_activation`, reading knots[2·(256 + (q >> 7))..][..4] for a q the
-    // SSAT keeps in the int16 range (within the 1 026 bytes).
-    unsafe { tinyscore_wide_groups16(weights.as_ptr(), levels.as_ptr(), &shape, out) };
-    let done = groups * GROUP_ROWS;
-    if done < channels {
+    // The knot of level 0, the table's 257th.
+    let table = [0, knots.as_ptr() as usize + 512];
+    // SAFETY: the activation reads knots[2·(256 + (q >> 7))..][..4] for a q the SSAT keeps in
+    // the int16 range: within the 1 026 bytes.
+    let done = unsafe {
+        fused_groups(
+            tinyscore_wide_groups16,
+            (weights, pairs, levels, starts),
+            (multipliers, shifts, rounding),
+            table,
+            levels_out,
+        )
+    };
+    let done = done.unwrap_or(0);
+    if done < shifts.len() {
         let rest = Requantization16 {
             multipliers: &multipliers[4 * done..],
             shifts: &shifts[done..],
-            knots,
-            rounding,
+            ..*requantization
         };
         wide_activation16_portable(
             &weights[4 * pairs * done..],
