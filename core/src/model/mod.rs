@@ -326,13 +326,13 @@ impl<'a> Model<'a> {
                 int8::forward::<L, int8::Int16Levels>(self, layers, a, t, observer)
             }
             Layers::Int8Packed(layers) => {
-                packed::forward::<packed::Int8Levels>(self, layers, t, &mut score::Lanes(a));
+                packed::forward::<packed::Int8Activations>(self, layers, t, &mut score::Lanes(a));
                 let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
                 &a[..n]
             }
             #[cfg(feature = "int16x8")]
             Layers::Int16x8Packed(layers) => {
-                packed::forward::<packed::Int16Levels>(self, layers, t, &mut score::Lanes(a));
+                packed::forward::<packed::Int16Activations>(self, layers, t, &mut score::Lanes(a));
                 let n = (self.header.dims.dim as usize).min(MAX_WIDTH);
                 &a[..n]
             }

@@ -532,12 +532,13 @@ pub(super) trait Points {
 
 /// What a packed network's activations are: how a point's coordinates, the shared time
 /// features and a hidden layer's sums become the 16-bit levels the wide parts multiply.
-pub(super) trait PackedLevels {
+pub(super) trait PackedActivations {
     /// The level of coordinate `real` in the input tensor `q` (int8 files: the level itself,
     /// its zero point being folded into the first layer's biases).
     fn input(q: QuantParams, real: f32) -> i16;
     /// Each row `o < out.len()` of the first layer: its start (the little-endian i32 `o` of
-    /// the layer's biases) plus its byte part's sum over the time features' levels at `t`.
+    /// the layer's biases) plus its sum over the time features' levels at `t` (the part of
+    /// its weights after the data coordinates', [`time_part`]).
     fn time_sums(model: &Model<'_>, first: &Int8Layer<'_>, t: f32, out: &mut [i32]);
     /// Hidden layer `layer`'s wide part over the levels `from` (`pairs` words a row), its
     /// requantization and SiLU, as levels into `to`.
@@ -551,11 +552,21 @@ pub(super) trait PackedLevels {
     );
 }
 
+/// The first layer's weights of the time features: those after the wide part of the `n`
+/// data coordinates (`⌈n/2⌉` words a row, `rows` rows).
+#[inline(always)]
+fn time_part<'a>(first: &Int8Layer<'a>, n: usize, rows: usize) -> &'a [u8] {
+    first
+        .weight_bytes()
+        .get(4 * n.div_ceil(2) * rows..)
+        .unwrap_or(&[])
+}
+
 /// int8 activations ([`Precision::Int8Packed`]): the byte part's `SMLAD` trick and the fused
 /// requantization and table.
-pub(super) struct Int8Levels;
+pub(super) struct Int8Activations;
 
-impl PackedLevels for Int8Levels {
+impl PackedActivations for Int8Activations {
     #[inline(always)]
     fn input(q: QuantParams, real: f32) -> i16 {
         q.quantize(real) as i16
@@ -576,10 +587,7 @@ impl PackedLevels for Int8Levels {
                 }
             },
         );
-        let byte_part = first
-            .weight_bytes()
-            .get(4 * n.div_ceil(2) * out.len()..)
-            .unwrap_or(&[]);
+        let byte_part = time_part(first, n, out.len());
         let time_inputs = first.inputs().saturating_sub(n).min(MAX_WIDTH);
         byte_sums(
             model.kernels(),
@@ -626,13 +634,13 @@ impl PackedLevels for Int8Levels {
 
 /// int16 activations ([`Precision::Int16x8Packed`]): the time features' levels are 16-bit
 /// too, so their weights are a second wide part (summed once for all points, by the same
-/// kernel), and a hidden layer's sums are requantized to int16 and put through the
-/// interpolated SiLU table after the wide kernel.
+/// kernel), and a hidden layer runs the [`WideActivation16Kernel`], which requantizes each
+/// sum to int16 and interpolates the SiLU table.
 #[cfg(feature = "int16x8")]
-pub(super) struct Int16Levels;
+pub(super) struct Int16Activations;
 
 #[cfg(feature = "int16x8")]
-impl PackedLevels for Int16Levels {
+impl PackedActivations for Int16Activations {
     #[inline(always)]
     fn input(q: QuantParams, real: f32) -> i16 {
         q.quantize_int16(real)
@@ -649,11 +657,7 @@ impl PackedLevels for Int16Levels {
             |v| input.quantize_int16(v),
             |i, q| set_half(&mut levels, i.wrapping_sub(n), q),
         );
-        // The second wide part, after the first's `⌈N/2⌉` words a row.
-        let weights = first
-            .weight_bytes()
-            .get(4 * n.div_ceil(2) * out.len()..)
-            .unwrap_or(&[]);
+        let weights = time_part(first, n, out.len());
         let pairs = first.inputs().saturating_sub(n).min(MAX_WIDTH).div_ceil(2);
         (model.kernels().wide)(weights, pairs, &levels, first.bias_bytes(), out);
     }
@@ -757,7 +761,7 @@ pub(crate) fn row_magnitude(
 /// it runs, not in the frame of every evaluator that might call it.
 #[cfg_attr(not(target_os = "none"), inline(always))]
 #[cfg_attr(target_os = "none", inline(never))]
-pub(super) fn forward<A: PackedLevels>(
+pub(super) fn forward<A: PackedActivations>(
     model: &Model<'_>,
     layers: &[Int8Layer<'_>],
     t: f32,

@@ -82,11 +82,11 @@ fn packed_scores<const N: usize>(
     };
     match model.layers() {
         Layers::Int8Packed(layers) => {
-            packed::forward::<packed::Int8Levels>(model, layers, t, &mut points)
+            packed::forward::<packed::Int8Activations>(model, layers, t, &mut points)
         }
         #[cfg(feature = "int16x8")]
         Layers::Int16x8Packed(layers) => {
-            packed::forward::<packed::Int16Levels>(model, layers, t, &mut points)
+            packed::forward::<packed::Int16Activations>(model, layers, t, &mut points)
         }
         _ => return false,
     }
