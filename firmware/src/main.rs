@@ -405,7 +405,7 @@ fn check_kernels() -> Result<(), ()> {
             use tinyscore::model::packed::{wide_activation16_portable, Requantization16};
             // Levels over the whole int16 range: the sums stay below 2³⁰ (64 inputs).
             let levels16: [u32; 32] = core::array::from_fn(|_| next_u32());
-            let mut knots = [0u8; 1026];
+            let mut knots = [0u8; tinyscore::model::format::SiluTable::INT16_BYTES];
             knots.iter_mut().for_each(|b| *b = next_u32() as u8);
             let requantization = Requantization16 {
                 multipliers: &multipliers.0,
